@@ -1,0 +1,1 @@
+"""Faust agents: the only writers of business state."""

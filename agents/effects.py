@@ -1,0 +1,83 @@
+"""What agents do to the outside world, behind one small interface.
+
+Agents decide; ``Effects`` carries the decision out. Production effects write
+to Kafka through the Faust app's producer and to MongoDB; unit tests record
+them. Every effect must be safe to repeat (at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import faust
+
+from config import Settings
+from stores.mongo import database, ensure_indexes, mongo_client
+from stores.users import UserRepository
+from streams.envelope import Envelope
+from streams.topics import CATALOGUE
+
+
+class Effects(Protocol):
+    """The side effects an agent may cause."""
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    async def emit(self, topic: str, envelope: Envelope) -> None:
+        """Publish ``envelope`` on catalogue topic ``topic`` keyed by its aggregate key."""
+
+    async def push(self, channel: str, envelope: Envelope) -> None:
+        """Publish ``envelope`` to real-time subscribers of ``channel``."""
+
+
+class LiveEffects:
+    """Effects on the real broker and MongoDB, opened lazily inside the worker's loop."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self._settings = settings
+        self._topics = {
+            spec.name: app.topic(
+                settings.topic(spec.name),
+                partitions=spec.partitions,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+            for spec in CATALOGUE
+        }
+        self._client: Any = None
+        self._users: UserRepository | None = None
+
+    @property
+    def users(self) -> UserRepository:
+        """The users repository (the MongoDB client connects on first use)."""
+        if self._users is None:
+            self._client = mongo_client(self._settings, app_name=f"{self._settings.app_id}-worker")
+            self._users = UserRepository(database(self._client, self._settings))
+        return self._users
+
+    async def prepare(self) -> None:
+        """Create MongoDB indexes (idempotent)."""
+        self.users  # noqa: B018  (opens the client)
+        await ensure_indexes(database(self._client, self._settings))
+
+    async def emit(self, topic: str, envelope: Envelope) -> None:
+        """Send and wait for the broker's ack, so a committed offset implies a durable effect."""
+        fut = await self._topics[topic].send(
+            key=envelope.key.encode(), value=envelope.encode(), headers=envelope.headers()
+        )
+        await fut
+
+    async def push(self, channel: str, envelope: Envelope) -> None:
+        """Push records are keyed by channel so one channel's events stay in order."""
+        fut = await self._topics["push"].send(
+            key=channel.encode(), value=envelope.encode(), headers=envelope.headers()
+        )
+        await fut
+
+    async def aclose(self) -> None:
+        """Close the MongoDB client."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+            self._users = None

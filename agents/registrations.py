@@ -1,0 +1,205 @@
+"""Registrations: a table keyed by normalised email makes each email register once.
+
+Commands arrive keyed by normalised email, so every attempt for one email
+lands on one partition and is decided in order by one agent. The decision is
+stored in the table *before* the effects run; a redelivered command finds its
+own entry and repeats the (idempotent) effects with the same ids and times,
+so a crash anywhere in between leaves nothing half-done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from datetime import datetime
+from typing import Any, Literal
+
+import faust
+
+from agents.effects import Effects
+from agents.resilience import guarded
+from config import Settings
+from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
+from streams.events.commands import CommandAnswered, CommandExpired
+from streams.events.users import RegistrationRequested, UserRegistered
+
+log = logging.getLogger(__name__)
+SOURCE = "agents.registrations"
+TABLE = "registrations-by-email"
+
+
+class RegistrationDecider:
+    """Decides one registration command against the email table and carries it out."""
+
+    def __init__(self, table: MutableMapping[str, Any], effects: Effects) -> None:
+        self._table = table
+        self._effects = effects
+
+    async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
+        """Process one record; returns what happened (for logs and tests)."""
+        envelope = Envelope.decode(raw)
+        if envelope.type != "registration.requested":
+            log.warning("registrations agent ignores %s", envelope.type)
+            return "ignored"
+        command: RegistrationRequested = envelope.payload(RegistrationRequested)
+        now = now or utcnow()
+        entry = self._table.get(command.email_normalized)
+        mine = entry is not None and entry["commandId"] == envelope.id
+        if now > command.deadline and not mine:
+            # The gateway already answered 503; applying it now would surprise the client.
+            await self._record_expired(envelope, command, now)
+            return "expired"
+        if entry is not None and not mine:
+            await self._reply(
+                envelope,
+                command,
+                outcome="rejected",
+                code="EMAIL_TAKEN",
+                detail="an account with this email already exists",
+            )
+            return "rejected"
+        if entry is None:
+            entry = {
+                "userId": command.user_id,
+                "commandId": envelope.id,
+                "createdAt": format_time(now),
+            }
+            self._table[command.email_normalized] = entry
+        await self._apply(envelope, command, datetime.fromisoformat(entry["createdAt"]))
+        return "accepted"
+
+    async def _apply(
+        self, envelope: Envelope, command: RegistrationRequested, created_at: datetime
+    ) -> None:
+        await self._effects.users.project_registered(
+            user_id=command.user_id,
+            email=command.email,
+            email_normalized=command.email_normalized,
+            name=command.name,
+            roles=list(command.roles),
+            password_hash=command.password_hash,
+            created_at=created_at,
+            event_id=envelope.id,
+        )
+        registered = new_event(
+            UserRegistered(
+                user_id=command.user_id,
+                email=command.email,
+                name=command.name,
+                roles=list(command.roles),
+                created_at=created_at,
+            ),
+            key=command.user_id,
+            source=SOURCE,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.id,
+            event_id=derived_id(envelope.id, "user.registered"),
+            occurred_at=created_at,
+        )
+        await self._effects.emit("users", registered)
+        await self._effects.push(f"user:{command.user_id}", registered)
+        await self._reply(
+            envelope,
+            command,
+            outcome="accepted",
+            result={
+                "userId": command.user_id,
+                "email": command.email,
+                "name": command.name,
+                "roles": list(command.roles),
+                "createdAt": format_time(created_at),
+            },
+        )
+
+    async def _reply(
+        self,
+        envelope: Envelope,
+        command: RegistrationRequested,
+        *,
+        outcome: Literal["accepted", "rejected"],
+        code: str | None = None,
+        detail: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        answer = CommandAnswered(
+            command_id=envelope.id,
+            reply_to=command.reply_to,
+            outcome=outcome,
+            code=code,
+            detail=detail,
+            result=result or {},
+        )
+        await self._effects.emit(
+            "replies",
+            new_event(
+                answer,
+                key=envelope.correlation_id,
+                source=SOURCE,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+                event_id=derived_id(envelope.id, "answer"),
+            ),
+        )
+
+    async def _record_expired(
+        self, envelope: Envelope, command: RegistrationRequested, now: datetime
+    ) -> None:
+        late_by = int((now - command.deadline).total_seconds() * 1000)
+        log.warning("dropping registration %s: %d ms past its deadline", envelope.id, late_by)
+        expired = CommandExpired(
+            command_id=envelope.id,
+            command_type=envelope.type,
+            deadline=command.deadline,
+            seen_at=now,
+            late_by_ms=late_by,
+        )
+        await self._effects.emit(
+            "audit",
+            new_event(
+                expired,
+                key=envelope.correlation_id,
+                source=SOURCE,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+                event_id=derived_id(envelope.id, "expired"),
+            ),
+        )
+
+
+def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+    """Declare the registrations topic, table and agent on ``app``; returns the agent."""
+    topic = app.topic(
+        settings.topic("registrations"),
+        partitions=4,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    # Values are plain JSON objects (the app's default serializer); no model class needed.
+    table = app.Table(
+        TABLE,
+        partitions=4,
+        key_type=str,
+        help="normalised email -> {userId, commandId, createdAt} of the account that owns it",
+    )
+    decider = RegistrationDecider(table, effects)
+
+    async def registrations(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+
+            async def process(value: bytes = message.value) -> None:
+                outcome = await decider.handle(value)
+                log.debug("registration %s", outcome)
+
+            await guarded(
+                agent="registrations",
+                effects=effects,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                process=process,
+            )
+
+    return app.agent(topic, name="registrations")(registrations)

@@ -1,0 +1,33 @@
+"""``mercato worker``: run the Faust worker configured from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+import uvloop
+
+from agents.app import create_worker_app
+from config import Settings
+from gateway.logs import setup_logging
+
+log = logging.getLogger("mercato.worker")
+
+
+def run(settings: Settings) -> None:
+    """Start the worker and block until it is stopped (SIGINT/SIGTERM)."""
+    setup_logging(settings.log_level, json_lines=settings.log_json)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker_app = create_worker_app(settings)
+    log.info("starting worker", extra={"settings": settings.safe_dict()})
+    worker = faust.Worker(
+        worker_app.app,
+        loop=loop,
+        loglevel=settings.log_level,
+        override_logging=False,
+        quiet=True,
+    )
+    worker.execute_from_commandline()

@@ -1,0 +1,209 @@
+"""The single, frozen settings object every process is built from.
+
+Settings are read once, at process start, by ``Settings.from_env()``; tests
+build them explicitly with ``Settings(...)``/``dataclasses.replace``. Nothing
+here opens a connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+Env = Literal["dev", "prod"]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def mask_dsn(url: str) -> str:
+    """Hide the password of a DSN so it can be logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def _env_bool(raw: str, name: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _env_number(raw: str, name: str, kind: type[int] | type[float]) -> Any:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything a Mercato process needs to know about its world."""
+
+    env: Env = "dev"
+    kafka_url: str = "kafka://127.0.0.1:9092"
+    mongo_url: str = "mongodb://127.0.0.1:27017/mercato"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    data_dir: Path = Path(".mercato")
+    jwt_secret: str = dataclasses.field(default="", repr=False)
+    jwt_issuer: str = "mercato"
+    jwt_audience: str = "mercato-api"
+    access_token_ttl: int = 15 * 60
+    topic_prefix: str = "mercato."
+    app_id: str = "mercato"
+    # 1 for the single-node dev broker; 3 on a production Kafka cluster.
+    kafka_replication: int = 1
+    # Idempotent producers need broker support; the Tansu dev broker has none.
+    kafka_idempotent: bool = True
+    # How long the gateway waits for an agent's answer before it says 503. A command's
+    # deadline is a little earlier, so one applied in time can still answer in time.
+    command_timeout: float = 5.0
+    worker_session_timeout: float = 10.0
+    push_queue_size: int = 256
+    sse_heartbeat: float = 15.0
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def __post_init__(self) -> None:
+        if self.env not in ("dev", "prod"):
+            raise ConfigError(f"MERCATO_ENV must be 'dev' or 'prod', got {self.env!r}")
+        for name, url, scheme in (
+            ("MERCATO_KAFKA_URL", self.kafka_url, "kafka"),
+            ("MERCATO_MONGO_URL", self.mongo_url, "mongodb"),
+            ("MERCATO_REDIS_URL", self.redis_url, "redis"),
+        ):
+            if not urlsplit(url).scheme.startswith(scheme):
+                raise ConfigError(f"{name} must be a {scheme}:// URL, got {mask_dsn(url)!r}")
+        if self.env == "prod" and len(self.jwt_secret) < 32:
+            raise ConfigError(
+                "MERCATO_JWT_SECRET must be set to at least 32 random characters in prod "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+
+    @property
+    def kafka_bootstrap(self) -> list[str]:
+        """``host:port`` pairs for aiokafka from ``kafka://h1:9092,h2:9092``."""
+        netloc = self.kafka_url.split("://", 1)[1].split("/", 1)[0]
+        return [part for part in netloc.split(",") if part]
+
+    @property
+    def mongo_database(self) -> str:
+        """Database named by the path of the MongoDB URL (default ``mercato``)."""
+        name = urlsplit(self.mongo_url).path.lstrip("/")
+        return name or "mercato"
+
+    def topic(self, name: str) -> str:
+        """The full topic name for a catalogue name such as ``users``."""
+        return f"{self.topic_prefix}{name}"
+
+    def safe_dict(self) -> dict[str, Any]:
+        """The settings as a dict that is safe to log (passwords masked, secrets hidden)."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "jwt_secret":
+                value = "***" if value else ""
+            elif field.name.endswith("_url"):
+                value = mask_dsn(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            out[field.name] = value
+        return out
+
+    def to_env(self) -> dict[str, str]:
+        """``MERCATO_*`` variables that make ``from_env`` rebuild these settings (for children)."""
+        env: dict[str, str] = {}
+        for var, field in ENV_FIELDS.items():
+            value = getattr(self, field)
+            if isinstance(value, bool):
+                env[var] = "true" if value else "false"
+            else:
+                env[var] = str(value)
+        return env
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``MERCATO_*`` variables; dev defaults need nothing set."""
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, Any] = {}
+        for var, field in ENV_FIELDS.items():
+            if var not in env:
+                continue
+            raw = env[var]
+            kind = _FIELD_TYPES[field]
+            if kind is bool:
+                kwargs[field] = _env_bool(raw, var)
+            elif kind in (int, float):
+                kwargs[field] = _env_number(raw, var, kind)
+            elif kind is Path:
+                kwargs[field] = Path(raw)
+            else:
+                kwargs[field] = raw
+        settings = cls(**kwargs)
+        if settings.env == "dev" and not settings.jwt_secret:
+            settings = dataclasses.replace(settings, jwt_secret=dev_jwt_secret(settings.data_dir))
+        return settings
+
+
+def dev_jwt_secret(data_dir: Path) -> str:
+    """The dev signing secret: generated once, kept in the data dir so tokens survive restarts."""
+    path = data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # Written with 0600: it signs every token of this dev stack.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+# Every variable Mercato reads, and the settings field it sets.
+ENV_FIELDS: dict[str, str] = {
+    "MERCATO_ENV": "env",
+    "MERCATO_KAFKA_URL": "kafka_url",
+    "MERCATO_MONGO_URL": "mongo_url",
+    "MERCATO_REDIS_URL": "redis_url",
+    "MERCATO_HTTP_HOST": "http_host",
+    "MERCATO_HTTP_PORT": "http_port",
+    "MERCATO_DATA_DIR": "data_dir",
+    "MERCATO_JWT_SECRET": "jwt_secret",
+    "MERCATO_JWT_ISSUER": "jwt_issuer",
+    "MERCATO_JWT_AUDIENCE": "jwt_audience",
+    "MERCATO_ACCESS_TOKEN_TTL": "access_token_ttl",
+    "MERCATO_TOPIC_PREFIX": "topic_prefix",
+    "MERCATO_APP_ID": "app_id",
+    "MERCATO_KAFKA_REPLICATION": "kafka_replication",
+    "MERCATO_KAFKA_IDEMPOTENT": "kafka_idempotent",
+    "MERCATO_COMMAND_TIMEOUT": "command_timeout",
+    "MERCATO_WORKER_SESSION_TIMEOUT": "worker_session_timeout",
+    "MERCATO_PUSH_QUEUE_SIZE": "push_queue_size",
+    "MERCATO_SSE_HEARTBEAT": "sse_heartbeat",
+    "MERCATO_LOG_LEVEL": "log_level",
+    "MERCATO_LOG_JSON": "log_json",
+}
+_FIELD_TYPES: dict[str, Any] = {
+    "http_port": int, "access_token_ttl": int, "kafka_replication": int, "push_queue_size": int,
+    "command_timeout": float, "worker_session_timeout": float, "sse_heartbeat": float,
+    "kafka_idempotent": bool, "log_json": bool, "data_dir": Path,
+}
+_FIELD_TYPES.update({f: str for f in ENV_FIELDS.values() if f not in _FIELD_TYPES})

@@ -1,0 +1,182 @@
+"""Bearer authentication: access tokens and short-lived stream tickets (JWT, HS256).
+
+Only the configured algorithm is accepted (``alg: none`` and algorithm
+confusion are rejected by pyjwt's ``algorithms=[...]``), and ``iss``, ``aud``,
+``exp``, ``iat`` are required on every token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+from config import Settings
+from gateway import keys
+from streams.errors import Forbidden, Unauthenticated
+
+ALGORITHM = "HS256"
+STREAM_TICKET_TTL = 60
+STREAM_AUDIENCE_SUFFIX = ":stream"
+
+# Roles map to scopes here and only here; handlers ask for a scope, never a role.
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "buyer": frozenset({"profile", "orders:write", "orders:read", "files", "stream"}),
+    "seller": frozenset(
+        {"profile", "orders:read", "products:write", "files", "stream", "dashboard:own"}
+    ),
+    "admin": frozenset(
+        {
+            "profile",
+            "orders:read",
+            "orders:write",
+            "products:write",
+            "files",
+            "stream",
+            "dashboard",
+            "dashboard:own",
+            "users:admin",
+            "audit:read",
+        }
+    ),
+}
+
+
+def scopes_for(roles: Iterable[str]) -> frozenset[str]:
+    """The union of the scopes of ``roles`` (unknown roles grant nothing)."""
+    granted: set[str] = set()
+    for role in roles:
+        granted |= ROLE_SCOPES.get(role, frozenset())
+    return frozenset(granted)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified token."""
+
+    user_id: str
+    roles: frozenset[str]
+    scopes: frozenset[str]
+    token_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the caller holds the admin role."""
+        return "admin" in self.roles
+
+    def require(self, scope: str) -> None:
+        """Raise ``Forbidden`` unless the token grants ``scope``."""
+        if scope not in self.scopes:
+            raise Forbidden(f"this action needs the {scope!r} scope", code="INSUFFICIENT_SCOPE")
+
+    def require_self_or_admin(self, user_id: str) -> None:
+        """Ownership rule used by every per-user resource."""
+        if user_id != self.user_id and not self.is_admin:
+            raise Forbidden("only the owner or an admin may do this")
+
+
+class TokenService:
+    """Issues and verifies Mercato's JWTs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._ttl = settings.access_token_ttl
+
+    @property
+    def access_ttl(self) -> int:
+        """Lifetime of an access token, in seconds."""
+        return self._ttl
+
+    def issue_access(self, user_id: str, roles: Iterable[str]) -> str:
+        """A signed access token for ``user_id``."""
+        roles = sorted(set(roles))
+        return self._encode(
+            {"sub": user_id, "roles": roles, "scope": " ".join(sorted(scopes_for(roles)))},
+            audience=self._audience,
+            ttl=self._ttl,
+        )
+
+    def issue_stream_ticket(self, principal: Principal) -> tuple[str, int]:
+        """A short-lived token usable only as ``?token=`` on the push endpoints."""
+        token = self._encode(
+            {
+                "sub": principal.user_id,
+                "roles": sorted(principal.roles),
+                "scope": " ".join(sorted(principal.scopes)),
+            },
+            audience=self._audience + STREAM_AUDIENCE_SUFFIX,
+            ttl=STREAM_TICKET_TTL,
+        )
+        return token, STREAM_TICKET_TTL
+
+    def verify(self, token: str, *, stream: bool = False) -> Principal:
+        """Verify signature, algorithm, issuer, audience and expiry; raise ``Unauthenticated``."""
+        audience = self._audience + (STREAM_AUDIENCE_SUFFIX if stream else "")
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired", code="TOKEN_EXPIRED") from None
+        except jwt.PyJWTError:
+            raise Unauthenticated("the token is not valid", code="INVALID_TOKEN") from None
+        roles = claims.get("roles")
+        scope = claims.get("scope")
+        if not isinstance(roles, list) or not isinstance(scope, str):
+            raise Unauthenticated("the token is not valid", code="INVALID_TOKEN")
+        return Principal(
+            user_id=str(claims["sub"]),
+            roles=frozenset(str(r) for r in roles),
+            scopes=frozenset(scope.split()),
+            token_id=str(claims["jti"]),
+        )
+
+    def _encode(self, claims: dict[str, Any], *, audience: str, ttl: int) -> str:
+        now = int(time.time())
+        payload = {
+            **claims,
+            "iss": self._issuer,
+            "aud": audience,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate(
+    request: web.Request, tokens: TokenService, *, allow_ticket: bool = False
+) -> Principal:
+    """The caller's principal from a Bearer token (or a ``?token=`` stream ticket if allowed)."""
+    if keys.PRINCIPAL in request:
+        return request[keys.PRINCIPAL]
+    token = bearer_token(request)
+    if token is not None:
+        principal = tokens.verify(token)
+    elif allow_ticket and "token" in request.query:
+        principal = tokens.verify(request.query["token"], stream=True)
+    else:
+        raise Unauthenticated("send 'Authorization: Bearer <access token>'")
+    request[keys.PRINCIPAL] = principal
+    return principal

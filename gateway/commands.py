@@ -1,0 +1,152 @@
+"""Request/reply over Kafka: send a command, wait (bounded) for the agent's answer.
+
+Every gateway instance reads the whole ``replies`` topic without a consumer
+group and keeps only answers addressed to the commands it is waiting for, so
+any number of gateway instances can wait for answers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from config import Settings
+from streams.envelope import Envelope, EnvelopeError, utcnow
+from streams.errors import Unavailable
+from streams.events.commands import CommandAnswered
+
+log = logging.getLogger(__name__)
+
+
+def command_deadline(settings: Settings) -> timedelta:
+    """How long a command stays valid: the wait minus a margin for the answer's trip back."""
+    margin = max(0.5, settings.command_timeout * 0.1)
+    return timedelta(seconds=max(0.1, settings.command_timeout - margin))
+
+
+class CommandBus:
+    """Sends commands and resolves the futures of callers waiting for their answers."""
+
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer, instance_id: str) -> None:
+        self._settings = settings
+        self._producer = producer
+        self.instance_id = instance_id
+        self._waiting: dict[str, asyncio.Future[CommandAnswered]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.answered = 0
+        self.timed_out = 0
+
+    async def request(self, topic: str, command: Envelope, *, key: str) -> CommandAnswered:
+        """Publish ``command`` and wait for its answer; ``Unavailable`` if none comes in time."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CommandAnswered] = loop.create_future()
+        self._waiting[command.correlation_id] = future
+        started = time.monotonic()
+        try:
+            try:
+                await self._producer.send_and_wait(
+                    self._settings.topic(topic),
+                    key=key.encode(),
+                    value=command.encode(),
+                    headers=command.headers(),
+                )
+            except KafkaError as exc:
+                log.warning("command %s not sent: %r", command.id, exc)
+                raise Unavailable(
+                    "the event broker is unavailable; retry shortly", retry_after=2
+                ) from None
+            remaining = self._settings.command_timeout - (time.monotonic() - started)
+            try:
+                return await asyncio.wait_for(future, timeout=max(remaining, 0.01))
+            except TimeoutError:
+                self.timed_out += 1
+                raise Unavailable(
+                    "no worker answered in time; nothing was applied, retry shortly",
+                    retry_after=max(1, round(self._settings.command_timeout)),
+                    code="WORKER_UNAVAILABLE",
+                ) from None
+        finally:
+            self._waiting.pop(command.correlation_id, None)
+
+    async def start(self) -> None:
+        """Start reading answers from the end of the replies topic."""
+        topic = self._settings.topic("replies")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=f"{self._settings.app_id}-gateway-{self.instance_id}",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()  # refreshes metadata for every topic
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                raise RuntimeError(f"topic {topic} does not exist; run 'mercato topics create'")
+            assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_end(*assigned)
+            for tp in assigned:
+                # Resolve the position now, so no answer sent after start-up can be skipped.
+                await consumer.position(tp)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._read(consumer), name="command-replies")
+
+    async def stop(self) -> None:
+        """Stop reading; callers still waiting get ``Unavailable``."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(Unavailable("the gateway is shutting down"))
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    self._resolve(record.key, record.value)
+
+    def _resolve(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None or value is None:
+            return
+        future = self._waiting.get(key.decode("utf-8", "replace"))
+        if future is None or future.done():
+            return  # another instance's command, or an answer we stopped waiting for
+        try:
+            answer: CommandAnswered = Envelope.decode(value).payload(CommandAnswered)
+        except (EnvelopeError, ValueError) as exc:
+            log.error("unreadable command answer: %r", exc)
+            return
+        self.answered += 1
+        future.set_result(answer)
+
+
+@contextlib.asynccontextmanager
+async def started(bus: CommandBus) -> AsyncIterator[CommandBus]:
+    """Run ``bus`` for the duration of the block."""
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.stop()
+
+
+def new_deadline(settings: Settings) -> datetime:
+    """The deadline to stamp on a command sent now."""
+    return utcnow() + command_deadline(settings)

@@ -1,0 +1,64 @@
+"""Published descriptions: OpenAPI, the interactive docs page, AsyncAPI and event schemas."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.openapi import build_openapi
+from streams.errors import NotFound
+from streams.registry import spec_for
+from streams.schema import asyncapi_document, event_schema
+
+API_VERSION = "1.0.0"
+OPENAPI = web.AppKey("openapi", dict)
+ASYNCAPI = web.AppKey("asyncapi", dict)
+
+DOCS_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Mercato API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+<noscript>The raw description is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+</body></html>"""
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """GET /openapi.json."""
+    if OPENAPI not in request.app:
+        request.app[OPENAPI] = build_openapi(request.app, title="Mercato", version=API_VERSION)
+    return web.json_response(request.app[OPENAPI])
+
+
+async def docs_page(request: web.Request) -> web.Response:
+    """GET /docs: Swagger UI over /openapi.json."""
+    return web.Response(text=DOCS_HTML, content_type="text/html")
+
+
+async def asyncapi_json(request: web.Request) -> web.Response:
+    """GET /asyncapi.json: every topic and event, internal ones marked."""
+    if ASYNCAPI not in request.app:
+        request.app[ASYNCAPI] = asyncapi_document(request.app[keys.SETTINGS].topic_prefix)
+    return web.json_response(request.app[ASYNCAPI])
+
+
+async def event_schema_json(request: web.Request) -> web.Response:
+    """GET /schemas/events/{type}/v{version}: one event's JSON Schema."""
+    try:
+        version = int(request.match_info["version"])
+    except ValueError:
+        raise NotFound("no such event schema") from None
+    spec = spec_for(request.match_info["type"], version)
+    if spec is None:
+        raise NotFound("no such event schema")
+    return web.json_response(event_schema(spec), content_type="application/schema+json")
+
+
+def setup(app: web.Application) -> None:
+    """Add the description routes."""
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs_page)
+    app.router.add_get("/asyncapi.json", asyncapi_json)
+    app.router.add_get("/schemas/events/{type}/v{version}", event_schema_json)

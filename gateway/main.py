@@ -1,0 +1,29 @@
+"""``mercato gateway``: serve the API configured from the environment."""
+
+from __future__ import annotations
+
+import logging
+
+import uvloop
+from aiohttp import web
+
+from config import Settings
+from gateway.app import create_app
+from gateway.logs import setup_logging
+
+log = logging.getLogger("mercato.gateway")
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM, then close connections and resources cleanly."""
+    setup_logging(settings.log_level, json_lines=settings.log_json)
+    log.info("starting gateway", extra={"settings": settings.safe_dict()})
+    web.run_app(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=10,
+        loop=uvloop.new_event_loop(),
+    )

@@ -1,0 +1,79 @@
+"""Prometheus metrics, one registry per application (so test apps never collide)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from gateway import keys
+
+
+class Metrics:
+    """The gateway's instruments."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mercato_http_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mercato_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.commands = Counter(
+            "mercato_commands_total",
+            "Commands sent to agents by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.push_connections = Gauge(
+            "mercato_push_connections",
+            "Open WebSocket and SSE connections",
+            registry=self.registry,
+        )
+        self.push_delivered = Gauge(
+            "mercato_push_delivered_total",
+            "Push events queued to connections",
+            registry=self.registry,
+        )
+        self.push_evicted = Gauge(
+            "mercato_push_evicted_total",
+            "Connections evicted for being too slow",
+            registry=self.registry,
+        )
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request by its route template (not its raw path)."""
+    started = time.perf_counter()
+    response = await handler(request)
+    metrics = request.app[keys.METRICS]
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics.requests.labels(request.method, route, str(response.status)).inc()
+    metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+    return response
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """GET /metrics in the Prometheus text format."""
+    metrics = request.app[keys.METRICS]
+    hub = request.app.get(keys.PUSH_HUB)
+    if hub is not None:
+        stats = hub.stats()
+        metrics.push_connections.set(stats.get("connections", 0))
+        metrics.push_delivered.set(stats.get("delivered", 0))
+        metrics.push_evicted.set(stats.get("evicted", 0))
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})

@@ -1,0 +1,65 @@
+"""Request ids, access logging and the single error boundary."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway import keys, problems
+from gateway.logs import request_id_var
+from streams.errors import MercatoError
+
+log = logging.getLogger("mercato.gateway")
+access_log = logging.getLogger("mercato.access")
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client-sent id is echoed only if it is short and plain, so logs cannot be forged.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id; turn every error into problem+json; log unknown ones."""
+    sent = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = sent if _SAFE_ID.match(sent) else uuid.uuid4().hex
+    request[keys.REQUEST_ID] = request_id
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    try:
+        try:
+            response = await handler(request)
+        except MercatoError as exc:
+            response = problems.from_error(request, exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = problems.from_http_exception(request, exc)
+        except Exception:
+            log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+            response = problems.problem(
+                request,
+                status=500,
+                code="INTERNAL_ERROR",
+                title="Internal server error",
+                detail=f"Something went wrong on our side. Quote request id {request_id}.",
+            )
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status,
+                extra={
+                    "status": response.status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+        return response
+    finally:
+        request_id_var.reset(token)

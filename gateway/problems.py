@@ -1,0 +1,119 @@
+"""RFC 9457 problem details: the one place domain errors become HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway import keys
+from streams.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    MalformedRequest,
+    MercatoError,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://mercato.dev/problems/"
+
+STATUS_BY_ERROR: tuple[tuple[type[MercatoError], int], ...] = (
+    (InvalidInput, 422),
+    (MalformedRequest, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unavailable, 503),
+)
+
+
+def status_for(error: MercatoError) -> int:
+    """The HTTP status of a domain error (500 for an unmapped one)."""
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def problem(
+    request: web.Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """A ``application/problem+json`` response with Mercato's extension members."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code.lower().replace("_", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+        "code": code,
+        "requestId": request.get(keys.REQUEST_ID, ""),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def from_error(request: web.Request, error: MercatoError) -> web.Response:
+    """Render a domain error."""
+    headers: dict[str, str] = {}
+    if isinstance(error, Unavailable):
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="mercato"'
+    errors = None
+    if isinstance(error, InvalidInput):
+        errors = [{"field": e.field, "message": e.message} for e in error.errors]
+    return problem(
+        request,
+        status=status_for(error),
+        code=error.code,
+        title=error.title,
+        detail=error.detail,
+        errors=errors,
+        headers=headers or None,
+    )
+
+
+HTTP_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
+
+
+def from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """Render aiohttp's own errors (404 route, 405 method, 413 body) as problems too."""
+    code = HTTP_CODES.get(exc.status, f"HTTP_{exc.status}")
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
+    text = exc.text or ""
+    # aiohttp's default body is "404: Not Found"; a handler's own text is kept as the detail.
+    detail = exc.reason if not text or text.startswith(f"{exc.status}:") else text
+    return problem(
+        request,
+        status=exc.status,
+        code=code,
+        title=exc.reason,
+        detail=detail,
+        headers=headers or None,
+    )

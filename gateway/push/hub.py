@@ -1,0 +1,286 @@
+"""The gateway's push hub: the whole push topic, fanned out to local subscribers.
+
+Every gateway instance reads every partition of the push topic (manual
+assignment, no consumer group, starting at the end) and hands each record to
+the connections subscribed to its key (the channel) with ``put_nowait``; a
+client whose queue is full is evicted, so one slow client never delays others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Collection, Mapping
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from config import Settings
+from gateway.auth import Principal
+from gateway.keys import PUSH_HUB, SETTINGS
+from gateway.push.channels import Channel, OrderAccess, admins_only, authorize
+from gateway.push.connection import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_SLOW,
+    SLOW_CONSUMER,
+    Connection,
+    PushStats,
+)
+from gateway.push.events import ReplayBatch, error_frame, to_event
+from gateway.push.positions import partition_for
+from gateway.push.replay import KafkaReplayer, Replayer
+from streams.envelope import EnvelopeError
+from streams.errors import InvalidInput
+from streams.topics import spec
+
+log = logging.getLogger(__name__)
+
+MAX_SUBSCRIPTIONS = 50
+MAX_CONCURRENT_REPLAYS = 8
+REPLAY_TRUNCATED = "REPLAY_TRUNCATED"
+REPLAY_FAILED = "REPLAY_FAILED"
+TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+
+
+class PushHub:
+    """Subscriptions by channel, fan-out of push records, and replay on resume."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        replayer: Replayer | None = None,
+        order_access: OrderAccess = admins_only,
+    ) -> None:
+        self.settings = settings
+        self.topic = settings.topic("push")
+        # Commerce replaces this with a buyer/seller lookup (see channels.admins_only).
+        self.order_access: OrderAccess = order_access
+        self.counters = PushStats()
+        self.partitions = spec("push").partitions
+        self._replayer: Replayer = replayer or KafkaReplayer(settings)
+        self._replay_slots = asyncio.Semaphore(MAX_CONCURRENT_REPLAYS)
+        self._subs: dict[str, set[Connection]] = {}
+        self._live: set[Connection] = set()
+        self._last: dict[int, int] = {}
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def stats(self) -> dict[str, int]:
+        """Counters for the metrics exporter (``connections``, ``delivered``, ``evicted``, ...)."""
+        c = self.counters
+        return {
+            "connections": c.connections,
+            "connections_total": c.connections_total,
+            "delivered": c.delivered,
+            "evicted": c.evictions,
+            "replayed": c.replayed,
+            "replays_truncated": c.replays_truncated,
+            "invalid_records": c.invalid_records,
+        }
+
+    # -- connections and subscriptions -------------------------------------------------
+
+    def open(self, principal: Principal) -> Connection:
+        """Register a new client connection."""
+        conn = Connection(principal, self.settings.push_queue_size, self.counters)
+        self._live.add(conn)
+        self.counters.connections = len(self._live)
+        self.counters.connections_total += 1
+        return conn
+
+    def close(self, conn: Connection, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Unsubscribe ``conn`` everywhere and end it (idempotent)."""
+        for channel in list(conn.channels):
+            self.unsubscribe(conn, channel)
+        self._live.discard(conn)
+        self.counters.connections = len(self._live)
+        conn.end(code, reason)
+
+    def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutdown") -> None:
+        """End every live connection, so their handlers return and shutdown is fast."""
+        for conn in list(self._live):
+            self.close(conn, code, reason)
+
+    async def authorize(self, principal: Principal, channel: object) -> Channel:
+        """The parsed channel if ``principal`` may follow it (``Forbidden``/``InvalidInput``)."""
+        return await authorize(principal, channel, self.order_access)
+
+    def subscribe(self, conn: Connection, channels: Collection[str]) -> None:
+        """Add live subscriptions (already authorized); bounded per connection."""
+        new = set(channels) - conn.channels
+        if len(conn.channels) + len(new) > MAX_SUBSCRIPTIONS:
+            raise InvalidInput(
+                f"at most {MAX_SUBSCRIPTIONS} channels per connection",
+                code=TOO_MANY_SUBSCRIPTIONS,
+            )
+        for channel in new:
+            conn.channels.add(channel)
+            self._subs.setdefault(channel, set()).add(conn)
+
+    def unsubscribe(self, conn: Connection, channel: str) -> None:
+        """Remove one subscription."""
+        conn.forget(channel)
+        subs = self._subs.get(channel)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del self._subs[channel]
+
+    def partition_of(self, channel: str) -> int:
+        """The push-topic partition ``channel``'s events are produced to."""
+        return partition_for(channel, self.partitions)
+
+    def position(self, partition: int) -> int:
+        """The last offset of ``partition`` the hub has dispatched (-1 if none)."""
+        return self._last.get(partition, -1)
+
+    async def resume(
+        self, conn: Connection, channels: Collection[str], partition: int, after: int
+    ) -> None:
+        """Subscribe ``channels`` (all on ``partition``) and replay them after ``after``."""
+        names = frozenset(channels)
+        # Live first, held back in the connection, so nothing slips between replay and live.
+        self.subscribe(conn, names)
+        conn.hold(names)
+        baseline = self.position(partition)
+        notice = None
+        events: tuple[Any, ...] = ()
+        if after < baseline:
+            try:
+                async with self._replay_slots:
+                    result = await self._replayer(partition, after, baseline, names)
+            except Exception:
+                log.exception("push replay failed", extra={"partition": partition})
+                notice = error_frame(REPLAY_FAILED, "could not replay missed events; re-sync "
+                                     "from the REST API", _single(names))
+            else:
+                events = result.events
+                if result.truncated:
+                    self.counters.replays_truncated += 1
+                    notice = error_frame(REPLAY_TRUNCATED, "not every missed event could be "
+                                         "replayed; re-sync from the REST API", _single(names))
+        batch = ReplayBatch(names, partition, max(after, baseline), events, notice)
+        if not conn.offer(batch):
+            self.evict(conn)
+
+    # -- fan-out ------------------------------------------------------------------------
+
+    def dispatch(
+        self, channel: str, partition: int, offset: int, value: bytes | str | Mapping[str, Any]
+    ) -> None:
+        """Hand one push record to its channel's subscribers, never waiting on any of them."""
+        if offset > self._last.get(partition, -1):
+            self._last[partition] = offset
+        subs = self._subs.get(channel)
+        if not subs:
+            return
+        try:
+            event = to_event(channel, partition, offset, value)
+        except EnvelopeError as exc:
+            self.counters.invalid_records += 1
+            log.warning(
+                "push record is not an envelope", extra={"offset": offset, "error": str(exc)}
+            )
+            return
+        for conn in list(subs):
+            if not conn.offer(event):
+                self.evict(conn)
+
+    def evict(self, conn: Connection) -> None:
+        """Drop a client that cannot keep up."""
+        self.counters.evictions += 1
+        log.info("evicting slow push client", extra={"user": conn.principal.user_id})
+        self.close(conn, CLOSE_SLOW, SLOW_CONSUMER)
+
+    # -- the consumer -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Assign every push partition, seek to the end and start the fan-out task."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            client_id=f"{self.settings.app_id}-push-{uuid.uuid4().hex[:8]}",
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()
+            found = consumer.partitions_for_topic(self.topic)
+            if not found:
+                raise RuntimeError(
+                    f"push topic {self.topic!r} does not exist; run `mercato topics create`"
+                )
+            tps = [TopicPartition(self.topic, p) for p in sorted(found)]
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            for tp in tps:
+                self._last[tp.partition] = await consumer.position(tp) - 1
+        except BaseException:
+            await consumer.stop()
+            raise
+        self.partitions = len(tps)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(), name="push-hub")
+
+    async def stop(self) -> None:
+        """Stop fan-out, end every connection, close the consumer."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+            if not self._task.cancelled() and self._task.exception() is not None:
+                log.error("push hub task failed", exc_info=self._task.exception())
+            self._task = None
+        self.close_all()
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
+            except KafkaError as exc:
+                # aiokafka retries connection errors itself; this is a pause, not a crash.
+                log.warning("push consumer error", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+                continue
+            for tp, records in batches.items():
+                for record in records:
+                    if record.key is None:
+                        continue
+                    try:
+                        self.dispatch(record.key.decode("utf-8", "replace"), tp.partition,
+                                      record.offset, record.value)
+                    except Exception:
+                        # One bad record must not stop push for every client of this gateway.
+                        log.exception("push dispatch failed", extra={"offset": record.offset})
+
+
+def _single(names: frozenset[str]) -> str | None:
+    return next(iter(names)) if len(names) == 1 else None
+
+
+async def push_ctx(
+    app: web.Application, *, order_access: OrderAccess = admins_only
+) -> AsyncIterator[None]:
+    """cleanup_ctx: run the hub for the app's lifetime."""
+    hub = PushHub(app[SETTINGS], order_access=order_access)
+    await hub.start()
+    app[PUSH_HUB] = hub
+    try:
+        yield
+    finally:
+        await hub.stop()
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown: end live WS/SSE streams before aiohttp waits for their handlers."""
+    hub = app.get(PUSH_HUB)
+    if hub is not None:
+        hub.close_all()

@@ -1,0 +1,29 @@
+"""The push endpoints' route table and the stream-ticket handler."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.auth import authenticate
+from gateway.keys import TOKENS
+from gateway.push.sse import events
+from gateway.push.ws import websocket
+
+
+async def stream_ticket(request: web.Request) -> web.Response:
+    """``POST /v1/stream-tickets``: a 60-second ``?token=`` for EventSource/WebSocket clients."""
+    tokens = request.app[TOKENS]
+    # Bearer only: a ticket must not mint further tickets.
+    principal = authenticate(request, tokens, allow_ticket=False)
+    principal.require("stream")
+    ticket, ttl = tokens.issue_stream_ticket(principal)
+    return web.json_response({"ticket": ticket, "expiresIn": ttl}, status=201)
+
+
+def routes() -> list[web.RouteDef]:
+    """Every push route."""
+    return [
+        web.get("/v1/ws", websocket, name="push-ws"),
+        web.get("/v1/events", events, name="push-events"),
+        web.post("/v1/stream-tickets", stream_ticket, name="stream-tickets"),
+    ]

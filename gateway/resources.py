@@ -1,0 +1,64 @@
+"""One ``cleanup_ctx`` generator per resource: teardown runs only if startup finished."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from gateway import keys
+from gateway.commands import CommandBus
+from stores.mongo import database, ensure_indexes, mongo_client
+from stores.redisdb import redis_client
+from stores.users import UserRepository
+
+
+async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
+    """MongoDB client, indexes and repositories."""
+    settings = app[keys.SETTINGS]
+    client = mongo_client(settings, app_name=f"{settings.app_id}-gateway")
+    try:
+        db = database(client, settings)
+        await ensure_indexes(db)
+        app[keys.MONGO_DB] = db
+        app[keys.USERS] = UserRepository(db)
+        yield
+    finally:
+        await client.close()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Redis connection pool."""
+    client = redis_client(app[keys.SETTINGS])
+    try:
+        await client.ping()
+        app[keys.REDIS] = client
+        yield
+    finally:
+        await client.aclose()
+
+
+async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The producer and the command bus that waits for agents' answers."""
+    settings = app[keys.SETTINGS]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.app_id}-gateway-{app[keys.INSTANCE_ID]}",
+        acks="all",
+        enable_idempotence=settings.kafka_idempotent,
+        linger_ms=1,
+        request_timeout_ms=10_000,
+    )
+    await producer.start()
+    try:
+        app[keys.PRODUCER] = producer
+        bus = CommandBus(settings, producer, app[keys.INSTANCE_ID])
+        await bus.start()
+        try:
+            app[keys.COMMANDS] = bus
+            yield
+        finally:
+            await bus.stop()
+    finally:
+        await producer.stop()

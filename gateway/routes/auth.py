@@ -1,0 +1,89 @@
+"""/v1/auth: registration (through the registrations agent) and login."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.commands import new_deadline
+from gateway.openapi import operation
+from gateway.passwords import hash_password, verify_password
+from gateway.routes.schemas import LoginBody, RegisterBody, TokenOut, UserOut, normalise_email
+from gateway.validation import parse_body
+from streams.envelope import new_event
+from streams.errors import Conflict, MercatoError, Unauthenticated
+from streams.events.users import RegistrationRequested
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/auth/register")
+@operation(
+    "Create an account",
+    tags=("auth",),
+    body=RegisterBody,
+    responses={
+        201: ("Account created", UserOut),
+        400: ("Malformed body", None),
+        409: ("Email already registered (EMAIL_TAKEN)", None),
+        422: ("Invalid fields", None),
+        503: ("No worker answered in time; nothing was applied (Retry-After)", None),
+    },
+)
+async def register(request: web.Request) -> web.Response:
+    """Hand the registration to the registrations agent and wait for its decision."""
+    body = await parse_body(request, RegisterBody)
+    settings = request.app[keys.SETTINGS]
+    bus = request.app[keys.COMMANDS]
+    email_key = normalise_email(body.email)
+    command = new_event(
+        RegistrationRequested(
+            user_id=uuid.uuid4().hex,
+            email=body.email,
+            email_normalized=email_key,
+            name=body.name,
+            roles=[body.role],
+            password_hash=await hash_password(body.password),
+            deadline=new_deadline(settings),
+            reply_to=bus.instance_id,
+        ),
+        key=email_key,
+        source=f"gateway/{bus.instance_id}",
+        correlation_id=request[keys.REQUEST_ID],
+    )
+    answer = await bus.request("registrations", command, key=email_key)
+    if answer.outcome == "rejected":
+        if answer.code == "EMAIL_TAKEN":
+            raise Conflict(answer.detail or "email taken", code="EMAIL_TAKEN")
+        raise MercatoError(answer.detail or "registration failed", code=answer.code)
+    user = answer.result
+    return web.json_response(user, status=201, headers={"Location": f"/v1/users/{user['userId']}"})
+
+
+@routes.post("/v1/auth/login")
+@operation(
+    "Exchange email and password for an access token",
+    tags=("auth",),
+    body=LoginBody,
+    responses={
+        200: ("Signed in", TokenOut),
+        401: ("Wrong email or password (INVALID_CREDENTIALS)", None),
+        422: ("Invalid fields", None),
+    },
+)
+async def login(request: web.Request) -> web.Response:
+    """Verify the password against the users read model and issue an access token."""
+    body = await parse_body(request, LoginBody)
+    credentials = await request.app[keys.USERS].credentials(normalise_email(body.email))
+    ok = await verify_password(credentials.password_hash if credentials else None, body.password)
+    if credentials is None or not ok:
+        # One message for unknown email and wrong password: no account enumeration.
+        raise Unauthenticated("wrong email or password", code="INVALID_CREDENTIALS")
+    tokens = request.app[keys.TOKENS]
+    out = TokenOut(
+        access_token=tokens.issue_access(credentials.user_id, credentials.roles),
+        expires_in=tokens.access_ttl,
+    )
+    return web.json_response(out.model_dump(by_alias=True))

@@ -1,0 +1,128 @@
+"""The ``mercato`` command line: dev stack, production processes, topics and schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from config import ConfigError, Settings
+
+TOPICS_TIMEOUT = 30.0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from mercato.devserver import DevOptions, run
+
+    return run(DevOptions(port=args.port, data_dir=Path(args.data_dir), broker=args.broker,
+                          reset=args.reset, demo=args.demo))
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from agents.worker import run
+
+    run(Settings.from_env())
+    return 0
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from gateway.main import run
+
+    run(Settings.from_env())
+    return 0
+
+
+def _topics_create(args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
+    from streams.admin import ensure_topics
+
+    settings = Settings.from_env()
+    try:
+        result = asyncio.run(asyncio.wait_for(ensure_topics(settings), args.timeout))
+    except (TimeoutError, KafkaError, OSError) as exc:
+        reason = f"no answer within {args.timeout:g}s" if isinstance(exc, TimeoutError) else exc
+        sys.stderr.write(
+            f"mercato: cannot create topics on {', '.join(settings.kafka_bootstrap)}: {reason}\n"
+            "  is the broker running and MERCATO_KAFKA_URL right?\n"
+        )
+        return 1
+    width = max(len(name) for name in result)
+    for name, state in sorted(result.items()):
+        sys.stdout.write(f"{name:<{width}}  {state}\n")
+    return 0
+
+
+def _dump(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def export_schemas(directory: Path) -> list[Path]:
+    """Write every event's JSON Schema and the AsyncAPI document; return the paths written."""
+    from streams.registry import all_specs
+    from streams.schema import asyncapi_document, event_schema
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for spec in all_specs():
+        path = directory / f"{spec.type}.v{spec.version}.json"
+        path.write_text(_dump(event_schema(spec)), encoding="utf-8")
+        written.append(path)
+    path = directory / "asyncapi.json"
+    path.write_text(_dump(asyncapi_document()), encoding="utf-8")
+    written.append(path)
+    return written
+
+
+def _schemas_export(args: argparse.Namespace) -> int:
+    for path in export_schemas(Path(args.directory)):
+        sys.stdout.write(f"{path}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="mercato", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="run the whole stack locally with embedded services")
+    dev.add_argument("--port", type=int, default=8080, help="HTTP port of the gateway")
+    dev.add_argument("--data-dir", default=".mercato", help="where data and logs live")
+    dev.add_argument("--broker", choices=("noida", "tansu"), default="noida",
+                     help="embedded Kafka broker (tansu keeps everything in memory)")
+    dev.add_argument("--reset", action="store_true", help="delete the data dir first")
+    dev.add_argument("--demo", action="store_true", help="register a demo seller and buyer")
+    dev.set_defaults(handler=_dev)
+
+    commands.add_parser("worker", help="run the Faust agents").set_defaults(handler=_worker)
+    commands.add_parser("gateway", help="run the HTTP gateway").set_defaults(handler=_gateway)
+
+    topics = commands.add_parser("topics", help="manage Kafka topics")
+    topic_commands = topics.add_subparsers(dest="topics_command", required=True, metavar="COMMAND")
+    create = topic_commands.add_parser("create", help="create every catalogue topic (idempotent)")
+    create.add_argument("--timeout", type=float, default=TOPICS_TIMEOUT,
+                        help="seconds to wait for the broker")
+    create.set_defaults(handler=_topics_create)
+
+    schemas = commands.add_parser("schemas", help="event schemas")
+    schema_commands = schemas.add_subparsers(dest="schemas_command", required=True,
+                                             metavar="COMMAND")
+    export = schema_commands.add_parser("export", help="write JSON Schemas and AsyncAPI to DIR")
+    export.add_argument("directory", metavar="DIR")
+    export.set_defaults(handler=_schemas_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mercato`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"mercato: configuration error: {exc}\n")
+        return 2
+    return code

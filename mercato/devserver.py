@@ -1,0 +1,286 @@
+"""``mercato dev``: the embedded stack, topics, one worker and one gateway, supervised."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from config import Settings
+from mercato._follow import LogFollower
+from mercato._procs import (
+    describe_exit,
+    free_port,
+    log_size,
+    log_tail,
+    port_is_free,
+    spawn,
+    terminate,
+)
+from mercato.embedded import Broker, EmbeddedStack, Endpoints, ServiceFailed
+
+# Fixed, uncommon defaults so a restart finds the same ports and a developer's own
+# Kafka/MongoDB/Redis on the standard ports is left alone.
+DEFAULT_PORTS = {"kafka": 39092, "mongo": 37017, "redis": 36379}
+READY_TIMEOUT = 60.0
+TOPICS_TIMEOUT = 30.0
+CHILD_GRACE = 15.0
+DEMO_USERS = (
+    ("seller", "seller@example.com", "Demo Seller"),
+    ("buyer", "buyer@example.com", "Demo Buyer"),
+)
+DEMO_PASSWORD = "mercato-demo-123"  # noqa: S105 - a published demo account, not a secret
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DevOptions:
+    """What ``mercato dev`` was asked for."""
+
+    port: int = 8080
+    data_dir: Path = Path(".mercato")
+    broker: Broker = "noida"
+    reset: bool = False
+    demo: bool = False
+
+
+class DevFailed(RuntimeError):
+    """The dev stack could not start or a child died; the message says which and why."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Child:
+    name: str
+    log: Path
+    since: int
+    proc: subprocess.Popen[bytes]
+
+    def tail(self) -> str:
+        return log_tail(self.log, since=self.since)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM behaves like Ctrl-C so that one code path stops everything in order.
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "dev.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DevFailed(f"another `mercato dev` is already running on {data_dir}") from None
+        yield
+
+
+def _reset(data_dir: Path) -> None:
+    # The lock file stays: it is held by this very process.
+    for entry in data_dir.iterdir():
+        if entry.name == "dev.lock":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def service_ports(data_dir: Path) -> dict[str, int]:
+    """Ports remembered in ``ports.json`` (else the defaults), a busy one replaced by a free one."""
+    path = data_dir / "ports.json"
+    remembered: dict[str, int] = {}
+    if path.exists():
+        with contextlib.suppress(ValueError, OSError):
+            remembered = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+    ports: dict[str, int] = {}
+    for name, default in DEFAULT_PORTS.items():
+        port = remembered.get(name, default)
+        if not port_is_free(port) or port in ports.values():
+            port = free_port()
+        ports[name] = port
+    path.write_text(json.dumps(ports, indent=2, sort_keys=True) + "\n")
+    return ports
+
+
+def child_environment(options: DevOptions, endpoints: Endpoints) -> dict[str, str]:
+    """The environment the worker and gateway are configured by."""
+    env = dict(os.environ)
+    env.update(
+        MERCATO_ENV="dev",
+        MERCATO_KAFKA_URL=endpoints.kafka_url,
+        MERCATO_MONGO_URL=endpoints.mongo_url,
+        MERCATO_REDIS_URL=endpoints.redis_url,
+        MERCATO_HTTP_PORT=str(options.port),
+        MERCATO_DATA_DIR=str(options.data_dir.absolute()),
+        PYTHONUNBUFFERED="1",
+    )
+    if endpoints.broker == "tansu":
+        env["MERCATO_KAFKA_IDEMPOTENT"] = "false"  # Tansu has no idempotent producer
+    env.setdefault("MERCATO_LOG_JSON", "false")  # readable lines on the terminal
+    return env
+
+
+def _ready(port: int) -> bool:
+    url = f"http://127.0.0.1:{port}/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _check_children(children: list[_Child]) -> None:
+    for child in children:
+        code = child.proc.poll()
+        if code is not None:
+            raise DevFailed(
+                f"{child.name} {describe_exit(code)}; last lines of {child.log}:\n{child.tail()}"
+            )
+
+
+def _wait_http(port: int, children: list[_Child]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not _ready(port):
+        _check_children(children)
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {c.log}\n{c.tail()}" for c in children)
+            raise DevFailed(f"/health/ready did not answer 200 within {READY_TIMEOUT:g}s\n{tails}")
+        time.sleep(0.25)
+
+
+def _register_demo(port: int, out: TextIO) -> None:
+    out.write("demo accounts (password for both: " + DEMO_PASSWORD + ")\n")
+    for role, email, name in DEMO_USERS:
+        body = json.dumps({"email": email, "password": DEMO_PASSWORD, "name": name, "role": role})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/auth/register",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - fixed http URL
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            detail = exc.read().decode("utf-8", "replace")[:300]
+        else:
+            detail = ""
+        if status in (200, 201):
+            out.write(f"  {role:<6} {email}  registered\n")
+        elif status == 409:
+            out.write(f"  {role:<6} {email}  already registered\n")
+        else:
+            out.write(f"  {role:<6} {email}  NOT registered: HTTP {status} {detail}\n")
+
+
+def _banner(options: DevOptions, endpoints: Endpoints, elapsed: float, out: TextIO) -> None:
+    base = f"http://127.0.0.1:{options.port}"
+    kafka = endpoints.kafka_url.removeprefix("kafka://")
+    rows = [
+        ("API", f"{base}/v1"),
+        ("Docs", f"{base}/docs"),
+        ("Dashboard", f"{base}/dashboard"),
+        ("AsyncAPI", f"{base}/asyncapi.json"),
+        ("Kafka", f"{kafka} ({endpoints.broker})"),
+        ("MongoDB", endpoints.mongo_url),
+        ("Redis", endpoints.redis_url),
+        ("Logs", str(options.data_dir.absolute() / "logs")),
+    ]
+    for label, value in rows:
+        out.write(f"  {label:<10} {value}\n")
+    out.write(f"mercato ready in {elapsed:.1f}s: {base}\n")
+    out.flush()
+
+
+def _supervise(
+    options: DevOptions, stack: EmbeddedStack, children: list[_Child], out: TextIO
+) -> None:
+    started = time.monotonic()
+    endpoints = stack.start()
+    env = child_environment(options, endpoints)
+    # Built once here so the dev JWT secret file is created before two children race for it.
+    settings = Settings.from_env(env)
+    from streams.admin import ensure_topics
+
+    asyncio.run(asyncio.wait_for(ensure_topics(settings), TOPICS_TIMEOUT))
+    follower = LogFollower(out)
+    logs = options.data_dir.absolute() / "logs"
+    try:
+        for name in ("worker", "gateway"):
+            log = logs / f"{name}.log"
+            follower.add(name, log)
+            since = log_size(log)
+            proc = spawn([sys.executable, "-m", "mercato", name], log, env=env)
+            children.append(_Child(name, log, since, proc))
+        follower.start()
+        _wait_http(options.port, children)
+        _banner(options, endpoints, time.monotonic() - started, out)
+        if options.demo:
+            _register_demo(options.port, out)
+        while True:
+            _check_children(children)
+            time.sleep(0.5)
+    finally:
+        follower.stop()
+
+
+def _report(exc: BaseException) -> int:
+    if isinstance(exc, TimeoutError):
+        sys.stderr.write(f"mercato: creating topics took longer than {TOPICS_TIMEOUT:g}s\n")
+    else:
+        sys.stderr.write(f"mercato: {exc}\n")
+    sys.stderr.flush()
+    return 1
+
+
+def run(options: DevOptions, out: TextIO = sys.stdout) -> int:
+    """Run the dev stack until Ctrl-C/SIGTERM (exit 0) or a failure (exit 1)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    data_dir = options.data_dir.absolute()
+    options = dataclasses.replace(options, data_dir=data_dir)
+    children: list[_Child] = []
+    code = 0
+    try:
+        with _exclusive(data_dir):
+            if options.reset:
+                _reset(data_dir)
+            if not port_is_free(options.port):
+                raise DevFailed(f"HTTP port {options.port} is in use; pass --port")
+            stack = EmbeddedStack(data_dir, broker=options.broker, ports=service_ports(data_dir),
+                                  startup_timeout=READY_TIMEOUT)
+            try:
+                _supervise(options, stack, children, out)
+            except KeyboardInterrupt:
+                pass
+            except (DevFailed, ServiceFailed, TimeoutError) as exc:
+                code = _report(exc)  # before the shutdown chatter, so it is easy to find
+            finally:
+                # Nothing may interrupt the ordered shutdown: gateway, worker, then services.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                out.write("mercato: stopping\n")
+                out.flush()
+                for child in reversed(children):
+                    terminate(child.proc, CHILD_GRACE)
+                stack.stop()
+                out.write("mercato: stopped\n")
+    except KeyboardInterrupt:
+        return 0  # interrupted before anything was started
+    except DevFailed as exc:
+        return _report(exc)
+    return code

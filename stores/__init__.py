@@ -1,0 +1,1 @@
+"""Persistence behind small contracts: MongoDB read models and Redis."""

@@ -1,0 +1,111 @@
+"""The users read model: profiles and credentials projected by the registrations agent."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+COLLECTION = "users"
+INDEXES = {
+    COLLECTION: [IndexModel([("emailNormalized", ASCENDING)], unique=True, name="email_unique")],
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class User:
+    """A user's profile as the API shows it."""
+
+    user_id: str
+    email: str
+    name: str
+    roles: tuple[str, ...]
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's profile object."""
+        return {
+            "userId": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "roles": list(self.roles),
+            "createdAt": self.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Credentials:
+    """What login needs: never leaves the gateway."""
+
+    user_id: str
+    password_hash: str
+    roles: tuple[str, ...]
+
+
+class UserRepository:
+    """Intention-revealing access to the ``users`` collection."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._users = db[COLLECTION]
+
+    async def project_registered(
+        self,
+        *,
+        user_id: str,
+        email: str,
+        email_normalized: str,
+        name: str,
+        roles: list[str],
+        password_hash: str,
+        created_at: datetime,
+        event_id: str,
+    ) -> bool:
+        """Insert the account once; re-applying the same registration changes nothing.
+
+        Returns whether this call created the document.
+        """
+        result = await self._users.update_one(
+            {"_id": user_id},
+            {
+                "$setOnInsert": {
+                    "email": email,
+                    "emailNormalized": email_normalized,
+                    "name": name,
+                    "roles": roles,
+                    "passwordHash": password_hash,
+                    "createdAt": created_at,
+                    "updatedAt": created_at,
+                    "version": 1,
+                    "lastEventId": event_id,
+                }
+            },
+            upsert=True,
+        )
+        return result.upserted_id is not None
+
+    async def by_id(self, user_id: str) -> User | None:
+        """The profile of ``user_id``, if it exists."""
+        doc = await self._users.find_one({"_id": user_id}, {"passwordHash": 0})
+        return None if doc is None else _user(doc)
+
+    async def credentials(self, email_normalized: str) -> Credentials | None:
+        """Login data for a normalised email, if an account has it."""
+        doc = await self._users.find_one(
+            {"emailNormalized": email_normalized}, {"passwordHash": 1, "roles": 1}
+        )
+        if doc is None:
+            return None
+        return Credentials(doc["_id"], doc["passwordHash"], tuple(doc["roles"]))
+
+
+def _user(doc: dict[str, Any]) -> User:
+    return User(
+        user_id=doc["_id"],
+        email=doc["email"],
+        name=doc["name"],
+        roles=tuple(doc["roles"]),
+        created_at=doc["createdAt"],
+    )

@@ -1,0 +1,143 @@
+"""The event envelope every Kafka record carries, and its wire encoding.
+
+Value: ``{id, type, version, key, occurredAt, source, correlationId,
+causationId, data}`` as orjson-encoded JSON. Headers: the CloudEvents Kafka
+binding (``ce_*``), so generic tooling can route without parsing the value.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel
+
+from streams.registry import EventSpec, spec_for_model
+
+M = TypeVar("M", bound=BaseModel)
+CE_SPECVERSION = b"1.0"
+Headers = list[tuple[str, bytes]]
+
+
+class EnvelopeError(ValueError):
+    """A record's value is not a valid Mercato envelope."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision and a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic event id, so a redelivered command re-emits the *same* event."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "mercato:" + ":".join(parts)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Envelope:
+    """One event as it travels on Kafka; ``data`` holds the type's payload (camelCase)."""
+
+    id: str
+    type: str
+    version: int
+    key: str
+    occurred_at: str
+    source: str
+    correlation_id: str
+    causation_id: str | None
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The envelope as its JSON object."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "version": self.version,
+            "key": self.key,
+            "occurredAt": self.occurred_at,
+            "source": self.source,
+            "correlationId": self.correlation_id,
+            "causationId": self.causation_id,
+            "data": self.data,
+        }
+
+    def encode(self) -> bytes:
+        """The record value."""
+        return orjson.dumps(self.to_dict())
+
+    def headers(self) -> Headers:
+        """CloudEvents Kafka-binding headers for the record."""
+        return [
+            ("ce_id", self.id.encode()),
+            ("ce_type", self.type.encode()),
+            ("ce_source", self.source.encode()),
+            ("ce_specversion", CE_SPECVERSION),
+            ("ce_time", self.occurred_at.encode()),
+            ("content-type", b"application/json"),
+        ]
+
+    def payload(self, model: builtins.type[M]) -> M:
+        """Validate ``data`` as ``model`` (the registered payload of this type)."""
+        return model.model_validate(self.data)
+
+    @classmethod
+    def decode(cls, raw: bytes | str | dict[str, Any]) -> Envelope:
+        """Parse a record value; raises ``EnvelopeError`` with what is wrong."""
+        try:
+            obj = raw if isinstance(raw, dict) else orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise EnvelopeError(f"value is not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise EnvelopeError("value is not a JSON object")
+        try:
+            envelope = cls(
+                id=obj["id"],
+                type=obj["type"],
+                version=obj["version"],
+                key=obj["key"],
+                occurred_at=obj["occurredAt"],
+                source=obj["source"],
+                correlation_id=obj["correlationId"],
+                causation_id=obj.get("causationId"),
+                data=obj["data"],
+            )
+        except KeyError as exc:
+            raise EnvelopeError(f"envelope field {exc.args[0]!r} is missing") from None
+        if not isinstance(envelope.data, dict) or not isinstance(envelope.version, int):
+            raise EnvelopeError("envelope 'data' must be an object and 'version' an integer")
+        return envelope
+
+
+def new_event(
+    payload: BaseModel,
+    *,
+    key: str,
+    source: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    """Wrap a registered payload model in an envelope (type/version come from its spec)."""
+    spec: EventSpec = spec_for_model(type(payload))
+    ident = event_id or str(uuid.uuid4())
+    return Envelope(
+        id=ident,
+        type=spec.type,
+        version=spec.version,
+        key=key,
+        occurred_at=format_time(occurred_at or utcnow()),
+        source=source,
+        correlation_id=correlation_id or ident,
+        causation_id=causation_id,
+        data=payload.model_dump(mode="json", by_alias=True, exclude_none=True),
+    )

@@ -1,0 +1,89 @@
+"""Domain errors: one root, stable codes, no HTTP knowledge.
+
+Stores, agents and the gateway's handlers raise these; the gateway maps each
+class to an HTTP status in exactly one place (``gateway.problems``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldError:
+    """One invalid input field: a dotted path and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class MercatoError(Exception):
+    """Root of every domain error; ``code`` is stable and documented."""
+
+    code = "ERROR"
+    title = "Request failed"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(MercatoError):
+    """The input is well-formed but breaks the rules (field errors attached)."""
+
+    code = "VALIDATION_ERROR"
+    title = "Invalid input"
+
+    def __init__(
+        self, detail: str, *, errors: list[FieldError] | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.errors = errors or []
+
+
+class MalformedRequest(MercatoError):
+    """The request cannot be parsed at all (not JSON, wrong content type, ...)."""
+
+    code = "MALFORMED_REQUEST"
+    title = "Malformed request"
+
+
+class Unauthenticated(MercatoError):
+    """No valid credentials."""
+
+    code = "UNAUTHENTICATED"
+    title = "Authentication required"
+
+
+class Forbidden(MercatoError):
+    """Valid credentials, not allowed."""
+
+    code = "FORBIDDEN"
+    title = "Forbidden"
+
+
+class NotFound(MercatoError):
+    """The thing does not exist, or the caller may not know it does."""
+
+    code = "NOT_FOUND"
+    title = "Not found"
+
+
+class Conflict(MercatoError):
+    """The request conflicts with the current state (e.g. EMAIL_TAKEN)."""
+
+    code = "CONFLICT"
+    title = "Conflict"
+
+
+class Unavailable(MercatoError):
+    """A dependency did not answer in time; retrying later is safe."""
+
+    code = "SERVICE_UNAVAILABLE"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 2, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after

@@ -1,0 +1,43 @@
+"""Command plumbing: answers to waiting gateways and the record of dropped commands."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from streams.registry import Payload, event
+
+
+@event(
+    "command.answered",
+    topic="replies",
+    key="correlationId",
+    summary="An agent's answer to a command that a gateway instance is waiting for.",
+)
+class CommandAnswered(Payload):
+    """Internal: the outcome of a command, routed back by correlation id."""
+
+    command_id: str
+    reply_to: str
+    outcome: Literal["accepted", "rejected"]
+    code: str | None = Field(default=None, description="Stable error code when rejected.")
+    detail: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+@event(
+    "command.expired",
+    topic="audit",
+    key="correlationId",
+    summary="A worker saw a command after its deadline and dropped it without effect.",
+)
+class CommandExpired(Payload):
+    """The client was already told 503 and may retry; nothing was applied."""
+
+    command_id: str
+    command_type: str
+    deadline: datetime
+    seen_at: datetime
+    late_by_ms: int

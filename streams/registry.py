@@ -1,0 +1,87 @@
+"""One source of truth per event type: its payload model, topic, version and docs.
+
+Producers and consumers import the same model; JSON Schema and AsyncAPI are
+generated from these registrations (``streams.schema``), never hand-copied.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from streams.topics import spec as topic_spec
+
+M = TypeVar("M", bound=type[BaseModel])
+
+
+class Payload(BaseModel):
+    """Base of every event payload: camelCase on the wire, frozen, tolerant of new fields.
+
+    Unknown fields are ignored rather than rejected so that adding an optional
+    field stays a backward-compatible change within a version.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventSpec:
+    """A registered event type."""
+
+    type: str
+    version: int
+    topic: str
+    model: builtins.type[BaseModel]
+    summary: str
+    key: str
+
+    @property
+    def internal(self) -> bool:
+        """Whether the event travels on an internal topic (not a data-team contract)."""
+        return topic_spec(self.topic).internal
+
+
+_BY_TYPE: dict[tuple[str, int], EventSpec] = {}
+_BY_MODEL: dict[type[BaseModel], EventSpec] = {}
+
+
+def event(type_: str, *, version: int = 1, topic: str, key: str, summary: str) -> Callable[[M], M]:
+    """Register a payload model as event ``type_`` v``version`` on ``topic``."""
+
+    def register(model: M) -> M:
+        topic_spec(topic)  # fail at import on an unknown topic name
+        spec = EventSpec(type_, version, topic, model, summary, key)
+        if (type_, version) in _BY_TYPE:
+            raise ValueError(f"event {type_} v{version} is registered twice")
+        _BY_TYPE[(type_, version)] = spec
+        _BY_MODEL[model] = spec
+        return model
+
+    return register
+
+
+def spec_for(type_: str, version: int) -> EventSpec | None:
+    """The spec of ``type_`` v``version``, if registered."""
+    return _BY_TYPE.get((type_, version))
+
+
+def spec_for_model(model: type[BaseModel]) -> EventSpec:
+    """The spec a payload model was registered under."""
+    try:
+        return _BY_MODEL[model]
+    except KeyError:
+        raise KeyError(f"{model.__name__} is not a registered event payload") from None
+
+
+def all_specs() -> Iterator[EventSpec]:
+    """Every registered event, ordered by topic then type."""
+    import streams.events  # noqa: F401  (registers the catalogue of events)
+
+    yield from sorted(_BY_TYPE.values(), key=lambda s: (s.topic, s.type, s.version))

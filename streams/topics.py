@@ -1,0 +1,80 @@
+"""The topic catalogue: every topic Mercato uses, with its partitions and configs.
+
+Faust does not create agent source topics, and a table whose source topic has
+another partition count fails with PartitionsMismatch, so every topic is
+declared here and created explicitly (``mercato topics create``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic: its catalogue name (without prefix) and how it is created."""
+
+    name: str
+    description: str
+    partitions: int = 4
+    # Internal topics may carry secrets or gateway plumbing; data teams must not rely on them.
+    internal: bool = False
+    retention_ms: int = 7 * DAY_MS
+    compacted: bool = False
+
+    def configs(self) -> dict[str, str]:
+        """Broker topic configs to create the topic with."""
+        return {
+            "cleanup.policy": "compact" if self.compacted else "delete",
+            "retention.ms": str(self.retention_ms),
+        }
+
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        "registrations",
+        "Registration commands keyed by normalised email. Carries password hashes: internal.",
+        internal=True,
+    ),
+    TopicSpec("users", "User lifecycle events keyed by user id."),
+    TopicSpec("products", "Catalog events keyed by product id."),
+    TopicSpec("inventory", "Stock changes and reservations keyed by product id."),
+    TopicSpec("orders", "Order saga transitions keyed by order id."),
+    TopicSpec("payments", "Charges and refunds keyed by order id."),
+    TopicSpec("files", "File lifecycle and permission events keyed by file id."),
+    TopicSpec("notifications", "Notifications to deliver, keyed by recipient user id."),
+    TopicSpec("analytics", "Client and platform analytics events."),
+    TopicSpec("audit", "Security-relevant actions, keyed by actor id.", retention_ms=90 * DAY_MS),
+    TopicSpec(
+        "push",
+        "Real-time push feed keyed by channel (user:{id}, order:{id}, ...); gateways replay it "
+        "to resuming clients.",
+        retention_ms=1 * DAY_MS,
+    ),
+    TopicSpec(
+        "replies",
+        "Agents' answers to commands a gateway is waiting for, keyed by correlation id.",
+        internal=True,
+        retention_ms=60 * 60 * 1000,
+    ),
+    TopicSpec(
+        "dlq",
+        "Records an agent could not process after bounded retries, with the error. May hold "
+        "copies of internal records: internal.",
+        partitions=1,
+        internal=True,
+        retention_ms=30 * DAY_MS,
+    ),
+)
+
+BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in CATALOGUE}
+
+
+def spec(name: str) -> TopicSpec:
+    """The catalogue entry for ``name``; a typo fails loudly at wiring time."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown topic {name!r}; known: {sorted(BY_NAME)}") from None

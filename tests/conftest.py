@@ -1,0 +1,65 @@
+"""Session-wide real services and per-test isolated settings.
+
+The embedded services are never optional: if they cannot start, every test that
+needs them errors with the service's log tail instead of being skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+from uuid import uuid4
+
+import pytest
+
+from config import Settings
+from mercato.embedded import EmbeddedStack, Endpoints
+from streams.admin import ensure_topics
+
+# 48 characters: comfortably over the 32 that prod requires.
+TEST_JWT_SECRET = "mercato-test-secret-not-for-production-use-00000"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    """Broker (noida), MongoDB-protocol server and Redis, started once per session."""
+    embedded = EmbeddedStack(tmp_path_factory.mktemp("stack"), startup_timeout=60.0)
+    with embedded as endpoints:
+        yield endpoints
+
+
+def _with_database(mongo_url: str, database: str) -> str:
+    return urlsplit(mongo_url)._replace(path=f"/{database}").geturl()
+
+
+def make_settings(endpoints: Endpoints, data_dir: Path) -> Settings:
+    """Settings pointing at ``endpoints`` with a fresh topic prefix, app id and database."""
+    run = uuid4().hex[:8]
+    return Settings(
+        env="dev",
+        kafka_url=endpoints.kafka_url,
+        mongo_url=_with_database(endpoints.mongo_url, f"test_{run}"),
+        redis_url=endpoints.redis_url,
+        data_dir=data_dir,
+        jwt_secret=TEST_JWT_SECRET,
+        topic_prefix=f"t{run}.",
+        app_id=f"mercato-test-{run}",
+        kafka_idempotent=endpoints.broker != "tansu",
+        command_timeout=5.0,
+        worker_session_timeout=6.0,
+        log_json=False,
+    )
+
+
+@pytest.fixture
+def settings(stack: Endpoints, tmp_path: Path) -> Settings:
+    """Settings isolated to this test: own topics, consumer group, database and data dir."""
+    return make_settings(stack, tmp_path)
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> Settings:
+    """``settings`` with every catalogue topic created."""
+    await ensure_topics(settings)
+    return settings

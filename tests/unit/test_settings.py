@@ -1,0 +1,137 @@
+"""Settings: environment parsing, validation, the dev secret and log-safe views."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, Settings, mask_dsn
+
+STRONG = "s" * 32
+
+
+def test_defaults_need_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert settings.env == "dev"
+    assert settings.kafka_bootstrap == ["127.0.0.1:9092"]
+    assert settings.mongo_database == "mercato"
+    assert settings.topic("users") == "mercato.users"
+    assert len(settings.jwt_secret) >= 32
+    assert (tmp_path / ".mercato" / "jwt-secret").read_text() == settings.jwt_secret
+
+
+def test_env_values_are_parsed(tmp_path: Path) -> None:
+    settings = Settings.from_env({
+        "MERCATO_DATA_DIR": str(tmp_path),
+        "MERCATO_KAFKA_URL": "kafka://a:1,b:2",
+        "MERCATO_MONGO_URL": "mongodb://m:27017/shop",
+        "MERCATO_HTTP_PORT": "9000",
+        "MERCATO_COMMAND_TIMEOUT": "2.5",
+        "MERCATO_KAFKA_IDEMPOTENT": "false",
+        "MERCATO_LOG_JSON": "yes",
+        "MERCATO_TOPIC_PREFIX": "x.",
+    })
+    assert settings.kafka_bootstrap == ["a:1", "b:2"]
+    assert settings.mongo_database == "shop"
+    assert settings.http_port == 9000
+    assert settings.command_timeout == 2.5
+    assert settings.kafka_idempotent is False
+    assert settings.log_json is True
+    assert settings.topic("users") == "x.users"
+    assert settings.data_dir == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MERCATO_HTTP_PORT", "eighty"),
+        ("MERCATO_HTTP_PORT", "-1"),
+        ("MERCATO_COMMAND_TIMEOUT", "soon"),
+        ("MERCATO_PUSH_QUEUE_SIZE", "1.5"),
+        ("MERCATO_KAFKA_IDEMPOTENT", "maybe"),
+        ("MERCATO_LOG_JSON", ""),
+        ("MERCATO_ENV", "staging"),
+        ("MERCATO_KAFKA_URL", "http://localhost:9092"),
+        ("MERCATO_MONGO_URL", "postgres://localhost/db"),
+        ("MERCATO_REDIS_URL", "localhost:6379"),
+    ],
+)
+def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env({"MERCATO_DATA_DIR": str(tmp_path), variable: value})
+
+
+@pytest.mark.parametrize("secret", [None, "", "short-secret"])
+def test_prod_requires_a_strong_secret(tmp_path: Path, secret: str | None) -> None:
+    env = {"MERCATO_ENV": "prod", "MERCATO_DATA_DIR": str(tmp_path)}
+    if secret is not None:
+        env["MERCATO_JWT_SECRET"] = secret
+    with pytest.raises(ConfigError, match="MERCATO_JWT_SECRET"):
+        Settings.from_env(env)
+    assert not (tmp_path / "jwt-secret").exists()
+
+
+def test_prod_accepts_a_strong_secret(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"MERCATO_ENV": "prod", "MERCATO_JWT_SECRET": STRONG, "MERCATO_DATA_DIR": str(tmp_path)}
+    )
+    assert settings.jwt_secret == STRONG
+    assert not (tmp_path / "jwt-secret").exists()
+
+
+def test_dev_secret_is_generated_once_and_private(tmp_path: Path) -> None:
+    env = {"MERCATO_DATA_DIR": str(tmp_path / "data")}
+    first = Settings.from_env(env)
+    second = Settings.from_env(env)
+    path = tmp_path / "data" / "jwt-secret"
+    assert first.jwt_secret == second.jwt_secret
+    assert len(first.jwt_secret) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_dev_secret_from_env_wins(tmp_path: Path) -> None:
+    settings = Settings.from_env({"MERCATO_DATA_DIR": str(tmp_path), "MERCATO_JWT_SECRET": STRONG})
+    assert settings.jwt_secret == STRONG
+    assert not (tmp_path / "jwt-secret").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden"),
+    [
+        ("mongodb://app:hunter2@db.internal:27017/mercato", "hunter2"),
+        ("redis://:s3cret@cache:6379/0", "s3cret"),
+        ("kafka://user:p%40ss@broker:9092", "p%40ss"),
+    ],
+)
+def test_mask_dsn_hides_passwords(url: str, hidden: str) -> None:
+    masked = mask_dsn(url)
+    assert hidden not in masked
+    assert "***" in masked
+
+
+def test_mask_dsn_keeps_urls_without_password() -> None:
+    assert mask_dsn("mongodb://db:27017/mercato") == "mongodb://db:27017/mercato"
+
+
+def test_safe_dict_and_repr_never_show_secrets(tmp_path: Path) -> None:
+    settings = Settings(
+        env="prod",
+        jwt_secret=STRONG,
+        mongo_url="mongodb://app:hunter2@db:27017/mercato",
+        data_dir=tmp_path,
+    )
+    safe = settings.safe_dict()
+    assert STRONG not in str(safe)
+    assert "hunter2" not in str(safe)
+    assert safe["jwt_secret"] == "***"
+    assert safe["data_dir"] == str(tmp_path)
+    assert STRONG not in repr(settings)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.http_port = 1  # type: ignore[misc]
