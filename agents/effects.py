@@ -7,9 +7,10 @@ them. Every effect must be safe to repeat (at-least-once delivery).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import faust
+from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
 from stores.mongo import database, ensure_indexes, mongo_client
@@ -17,12 +18,18 @@ from stores.users import UserRepository
 from streams.envelope import Envelope
 from streams.topics import CATALOGUE
 
+R = TypeVar("R")
+
 
 class Effects(Protocol):
     """The side effects an agent may cause."""
 
     @property
     def users(self) -> UserRepository: ...
+
+    def repo(self, cls: type[R]) -> R:
+        """The repository ``cls`` (constructed once from the MongoDB database)."""
+        ...
 
     async def emit(self, topic: str, envelope: Envelope) -> None:
         """Publish ``envelope`` on catalogue topic ``topic`` keyed by its aggregate key."""
@@ -46,20 +53,30 @@ class LiveEffects:
             for spec in CATALOGUE
         }
         self._client: Any = None
-        self._users: UserRepository | None = None
+        self._repos: dict[type[Any], Any] = {}
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        """The MongoDB database; the client is created on first use, inside the worker's loop."""
+        if self._client is None:
+            self._client = mongo_client(self._settings, app_name=f"{self._settings.app_id}-worker")
+        return database(self._client, self._settings)
+
+    def repo(self, cls: type[R]) -> R:
+        """The repository ``cls``, built once over ``db``."""
+        if cls not in self._repos:
+            self._repos[cls] = cls(self.db)  # type: ignore[call-arg]
+        repo: R = self._repos[cls]
+        return repo
 
     @property
     def users(self) -> UserRepository:
-        """The users repository (the MongoDB client connects on first use)."""
-        if self._users is None:
-            self._client = mongo_client(self._settings, app_name=f"{self._settings.app_id}-worker")
-            self._users = UserRepository(database(self._client, self._settings))
-        return self._users
+        """The users repository."""
+        return self.repo(UserRepository)
 
     async def prepare(self) -> None:
         """Create MongoDB indexes (idempotent)."""
-        self.users  # noqa: B018  (opens the client)
-        await ensure_indexes(database(self._client, self._settings))
+        await ensure_indexes(self.db)
 
     async def emit(self, topic: str, envelope: Envelope) -> None:
         """Send and wait for the broker's ack, so a committed offset implies a durable effect."""
@@ -80,4 +97,4 @@ class LiveEffects:
         if self._client is not None:
             await self._client.close()
             self._client = None
-            self._users = None
+            self._repos.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import os
 import sys
 import tempfile
 import uuid
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(url: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     """Both workloads on fresh, uniquely named topics; ceiling first, on a quiet broker."""
     run_id = uuid.uuid4().hex[:8]
+    # Other processes on a 2-core box move these figures; record how busy it was.
+    load = os.getloadavg()[0]
     # Each phase applies ``limit`` itself (asyncio.timeout inside) so a failure names the phase.
     common = {"events": args.events, "partitions": args.partitions, "payload": args.payload,
               "limit": args.timeout}
@@ -58,6 +61,7 @@ async def _run(url: str, args: argparse.Namespace, scratch: Path) -> dict[str, A
     return {
         "date": datetime.date.today().isoformat(),
         "machine": machine_note(),
+        "load_average_1m_at_start": load,
         "command": " ".join(["python -m bench.baseline", *sys.argv[1:]]),
         "params": {**common, "keys": 1000},
         "results": [raw.as_dict(), naive.as_dict()],
@@ -79,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         except BenchError as exc:
             print(f"baseline failed: {exc}", file=sys.stderr)
             return 1
-    print(f"machine: {report['machine']}")
+    load = report["load_average_1m_at_start"]
+    print(f"machine: {report['machine']}, 1-min load average at start {load:.2f}")
     print(f"results: {write_json('baseline', report)}")
     return 0
 
