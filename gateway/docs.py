@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from gateway import keys
@@ -56,8 +58,18 @@ async def event_schema_json(request: web.Request) -> web.Response:
     return web.json_response(event_schema(spec), content_type="application/schema+json")
 
 
+STATIC = Path(__file__).parent / "static"
+
+
+async def dashboard_page(request: web.Request) -> web.FileResponse:
+    """GET /dashboard: the live page (sign in, follow channels)."""
+    return web.FileResponse(STATIC / "dashboard.html")
+
+
 def setup(app: web.Application) -> None:
-    """Add the description routes."""
+    """Add the description routes and the live page."""
+    app.router.add_get("/dashboard", dashboard_page)
+    app.router.add_static("/static", STATIC, append_version=False)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/docs", docs_page)
     app.router.add_get("/asyncapi.json", asyncapi_json)

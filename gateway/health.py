@@ -9,11 +9,12 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config import Settings
 from gateway import keys
+from streams.topics import spec as topic_spec
 
 CHECK_TIMEOUT = 2.0
 CACHE_SECONDS = 1.0
@@ -65,11 +66,19 @@ class Readiness:
         members = len(info[5]) if info else 0
         if state != "Stable" or members == 0:
             raise RuntimeError(f"no worker is consuming (group {group!r} is {state})")
-        committed = await self._admin.list_consumer_group_offsets(group)
-        sources = {self._settings.topic(n) for n in WORKER_SOURCES}
-        tps = [tp for tp in committed if tp.topic in sources]
-        ends = await self._offsets.end_offsets(tps) if tps else {}
-        lag = sum(max(0, ends[tp] - committed[tp].offset) for tp in tps)
+        # Name the partitions: Tansu cannot answer an "all partitions" offsets request.
+        partitions = [
+            TopicPartition(self._settings.topic(name), p)
+            for name in WORKER_SOURCES
+            for p in range(topic_spec(name).partitions)
+        ]
+        committed = await self._admin.list_consumer_group_offsets(group, partitions=partitions)
+        ends = await self._offsets.end_offsets(partitions)
+        lag = sum(
+            max(0, ends[tp] - committed[tp].offset)
+            for tp in partitions
+            if tp in committed and committed[tp].offset >= 0
+        )
         return {"members": members, "lag": lag}
 
 

@@ -137,6 +137,9 @@ class EmbeddedStack:
 
     def start(self) -> Endpoints:
         """Start every service and return once each really answers; ServiceFailed otherwise."""
+        # Hazard: the children get PR_SET_PDEATHSIG, which fires when the *thread* that
+        # started them exits. Call this from the main thread or one that lives as long as
+        # the services (asyncio.to_thread is fine: executor threads live with the loop).
         if self._running:
             raise RuntimeError("the embedded stack is already started")
         ports = self._choose_ports()

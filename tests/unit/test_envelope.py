@@ -125,8 +125,8 @@ def test_decode_rejects_non_integer_version() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG streams/envelope.py:99-116 Envelope.decode checks only data/version types; "
-    "a non-string id/type/key/source/occurredAt/correlationId is accepted and fails later "
+    reason="BUG streams/envelope.py:115 Envelope.decode checks only the types of data and "
+    "version (and bool passes as int); a non-string id/type/key/source is accepted and fails later "
     "(e.g. Envelope.headers() -> AttributeError on int.encode)",
 )
 @pytest.mark.parametrize(
@@ -190,7 +190,9 @@ def test_new_event_rejects_unregistered_models() -> None:
 
 def test_derived_id_is_deterministic_uuid() -> None:
     assert derived_id("a", "b") == derived_id("a", "b")
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", derived_id("a"))
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", derived_id("a")
+    )
 
 
 @given(st.lists(st.text(), min_size=1, max_size=4), st.lists(st.text(), min_size=1, max_size=4))

@@ -178,8 +178,8 @@ def test_wrong_type_or_version_fails_validation(spec: EventSpec) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG streams/envelope.py:144 new_event dumps with exclude_none=True, but "
-    "DeadLettered.key (streams/events/ops.py:24) is `str | None` with no default: a dead "
+    reason="BUG streams/envelope.py:142 new_event dumps with exclude_none=True, but "
+    "DeadLettered.key (streams/events/ops.py:23) is `str | None` with no default: a dead "
     "letter of a keyless record omits `key`, so it breaks its own schema (key is required) "
     "and Envelope.payload(DeadLettered) cannot read it back",
 )
@@ -247,4 +247,3 @@ def test_registration_requested_stays_on_an_internal_topic() -> None:
 
 def test_public_events_exist_so_the_secret_check_is_not_vacuous() -> None:
     assert {s.type for s in PUBLIC_SPECS} >= {"user.registered", "command.expired"}
-

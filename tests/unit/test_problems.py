@@ -223,13 +223,13 @@ async def test_request_id_with_newline_cannot_be_smuggled(
     client: TestClient[web.Request, web.Application],
 ) -> None:
     # aiohttp's client refuses to send it at all; either way it never reaches a log line.
-    with pytest.raises(ValueError, match="[Nn]ewline|header|CR|LF"):
+    with pytest.raises(ValueError, match=r"[Nn]ewline|header|CR|LF"):
         await client.get("/ok", headers={REQUEST_ID_HEADER: "a b\n"})
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="GAP gateway/middleware.py:37-38 re-raises HTTPException < 400 (e.g. a raised "
+    reason="GAP gateway/middleware.py:38-39 re-raises HTTPException < 400 (e.g. a raised "
     "web.HTTPFound redirect) before X-Request-ID is set, so redirects carry no request id",
 )
 async def test_request_id_on_raised_redirect(

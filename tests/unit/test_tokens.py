@@ -73,9 +73,15 @@ def test_issued_claims(tokens: TokenService) -> None:
     assert claims["aud"] == "mercato-api"
     assert before <= claims["iat"] <= int(time.time())
     assert claims["exp"] - claims["iat"] == tokens.access_ttl == 600
-    assert claims["jti"] != jwt.decode(
-        tokens.issue_access("u-1", ["buyer"]), SECRET, algorithms=["HS256"], audience="mercato-api"
-    )["jti"]
+    assert (
+        claims["jti"]
+        != jwt.decode(
+            tokens.issue_access("u-1", ["buyer"]),
+            SECRET,
+            algorithms=["HS256"],
+            audience="mercato-api",
+        )["jti"]
+    )
 
 
 def test_a_hand_signed_valid_token_is_accepted(tokens: TokenService) -> None:
