@@ -12,13 +12,36 @@ from typing import Any
 
 import faust
 
-from agents import registrations
+from agents import (
+    audit,
+    catalog,
+    catalog_stock,
+    files,
+    heartbeat,
+    inventory,
+    notifications,
+    orders,
+    payments,
+    registrations,
+    users,
+)
 from agents.effects import Effects, LiveEffects
 from config import Settings
 
 # Each domain module exposes ``install(app, settings, effects) -> agent``.
 Installer = Callable[[faust.App, Settings, Effects], Any]
-DOMAINS: Sequence[tuple[str, Installer]] = (("registrations", registrations.install),)
+DOMAINS: Sequence[tuple[str, Installer]] = (
+    ("registrations", registrations.install),
+    ("users", users.install),
+    ("notifications", notifications.install),
+    ("audit", audit.install),
+    ("files", files.install),
+    ("inventory", inventory.install),
+    ("payments", payments.install),
+    ("catalog", catalog.install),
+    ("catalog-stock", catalog_stock.install),
+    ("orders", orders.install),
+)
 
 
 @dataclasses.dataclass(slots=True)
@@ -67,6 +90,7 @@ def create_worker_app(
     agents = {name: install(app, settings, live) for name, install in DOMAINS}
     if isinstance(live, LiveEffects):
         _wire_lifecycle(app, live)
+        heartbeat.install(app, settings)
     return Worker(app=app, agents=agents, effects=live)
 
 

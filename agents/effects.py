@@ -7,6 +7,8 @@ them. Every effect must be safe to repeat (at-least-once delivery).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
 import faust
@@ -91,6 +93,20 @@ class LiveEffects:
             key=channel.encode(), value=envelope.encode(), headers=envelope.headers()
         )
         await fut
+
+    async def emit_batch(self, records: Sequence[tuple[str, str, Envelope]]) -> None:
+        """Queue ``(topic, key, envelope)`` records in order, then wait for every ack at once.
+
+        One broker round trip for the lot instead of one per record; per-partition order is
+        the queueing order, as with ``emit``/``push`` one after the other.
+        """
+        futures = [
+            await self._topics[topic].send(
+                key=key.encode(), value=envelope.encode(), headers=envelope.headers()
+            )
+            for topic, key, envelope in records
+        ]
+        await asyncio.gather(*futures)
 
     async def aclose(self) -> None:
         """Close the MongoDB client."""

@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import MutableMapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import faust
 
 from agents.effects import Effects
-from agents.resilience import guarded
+from agents.replies import record_expired, reply
+from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
-from streams.events.commands import CommandAnswered, CommandExpired
 from streams.events.users import RegistrationRequested, UserRegistered
+from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.registrations"
@@ -47,12 +48,16 @@ class RegistrationDecider:
         mine = entry is not None and entry["commandId"] == envelope.id
         if now > command.deadline and not mine:
             # The gateway already answered 503; applying it now would surprise the client.
-            await self._record_expired(envelope, command, now)
+            await record_expired(
+                self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
+            )
             return "expired"
         if entry is not None and not mine:
-            await self._reply(
+            await reply(
+                self._effects,
                 envelope,
-                command,
+                reply_to=command.reply_to,
+                source=SOURCE,
                 outcome="rejected",
                 code="EMAIL_TAKEN",
                 detail="an account with this email already exists",
@@ -98,9 +103,11 @@ class RegistrationDecider:
         )
         await self._effects.emit("users", registered)
         await self._effects.push(f"user:{command.user_id}", registered)
-        await self._reply(
+        await reply(
+            self._effects,
             envelope,
-            command,
+            reply_to=command.reply_to,
+            source=SOURCE,
             outcome="accepted",
             result={
                 "userId": command.user_id,
@@ -111,95 +118,21 @@ class RegistrationDecider:
             },
         )
 
-    async def _reply(
-        self,
-        envelope: Envelope,
-        command: RegistrationRequested,
-        *,
-        outcome: Literal["accepted", "rejected"],
-        code: str | None = None,
-        detail: str | None = None,
-        result: dict[str, Any] | None = None,
-    ) -> None:
-        answer = CommandAnswered(
-            command_id=envelope.id,
-            reply_to=command.reply_to,
-            outcome=outcome,
-            code=code,
-            detail=detail,
-            result=result or {},
-        )
-        await self._effects.emit(
-            "replies",
-            new_event(
-                answer,
-                key=envelope.correlation_id,
-                source=SOURCE,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.id,
-                event_id=derived_id(envelope.id, "answer"),
-            ),
-        )
-
-    async def _record_expired(
-        self, envelope: Envelope, command: RegistrationRequested, now: datetime
-    ) -> None:
-        late_by = int((now - command.deadline).total_seconds() * 1000)
-        log.warning("dropping registration %s: %d ms past its deadline", envelope.id, late_by)
-        expired = CommandExpired(
-            command_id=envelope.id,
-            command_type=envelope.type,
-            deadline=command.deadline,
-            seen_at=now,
-            late_by_ms=late_by,
-        )
-        await self._effects.emit(
-            "audit",
-            new_event(
-                expired,
-                key=envelope.correlation_id,
-                source=SOURCE,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.id,
-                event_id=derived_id(envelope.id, "expired"),
-            ),
-        )
-
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the registrations topic, table and agent on ``app``; returns the agent."""
-    topic = app.topic(
-        settings.topic("registrations"),
-        partitions=4,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
     # Values are plain JSON objects (the app's default serializer); no model class needed.
     table = app.Table(
         TABLE,
-        partitions=4,
+        partitions=topic_spec("registrations").partitions,
         key_type=str,
         help="normalised email -> {userId, commandId, createdAt} of the account that owns it",
     )
     decider = RegistrationDecider(table, effects)
-
-    async def registrations(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def process(value: bytes = message.value) -> None:
-                outcome = await decider.handle(value)
-                log.debug("registration %s", outcome)
-
-            await guarded(
-                agent="registrations",
-                effects=effects,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                process=process,
-            )
-
-    return app.agent(topic, name="registrations")(registrations)
+    return guarded_agent(
+        app,
+        name="registrations",
+        topic=source_topic(app, settings, "registrations"),
+        effects=effects,
+        handle=decider.handle,
+    )

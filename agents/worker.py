@@ -11,6 +11,7 @@ import uvloop
 from agents.app import create_worker_app
 from config import Settings
 from gateway.logs import setup_logging
+from streams.kafka_compat import apply_empty_fetch_backoff
 
 log = logging.getLogger("mercato.worker")
 
@@ -18,6 +19,7 @@ log = logging.getLogger("mercato.worker")
 def run(settings: Settings) -> None:
     """Start the worker and block until it is stopped (SIGINT/SIGTERM)."""
     setup_logging(settings.log_level, json_lines=settings.log_json)
+    apply_empty_fetch_backoff(settings.kafka_empty_fetch_backoff_ms)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

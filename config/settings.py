@@ -42,13 +42,17 @@ def _env_bool(raw: str, name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _env_number(raw: str, name: str, kind: type[int] | type[float]) -> Any:
+def _env_number(
+    raw: str, name: str, kind: type[int] | type[float], *, allow_zero: bool = False
+) -> Any:
     try:
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(
+            f"{name} must be {'zero or more' if allow_zero else 'positive'}, got {raw!r}"
+        )
     return value
 
 
@@ -64,6 +68,8 @@ class Settings:
     http_port: int = 8080
     data_dir: Path = Path(".mercato")
     jwt_secret: str = dataclasses.field(default="", repr=False)
+    # Comma-separated secrets that still verify tokens (by kid) after a rotation; never sign.
+    jwt_previous_secrets: str = dataclasses.field(default="", repr=False)
     jwt_issuer: str = "mercato"
     jwt_audience: str = "mercato-api"
     access_token_ttl: int = 15 * 60
@@ -73,6 +79,8 @@ class Settings:
     kafka_replication: int = 1
     # Idempotent producers need broker support; the Tansu dev broker has none.
     kafka_idempotent: bool = True
+    # Client-side stand-in for the broker's fetch wait (see streams/kafka_compat.py); 0 = off.
+    kafka_empty_fetch_backoff_ms: int = 10
     # How long the gateway waits for an agent's answer before it says 503. A command's
     # deadline is a little earlier, so one applied in time can still answer in time.
     command_timeout: float = 5.0
@@ -81,6 +89,35 @@ class Settings:
     sse_heartbeat: float = 15.0
     log_level: str = "INFO"
     log_json: bool = True
+    # Files: the largest single upload and each user's total stored bytes.
+    max_upload_bytes: int = 25 * 1024 * 1024
+    file_quota_bytes: int = 1024 * 1024 * 1024
+    # Gateway edge: rate limits (see gateway/ratelimit.py), proxies, TLS and CORS.
+    rate_limit_enabled: bool = True
+    # Overrides of gateway/ratelimit.py POLICIES: "read=600/60:100,auth=10/60:5" (q/w:burst).
+    rate_limits: str = ""
+    # Behind exactly one trusted proxy: the client is the last X-Forwarded-For entry.
+    trust_proxy: bool = False
+    # TLS is terminated in front of the gateway: send Strict-Transport-Security (always in prod).
+    tls_terminated: bool = False
+    # Comma-separated allowed origins ("*", "https://a.example", "http://localhost:*");
+    # empty means localhost origins in dev and none in prod.
+    cors_origins: str = ""
+    # Payments (agents/payment_calls.py): each provider call, retries of timeouts and 5xx with
+    # exponential backoff, and the circuit breaker. A call sequence blocks the payments agent
+    # for at most attempts * call_timeout + backoffs (defaults: about 6.6 s).
+    payment_call_timeout: float = 2.0
+    payment_attempts: int = 3
+    payment_backoff: float = 0.2
+    payment_breaker_failures: int = 5
+    payment_breaker_window: float = 30.0
+    payment_breaker_cooldown: float = 15.0
+    # Order saga: each step's deadline (seconds) and how often the deadline timer looks.
+    # The charge deadline must outlast the payments agent's own provider retries.
+    saga_reserve_timeout: float = 10.0
+    saga_charge_timeout: float = 30.0
+    saga_refund_timeout: float = 30.0
+    saga_tick: float = 0.5
 
     def __post_init__(self) -> None:
         if self.env not in ("dev", "prod"):
@@ -110,6 +147,11 @@ class Settings:
         name = urlsplit(self.mongo_url).path.lstrip("/")
         return name or "mercato"
 
+    @property
+    def previous_jwt_secrets(self) -> tuple[str, ...]:
+        """Retired signing secrets that still verify tokens until those expire."""
+        return tuple(part.strip() for part in self.jwt_previous_secrets.split(",") if part.strip())
+
     def topic(self, name: str) -> str:
         """The full topic name for a catalogue name such as ``users``."""
         return f"{self.topic_prefix}{name}"
@@ -119,7 +161,7 @@ class Settings:
         out: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name == "jwt_secret":
+            if field.name in ("jwt_secret", "jwt_previous_secrets"):
                 value = "***" if value else ""
             elif field.name.endswith("_url"):
                 value = mask_dsn(value)
@@ -152,7 +194,7 @@ class Settings:
             if kind is bool:
                 kwargs[field] = _env_bool(raw, var)
             elif kind in (int, float):
-                kwargs[field] = _env_number(raw, var, kind)
+                kwargs[field] = _env_number(raw, var, kind, allow_zero=field in _ZERO_MEANS_OFF)
             elif kind is Path:
                 kwargs[field] = Path(raw)
             else:
@@ -187,6 +229,7 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_HTTP_PORT": "http_port",
     "MERCATO_DATA_DIR": "data_dir",
     "MERCATO_JWT_SECRET": "jwt_secret",
+    "MERCATO_JWT_PREVIOUS_SECRETS": "jwt_previous_secrets",
     "MERCATO_JWT_ISSUER": "jwt_issuer",
     "MERCATO_JWT_AUDIENCE": "jwt_audience",
     "MERCATO_ACCESS_TOKEN_TTL": "access_token_ttl",
@@ -194,16 +237,45 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_APP_ID": "app_id",
     "MERCATO_KAFKA_REPLICATION": "kafka_replication",
     "MERCATO_KAFKA_IDEMPOTENT": "kafka_idempotent",
+    "MERCATO_KAFKA_EMPTY_FETCH_BACKOFF_MS": "kafka_empty_fetch_backoff_ms",
     "MERCATO_COMMAND_TIMEOUT": "command_timeout",
     "MERCATO_WORKER_SESSION_TIMEOUT": "worker_session_timeout",
     "MERCATO_PUSH_QUEUE_SIZE": "push_queue_size",
     "MERCATO_SSE_HEARTBEAT": "sse_heartbeat",
     "MERCATO_LOG_LEVEL": "log_level",
     "MERCATO_LOG_JSON": "log_json",
+    "MERCATO_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "MERCATO_FILE_QUOTA_BYTES": "file_quota_bytes",
+    "MERCATO_RATE_LIMIT_ENABLED": "rate_limit_enabled",
+    "MERCATO_RATE_LIMITS": "rate_limits",
+    "MERCATO_TRUST_PROXY": "trust_proxy",
+    "MERCATO_TLS_TERMINATED": "tls_terminated",
+    "MERCATO_CORS_ORIGINS": "cors_origins",
+    "MERCATO_PAYMENT_CALL_TIMEOUT": "payment_call_timeout",
+    "MERCATO_PAYMENT_ATTEMPTS": "payment_attempts",
+    "MERCATO_PAYMENT_BACKOFF": "payment_backoff",
+    "MERCATO_PAYMENT_BREAKER_FAILURES": "payment_breaker_failures",
+    "MERCATO_PAYMENT_BREAKER_WINDOW": "payment_breaker_window",
+    "MERCATO_PAYMENT_BREAKER_COOLDOWN": "payment_breaker_cooldown",
+    "MERCATO_SAGA_RESERVE_TIMEOUT": "saga_reserve_timeout",
+    "MERCATO_SAGA_CHARGE_TIMEOUT": "saga_charge_timeout",
+    "MERCATO_SAGA_REFUND_TIMEOUT": "saga_refund_timeout",
+    "MERCATO_SAGA_TICK": "saga_tick",
 }
 _FIELD_TYPES: dict[str, Any] = {
+    "kafka_empty_fetch_backoff_ms": int,
     "http_port": int, "access_token_ttl": int, "kafka_replication": int, "push_queue_size": int,
     "command_timeout": float, "worker_session_timeout": float, "sse_heartbeat": float,
     "kafka_idempotent": bool, "log_json": bool, "data_dir": Path,
+    "max_upload_bytes": int, "file_quota_bytes": int,
+    "rate_limit_enabled": bool, "trust_proxy": bool, "tls_terminated": bool,
+    "payment_call_timeout": float, "payment_attempts": int, "payment_backoff": float,
+    "payment_breaker_failures": int, "payment_breaker_window": float,
+    "payment_breaker_cooldown": float,
 }
+_FIELD_TYPES.update(dict.fromkeys(
+    ("saga_reserve_timeout", "saga_charge_timeout", "saga_refund_timeout", "saga_tick"), float
+))
 _FIELD_TYPES.update({f: str for f in ENV_FIELDS.values() if f not in _FIELD_TYPES})
+# Numeric settings for which 0 is meaningful ("off"); every other number must be positive.
+_ZERO_MEANS_OFF = frozenset({"kafka_empty_fetch_backoff_ms"})

@@ -9,31 +9,94 @@ from aiohttp import web
 from config import Settings
 from gateway import docs, health, keys
 from gateway.auth import TokenService
+from gateway.catalog import SellerOwnsProduct
 from gateway.metrics import Metrics, metrics_handler, metrics_middleware
 from gateway.middleware import error_middleware
+from gateway.ordering import order_access
 from gateway.push import setup_push
-from gateway.resources import kafka_ctx, mongo_ctx, redis_ctx
-from gateway.routes import auth, users
+from gateway.ratelimit import add_ratelimit_headers, ratelimit_middleware
+from gateway.resources import (
+    catalog_ctx,
+    files_ctx,
+    identity_ctx,
+    kafka_ctx,
+    mongo_ctx,
+    orders_ctx,
+    ratelimit_ctx,
+    redis_ctx,
+)
+from gateway.revocation import revocation_middleware
+from gateway.routes import (
+    audit,
+    auth,
+    file_content,
+    file_permissions,
+    file_upload,
+    files,
+    notifications,
+    orders,
+    passwords,
+    product_list,
+    products,
+    reviews,
+    sessions,
+    stock,
+    users,
+)
+from gateway.security import EdgeHeaders
 
 MAX_BODY = 1024 * 1024
 
 
 def create_app(settings: Settings, *, instance_id: str | None = None) -> web.Application:
     """The gateway application for ``settings``."""
-    # Metrics wrap the error boundary so problem responses are counted by status too.
+    edge = EdgeHeaders(settings)
+    # Outermost first. Metrics wrap the error boundary so problems are counted by status too.
+    # error_middleware assigns the request id and renders every error (429s included) as
+    # problem+json. CORS preflights are answered inside it (request id, 403 problem for a
+    # refused origin) but before the limiter: browsers send them unasked and cache them.
+    # The limiter runs last, right before handlers, so a refused request costs no handler
+    # work (token checks, Mongo, argon2). Security, CORS and rate-limit *headers* are set in
+    # on_response_prepare rather than a middleware: it fires for every response, including
+    # problems, 500s, redirects, WebSocket handshakes and SSE streams that are already sent.
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware], client_max_size=MAX_BODY
+        middlewares=[
+            metrics_middleware,
+            error_middleware,
+            edge.preflight_middleware(),
+            ratelimit_middleware,
+            # Loads the token user's not-before instant so authenticate() can stay synchronous.
+            revocation_middleware,
+        ],
+        client_max_size=MAX_BODY,
     )
+    app.on_response_prepare.extend([edge.on_prepare, add_ratelimit_headers])
     app[keys.SETTINGS] = settings
     app[keys.INSTANCE_ID] = instance_id or uuid.uuid4().hex[:12]
     app[keys.TOKENS] = TokenService(settings)
     app[keys.METRICS] = Metrics()
+    # Files may be linked to a product by its seller (or an admin).
+    app[keys.PRODUCT_OWNERSHIP] = SellerOwnsProduct(app)
 
     app.cleanup_ctx.extend([mongo_ctx, redis_ctx, kafka_ctx, health.readiness_ctx])
-    setup_push(app)
+    app.cleanup_ctx.append(ratelimit_ctx)
+    app.cleanup_ctx.append(files_ctx)
+    app.cleanup_ctx.append(identity_ctx)
+    app.cleanup_ctx.append(catalog_ctx)
+    app.cleanup_ctx.append(orders_ctx)
+    # Buyers and sellers follow order:{id}; the hook reads the orders read model.
+    setup_push(app, order_access=order_access(app))
 
     app.router.add_routes(auth.routes)
     app.router.add_routes(users.routes)
+    app.router.add_routes(stock.routes)
+    app.router.add_routes(orders.routes)
+    for catalog_routes in (products, product_list, reviews):
+        app.router.add_routes(catalog_routes.routes)
+    for identity_routes in (sessions, passwords, notifications, audit):
+        app.router.add_routes(identity_routes.routes)
+    for file_routes in (file_upload, files, file_content, file_permissions):
+        app.router.add_routes(file_routes.routes)
     app.router.add_get("/health/live", health.live)
     app.router.add_get("/health/ready", health.ready)
     app.router.add_get("/metrics", metrics_handler)

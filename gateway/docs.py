@@ -13,8 +13,9 @@ from streams.registry import spec_for
 from streams.schema import asyncapi_document, event_schema
 
 API_VERSION = "1.0.0"
-OPENAPI = web.AppKey("openapi", dict)
-ASYNCAPI = web.AppKey("asyncapi", dict)
+# Built on first request (routes are final by then) into a dict created at setup, so a
+# started application is never mutated.
+DOCUMENTS = web.AppKey("documents", dict)
 
 DOCS_HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Mercato API</title>
@@ -29,9 +30,10 @@ DOCS_HTML = """<!doctype html>
 
 async def openapi_json(request: web.Request) -> web.Response:
     """GET /openapi.json."""
-    if OPENAPI not in request.app:
-        request.app[OPENAPI] = build_openapi(request.app, title="Mercato", version=API_VERSION)
-    return web.json_response(request.app[OPENAPI])
+    documents = request.app[DOCUMENTS]
+    if "openapi" not in documents:
+        documents["openapi"] = build_openapi(request.app, title="Mercato", version=API_VERSION)
+    return web.json_response(documents["openapi"])
 
 
 async def docs_page(request: web.Request) -> web.Response:
@@ -41,9 +43,10 @@ async def docs_page(request: web.Request) -> web.Response:
 
 async def asyncapi_json(request: web.Request) -> web.Response:
     """GET /asyncapi.json: every topic and event, internal ones marked."""
-    if ASYNCAPI not in request.app:
-        request.app[ASYNCAPI] = asyncapi_document(request.app[keys.SETTINGS].topic_prefix)
-    return web.json_response(request.app[ASYNCAPI])
+    documents = request.app[DOCUMENTS]
+    if "asyncapi" not in documents:
+        documents["asyncapi"] = asyncapi_document(request.app[keys.SETTINGS].topic_prefix)
+    return web.json_response(documents["asyncapi"])
 
 
 async def event_schema_json(request: web.Request) -> web.Response:
@@ -68,6 +71,7 @@ async def dashboard_page(request: web.Request) -> web.FileResponse:
 
 def setup(app: web.Application) -> None:
     """Add the description routes and the live page."""
+    app[DOCUMENTS] = {}
     app.router.add_get("/dashboard", dashboard_page)
     app.router.add_static("/static", STATIC, append_version=False)
     app.router.add_get("/openapi.json", openapi_json)

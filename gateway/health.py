@@ -14,12 +14,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from config import Settings
 from gateway import keys
+from stores.heartbeats import WorkerHeartbeats
 from streams.topics import spec as topic_spec
 
 CHECK_TIMEOUT = 2.0
 CACHE_SECONDS = 1.0
 # Topics the worker's consumer group reads; their lag is reported.
-WORKER_SOURCES = ("registrations",)
+WORKER_SOURCES = (
+    "registrations", "user-commands", "outbox", "audit", "files",
+    "inventory-commands", "payment-commands",
+    "product-commands", "inventory",
+    "order-saga",
+)
 
 
 class Readiness:
@@ -44,7 +50,7 @@ class Readiness:
                 _timed(self._kafka()),
                 _timed(app[keys.MONGO_DB].command("ping")),
                 _timed(app[keys.REDIS].ping()),
-                _timed(self._worker()),
+                _timed(self._worker(WorkerHeartbeats(app[keys.REDIS], self._settings.app_id))),
             )
             checks = dict(zip(names, results, strict=True))
             ready = all(c["ok"] for c in checks.values())
@@ -58,7 +64,7 @@ class Readiness:
             raise RuntimeError(f"missing topics {missing}; run 'mercato topics create'")
         return {}
 
-    async def _worker(self) -> dict[str, Any]:
+    async def _worker(self, heartbeats: WorkerHeartbeats) -> dict[str, Any]:
         group = self._settings.app_id
         described = await self._admin.describe_consumer_groups([group])
         info = described[0].groups[0] if described and described[0].groups else None
@@ -66,6 +72,9 @@ class Readiness:
         members = len(info[5]) if info else 0
         if state != "Stable" or members == 0:
             raise RuntimeError(f"no worker is consuming (group {group!r} is {state})")
+        processing = await heartbeats.processing()
+        if processing == 0:
+            raise RuntimeError("a worker joined but is not processing yet (opening tables)")
         # Name the partitions: Tansu cannot answer an "all partitions" offsets request.
         partitions = [
             TopicPartition(self._settings.topic(name), p)
@@ -79,7 +88,7 @@ class Readiness:
             for tp in partitions
             if tp in committed and committed[tp].offset >= 0
         )
-        return {"members": members, "lag": lag}
+        return {"members": members, "processing": processing, "lag": lag}
 
 
 async def _timed(awaitable: Awaitable[Any]) -> dict[str, Any]:

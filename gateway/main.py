@@ -10,6 +10,7 @@ from aiohttp import web
 from config import Settings
 from gateway.app import create_app
 from gateway.logs import setup_logging
+from streams.kafka_compat import apply_empty_fetch_backoff
 
 log = logging.getLogger("mercato.gateway")
 
@@ -17,6 +18,7 @@ log = logging.getLogger("mercato.gateway")
 def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then close connections and resources cleanly."""
     setup_logging(settings.log_level, json_lines=settings.log_json)
+    apply_empty_fetch_backoff(settings.kafka_empty_fetch_backoff_ms)
     log.info("starting gateway", extra={"settings": settings.safe_dict()})
     web.run_app(
         create_app(settings),

@@ -34,8 +34,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response = await handler(request)
         except MercatoError as exc:
             response = problems.from_error(request, exc)
+            if response.status >= 500:
+                log.error("unmapped domain error %s: %s", exc.code, exc.detail)
         except web.HTTPException as exc:
             if exc.status < 400:
+                exc.headers[REQUEST_ID_HEADER] = request_id
                 raise
             response = problems.from_http_exception(request, exc)
         except Exception:

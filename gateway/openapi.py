@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -10,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 H = TypeVar("H", bound=Callable[..., Any])
+_PATH_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 OPERATION_ATTR = "__mercato_operation__"
 
 
@@ -23,6 +25,8 @@ class Operation:
     responses: Mapping[int, tuple[str, type[BaseModel] | None]]
     auth: bool
     parameters: tuple[dict[str, Any], ...] = ()
+    # e.g. multipart/form-data for uploads; the body model then describes the form fields.
+    body_media: str = "application/json"
 
 
 def operation(
@@ -33,12 +37,15 @@ def operation(
     body: type[BaseModel] | None = None,
     auth: bool = False,
     parameters: tuple[dict[str, Any], ...] = (),
+    body_media: str = "application/json",
 ) -> Callable[[H], H]:
     """Attach an ``Operation`` to a handler."""
 
     def attach(handler: H) -> H:
         setattr(
-            handler, OPERATION_ATTR, Operation(summary, tags, body, responses, auth, parameters)
+            handler,
+            OPERATION_ATTR,
+            Operation(summary, tags, body, responses, auth, parameters, body_media),
         )
         return handler
 
@@ -83,9 +90,8 @@ def build_openapi(app: web.Application, *, title: str, version: str) -> dict[str
             "responses": {},
         }
         params = [
-            {"name": name[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in path.split("/")
-            if name.startswith("{") and name.endswith("}")
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PATH_PARAM.findall(path)
         ]
         params.extend(op.parameters)
         if params:
@@ -96,7 +102,7 @@ def build_openapi(app: web.Application, *, title: str, version: str) -> dict[str
             schemas[op.body.__name__] = _schema(op.body, schemas)
             item["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": _ref(op.body)}},
+                "content": {op.body_media: {"schema": _ref(op.body)}},
             }
         for status, (description, model) in sorted(op.responses.items()):
             response: dict[str, Any] = {"description": description}

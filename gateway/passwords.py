@@ -35,3 +35,11 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
             return False
 
     return await asyncio.to_thread(check)
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether ``password_hash`` was made with other parameters than today's (rehash on login)."""
+    try:
+        return bool(_HASHER.check_needs_rehash(password_hash))
+    except InvalidHashError:
+        return True

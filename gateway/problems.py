@@ -15,6 +15,10 @@ from streams.errors import (
     MalformedRequest,
     MercatoError,
     NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    PreconditionRequired,
+    RangeNotSatisfiable,
     Unauthenticated,
     Unavailable,
 )
@@ -29,6 +33,10 @@ STATUS_BY_ERROR: tuple[tuple[type[MercatoError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (PreconditionFailed, 412),
+    (PayloadTooLarge, 413),
+    (RangeNotSatisfiable, 416),
+    (PreconditionRequired, 428),
     (Unavailable, 503),
 )
 
@@ -75,6 +83,8 @@ def from_error(request: web.Request, error: MercatoError) -> web.Response:
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="mercato"'
+    if isinstance(error, RangeNotSatisfiable):
+        headers["Content-Range"] = f"bytes */{error.size}"
     errors = None
     if isinstance(error, InvalidInput):
         errors = [{"field": e.field, "message": e.message} for e in error.errors]

@@ -8,9 +8,25 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from gateway import keys
+from gateway.background import Background
 from gateway.commands import CommandBus
+from gateway.idempotency import IdempotencyRecords
+from gateway.profiles import ProfileCache
+from gateway.ratelimit import open_rate_limits
+from gateway.resets import ResetTokens
+from gateway.revocation import Revocations
+from gateway.sessions import Sessions
+from stores.audit import AuditRepository
+from stores.file_content import ContentStore
+from stores.file_usage import UsageRepository
+from stores.files import FileRepository
 from stores.mongo import database, ensure_indexes, mongo_client
+from stores.notifications import NotificationRepository
+from stores.orders import OrderRepository
+from stores.product_lookup import ProductLookup
+from stores.products import ProductRepository
 from stores.redisdb import redis_client
+from stores.reviews import ReviewRepository
 from stores.users import UserRepository
 
 
@@ -23,6 +39,7 @@ async def mongo_ctx(app: web.Application) -> AsyncIterator[None]:
         await ensure_indexes(db)
         app[keys.MONGO_DB] = db
         app[keys.USERS] = UserRepository(db)
+        app[keys.PROFILES] = ProfileCache(app[keys.USERS])
         yield
     finally:
         await client.close()
@@ -62,3 +79,62 @@ async def kafka_ctx(app: web.Application) -> AsyncIterator[None]:
             await bus.stop()
     finally:
         await producer.stop()
+
+
+async def files_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Files repositories and GridFS content over the database ``mongo_ctx`` opened."""
+    db = app[keys.MONGO_DB]
+    app[keys.FILES] = FileRepository(db)
+    app[keys.FILE_USAGE] = UsageRepository(db)
+    app[keys.FILE_CONTENT] = ContentStore(db)
+    yield
+
+
+async def ratelimit_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Shared rate-limit buckets (own Redis client, fail-open) and the idle-client sweeper."""
+    settings = app[keys.SETTINGS]
+    if not settings.rate_limit_enabled:
+        yield
+        return
+    async with open_rate_limits(settings, app[keys.TOKENS], app[keys.METRICS].registry) as limits:
+        app[keys.RATE_LIMITS] = limits
+        yield
+
+
+async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sessions, revocations and reset tokens (Redis), notification/audit reads, background work."""
+    settings = app[keys.SETTINGS]
+    redis = app[keys.REDIS]
+    prefix = f"{settings.app_id}:"
+    app[keys.SESSIONS] = Sessions(redis, prefix=prefix)
+    # Kept as long as the tokens it can refuse live (stream tickets are shorter still).
+    app[keys.REVOCATIONS] = Revocations(
+        redis, prefix=prefix, retain_seconds=settings.access_token_ttl + 60
+    )
+    app[keys.RESET_TOKENS] = ResetTokens(redis, prefix=prefix)
+    app[keys.NOTIFICATIONS] = NotificationRepository(app[keys.MONGO_DB])
+    app[keys.AUDIT_LOGS] = AuditRepository(app[keys.MONGO_DB])
+    background = Background()
+    app[keys.BACKGROUND] = background
+    try:
+        yield
+    finally:
+        # Before the producer closes (contexts unwind in reverse): queued work may still send.
+        await background.drain()
+
+
+async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Products and reviews read models over the database ``mongo_ctx`` opened."""
+    db = app[keys.MONGO_DB]
+    app[keys.PRODUCTS] = ProductRepository(db)
+    app[keys.REVIEWS] = ReviewRepository(db)
+    yield
+
+
+async def orders_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Orders read model, the catalog lookup for pricing, and Idempotency-Key records."""
+    db = app[keys.MONGO_DB]
+    app[keys.ORDERS] = OrderRepository(db)
+    app[keys.ORDER_PRODUCTS] = ProductLookup(db)
+    app[keys.IDEMPOTENCY] = IdempotencyRecords(app[keys.REDIS])
+    yield

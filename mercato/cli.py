@@ -78,6 +78,15 @@ def export_schemas(directory: Path) -> list[Path]:
     return written
 
 
+def _admin_create(args: argparse.Namespace) -> int:
+    from mercato.admin import create_admin
+
+    settings = Settings.from_env()
+    return asyncio.run(
+        create_admin(settings, email=args.email, password=args.password, name=args.name)
+    )
+
+
 def _schemas_export(args: argparse.Namespace) -> int:
     for path in export_schemas(Path(args.directory)):
         sys.stdout.write(f"{path}\n")
@@ -114,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     export = schema_commands.add_parser("export", help="write JSON Schemas and AsyncAPI to DIR")
     export.add_argument("directory", metavar="DIR")
     export.set_defaults(handler=_schemas_export)
+
+    admin = commands.add_parser("admin", help="administer accounts")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    admin_create = admin_commands.add_parser(
+        "create", help="bootstrap an admin account (needs a running worker)"
+    )
+    admin_create.add_argument("--email", required=True)
+    admin_create.add_argument("--password", required=True)
+    admin_create.add_argument("--name", default="Administrator")
+    admin_create.set_defaults(handler=_admin_create)
     return parser
 
 

@@ -131,6 +131,9 @@ def child_environment(options: DevOptions, endpoints: Endpoints) -> dict[str, st
     if endpoints.broker == "tansu":
         env["MERCATO_KAFKA_IDEMPOTENT"] = "false"  # Tansu has no idempotent producer
     env.setdefault("MERCATO_LOG_JSON", "false")  # readable lines on the terminal
+    # One developer's browser, scripts and demo sign-ups all come from 127.0.0.1: limits
+    # stay on (their headers are visible) but the auth class is roomy.
+    env.setdefault("MERCATO_RATE_LIMITS", "auth=120/60:60")
     return env
 
 

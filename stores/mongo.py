@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
-from stores import users
+from stores import audit, file_content, file_usage, files, notifications, users
+from stores import orders as orders_store
+from stores import products as products_store
+from stores import reviews as reviews_store
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
 # Each repository module declares its indexes; creating them is idempotent.
-INDEXED_MODULES = (users,)
+INDEXED_MODULES: tuple[ModuleType, ...] = (
+    users, audit, notifications, files, file_usage, file_content,
+)
+INDEXED_MODULES += (orders_store,)
+INDEXED_MODULES += (products_store, reviews_store)
 
 
 def mongo_client(settings: Settings, *, app_name: str) -> AsyncMongoClient[Document]:

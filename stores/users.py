@@ -1,4 +1,4 @@
-"""The users read model: profiles and credentials projected by the registrations agent."""
+"""The users read model: profiles and credentials, written by the registrations and users agents."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+
+from streams.envelope import format_time
 
 COLLECTION = "users"
 INDEXES = {
@@ -24,16 +26,21 @@ class User:
     name: str
     roles: tuple[str, ...]
     created_at: datetime
+    address: dict[str, Any] | None = None
+    version: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The contract's profile object."""
-        return {
+        out: dict[str, Any] = {
             "userId": self.user_id,
             "email": self.email,
             "name": self.name,
             "roles": list(self.roles),
-            "createdAt": self.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "createdAt": format_time(self.created_at),
         }
+        if self.address is not None:
+            out["address"] = self.address
+        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,6 +50,7 @@ class Credentials:
     user_id: str
     password_hash: str
     roles: tuple[str, ...]
+    version: int = 1
 
 
 class UserRepository:
@@ -94,11 +102,38 @@ class UserRepository:
     async def credentials(self, email_normalized: str) -> Credentials | None:
         """Login data for a normalised email, if an account has it."""
         doc = await self._users.find_one(
-            {"emailNormalized": email_normalized}, {"passwordHash": 1, "roles": 1}
+            {"emailNormalized": email_normalized}, {"passwordHash": 1, "roles": 1, "version": 1}
         )
         if doc is None:
             return None
-        return Credentials(doc["_id"], doc["passwordHash"], tuple(doc["roles"]))
+        return Credentials(
+            doc["_id"], doc["passwordHash"], tuple(doc["roles"]), doc.get("version", 1)
+        )
+
+    async def apply_change(
+        self,
+        user_id: str,
+        *,
+        version: int,
+        changes: dict[str, Any],
+        removals: tuple[str, ...] = (),
+        command_id: str,
+        at: datetime,
+    ) -> bool:
+        """Set ``changes`` and move to ``version`` unless the account is already there.
+
+        The version guard makes the projection idempotent: re-applying a command (or
+        an older one arriving late) matches nothing. Returns whether this call wrote.
+        """
+        update: dict[str, Any] = {
+            "$set": {**changes, "version": version, "updatedAt": at, "lastCommandId": command_id}
+        }
+        if removals:
+            update["$unset"] = dict.fromkeys(removals, "")
+        result = await self._users.update_one(
+            {"_id": user_id, "version": {"$lt": version}}, update
+        )
+        return result.modified_count == 1
 
 
 def _user(doc: dict[str, Any]) -> User:
@@ -108,4 +143,6 @@ def _user(doc: dict[str, Any]) -> User:
         name=doc["name"],
         roles=tuple(doc["roles"]),
         created_at=doc["createdAt"],
+        address=doc.get("address"),
+        version=doc.get("version", 1),
     )

@@ -112,9 +112,24 @@ class Envelope:
             )
         except KeyError as exc:
             raise EnvelopeError(f"envelope field {exc.args[0]!r} is missing") from None
-        if not isinstance(envelope.data, dict) or not isinstance(envelope.version, int):
-            raise EnvelopeError("envelope 'data' must be an object and 'version' an integer")
+        _check_types(envelope)
         return envelope
+
+
+_STRING_FIELDS = ("id", "type", "key", "occurred_at", "source", "correlation_id")
+
+
+def _check_types(envelope: Envelope) -> None:
+    for name in _STRING_FIELDS:
+        if not isinstance(getattr(envelope, name), str):
+            raise EnvelopeError(f"envelope field {name!r} must be a string")
+    if envelope.causation_id is not None and not isinstance(envelope.causation_id, str):
+        raise EnvelopeError("envelope field 'causationId' must be a string or null")
+    # bool is an int subclass; a version of `true` is still wrong.
+    if not isinstance(envelope.version, int) or isinstance(envelope.version, bool):
+        raise EnvelopeError("envelope field 'version' must be an integer")
+    if not isinstance(envelope.data, dict):
+        raise EnvelopeError("envelope field 'data' must be an object")
 
 
 def new_event(
@@ -139,5 +154,5 @@ def new_event(
         source=source,
         correlation_id=correlation_id or ident,
         causation_id=causation_id,
-        data=payload.model_dump(mode="json", by_alias=True, exclude_none=True),
+        data=payload.model_dump(mode="json", by_alias=True),
     )

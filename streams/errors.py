@@ -87,3 +87,49 @@ class Unavailable(MercatoError):
     def __init__(self, detail: str, *, retry_after: int = 2, code: str | None = None) -> None:
         super().__init__(detail, code=code)
         self.retry_after = retry_after
+
+
+class PreconditionFailed(MercatoError):
+    """A conditional request whose precondition (e.g. ``If-Match``) no longer holds."""
+
+    code = "PRECONDITION_FAILED"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(MercatoError):
+    """A change that must be conditional (``If-Match``) arrived unconditionally."""
+
+    code = "PRECONDITION_REQUIRED"
+    title = "Precondition required"
+
+
+class InvalidCursor(MalformedRequest):
+    """A pagination cursor that this API did not issue (or that was altered)."""
+
+    code = "INVALID_CURSOR"
+    title = "Invalid cursor"
+
+
+class InvalidResetToken(MalformedRequest):
+    """A password-reset token that is unknown, already used or expired."""
+
+    code = "INVALID_RESET_TOKEN"
+    title = "Invalid reset token"
+
+
+class PayloadTooLarge(MercatoError):
+    """An upload over the size limit (PAYLOAD_TOO_LARGE) or the quota (QUOTA_EXCEEDED)."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    title = "Payload too large"
+
+
+class RangeNotSatisfiable(MercatoError):
+    """A ``Range`` that selects no byte of the representation; ``size`` goes in Content-Range."""
+
+    code = "RANGE_NOT_SATISFIABLE"
+    title = "Range not satisfiable"
+
+    def __init__(self, detail: str, *, size: int) -> None:
+        super().__init__(detail)
+        self.size = size

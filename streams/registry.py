@@ -9,14 +9,27 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from streams.topics import spec as topic_spec
 
 M = TypeVar("M", bound=type[BaseModel])
+
+
+def _rfc3339_millis(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# Every time in an event: RFC 3339 UTC with milliseconds and a Z, like the envelope's.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_rfc3339_millis, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class Payload(BaseModel):

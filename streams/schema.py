@@ -49,16 +49,20 @@ def event_schema(spec: EventSpec) -> dict[str, Any]:
     }
     if defs:
         schema["$defs"] = defs
-    rebased: dict[str, Any] = _rebase_refs(schema)
-    return rebased
+    # pydantic's refs ("#/$defs/X") stay valid: $defs moved to this document's root.
+    return schema
 
 
-def _rebase_refs(node: Any) -> Any:
-    # pydantic emits refs relative to the payload; they stay valid because $defs moved to root.
+def _rebase_refs(node: Any, base: str) -> Any:
+    """Point ``#/$defs/...`` refs at ``base`` (where the schema is embedded in another document)."""
     if isinstance(node, dict):
-        return {k: _rebase_refs(v) for k, v in node.items()}
+        return {
+            k: (base + v[1:] if k == "$ref" and isinstance(v, str) and v.startswith("#/") else
+                _rebase_refs(v, base))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_rebase_refs(v) for v in node]
+        return [_rebase_refs(v, base) for v in node]
     return node
 
 
@@ -76,7 +80,7 @@ def asyncapi_document(
         channel_messages = {}
         for spec in topic_events:
             name = schema_id(spec).replace(".", "_")
-            schemas[name] = event_schema(spec)
+            schemas[name] = _rebase_refs(event_schema(spec), f"#/components/schemas/{name}")
             messages[name] = {
                 "name": spec.type,
                 "title": f"{spec.type} v{spec.version}",

@@ -39,11 +39,42 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         internal=True,
     ),
     TopicSpec("users", "User lifecycle events keyed by user id."),
+    TopicSpec(
+        "user-commands",
+        "Profile, role and password commands keyed by user id. Carries password hashes: internal.",
+        internal=True,
+    ),
+    TopicSpec(
+        "outbox",
+        "Notification commands keyed by recipient user id: messages to deliver (may carry "
+        "single-use tokens) and read/delete requests. Internal.",
+        internal=True,
+    ),
     TopicSpec("products", "Catalog events keyed by product id."),
     TopicSpec("inventory", "Stock changes and reservations keyed by product id."),
     TopicSpec("orders", "Order saga transitions keyed by order id."),
     TopicSpec("payments", "Charges and refunds keyed by order id."),
     TopicSpec("files", "File lifecycle and permission events keyed by file id."),
+    TopicSpec(
+        "product-commands",
+        "Catalog commands (create/update/archive) keyed by product id: internal.",
+        internal=True,
+    ),
+    TopicSpec(
+        "inventory-commands",
+        "Stock commands (reserve/release/adjust) keyed by product id: internal.",
+        internal=True,
+    ),
+    TopicSpec(
+        "payment-commands",
+        "Charge and refund commands keyed by order id; carry payment methods: internal.",
+        internal=True,
+    ),
+    TopicSpec(
+        "order-saga",
+        "The order saga's inbox keyed by order id: client commands and step results: internal.",
+        internal=True,
+    ),
     TopicSpec("notifications", "Notifications to deliver, keyed by recipient user id."),
     TopicSpec("analytics", "Client and platform analytics events."),
     TopicSpec("audit", "Security-relevant actions, keyed by actor id.", retention_ms=90 * DAY_MS),

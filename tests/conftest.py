@@ -16,9 +16,15 @@ import pytest
 from config import Settings
 from mercato.embedded import EmbeddedStack, Endpoints
 from streams.admin import ensure_topics
+from streams.kafka_compat import apply_empty_fetch_backoff
 
 # 48 characters: comfortably over the 32 that prod requires.
 TEST_JWT_SECRET = "mercato-test-secret-not-for-production-use-00000"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pace idle consumers in this process as the gateway and worker do (kafka_compat)."""
+    apply_empty_fetch_backoff(Settings().kafka_empty_fetch_backoff_ms)
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +53,11 @@ def make_settings(endpoints: Endpoints, data_dir: Path) -> Settings:
         app_id=f"mercato-test-{run}",
         kafka_idempotent=endpoints.broker != "tansu",
         command_timeout=5.0,
-        worker_session_timeout=6.0,
+        worker_session_timeout=10.0,
         log_json=False,
+        # Every test client is 127.0.0.1, so per-IP auth limits would refuse unrelated
+        # tests; the rate-limit tests switch it back on.
+        rate_limit_enabled=False,
     )
 
 

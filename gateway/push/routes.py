@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict
 
 from gateway.auth import authenticate
 from gateway.keys import TOKENS
+from gateway.openapi import operation
 from gateway.push.sse import events
 from gateway.push.ws import websocket
 
 
+class TicketOut(BaseModel):
+    """A stream ticket."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    ticket: str
+    expiresIn: int
+
+
+@operation(
+    "A short-lived ticket for ?token= on /v1/ws and /v1/events",
+    tags=("push",),
+    auth=True,
+    responses={201: ("Ticket (60 s)", TicketOut), 401: ("Not signed in", None),
+               403: ("Token lacks the stream scope", None)},
+)
 async def stream_ticket(request: web.Request) -> web.Response:
     """``POST /v1/stream-tickets``: a 60-second ``?token=`` for EventSource/WebSocket clients."""
     tokens = request.app[TOKENS]

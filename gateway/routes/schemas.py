@@ -49,6 +49,17 @@ class Out(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+class AddressBody(Body):
+    """A postal address."""
+
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    region: str | None = Field(default=None, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, e.g. 'DE'.")
+
+
 class UserOut(Out):
     """A user's profile."""
 
@@ -56,12 +67,46 @@ class UserOut(Out):
     email: str
     name: str
     roles: list[str]
+    address: AddressBody | None = None
     created_at: str | None = None
 
 
 class TokenOut(Out):
-    """Tokens issued by login."""
+    """Tokens issued by login and refresh."""
 
     access_token: str
+    refresh_token: str
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105  (a scheme name, not a secret)
     expires_in: int
+
+
+class RefreshBody(Body):
+    """POST /v1/auth/refresh and /v1/auth/logout."""
+
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class ResetBody(Body):
+    """POST /v1/auth/password/reset."""
+
+    email: str = Field(max_length=254)
+
+
+class ResetConfirmBody(Body):
+    """POST /v1/auth/password/reset/confirm."""
+
+    token: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=8, max_length=128)
+
+
+class ProfilePatchBody(Body):
+    """PATCH /v1/users/me: only the fields sent change; ``address: null`` removes it."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    address: AddressBody | None = None
+
+
+class RolesBody(Body):
+    """PUT /v1/users/{id}/roles: the complete new set."""
+
+    roles: list[Literal["buyer", "seller", "admin"]] = Field(min_length=1, max_length=3)

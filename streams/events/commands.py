@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
-from streams.registry import Payload, event
+from streams.registry import Payload, Timestamp, event
 
 
 @event(
@@ -38,6 +37,6 @@ class CommandExpired(Payload):
 
     command_id: str
     command_type: str
-    deadline: datetime
-    seen_at: datetime
+    deadline: Timestamp
+    seen_at: Timestamp
     late_by_ms: int

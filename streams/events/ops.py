@@ -20,7 +20,7 @@ class DeadLettered(Payload):
     topic: str
     partition: int
     offset: int
-    key: str | None
+    key: str | None = None
     value: str = Field(description="The original value, decoded as UTF-8 with replacement.")
     error: str = Field(description="Exception class and message of the last attempt.")
     attempts: int

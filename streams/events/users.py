@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from streams.registry import Payload, event
+from streams.registry import Payload, Timestamp, event
 
 Role = Literal["buyer", "seller", "admin"]
 
@@ -27,7 +26,7 @@ class RegistrationRequested(Payload):
     name: str
     roles: list[Role]
     password_hash: str = Field(description="Argon2id hash; never copied to a public topic.")
-    deadline: datetime = Field(description="After this instant a worker drops the command.")
+    deadline: Timestamp = Field(description="After this instant a worker drops the command.")
     reply_to: str = Field(description="Id of the gateway instance waiting for the answer.")
 
 
@@ -44,4 +43,117 @@ class UserRegistered(Payload):
     email: str
     name: str
     roles: list[Role]
-    created_at: datetime
+    created_at: Timestamp
+
+
+class Address(Payload):
+    """A postal address as the user typed it."""
+
+    line1: str
+    line2: str | None = None
+    city: str
+    region: str | None = None
+    postal_code: str
+    country: str = Field(description="ISO 3166-1 alpha-2 country code.")
+
+
+class UserCommand(Payload):
+    """Fields every command on ``user-commands`` carries."""
+
+    user_id: str = Field(description="The account the command changes (the record key).")
+    actor_id: str | None = Field(default=None, description="Who asked; None for the system.")
+    expected_version: int | None = Field(
+        default=None, description="Apply only if the account is still at this version."
+    )
+    deadline: Timestamp = Field(description="After this instant a worker drops the command.")
+    reply_to: str = Field(description="Id of the gateway instance waiting for the answer.")
+
+
+@event(
+    "user.profile_update_requested",
+    topic="user-commands",
+    key="userId",
+    summary="A user asked to change their name and/or address.",
+)
+class ProfileUpdateRequested(UserCommand):
+    """Internal command: only the fields present change; ``clearAddress`` removes it."""
+
+    name: str | None = None
+    address: Address | None = None
+    clear_address: bool = False
+
+
+@event(
+    "user.roles_change_requested",
+    topic="user-commands",
+    key="userId",
+    summary="An admin asked to replace a user's roles.",
+)
+class RolesChangeRequested(UserCommand):
+    """Internal command: the complete new set of roles."""
+
+    roles: list[Role]
+
+
+PasswordChangeReason = Literal["reset", "rehash", "change"]
+
+
+@event(
+    "user.password_change_requested",
+    topic="user-commands",
+    key="userId",
+    summary="A new password hash for a user (reset, rehash on login, or change).",
+)
+class PasswordChangeRequested(UserCommand):
+    """Internal command: carries the new Argon2id hash, so it never leaves the internal topic."""
+
+    password_hash: str
+    reason: PasswordChangeReason
+
+
+class UserChanged(Payload):
+    """Fields every public change event of an account carries."""
+
+    user_id: str
+    version: int = Field(description="The account's version after this change.")
+    actor_id: str | None = None
+    changed_at: Timestamp
+
+
+@event(
+    "user.profile_updated",
+    topic="users",
+    key="userId",
+    summary="A user's name or address changed.",
+)
+class UserProfileUpdated(UserChanged):
+    """Public event: the new values of the changed fields."""
+
+    changed: list[Literal["name", "address"]]
+    name: str
+    address: Address | None = None
+
+
+@event(
+    "user.roles_changed",
+    topic="users",
+    key="userId",
+    summary="A user's roles were replaced; tokens issued before now are revoked.",
+)
+class UserRolesChanged(UserChanged):
+    """Public event: old and new roles."""
+
+    roles: list[Role]
+    previous_roles: list[Role]
+
+
+@event(
+    "user.password_changed",
+    topic="users",
+    key="userId",
+    summary="A user's credentials changed. Carries no credentials.",
+)
+class UserCredentialsChanged(UserChanged):
+    """Public event: only why, never what."""
+
+    reason: PasswordChangeReason

@@ -14,6 +14,8 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config import Settings
+from stores.heartbeats import WorkerHeartbeats
+from stores.redisdb import redis_client
 
 JOIN_SECONDS = 45.0
 
@@ -26,15 +28,25 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 async def worker_joined(settings: Settings) -> bool:
-    """Whether the worker's consumer group is Stable with a member (it consumes)."""
+    """Whether a worker is processing: its group is Stable and it has written a heartbeat.
+
+    Joining the group is not enough: the worker then opens and recovers its tables,
+    and commands sent meanwhile would expire.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         described = await admin.describe_consumer_groups([settings.app_id])
         group = described[0].groups[0] if described and described[0].groups else None
-        return group is not None and group[2] == "Stable" and bool(group[5])
+        if group is None or group[2] != "Stable" or not group[5]:
+            return False
     finally:
         await admin.close()
+    redis = redis_client(settings)
+    try:
+        return await WorkerHeartbeats(redis, settings.app_id).processing() > 0
+    finally:
+        await redis.aclose()
 
 
 @contextlib.asynccontextmanager

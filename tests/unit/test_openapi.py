@@ -139,11 +139,6 @@ def test_every_error_response_documents_a_problem(document: Document) -> None:
                 assert "application/problem+json" in response["content"], (path, method, status)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP gateway/push/routes.py:13 POST /v1/stream-tickets (a JSON endpoint) has no "
-    "@operation, so build_openapi leaves it out of the published API",
-)
 def test_every_json_api_route_is_documented(document: Document) -> None:
     # /v1/ws and /v1/events are streaming upgrades, not request/response operations.
     streaming = {"/v1/ws", "/v1/events"}
@@ -186,12 +181,6 @@ def test_undecorated_routes_are_left_out() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG gateway/openapi.py:86-89 only whole path segments like '{id}' become "
-    "parameters; a template inside a segment ('v{version}', as /schemas/events/{type}/"
-    "v{version} uses) is not declared, which makes the document invalid OpenAPI",
-)
 def test_every_path_template_is_declared_as_a_parameter() -> None:
     app = web.Application()
     app.router.add_get("/things/{kind}/v{version}", thing)
@@ -208,13 +197,6 @@ def _docs_app() -> web.Application:
     return app
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG gateway/docs.py openapi_json/asyncapi_json cache the document with "
-    "`request.app[KEY] = ...` on a started (frozen) app: aiohttp emits DeprecationWarning "
-    "'Changing state of started or joined application is deprecated', which under "
-    "filterwarnings=error makes the first GET a 500 (build it in create_app or on_startup)",
-)
 @pytest.mark.parametrize("path", ["/openapi.json", "/asyncapi.json"])
 async def test_published_descriptions_are_served(path: str) -> None:
     async with TestClient(TestServer(_docs_app())) as client:

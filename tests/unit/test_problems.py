@@ -227,11 +227,6 @@ async def test_request_id_with_newline_cannot_be_smuggled(
         await client.get("/ok", headers={REQUEST_ID_HEADER: "a b\n"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP gateway/middleware.py:38-39 re-raises HTTPException < 400 (e.g. a raised "
-    "web.HTTPFound redirect) before X-Request-ID is set, so redirects carry no request id",
-)
 async def test_request_id_on_raised_redirect(
     client: TestClient[web.Request, web.Application],
 ) -> None:

@@ -1,0 +1,251 @@
+"""Catalog: products created, changed and archived one product at a time.
+
+Commands arrive on ``product-commands`` keyed by product id, so one agent
+decides each product's changes in order against its table entry (the source of
+truth, version included); the If-Match check happens here, not only in the
+gateway. The decision (with the product snapshot it leads to) is stored
+*before* the effects run; a redelivered command repeats the same effects with
+the same ids, and the version-guarded projection makes repeats change nothing.
+Review commands share the topic and key, so reviews are decided next to the
+rating they update (``agents.reviews``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from datetime import datetime
+from typing import Any
+
+import faust
+
+from agents.catalog_rules import Decision, decide
+from agents.effects import Effects
+from agents.replies import record_expired, reply
+from agents.resilience import guarded
+from agents.reviews import ReviewDecider
+from config import Settings
+from stores.products import Product, ProductRepository
+from streams.envelope import Envelope, derived_id, new_event, utcnow
+from streams.events.inventory import AdjustRequested
+from streams.events.products import (
+    ProductArchived,
+    ProductArchiveRequested,
+    ProductCommand,
+    ProductCreated,
+    ProductCreateRequested,
+    ProductUpdated,
+    ProductUpdateRequested,
+)
+
+log = logging.getLogger(__name__)
+SOURCE = "agents.catalog"
+TABLE = "catalog-products"
+REVIEWS_TABLE = "catalog-reviews"
+# Redelivery happens within seconds; a product's last decisions are plenty to recognise it.
+KEEP_DECISIONS = 32
+COMMANDS: dict[str, type[ProductCommand]] = {
+    "product.create_requested": ProductCreateRequested,
+    "product.update_requested": ProductUpdateRequested,
+    "product.archive_requested": ProductArchiveRequested,
+}
+
+
+class CatalogDecider:
+    """Decides one catalog command against the product table and carries it out."""
+
+    def __init__(
+        self, table: MutableMapping[str, Any], effects: Effects, reviews: ReviewDecider
+    ) -> None:
+        self._table = table
+        self._effects = effects
+        self._reviews = reviews
+
+    @property
+    def _products(self) -> ProductRepository:
+        return self._effects.repo(ProductRepository)
+
+    async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
+        """Process one record; returns what happened (for logs and tests)."""
+        envelope = Envelope.decode(raw)
+        now = now or utcnow()
+        if envelope.type == "review.submit_requested":
+            return await self._reviews.handle(envelope, now=now)
+        model = COMMANDS.get(envelope.type)
+        if model is None:
+            log.warning("catalog agent ignores %s", envelope.type)
+            return "ignored"
+        command = envelope.payload(model)
+        entry = self._table.get(command.product_id) or {"product": None, "decisions": {}}
+        decision: Decision | None = entry["decisions"].get(envelope.id)
+        if decision is None:
+            if now > command.deadline:
+                # The gateway already answered 503; applying it now would surprise the client.
+                await record_expired(
+                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
+                )
+                return "expired"
+            decision = decide(command, entry["product"], now)
+            decisions = {**entry["decisions"], envelope.id: decision}
+            while len(decisions) > KEEP_DECISIONS:
+                decisions.pop(next(iter(decisions)))
+            product = entry["product"]
+            if decision["outcome"] == "accepted":
+                product = decision["product"]
+            self._table[command.product_id] = {"product": product, "decisions": decisions}
+        if decision["outcome"] == "rejected":
+            await self._reply(envelope, command, decision)
+            return "rejected"
+        await self._apply(envelope, command, decision)
+        return str(decision["kind"])
+
+    async def _apply(self, envelope: Envelope, command: ProductCommand, decision: Decision) -> None:
+        facts: dict[str, Any] = decision["product"]
+        kind = decision["kind"]
+        if kind != "unchanged":
+            await self._products.project(facts)
+            event = self._event(envelope, command, decision)
+            await self._effects.emit("products", event)
+            if kind == "created":
+                await self._request_initial_stock(envelope, command, decision)
+            else:
+                # Subscribers of product:{id} watch price and status; creation has none yet.
+                await self._effects.push(f"product:{command.product_id}", event)
+        stored = await self._products.get(command.product_id)
+        result = _result(stored, facts)
+        if kind == "created":
+            # The inventory agent owns stock; the answer shows what it is being created with.
+            result["stock"] = decision["initialStock"]
+        await self._reply(envelope, command, decision, result=result)
+
+    def _event(self, envelope: Envelope, command: ProductCommand, decision: Decision) -> Envelope:
+        facts = decision["product"]
+        kind = decision["kind"]
+        payload: Any
+        if kind == "created":
+            payload = ProductCreated.model_validate(
+                {**facts, "initialStock": decision["initialStock"]}
+            )
+        elif kind == "updated":
+            payload = ProductUpdated.model_validate(
+                {**facts, "changed": decision["changed"], "actorId": command.actor_id}
+            )
+        else:
+            payload = ProductArchived(
+                product_id=command.product_id,
+                seller_id=facts["sellerId"],
+                version=facts["version"],
+                actor_id=command.actor_id,
+                archived_at=datetime.fromisoformat(decision["at"]),
+            )
+        return new_event(
+            payload,
+            key=command.product_id,
+            source=SOURCE,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.id,
+            event_id=derived_id(envelope.id, f"product.{kind}"),
+            occurred_at=datetime.fromisoformat(decision["at"]),
+        )
+
+    async def _request_initial_stock(
+        self, envelope: Envelope, command: ProductCommand, decision: Decision
+    ) -> None:
+        quantity: int = decision["initialStock"]
+        if quantity <= 0:
+            return
+        adjust = AdjustRequested(
+            product_id=command.product_id,
+            quantity_change=quantity,
+            requested_by=command.actor_id,
+            reply_to="",  # nobody waits: the product's creation already answered
+        )
+        await self._effects.emit(
+            "inventory-commands",
+            new_event(
+                adjust,
+                key=command.product_id,
+                source=SOURCE,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+                # Same id on redelivery: the inventory agent applies each adjustment once.
+                event_id=derived_id(envelope.id, "inventory.adjust_requested"),
+                occurred_at=datetime.fromisoformat(decision["at"]),
+            ),
+        )
+
+    async def _reply(
+        self,
+        envelope: Envelope,
+        command: ProductCommand,
+        decision: Decision,
+        *,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        rejected = decision["outcome"] == "rejected"
+        await reply(
+            self._effects,
+            envelope,
+            reply_to=command.reply_to,
+            source=SOURCE,
+            outcome="rejected" if rejected else "accepted",
+            code=decision.get("code"),
+            detail=decision.get("detail"),
+            result=result,
+        )
+
+
+def _result(stored: Product | None, facts: dict[str, Any]) -> dict[str, Any]:
+    """The product as decided, with the stock and rating the read model has now."""
+    out = dict(facts)
+    out["stock"] = stored.stock if stored is not None else 0
+    out["rating"] = (
+        {"average": stored.rating_average, "count": stored.rating_count}
+        if stored is not None
+        else {"average": 0.0, "count": 0}
+    )
+    return out
+
+
+def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+    """Declare the product-commands topic, catalog tables and agent on ``app``."""
+    topic = app.topic(
+        settings.topic("product-commands"),
+        partitions=4,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        TABLE,
+        partitions=4,
+        key_type=str,
+        help="product id -> {product: facts incl. version, decisions: {commandId: ...}} (recent)",
+    )
+    reviews_table = app.Table(
+        REVIEWS_TABLE,
+        partitions=4,
+        key_type=str,
+        help="product id -> {reviewers: {buyerId: reviewId}, sum, count, decisions}",
+    )
+    decider = CatalogDecider(table, effects, ReviewDecider(reviews_table, table, effects))
+
+    async def catalog(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+
+            async def process(value: bytes = message.value) -> None:
+                outcome = await decider.handle(value)
+                log.debug("catalog command %s", outcome)
+
+            await guarded(
+                agent="catalog",
+                effects=effects,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                process=process,
+            )
+
+    return app.agent(topic, name="catalog")(catalog)

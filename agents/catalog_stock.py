@@ -1,0 +1,78 @@
+"""Stock projection: the inventory agent's public stock changes, into the products read model.
+
+The inventory agent's table is the source of truth for stock; this agent only
+copies ``currentStock`` onto the product document. Records are keyed by
+product id, so one product's changes sit in one partition in order and the
+record offset orders them: the projection keeps the highest offset it applied
+("last writer by offset wins"), so a redelivered or older record changes
+nothing. (Offsets restart if the topic is ever re-created; so does the read model.)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from agents.effects import Effects
+from agents.resilience import guarded
+from config import Settings
+from stores.products import ProductRepository
+from streams.envelope import Envelope
+from streams.events.inventory import StockChanged
+
+log = logging.getLogger(__name__)
+
+
+class StockProjector:
+    """Applies one ``inventory`` record to the products read model and pushes it."""
+
+    def __init__(self, effects: Effects) -> None:
+        self._effects = effects
+
+    async def handle(self, raw: bytes, *, offset: int) -> str:
+        """Process the record at ``offset``; returns what happened."""
+        envelope = Envelope.decode(raw)
+        if envelope.type != "inventory.stock_changed":
+            return "ignored"  # reservations and other inventory facts do not change the model
+        change = envelope.payload(StockChanged)
+        applied = await self._effects.repo(ProductRepository).apply_stock(
+            change.product_id, stock=change.current_stock, position=offset
+        )
+        # Pushed even when already applied: a crash may have come between the two, and
+        # subscribers dedupe by the envelope id, which is the inventory event's own.
+        await self._effects.push(f"product:{change.product_id}", envelope)
+        return "applied" if applied else "duplicate"
+
+
+def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+    """Declare the agent projecting the public ``inventory`` topic onto products."""
+    topic = app.topic(
+        settings.topic("inventory"),
+        partitions=4,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    projector = StockProjector(effects)
+
+    async def catalog_stock(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+
+            async def process(value: bytes = message.value, offset: int = message.offset) -> None:
+                outcome = await projector.handle(value, offset=offset)
+                log.debug("stock change %s", outcome)
+
+            await guarded(
+                agent="catalog-stock",
+                effects=effects,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                process=process,
+            )
+
+    return app.agent(topic, name="catalog-stock")(catalog_stock)

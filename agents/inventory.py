@@ -1,0 +1,221 @@
+"""Inventory: the stock of every product, reserved, released and adjusted one command at a time.
+
+Commands arrive keyed by product id, so one agent decides each product's stock in
+order and the table below is the source of truth for it:
+
+    product id -> {
+        "stock": int,             # available units, never negative
+        "created": bool,          # an adjustment (the catalog's initial stock) has been applied
+        "reservations": {reservationId: {status, orderId, quantity, stock, at, ...}},
+        "applied": {adjust command id: decision},   # recent, bounded
+    }
+
+A reservation's record is its decision (reserved / rejected / released), stored before
+any effect runs and kept while the reservation is active (settled ones: the most
+recent ``KEEP_SETTLED``). A redelivered reserve or release therefore changes nothing
+twice and repeats the same events: ids derive from the reservation id, times and
+levels come from the record. Adjustments are not naturally idempotent, so they are
+deduplicated by the command's envelope id in ``applied``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import MutableMapping
+from datetime import datetime
+from typing import Any
+
+import faust
+
+from agents.effects import Effects
+from agents.inventory_events import Announcer
+from agents.replies import record_expired
+from agents.resilience import guarded
+from config import Settings
+from streams.envelope import Envelope, format_time, utcnow
+from streams.events.inventory import AdjustRequested, ReleaseRequested, ReserveRequested
+from streams.topics import spec as topic_spec
+
+log = logging.getLogger(__name__)
+TABLE = "inventory-stock"
+# Redelivery happens within seconds; these are plenty to recognise it.
+KEEP_APPLIED = 64
+KEEP_SETTLED = 256
+Entry = dict[str, Any]
+
+
+def empty_entry() -> Entry:
+    """The state of a product the inventory has never heard of."""
+    return {"stock": 0, "created": False, "reservations": {}, "applied": {}}
+
+
+class InventoryDecider:
+    """Decides one inventory command against the product's stock and carries it out."""
+
+    def __init__(self, table: MutableMapping[str, Any], effects: Effects) -> None:
+        self._table = table
+        self._effects = effects
+        self._announce = Announcer(effects)
+
+    async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
+        """Process one record; returns what happened (for logs and tests)."""
+        envelope = Envelope.decode(raw)
+        now = now or utcnow()
+        if envelope.type == "inventory.reserve_requested":
+            return await self._reserve(envelope, envelope.payload(ReserveRequested), now)
+        if envelope.type == "inventory.release_requested":
+            return await self._release(envelope, envelope.payload(ReleaseRequested), now)
+        if envelope.type == "inventory.adjust_requested":
+            return await self._adjust(envelope, envelope.payload(AdjustRequested), now)
+        log.warning("inventory agent ignores %s", envelope.type)
+        return "ignored"
+
+    def _entry(self, product_id: str) -> Entry:
+        # A copy: the table is only changed by assignment, which also writes the changelog.
+        stored = self._table.get(product_id)
+        return copy.deepcopy(stored) if stored is not None else empty_entry()
+
+    async def _reserve(self, envelope: Envelope, command: ReserveRequested, now: datetime) -> str:
+        if command.quantity <= 0:
+            raise ValueError(f"reservation {command.reservation_id} has quantity <= 0")
+        entry = self._entry(command.product_id)
+        record = entry["reservations"].get(command.reservation_id)
+        if record is None:
+            record = _decide_reserve(entry, command, now)
+            _settle(entry, command.reservation_id, record)
+            if record["status"] == "reserved":
+                entry["stock"] = record["stock"]
+            self._table[command.product_id] = entry
+        elif "at" not in record:
+            # Released before this reserve arrived: the saga has moved on; reserving now
+            # would hold stock nobody will ever release.
+            log.warning("reserve %s arrived after its release", command.reservation_id)
+            return "stale"
+        await self._announce.reservation(envelope, command, record)
+        return "rejected" if record["status"] == "rejected" else "reserved"
+
+    async def _release(self, envelope: Envelope, command: ReleaseRequested, now: datetime) -> str:
+        entry = self._entry(command.product_id)
+        record = entry["reservations"].get(command.reservation_id)
+        if record is None or "releasedAt" not in record:
+            record = dict(record or {"orderId": command.order_id, "status": "released"})
+            record["releasedAt"] = format_time(now)
+            record["released"] = 0
+            if record["status"] == "reserved":
+                entry["stock"] += record["quantity"]
+                record.update(status="released", released=record["quantity"])
+                record["releasedStock"] = entry["stock"]
+            _settle(entry, command.reservation_id, record)
+            self._table[command.product_id] = entry
+        await self._announce.release(envelope, command, record)
+        return "released" if record["released"] else "noop"
+
+    async def _adjust(self, envelope: Envelope, command: AdjustRequested, now: datetime) -> str:
+        entry = self._entry(command.product_id)
+        decision = entry["applied"].get(envelope.id)
+        if decision is None:
+            if command.deadline is not None and now > command.deadline:
+                # The gateway already answered 503; applying it now would surprise the client.
+                await record_expired(
+                    self._effects, envelope, deadline=command.deadline, now=now,
+                    source=self._announce.source,
+                )
+                return "expired"
+            decision = _decide_adjust(entry, command, now)
+            if decision["outcome"] == "accepted":
+                entry["stock"] = decision["stock"]
+                entry["created"] = True
+            entry["applied"][envelope.id] = decision
+            _trim(entry["applied"], KEEP_APPLIED)
+            self._table[command.product_id] = entry
+        await self._announce.adjustment(envelope, command, decision)
+        return str(decision["outcome"])
+
+
+def _decide_reserve(entry: Entry, command: ReserveRequested, now: datetime) -> dict[str, Any]:
+    """The outcome of one reservation against the stock as it is now."""
+    record: dict[str, Any] = {
+        "orderId": command.order_id,
+        "quantity": command.quantity,
+        "at": format_time(now),
+    }
+    if not entry["created"]:
+        return {**record, "status": "rejected", "reason": "unknown_product", "available": 0}
+    if entry["stock"] < command.quantity:
+        return {
+            **record, "status": "rejected", "reason": "out_of_stock", "available": entry["stock"]
+        }
+    return {**record, "status": "reserved", "stock": entry["stock"] - command.quantity}
+
+
+def _decide_adjust(entry: Entry, command: AdjustRequested, now: datetime) -> dict[str, Any]:
+    """The outcome of one stock adjustment; the stock never goes below zero."""
+    after = entry["stock"] + command.quantity_change
+    if after < 0:
+        return {
+            "outcome": "rejected",
+            "code": "INSUFFICIENT_STOCK",
+            "detail": f"the stock is {entry['stock']}; a change of "
+            f"{command.quantity_change} would take it below zero",
+        }
+    return {
+        "outcome": "accepted",
+        "stock": after,
+        "reason": "adjusted" if entry["created"] else "created",
+        "at": format_time(now),
+    }
+
+
+def _settle(entry: Entry, reservation_id: str, record: dict[str, Any]) -> None:
+    """Store ``record`` last, and forget the oldest settled reservations beyond the bound."""
+    reservations: dict[str, Any] = entry["reservations"]
+    reservations.pop(reservation_id, None)
+    reservations[reservation_id] = record
+    settled = [rid for rid, r in reservations.items() if r["status"] != "reserved"]
+    for rid in settled[: max(0, len(settled) - KEEP_SETTLED)]:
+        del reservations[rid]
+
+
+def _trim(applied: dict[str, Any], keep: int) -> None:
+    while len(applied) > keep:
+        applied.pop(next(iter(applied)))
+
+
+def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+    """Declare the inventory-commands topic, the stock table and the agent on ``app``."""
+    partitions = topic_spec("inventory-commands").partitions
+    topic = app.topic(
+        settings.topic("inventory-commands"),
+        partitions=partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        TABLE,
+        partitions=partitions,
+        key_type=str,
+        help="product id -> {stock, created, reservations, applied}: the stock's source of truth",
+    )
+    decider = InventoryDecider(table, effects)
+
+    async def inventory(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+
+            async def process(value: bytes = message.value) -> None:
+                outcome = await decider.handle(value)
+                log.debug("inventory command %s", outcome)
+
+            await guarded(
+                agent="inventory",
+                effects=effects,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                process=process,
+            )
+
+    return app.agent(topic, name="inventory")(inventory)

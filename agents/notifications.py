@@ -1,0 +1,184 @@
+"""Notifications: deliver outbox messages once, keep in-app notifications, apply read/delete.
+
+Outbox records are keyed by recipient user id, so a user's messages and their
+read/delete requests are handled in order by one agent. Decisions (ids, times,
+outcomes) are stored in the table before effects run; a redelivered record
+repeats only the idempotent effects, and the sink is skipped once delivered.
+A crash between the sink and the table write can still deliver twice: email
+is at-least-once everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from datetime import datetime
+from typing import Any
+
+import faust
+
+from agents.effects import Effects
+from agents.replies import record_expired, reply
+from agents.runtime import guarded_agent, source_topic
+from agents.sinks import Sink, sink_for
+from config import Settings
+from stores.notifications import Notification, NotificationRepository
+from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
+from streams.events.notifications import (
+    MessageRequested,
+    NotificationCommand,
+    NotificationCreated,
+    NotificationDeleteRequested,
+    NotificationReadRequested,
+)
+from streams.topics import spec as topic_spec
+
+log = logging.getLogger(__name__)
+SOURCE = "agents.notifications"
+TABLE = "notifications-decisions"
+
+# In-app text per template; delivery secrets never appear here.
+IN_APP: dict[str, tuple[str, str]] = {
+    "password_reset": (
+        "Password reset requested",
+        "Someone asked to reset your password. If it was not you, ignore the email; "
+        "your password stays the same.",
+    ),
+    # From the order saga: params carry orderId (and total/currency), never secrets.
+    "order_completed": (
+        "Your order is complete",
+        "Payment received and your purchase is ready to download.",
+    ),
+    "order_received": (
+        "You made a sale",
+        "A buyer completed an order that includes your products.",
+    ),
+}
+
+
+class NotificationsDecider:
+    """Handles one outbox record: a message to deliver, or a read/delete request."""
+
+    def __init__(self, table: MutableMapping[str, Any], effects: Effects, sink: Sink) -> None:
+        self._table = table
+        self._effects = effects
+        self._sink = sink
+
+    @property
+    def _repo(self) -> NotificationRepository:
+        return self._effects.repo(NotificationRepository)
+
+    async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
+        """Process one record; returns what happened (for logs and tests)."""
+        envelope = Envelope.decode(raw)
+        now = now or utcnow()
+        if envelope.type == "message.requested":
+            return await self._message(envelope, envelope.payload(MessageRequested), now)
+        if envelope.type == "notification.read_requested":
+            return await self._command(envelope, envelope.payload(NotificationReadRequested), now)
+        if envelope.type == "notification.delete_requested":
+            command = envelope.payload(NotificationDeleteRequested)
+            return await self._command(envelope, command, now)
+        log.warning("notifications agent ignores %s", envelope.type)
+        return "ignored"
+
+    async def _message(self, envelope: Envelope, message: MessageRequested, now: datetime) -> str:
+        key = f"message:{message.message_id}"
+        decision = self._table.get(key)
+        if decision is None:
+            decision = {
+                "notificationId": derived_id(message.message_id, "notification"),
+                "createdAt": format_time(now),
+                "delivered": False,
+            }
+            self._table[key] = decision
+        if not decision["delivered"]:
+            await self._sink.deliver(
+                {**message.model_dump(mode="json", by_alias=True), "sentAt": decision["createdAt"]}
+            )
+            decision = {**decision, "delivered": True}
+            self._table[key] = decision
+        title, body = IN_APP[message.template]
+        notification = Notification(
+            notification_id=decision["notificationId"],
+            user_id=message.user_id,
+            type=message.template,
+            title=title,
+            body=body,
+            read=False,
+            created_at=datetime.fromisoformat(decision["createdAt"]),
+        )
+        await self._repo.create(notification)
+        created = new_event(
+            NotificationCreated(
+                notification_id=notification.notification_id,
+                user_id=notification.user_id,
+                type=notification.type,
+                title=title,
+                body=body,
+                created_at=notification.created_at,
+            ),
+            key=message.user_id,
+            source=SOURCE,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.id,
+            event_id=derived_id(envelope.id, "notification.created"),
+            occurred_at=notification.created_at,
+        )
+        await self._effects.emit("notifications", created)
+        await self._effects.push(f"user:{message.user_id}", created)
+        return "delivered"
+
+    async def _command(
+        self, envelope: Envelope, command: NotificationCommand, now: datetime
+    ) -> str:
+        key = f"command:{envelope.id}"
+        decision = self._table.get(key)
+        if decision is None:
+            if now > command.deadline:
+                await record_expired(
+                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
+                )
+                return "expired"
+            owned = await self._repo.owned(command.user_id, command.notification_id)
+            decision = {"outcome": "accepted" if owned is not None else "rejected"}
+            self._table[key] = decision
+        if decision["outcome"] == "rejected":
+            await reply(
+                self._effects,
+                envelope,
+                reply_to=command.reply_to,
+                source=SOURCE,
+                outcome="rejected",
+                code="NOT_FOUND",
+                detail="no such notification",
+            )
+            return "rejected"
+        if isinstance(command, NotificationDeleteRequested):
+            await self._repo.delete(command.user_id, command.notification_id)
+        else:
+            await self._repo.mark_read(command.user_id, command.notification_id)
+        await reply(
+            self._effects, envelope, reply_to=command.reply_to, source=SOURCE, outcome="accepted"
+        )
+        return "accepted"
+
+
+def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+    """Declare the outbox topic, decisions table and agent on ``app``."""
+    # Keys are message/command ids, not the record key; Faust keeps each entry in the
+    # partition of the record that wrote it, which is the user's partition either way.
+    table = app.Table(
+        TABLE,
+        partitions=topic_spec("outbox").partitions,
+        key_type=str,
+        help="message:{id} -> delivery decision; command:{id} -> read/delete outcome",
+    )
+    decider = NotificationsDecider(table, effects, sink_for(settings))
+    return guarded_agent(
+        app,
+        name="notifications",
+        topic=source_topic(app, settings, "outbox"),
+        effects=effects,
+        handle=decider.handle,
+    )

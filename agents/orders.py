@@ -1,0 +1,40 @@
+"""Orders: the saga orchestrator on ``order-saga``, its table and its deadline timer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from agents.effects import Effects
+from agents.runtime import guarded_agent, source_topic
+from agents.saga.deadlines import DeadlineWatch
+from agents.saga.decider import OrderSaga
+from agents.saga.steps import Deadlines
+from config import Settings
+from streams.topics import spec as topic_spec
+
+TABLE = "order-sagas"
+
+
+def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+    """Declare the saga table, the orchestrator agent and the deadline timer on ``app``."""
+    table = app.Table(
+        TABLE,
+        partitions=topic_spec("order-saga").partitions,
+        key_type=str,
+        help="order id -> saga state (status, lines, reservations, payment, history, ...)",
+    )
+    watch = DeadlineWatch(table, effects)
+    saga = OrderSaga(table, effects, Deadlines.from_settings(settings), on_commit=watch.note)
+
+    async def order_deadlines() -> None:
+        await watch.tick()
+
+    # Faust's decorators are untyped; register through Any rather than silence each line.
+    faust_app: Any = app
+    faust_app.timer(interval=settings.saga_tick)(order_deadlines)
+    return guarded_agent(
+        app, name="orders", topic=source_topic(app, settings, "order-saga"),
+        effects=effects, handle=saga.handle,
+    )

@@ -1,0 +1,112 @@
+"""The events the payments agent sends for a settled record, identical on every repeat.
+
+Saga results go to ``order-saga`` and public outcomes to ``payments``, both keyed
+by order id. Ids derive from the command's idempotency key, times come from the
+record. Public events never carry the payment method.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from agents.effects import Effects
+from streams.envelope import Envelope, derived_id, new_event
+from streams.events.payments import (
+    ChargeRequested,
+    PaymentCapturedPublic,
+    PaymentFailedPublic,
+    PaymentRefundedPublic,
+    RefundRequested,
+)
+from streams.events.saga import PaymentCaptured, PaymentFailed, PaymentRefunded, RefundFailed
+
+SOURCE = "agents.payments"
+Result = (
+    PaymentCaptured | PaymentCapturedPublic | PaymentFailed | PaymentFailedPublic
+    | PaymentRefunded | PaymentRefundedPublic | RefundFailed
+)
+
+
+class Announcer:
+    """Sends the saga result and the public outcome of a charge or refund record."""
+
+    def __init__(self, effects: Effects) -> None:
+        self._effects = effects
+
+    async def charge(
+        self, envelope: Envelope, command: ChargeRequested, record: dict[str, Any]
+    ) -> None:
+        """``payment_captured`` or ``payment_failed``, to the saga and in public."""
+        amount, at = Decimal(record["amount"]), datetime.fromisoformat(record["at"])
+        key, order_id = command.idempotency_key, command.order_id
+        saga: PaymentCaptured | PaymentFailed
+        public: PaymentCapturedPublic | PaymentFailedPublic
+        if record["outcome"] == "captured":
+            common: dict[str, Any] = {
+                "order_id": order_id,
+                "payment_id": record["paymentId"],
+                "provider": record["provider"],
+                "reference": record["reference"],
+                "amount": amount,
+                "currency": record["currency"],
+            }
+            saga, public = PaymentCaptured(**common), PaymentCapturedPublic(**common)
+        else:
+            failure: dict[str, Any] = {
+                "order_id": order_id,
+                "payment_id": record["paymentId"],
+                "code": record["code"],
+                "reason": record["reason"],
+            }
+            saga = PaymentFailed(**failure)
+            public = PaymentFailedPublic(**failure, attempts=record["attempts"])
+        await self._send(envelope, "order-saga", saga, derived_id("payment", key, "saga"), at)
+        await self._send(envelope, "payments", public, derived_id("payment", key, "public"), at)
+
+    async def refund(
+        self, envelope: Envelope, command: RefundRequested, record: dict[str, Any]
+    ) -> None:
+        """``payment_refunded`` (saga and public) or ``refund_failed`` (saga only)."""
+        at = datetime.fromisoformat(record["at"])
+        key, order_id = command.idempotency_key, command.order_id
+        if record["outcome"] != "refunded":
+            failed = RefundFailed(
+                order_id=order_id, payment_id=record["paymentId"], reason=record["reason"]
+            )
+            await self._send(envelope, "order-saga", failed, derived_id("refund", key, "saga"), at)
+            return
+        common: dict[str, Any] = {
+            "order_id": order_id,
+            "payment_id": record["paymentId"],
+            "refund_id": record["refundId"],
+            "amount": Decimal(record["amount"]),
+            "currency": record["currency"],
+        }
+        saga_id, public_id = derived_id("refund", key, "saga"), derived_id("refund", key, "public")
+        await self._send(envelope, "order-saga", PaymentRefunded(**common), saga_id, at)
+        await self._send(envelope, "payments", PaymentRefundedPublic(**common), public_id, at)
+
+    async def _send(
+        self,
+        envelope: Envelope,
+        topic: str,
+        payload: Result,
+        event_id: str,
+        at: datetime,
+    ) -> None:
+        order_id = payload.order_id
+        await self._effects.emit(
+            topic,
+            new_event(
+                payload,
+                key=order_id,
+                source=SOURCE,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+                event_id=event_id,
+                occurred_at=at,
+            ),
+        )
+

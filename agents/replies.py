@@ -1,0 +1,76 @@
+"""Answers to waiting gateways and records of dropped commands, shared by every agent.
+
+Both reuse deterministic ids derived from the command's id, so a redelivered
+command answers (or expires) under the same event id and consumers dedupe it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Literal
+
+from agents.effects import Effects
+from streams.envelope import Envelope, derived_id, new_event
+from streams.events.commands import CommandAnswered, CommandExpired
+
+log = logging.getLogger(__name__)
+
+
+async def reply(
+    effects: Effects,
+    command: Envelope,
+    *,
+    reply_to: str,
+    source: str,
+    outcome: Literal["accepted", "rejected"],
+    code: str | None = None,
+    detail: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
+    """Publish the answer to ``command`` on ``replies``, keyed by its correlation id."""
+    answer = CommandAnswered(
+        command_id=command.id,
+        reply_to=reply_to,
+        outcome=outcome,
+        code=code,
+        detail=detail,
+        result=result or {},
+    )
+    await effects.emit(
+        "replies",
+        new_event(
+            answer,
+            key=command.correlation_id,
+            source=source,
+            correlation_id=command.correlation_id,
+            causation_id=command.id,
+            event_id=derived_id(command.id, "answer"),
+        ),
+    )
+
+
+async def record_expired(
+    effects: Effects, command: Envelope, *, deadline: datetime, now: datetime, source: str
+) -> None:
+    """Record on ``audit`` that ``command`` arrived after its deadline and was dropped."""
+    late_by = int((now - deadline).total_seconds() * 1000)
+    log.warning("dropping %s %s: %d ms past its deadline", command.type, command.id, late_by)
+    expired = CommandExpired(
+        command_id=command.id,
+        command_type=command.type,
+        deadline=deadline,
+        seen_at=now,
+        late_by_ms=late_by,
+    )
+    await effects.emit(
+        "audit",
+        new_event(
+            expired,
+            key=command.correlation_id,
+            source=source,
+            correlation_id=command.correlation_id,
+            causation_id=command.id,
+            event_id=derived_id(command.id, "expired"),
+        ),
+    )

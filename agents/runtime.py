@@ -1,0 +1,66 @@
+"""The one way an agent is declared: a raw-bytes source topic and a guarded loop.
+
+Every agent reads raw envelopes, hands each record to a decider's
+``handle(value) -> outcome`` and lets ``guarded`` retry transient failures and
+dead-letter the rest, so no record blocks a partition or silently vanishes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from agents.effects import Effects
+from agents.resilience import guarded
+from config import Settings
+from streams.topics import spec as topic_spec
+
+log = logging.getLogger(__name__)
+Handler = Callable[[bytes], Awaitable[object]]
+
+
+def source_topic(app: faust.App, settings: Settings, name: str) -> Any:
+    """The catalogue topic ``name`` as a raw-bytes Faust topic with its declared partitions."""
+    return app.topic(
+        settings.topic(name),
+        partitions=topic_spec(name).partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def guarded_agent(
+    app: faust.App,
+    *,
+    name: str,
+    topic: Any,
+    effects: Effects,
+    handle: Handler,
+    **agent_options: Any,
+) -> Any:
+    """Declare agent ``name`` on ``topic`` processing each record through ``guarded``."""
+
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+
+            async def process(value: bytes = message.value) -> None:
+                outcome = await handle(value)
+                log.debug("%s: %s", name, outcome)
+
+            await guarded(
+                agent=name,
+                effects=effects,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                process=process,
+            )
+
+    consume.__name__ = consume.__qualname__ = name
+    return app.agent(topic, name=name, **agent_options)(consume)

@@ -1,0 +1,27 @@
+"""The order saga: one orchestrator per order, driven by the ``order-saga`` inbox.
+
+States (public ``status``)::
+
+    pending --all lines reserved--> stock_reserved --charge captured--> paid
+      --purchase grants sent--> delivered --buyer and sellers notified--> completed
+
+Failure ends: ``rejected`` (a line out of stock, or inventory silent past the
+reserve deadline; every held reservation is released, last line first),
+``payment_failed`` (declined, provider failures after the payments agent's
+retries, or no answer before the charge deadline; stock released).
+
+Cancel (``order.cancel_requested``): accepted in every state but the failure
+ends, ``cancelled`` and ``refunded`` (those answer ``ORDER_NOT_CANCELLABLE``).
+Before the charge is sent it releases stock and ends ``cancelled``; while the
+charge is in flight the outcome decides (failed: ``cancelled``; captured:
+refund); once paid, including ``completed`` orders (digital goods are delivered
+at once, so "until completed" would leave no window to refund), it refunds,
+then releases stock and revokes the purchase grants, and ends ``refunded``.
+
+Deadlines: reserve, charge and refund each have one (``Settings.saga_*``); a
+timer signals passed deadlines as ``saga.step_timed_out`` through the inbox.
+A timed-out reserve or charge fails the saga and compensates; a timed-out
+refund is re-sent (same idempotency key) up to three times, then left to an
+operator. A charge or reservation that succeeds after the saga gave up is
+undone (refund / release).
+"""

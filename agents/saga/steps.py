@@ -1,0 +1,150 @@
+"""The saga's moves: reserve, charge, deliver, notify, and their compensations.
+
+Each function changes the state held by a ``Plan`` and queues the commands and
+events that go with it. Every queued envelope has an id derived from the order
+id and the step, so re-running a step re-sends the very same command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Literal
+
+from agents.saga.plan import Plan
+from agents.saga.state import HELD, product_ids, seller_ids, set_deadline, total
+from config import Settings
+from stores.product_lookup import ProductView
+from streams.envelope import derived_id
+from streams.events.files import FilePermissionGranted, FilePermissionRevoked
+from streams.events.inventory import ReleaseRequested, ReserveRequested
+from streams.events.notifications import MessageRequested
+from streams.events.payments import ChargeRequested, RefundRequested
+
+log = logging.getLogger(__name__)
+MAX_REFUND_ATTEMPTS = 3
+Template = Literal["order_completed", "order_received"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deadlines:
+    """Seconds each awaited step may take before the saga gives up on it."""
+
+    reserve: float = 10.0
+    charge: float = 30.0
+    refund: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Deadlines:
+        """The deadlines configured in ``settings``."""
+        return cls(settings.saga_reserve_timeout, settings.saga_charge_timeout,
+                   settings.saga_refund_timeout)
+
+
+def reservation_id(order_id: str, product_id: str) -> str:
+    """One reservation per order line; the inventory agent dedupes by it."""
+    return f"{order_id}:{product_id}"
+
+
+def reserve_all(plan: Plan, deadlines: Deadlines) -> None:
+    """Ask inventory to reserve every line (step ``reserve``)."""
+    for item in plan.state["items"]:
+        pid = item["productId"]
+        plan.send("inventory-commands", ReserveRequested(
+            reservation_id=reservation_id(plan.order_id, pid), order_id=plan.order_id,
+            product_id=pid, quantity=item["quantity"],
+        ), key=pid, name=f"reserve:{pid}")
+    set_deadline(plan.state, "reserve", plan.now, deadlines.reserve)
+
+
+def release_held(plan: Plan, reason: str) -> None:
+    """Give back every reservation still held, last line first (compensation in reverse)."""
+    reservations = plan.state["reservations"]
+    for pid in reversed(product_ids(plan.state)):
+        # "requested" too: a release queued behind its reserve on the product's partition
+        # undoes a reservation whose answer has not reached us yet.
+        if reservations[pid] in HELD:
+            send_release(plan, pid, reason)
+
+
+def send_release(plan: Plan, product_id: str, reason: str) -> None:
+    """(Re-)send the release of one reservation; same id every time."""
+    plan.state["reservations"][product_id] = "releasing"
+    plan.send("inventory-commands", ReleaseRequested(
+        reservation_id=reservation_id(plan.order_id, product_id), order_id=plan.order_id,
+        product_id=product_id, reason=reason,
+    ), key=product_id, name=f"release:{product_id}")
+
+
+def charge(plan: Plan, deadlines: Deadlines) -> None:
+    """Ask payments to charge the order once (step ``charge``)."""
+    state = plan.state
+    payment_id = derived_id(plan.order_id, "payment")
+    state["payment"].update(status="requested", paymentId=payment_id)
+    plan.send("payment-commands", ChargeRequested(
+        order_id=plan.order_id, payment_id=payment_id,
+        idempotency_key=f"{plan.order_id}:charge", amount=total(state),
+        currency=state["currency"], payment_method=state["paymentMethod"],
+    ), key=plan.order_id, name="charge")
+    set_deadline(state, "charge", plan.now, deadlines.charge)
+
+
+def refund(plan: Plan, deadlines: Deadlines, reason: str) -> None:
+    """Ask payments to refund the captured charge (step ``refund``); retried on timeout."""
+    state = plan.state
+    attempt = int(state.get("refundAttempts", 0)) + 1
+    state["refundAttempts"] = attempt
+    state["payment"]["status"] = "refund_requested"
+    plan.send("payment-commands", RefundRequested(
+        order_id=plan.order_id, payment_id=state["payment"]["paymentId"],
+        refund_id=derived_id(plan.order_id, "refund"),
+        idempotency_key=f"{plan.order_id}:refund", amount=total(state),
+        currency=state["currency"], reason=reason,
+    # A retry needs a new event id (receivers dedupe ids); the idempotency key keeps it once.
+    ), key=plan.order_id, name=f"refund:{attempt}")
+    set_deadline(state, "refund", plan.now, deadlines.refund)
+
+
+def deliver(plan: Plan, products: Mapping[str, ProductView]) -> None:
+    """Grant the buyer read access to every file of every product bought."""
+    state = plan.state
+    files: dict[str, list[str]] = {}
+    for item in state["items"]:
+        product = products.get(item["productId"])
+        files[item["productId"]] = list(product.file_ids) if product else []
+        for file_id in files[item["productId"]]:
+            plan.send("files", FilePermissionGranted(
+                file_id=file_id, user_id=state["buyerId"], source="purchase",
+                granted_by=item["sellerId"], granted_at=plan.now, order_id=plan.order_id,
+            ), key=file_id, name=f"grant:{file_id}")
+    state["files"] = files
+
+
+def revoke(plan: Plan, revoked_by: str) -> None:
+    """Take back the purchase grants of a refunded order."""
+    for file_ids in plan.state.get("files", {}).values():
+        for file_id in file_ids:
+            plan.send("files", FilePermissionRevoked(
+                file_id=file_id, user_id=plan.state["buyerId"], revoked_by=revoked_by,
+                revoked_at=plan.now,
+            ), key=file_id, name=f"revoke:{file_id}")
+
+
+def notify(plan: Plan, emails: Mapping[str, str]) -> None:
+    """Tell the buyer their order is complete and each seller that they sold something."""
+    state = plan.state
+    params = {"orderId": plan.order_id, "total": state["total"], "currency": state["currency"]}
+    recipients: list[tuple[str, Template]] = [(state["buyerId"], "order_completed")]
+    recipients += [(seller, "order_received") for seller in seller_ids(state)]
+    for user_id, template in recipients:
+        address = emails.get(user_id)
+        if address is None:
+            log.warning("order %s: no email for user %s; %s not sent",
+                        plan.order_id, user_id, template)
+            continue
+        message_id = derived_id(plan.order_id, "message", user_id, template)
+        plan.send("outbox", MessageRequested(
+            message_id=message_id, user_id=user_id, to=address,
+            template=template, params=params,
+        ), key=user_id, name=f"message:{user_id}:{template}")

@@ -1,0 +1,219 @@
+"""Users: profile, role and password changes, one user's commands in order.
+
+Commands arrive keyed by user id, so one agent decides each user's changes in
+order. Each decision (outcome, version, time) is stored in the table *before*
+the effects run; a redelivered command finds it and repeats the effects with
+the same ids, version and time. MongoDB writes are version-guarded, so
+repeating one changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from datetime import datetime
+from typing import Any
+
+import faust
+
+from agents.effects import Effects
+from agents.replies import record_expired, reply
+from agents.runtime import guarded_agent, source_topic
+from config import Settings
+from stores.users import User
+from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
+from streams.events.users import (
+    PasswordChangeRequested,
+    ProfileUpdateRequested,
+    RolesChangeRequested,
+    UserChanged,
+    UserCommand,
+    UserCredentialsChanged,
+    UserProfileUpdated,
+    UserRolesChanged,
+)
+from streams.topics import spec as topic_spec
+
+log = logging.getLogger(__name__)
+SOURCE = "agents.users"
+TABLE = "users-decisions"
+# Redelivery happens within seconds; a user's last decisions are plenty to recognise it.
+KEEP_DECISIONS = 64
+COMMANDS: dict[str, type[UserCommand]] = {
+    "user.profile_update_requested": ProfileUpdateRequested,
+    "user.roles_change_requested": RolesChangeRequested,
+    "user.password_change_requested": PasswordChangeRequested,
+}
+
+
+class UsersDecider:
+    """Decides one user command against the account and carries it out."""
+
+    def __init__(self, table: MutableMapping[str, Any], effects: Effects) -> None:
+        self._table = table
+        self._effects = effects
+
+    async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
+        """Process one record; returns what happened (for logs and tests)."""
+        envelope = Envelope.decode(raw)
+        model = COMMANDS.get(envelope.type)
+        if model is None:
+            log.warning("users agent ignores %s", envelope.type)
+            return "ignored"
+        command = envelope.payload(model)
+        now = now or utcnow()
+        state = self._table.get(command.user_id) or {"version": 0, "decisions": {}}
+        decision = state["decisions"].get(envelope.id)
+        if decision is None:
+            if now > command.deadline:
+                # The gateway already answered 503; applying it now would surprise the client.
+                await record_expired(
+                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
+                )
+                return "expired"
+            user = await self._effects.users.by_id(command.user_id)
+            decision = _decide(command, user, state["version"], now)
+            decisions = {**state["decisions"], envelope.id: decision}
+            while len(decisions) > KEEP_DECISIONS:
+                decisions.pop(next(iter(decisions)))
+            version = max(state["version"], decision.get("version", 0))
+            self._table[command.user_id] = {"version": version, "decisions": decisions}
+        if decision["outcome"] == "rejected":
+            await reply(
+                self._effects,
+                envelope,
+                reply_to=command.reply_to,
+                source=SOURCE,
+                outcome="rejected",
+                code=decision["code"],
+                detail=decision["detail"],
+            )
+            return "rejected"
+        await self._apply(envelope, command, decision)
+        return "accepted"
+
+    async def _apply(
+        self, envelope: Envelope, command: UserCommand, decision: dict[str, Any]
+    ) -> None:
+        at = datetime.fromisoformat(decision["at"])
+        version: int = decision["version"]
+        changes, removals = _changes(command)
+        await self._effects.users.apply_change(
+            command.user_id,
+            version=version,
+            changes=changes,
+            removals=removals,
+            command_id=envelope.id,
+            at=at,
+        )
+        public = _public_event(command, decision, version=version, at=at)
+        event = new_event(
+            public,
+            key=command.user_id,
+            source=SOURCE,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.id,
+            event_id=derived_id(envelope.id, "changed"),
+            occurred_at=at,
+        )
+        await self._effects.emit("users", event)
+        if not (isinstance(command, PasswordChangeRequested) and command.reason == "rehash"):
+            await self._effects.push(f"user:{command.user_id}", event)
+        user = await self._effects.users.by_id(command.user_id)
+        result: dict[str, Any] = user.to_json() if user is not None else {}
+        result["version"] = version
+        await reply(
+            self._effects,
+            envelope,
+            reply_to=command.reply_to,
+            source=SOURCE,
+            outcome="accepted",
+            result=result,
+        )
+
+
+def _decide(command: UserCommand, user: User | None, last: int, now: datetime) -> dict[str, Any]:
+    """The outcome of ``command`` against the account as it is now."""
+    if user is None:
+        return {"outcome": "rejected", "code": "NOT_FOUND", "detail": "no such user"}
+    current = max(user.version, last)
+    if command.expected_version is not None and command.expected_version != current:
+        return {
+            "outcome": "rejected",
+            "code": "VERSION_CONFLICT",
+            "detail": f"the account is at version {current}, not {command.expected_version}",
+        }
+    decision: dict[str, Any] = {
+        "outcome": "accepted",
+        "version": current + 1,
+        "at": format_time(now),
+        "name": user.name,
+    }
+    if isinstance(command, RolesChangeRequested):
+        decision["previousRoles"] = list(user.roles)
+    return decision
+
+
+def _changes(command: UserCommand) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """MongoDB fields to set and to remove for ``command``."""
+    if isinstance(command, ProfileUpdateRequested):
+        changes: dict[str, Any] = {}
+        if command.name is not None:
+            changes["name"] = command.name
+        if command.address is not None:
+            changes["address"] = command.address.model_dump(by_alias=True, exclude_none=True)
+        return changes, ("address",) if command.clear_address else ()
+    if isinstance(command, RolesChangeRequested):
+        return {"roles": sorted(set(command.roles))}, ()
+    if isinstance(command, PasswordChangeRequested):
+        return {"passwordHash": command.password_hash}, ()
+    raise TypeError(f"not a user command: {type(command).__name__}")
+
+
+def _public_event(
+    command: UserCommand, decision: dict[str, Any], *, version: int, at: datetime
+) -> UserChanged:
+    """The public event of an applied command; never a credential."""
+    common: dict[str, Any] = {
+        "user_id": command.user_id,
+        "version": version,
+        "actor_id": command.actor_id,
+        "changed_at": at,
+    }
+    if isinstance(command, ProfileUpdateRequested):
+        changed: list[Any] = []
+        if command.name is not None:
+            changed.append("name")
+        if command.address is not None or command.clear_address:
+            changed.append("address")
+        return UserProfileUpdated(
+            **common,
+            changed=changed,
+            name=command.name or decision["name"],
+            address=command.address,
+        )
+    if isinstance(command, RolesChangeRequested):
+        return UserRolesChanged(
+            **common, roles=sorted(set(command.roles)), previous_roles=decision["previousRoles"]
+        )
+    if isinstance(command, PasswordChangeRequested):
+        return UserCredentialsChanged(**common, reason=command.reason)
+    raise TypeError(f"not a user command: {type(command).__name__}")
+
+
+def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+    """Declare the user-commands topic, decisions table and agent on ``app``."""
+    table = app.Table(
+        TABLE,
+        partitions=topic_spec("user-commands").partitions,
+        key_type=str,
+        help="user id -> {version, decisions: {commandId: outcome/version/at}} (recent)",
+    )
+    decider = UsersDecider(table, effects)
+    return guarded_agent(
+        app,
+        name="users",
+        topic=source_topic(app, settings, "user-commands"),
+        effects=effects,
+        handle=decider.handle,
+    )

@@ -1,0 +1,287 @@
+"""Authenticated ``GET /v1/users/me`` through the whole gateway vs a bare aiohttp endpoint.
+
+    python -m bench.gateway_auth [--seconds 5] [--connections 32]
+
+Starts an embedded stack (broker, MongoDB-protocol server, Redis) on a temp dir, a user
+document, then, one at a time and each as its own process served like ``mercato
+gateway`` (uvloop, no aiohttp access log): the bare endpoint, the gateway with the rate
+limiter, the gateway without it. The same load generator (``wrk`` if installed, else an
+aiohttp client) drives each for the same time with the same keep-alive connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.common import (
+    BenchError,
+    BenchResult,
+    machine_note,
+    percentiles_ms,
+    print_table,
+    ratio_line,
+    write_json,
+)
+from bench.load import run_load, wrk_available
+from config import Settings
+from gateway.auth import TokenService
+from mercato._procs import free_port
+from streams.admin import ensure_topics
+
+USER_ID = "bench-user"
+# High enough never to refuse the benchmark, so the limiter's whole path still runs.
+UNLIMITED_READS = "read=1000000000/60:1000000000"
+LIVE_SECONDS = 30.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway_auth", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per server")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also measure the gateway without its MongoDB read, and MongoDB "
+                        "alone (find_one by _id from this process)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write py-spy collapsed stacks of each server here (needs py-spy)")
+    return parser
+
+
+async def _seed_user(settings: Settings) -> None:
+    """The user the token names, projected straight into the read model."""
+    from gateway.passwords import hash_password
+    from stores.mongo import database, ensure_indexes, mongo_client
+    from stores.users import UserRepository
+
+    client = mongo_client(settings, app_name="mercato-bench")
+    try:
+        db = database(client, settings)
+        await ensure_indexes(db)
+        await UserRepository(db).project_registered(
+            user_id=USER_ID, email="bench@example.com", email_normalized="bench@example.com",
+            name="Bench", roles=["buyer"], password_hash=await hash_password("bench-password"),
+            created_at=datetime.datetime.now(datetime.UTC), event_id=uuid.uuid4().hex,
+        )
+    finally:
+        await client.close()
+
+
+async def _mongo_alone(settings: Settings, args: argparse.Namespace) -> BenchResult:
+    """``find_one({_id})`` as the users repository does it, same concurrency, no HTTP."""
+    from stores.mongo import database, mongo_client
+
+    client = mongo_client(settings, app_name="mercato-bench")
+    latencies: list[int] = []
+    try:
+        users = database(client, settings)["users"]
+        await users.find_one({"_id": USER_ID})
+        deadline = time.monotonic() + args.seconds
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                sent = time.perf_counter_ns()
+                if await users.find_one({"_id": USER_ID}) is None:
+                    raise BenchError("the bench user vanished")
+                latencies.append(time.perf_counter_ns() - sent)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(args.connections)))
+        elapsed = time.perf_counter() - started
+    finally:
+        await client.close()
+    p50, _p95, p99 = percentiles_ms(latencies)
+    return BenchResult(name="mongo-alone", events=len(latencies), seconds=elapsed,
+                       p50_ms=p50, p99_ms=p99)
+
+
+@contextlib.asynccontextmanager
+async def _server(
+    argv: list[str], env: Mapping[str, str], base: str, log: Path
+) -> AsyncIterator[int]:
+    """A server process, live before yielding its pid; stopped with SIGTERM afterwards."""
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=dict(env), stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + LIVE_SECONDS
+            async with aiohttp.ClientSession() as session:
+                while True:
+                    if proc.returncode is not None:
+                        raise BenchError(f"{argv} exited early; see {log}")
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with session.get(base + "/v1/users/me") as response:
+                            if response.status < 500:
+                                break
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"{argv} did not answer in {LIVE_SECONDS}s; see {log}")
+                    await asyncio.sleep(0.1)
+            yield proc.pid
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 15)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+async def _measure(
+    name: str, argv: list[str], env: Mapping[str, str], port: int, token: str,
+    args: argparse.Namespace, scratch: Path, *, path: str = "/v1/users/me", status: int = 200,
+) -> BenchResult:
+    base = f"http://127.0.0.1:{port}"
+    url = base + path
+    headers = {"Authorization": f"Bearer {token}"}
+    async with _server(argv, env, base, scratch / f"{name}.log") as pid:
+        async with aiohttp.ClientSession(headers=headers) as session, session.get(url) as probe:
+            if probe.status != status:
+                raise BenchError(f"{name}: {url} answered {probe.status}: {await probe.text()}")
+        if args.warmup > 0:
+            await run_load(f"{name}-warmup", url, headers=headers,
+                           connections=args.connections, seconds=args.warmup, status=status)
+        idle_before = _cpu_seconds(pid)
+        await asyncio.sleep(1.0)
+        # Background work with no requests (Kafka reply consumer, pool monitors), per second.
+        IDLE_CPU[name] = _cpu_seconds(pid) - idle_before
+        spy = await _profiler(args.profile, name, pid, args.seconds)
+        cpu_before = _cpu_seconds(pid)
+        try:
+            result = await run_load(name, url, headers=headers, connections=args.connections,
+                                    seconds=args.seconds, status=status)
+        finally:
+            if spy is not None:
+                await spy.wait()
+        # CPU the server itself spent per request: unlike req/s, barely moved by the other
+        # processes sharing the 2 cores (load generator, MongoDB, Redis, broker, other runs).
+        CPU_US[name] = (_cpu_seconds(pid) - cpu_before) / result.events * 1e6
+        return result
+
+
+CPU_US: dict[str, float] = {}
+IDLE_CPU: dict[str, float] = {}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _profiler(
+    into: Path | None, name: str, pid: int, seconds: float
+) -> asyncio.subprocess.Process | None:
+    """py-spy sampling ``pid`` while it is measured (it costs the server a little)."""
+    if into is None:
+        return None
+    await asyncio.to_thread(into.mkdir, parents=True, exist_ok=True)
+    return await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+        "--format", "raw", "--output", str(into / f"{name}.txt"), "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    from mercato.embedded import EmbeddedStack
+
+    load = os.getloadavg()[0]
+    stack = EmbeddedStack(scratch / "stack", startup_timeout=60.0)
+    # Started from a worker thread that lives with the loop (see EmbeddedStack.start).
+    endpoints = await asyncio.to_thread(stack.start)
+    try:
+        run = uuid.uuid4().hex[:8]
+        settings = Settings(
+            env="dev", kafka_url=endpoints.kafka_url,
+            mongo_url=endpoints.mongo_url.rsplit("/", 1)[0] + f"/bench_{run}",
+            redis_url=endpoints.redis_url, data_dir=scratch, jwt_secret="b" * 48,
+            topic_prefix=f"bench{run}.", app_id=f"mercato-bench-{run}",
+            kafka_idempotent=endpoints.broker != "tansu", rate_limits=UNLIMITED_READS,
+        )
+        await ensure_topics(settings)
+        await _seed_user(settings)
+        token = TokenService(settings).issue_access(USER_ID, ["buyer"])
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
+        results: list[BenchResult] = []
+        port = free_port()
+        bare = [sys.executable, "-m", "bench.bare_http", "--port", str(port)]
+        results.append(await _measure("bare", bare, base_env, port, token, args, scratch))
+        for name, enabled in (("full", True), ("full-nolimit", False)):
+            port = free_port()
+            variant = dataclasses.replace(settings, http_port=port, rate_limit_enabled=enabled)
+            env = {**base_env, **variant.to_env()}
+            gateway = [sys.executable, "-m", "mercato", "gateway"]
+            results.append(await _measure(name, gateway, env, port, token, args, scratch))
+        if args.diagnose:
+            # The same stack without the MongoDB read: someone else's profile is a 404
+            # decided from the token alone (limiter on), and MongoDB on its own.
+            port = free_port()
+            env = {**base_env, **dataclasses.replace(settings, http_port=port).to_env()}
+            results.append(await _measure(
+                "full-no-db", [sys.executable, "-m", "mercato", "gateway"], env, port, token,
+                args, scratch, path="/v1/users/someone-else", status=404,
+            ))
+            results.append(await _mongo_alone(settings, args))
+    finally:
+        await asyncio.to_thread(stack.stop)
+    bare_r, full_r, nolimit_r = results[:3]
+    print_table(results)
+    lines = [ratio_line(full_r, bare_r), ratio_line(full_r, nolimit_r),
+             ratio_line(nolimit_r, bare_r)]
+    if args.diagnose:
+        lines.append(ratio_line(results[3], bare_r))
+    print("\n".join(lines))
+    print("server CPU per request: " + ", ".join(f"{k} {v:.0f} us" for k, v in CPU_US.items()))
+    print("server CPU when idle: " + ", ".join(f"{k} {v:.0%}" for k, v in IDLE_CPU.items()))
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine_note(),
+        "load_average_1m_at_start": load,
+        "command": " ".join(["python -m bench.gateway_auth", *sys.argv[1:]]),
+        "load_generator": "wrk -t1" if wrk_available() else "aiohttp client",
+        "params": {"seconds": args.seconds, "warmup": args.warmup,
+                   "connections": args.connections},
+        "results": [r.as_dict() for r in results],
+        "ratio_full_over_bare": full_r.rate / bare_r.rate,
+        "ratio_full_over_nolimit": full_r.rate / nolimit_r.rate,
+        "ratio_lines": lines,
+        "server_cpu_us_per_request": dict(CPU_US),
+        "server_idle_cpu_share": dict(IDLE_CPU),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison; exit 1 with the reason when a figure is not trustworthy."""
+    args = _parser().parse_args(argv)
+    if args.seconds <= 0 or args.connections < 1:
+        _parser().error("--seconds and --connections must be positive")
+    with tempfile.TemporaryDirectory(prefix="mercato-bench-gw-") as scratch:
+        try:
+            report = asyncio.run(_run(args, Path(scratch)))
+        except BenchError as exc:
+            print(f"gateway_auth failed: {exc}", file=sys.stderr)
+            return 1
+    print(f"machine: {report['machine']}, 1-min load average at start "
+          f"{report['load_average_1m_at_start']:.2f}, load: {report['load_generator']}")
+    print(f"results: {write_json('gateway_auth', report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Order saga under a steady offered load, beside the naive Faust agent on the same broker.
+
+    python -m bench.orders [--rate 100] [--seconds 20] [--buyers 100] [--products 8]
+                           [--naive-events 20000] [--timeout 180]
+
+Starts an embedded stack (broker, MongoDB-protocol server, Redis), ``mercato worker``
+and ``mercato gateway`` processes, seeds accounts and products, then offers
+``--rate`` orders/s over REST for ``--seconds`` (open loop, bounded in-flight).
+WebSocket clients subscribed to every buyer's ``user:{id}`` channel time each
+order from its ``order.placed`` push to its ``completed`` push. The pipeline's
+internal events are the records the worker's agents consumed in that window
+(end-offset growth of their source topics). Then the naive agent of
+``bench.baseline`` counts ``--naive-events`` on the same broker, and
+``ratio orders/naive`` compares events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.common import (
+    BenchError,
+    BenchResult,
+    machine_note,
+    percentiles_ms,
+    pid_peak_rss_mb,
+    print_table,
+    ratio_line,
+    write_json,
+)
+from bench.naive import run_naive
+from bench.order_stack import Running, running_stack, seed_users
+from config import Settings
+from gateway.auth import TokenService
+from gateway.health import WORKER_SOURCES
+from mercato.embedded import EmbeddedStack
+
+SELLER = "bench-seller"
+MAX_IN_FLIGHT = 256
+CHANNELS_PER_SOCKET = 50
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.orders", description=__doc__)
+    parser.add_argument("--rate", type=float, default=100.0, help="offered orders per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to offer load")
+    parser.add_argument("--buyers", type=int, default=100, help="distinct buyers")
+    parser.add_argument("--products", type=int, default=8, help="distinct products")
+    parser.add_argument("--naive-events", type=int, default=20_000, help="naive agent events")
+    parser.add_argument("--timeout", type=float, default=180.0, help="hard limit per phase")
+    return parser
+
+
+async def _end_offsets(settings: Settings) -> int:
+    """Records now on the worker's source topics (all partitions)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        parts = [TopicPartition(settings.topic(t), p) for t in WORKER_SOURCES
+                 for p in consumer.partitions_for_topic(settings.topic(t)) or ()]
+        return sum((await consumer.end_offsets(parts)).values())
+    finally:
+        await consumer.stop()
+
+
+async def _products(session: aiohttp.ClientSession, base: str, count: int) -> list[str]:
+    """Products with ample stock, created through the API once the worker answers."""
+    ids = []
+    for i in range(count):
+        body = {"name": f"Bench item {i}", "category": "bench", "price": "5.00",
+                "currency": "USD", "stock": 1_000_000}
+        for _ in range(60):
+            async with session.post(base + "/v1/products", json=body) as response:
+                if response.status == 201:
+                    ids.append((await response.json())["productId"])
+                    break
+                if response.status != 503:
+                    text = await response.text()
+                    raise BenchError(f"creating a product: {response.status} {text}")
+        else:
+            raise BenchError("the worker never answered product creation")
+    for pid in ids:  # reserving needs the inventory to hold the initial stock
+        while True:
+            async with session.get(f"{base}/v1/products/{pid}") as response:
+                if response.status == 200 and (await response.json())["stock"] > 0:
+                    break
+            await asyncio.sleep(0.2)
+    return ids
+
+
+class Watch:
+    """WebSocket subscribers timing placed -> completed per order."""
+
+    def __init__(self) -> None:
+        self.placed: dict[str, int] = {}
+        self.completed: dict[str, int] = {}
+        self.other_ends: dict[str, str] = {}
+        self.all_ended = asyncio.Event()
+        self._expected: int | None = None
+
+    def expect(self, count: int) -> None:
+        """Set ``all_ended`` once ``count`` orders have ended."""
+        self._expected = count
+        self._check()
+
+    def _check(self) -> None:
+        ended = len(self.completed) + len(self.other_ends)
+        if self._expected is not None and ended >= self._expected:
+            self.all_ended.set()
+
+    async def follow(self, session: aiohttp.ClientSession, url: str, token: str,
+                     channels: list[str], ready: asyncio.Event) -> None:
+        async with session.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws:
+            for channel in channels:
+                await ws.send_json({"type": "subscribe", "channel": channel})
+            subscribed = 0
+            async for message in ws:
+                frame = message.json()
+                now = time.perf_counter_ns()
+                if frame["type"] == "subscribed":
+                    subscribed += 1
+                    if subscribed == len(channels):
+                        ready.set()
+                if frame["type"] != "event":
+                    continue
+                event = frame["event"]
+                order_id = event["data"].get("orderId", "")
+                if event["type"] == "order.placed":
+                    self.placed.setdefault(order_id, now)
+                elif event["type"] == "order.status_changed":
+                    status = event["data"]["status"]
+                    if status == "completed":
+                        self.completed.setdefault(order_id, now)
+                    elif status in ("rejected", "payment_failed", "cancelled"):
+                        self.other_ends[order_id] = status
+                    self._check()
+
+
+async def _offer(session: aiohttp.ClientSession, base: str, tokens: list[str],
+                 products: list[str], rate: float, seconds: float) -> tuple[list[str], list[int]]:
+    """Open-loop POSTs at ``rate``; the accepted order ids and each request's latency."""
+    accepted: list[str] = []
+    latencies: list[int] = []
+    slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+    total = int(rate * seconds)
+    rng = random.Random(7)
+
+    async def one() -> None:
+        async with slots:
+            headers = {"Authorization": f"Bearer {rng.choice(tokens)}",
+                       "Idempotency-Key": uuid.uuid4().hex}
+            body = {"items": [{"productId": rng.choice(products), "quantity": 1}],
+                    "paymentMethod": "tok_visa"}
+            sent = time.perf_counter_ns()
+            async with session.post(base + "/v1/orders", json=body, headers=headers) as response:
+                if response.status == 202:
+                    accepted.append((await response.json())["orderId"])
+                    latencies.append(time.perf_counter_ns() - sent)
+
+    started = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    return accepted, latencies
+
+
+async def _orders_phase(stack: Running, args: argparse.Namespace) -> dict[str, Any]:
+    settings, base = stack.settings, stack.base
+    buyers = [f"bench-buyer-{i}" for i in range(args.buyers)]
+    await seed_users(settings, [*buyers, SELLER])
+    issuer = TokenService(settings)
+    tokens = {b: issuer.issue_access(b, ["buyer"]) for b in buyers}
+    seller = {"Authorization": f"Bearer {issuer.issue_access(SELLER, ['seller'])}"}
+    # One client follows many buyers' channels, so it needs the admin's view.
+    admin = issuer.issue_access("bench-admin", ["admin"])
+    watch = Watch()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        async with aiohttp.ClientSession(headers=seller) as seller_session:
+            products = await _products(seller_session, base, args.products)
+        ws_url = base.replace("http://", "ws://") + "/v1/ws"
+        followers = []
+        for start in range(0, len(buyers), CHANNELS_PER_SOCKET):
+            group = buyers[start:start + CHANNELS_PER_SOCKET]
+            ready = asyncio.Event()
+            followers.append(asyncio.create_task(watch.follow(
+                session, ws_url, admin, [f"user:{b}" for b in group], ready)))
+            await asyncio.wait_for(ready.wait(), 30)
+        events_before = await _end_offsets(settings)
+        started = time.perf_counter_ns()
+        try:
+            async with asyncio.timeout(args.timeout):
+                accepted, post_latencies = await _offer(
+                    session, base, list(tokens.values()), products, args.rate, args.seconds)
+                watch.expect(len(accepted))
+                await watch.all_ended.wait()
+        except TimeoutError:
+            raise BenchError(f"only {len(watch.completed)} orders completed within "
+                             f"{args.timeout:.0f}s") from None
+        finished = max(watch.completed.values(), default=started)
+        events = await _end_offsets(settings) - events_before
+        rss = pid_peak_rss_mb(stack.worker_pid)
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
+    saga = [watch.completed[o] - watch.placed[o] for o in watch.completed if o in watch.placed]
+    p50, p95, p99 = percentiles_ms(saga)
+    window = (finished - started) / 1e9
+    orders = BenchResult(name="orders", events=len(watch.completed), seconds=window,
+                         p50_ms=p50, p95_ms=p95, p99_ms=p99, peak_rss_mb=rss)
+    pipeline = BenchResult(name="pipeline", events=events, seconds=window)
+    post = percentiles_ms(post_latencies)
+    return {"orders": orders, "pipeline": pipeline, "accepted": len(accepted),
+            "offered": int(args.rate * args.seconds), "failed_ends": len(watch.other_ends),
+            "post_p50_ms": post[0], "post_p95_ms": post[1], "post_p99_ms": post[2]}
+
+
+async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    with EmbeddedStack(scratch / "stack", startup_timeout=60.0) as endpoints:
+        async with running_stack(endpoints, scratch) as stack:
+            measured = await _orders_phase(stack, args)
+        naive, _ = await run_naive(
+            endpoints.kafka_url, run_id=uuid.uuid4().hex[:8], datadir=scratch / "naive",
+            events=args.naive_events, partitions=4, payload=256, limit=args.timeout)
+    orders, pipeline = measured["orders"], measured["pipeline"]
+    print_table([orders, pipeline, naive])
+    ratio = ratio_line(pipeline, naive)
+    print(ratio)
+    print(f"offered {measured['offered']} accepted {measured['accepted']} completed "
+          f"{orders.events} other ends {measured['failed_ends']}; POST p50/p95/p99 "
+          f"{measured['post_p50_ms']:.0f}/{measured['post_p95_ms']:.0f}/"
+          f"{measured['post_p99_ms']:.0f} ms")
+    return {
+        "date": datetime.date.today().isoformat(), "machine": machine_note(),
+        "load_average_1m_at_start": load,
+        "command": " ".join(["python -m bench.orders", *sys.argv[1:]]),
+        "params": vars(args), "results": [r.as_dict() for r in (orders, pipeline, naive)],
+        "ratio_pipeline_over_naive": pipeline.rate / naive.rate, "ratio_line": ratio,
+        **{k: v for k, v in measured.items() if k not in ("orders", "pipeline")},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; exit 1 with the reason when a figure is not trustworthy."""
+    args = _parser().parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mercato-bench-orders-") as scratch:
+        try:
+            report = asyncio.run(_run(args, Path(scratch)))
+        except BenchError as exc:
+            print(f"orders benchmark failed: {exc}", file=sys.stderr)
+            return 1
+    print(f"machine: {report['machine']}, 1-min load average at start "
+          f"{report['load_average_1m_at_start']:.2f}")
+    print(f"results: {write_json('orders', report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

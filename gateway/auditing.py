@@ -1,0 +1,79 @@
+"""Recording audit events from the gateway: what a request did, who asked, from where.
+
+Records are queued on the producer without waiting for the broker's ack (the
+response must not wait for the audit trail); a failed delivery is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from gateway import keys
+from streams.envelope import new_event
+from streams.events.audit import AuditRecord
+
+log = logging.getLogger(__name__)
+USER_AGENT_MAX = 256
+
+
+def client_ip(request: web.Request) -> str | None:
+    """The client address; the last X-Forwarded-For entry only behind a trusted proxy."""
+    if request.app[keys.SETTINGS].trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        if forwarded:
+            return forwarded
+    return request.remote
+
+
+def request_context(request: web.Request, actor_id: str | None) -> dict[str, Any]:
+    """The common fields of an audit record for ``request``."""
+    agent = request.headers.get("User-Agent")
+    return {
+        "actor_id": actor_id,
+        "ip": client_ip(request),
+        "user_agent": agent[:USER_AGENT_MAX] if agent else None,
+        "request_id": request.get(keys.REQUEST_ID),
+    }
+
+
+def mask_email(email: str) -> str:
+    """``ada@example.com`` -> ``a***@example.com``: enough to recognise, not to read."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+def email_fingerprint(request: web.Request, email_normalized: str) -> str:
+    """A keyed digest of an email: groups attempts on one address, cannot be dictionary-reversed."""
+    secret = request.app[keys.SETTINGS].jwt_secret.encode()
+    return hmac.new(secret, email_normalized.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+async def record(request: web.Request, payload: AuditRecord) -> None:
+    """Queue ``payload`` on the ``audit`` topic, keyed by its actor."""
+    settings = request.app[keys.SETTINGS]
+    producer = request.app[keys.PRODUCER]
+    key = payload.actor_id or "anonymous"
+    envelope = new_event(
+        payload,
+        key=key,
+        source=f"gateway/{request.app[keys.INSTANCE_ID]}",
+        correlation_id=request.get(keys.REQUEST_ID),
+    )
+    delivery = await producer.send(
+        settings.topic("audit"),
+        key=key.encode(),
+        value=envelope.encode(),
+        headers=envelope.headers(),
+    )
+    delivery.add_done_callback(_log_failure)
+
+
+def _log_failure(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.error("audit record not delivered: %r", delivery.exception())

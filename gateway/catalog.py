@@ -1,0 +1,115 @@
+"""Catalog plumbing for the routes: commands to the catalog agent, entity tags, ownership."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.auth import Principal
+from gateway.commands import new_deadline
+from streams.envelope import new_event
+from streams.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    MercatoError,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from streams.events.products import ProductCommand
+
+TOPIC = "product-commands"
+MAX_FILES = 20
+# Rejection codes of the catalog agent and the domain errors they become.
+REJECTIONS: dict[str, type[MercatoError]] = {
+    "NOT_FOUND": NotFound,
+    "FORBIDDEN": Forbidden,
+    "PRECONDITION_FAILED": PreconditionFailed,
+    "PRODUCT_ARCHIVED": Conflict,
+    "PRODUCT_EXISTS": Conflict,
+    "REVIEW_EXISTS": Conflict,
+}
+
+
+def command_fields(request: web.Request, principal: Principal) -> dict[str, Any]:
+    """Actor, deadline and reply address every product command needs."""
+    return {
+        "actor_id": principal.user_id,
+        "actor_is_admin": principal.is_admin,
+        "deadline": new_deadline(request.app[keys.SETTINGS]),
+        "reply_to": request.app[keys.COMMANDS].instance_id,
+    }
+
+
+async def send(request: web.Request, payload: ProductCommand) -> dict[str, Any]:
+    """Send ``payload`` to the catalog agent and wait; its result, or a domain error."""
+    bus = request.app[keys.COMMANDS]
+    command = new_event(
+        payload,
+        key=payload.product_id,
+        source=f"gateway/{bus.instance_id}",
+        # Fresh per request: a client may reuse its X-Request-ID, answers must not cross.
+        correlation_id=uuid.uuid4().hex,
+    )
+    answer = await bus.request(TOPIC, command, key=payload.product_id)
+    if answer.outcome == "rejected":
+        error = REJECTIONS.get(answer.code or "", MercatoError)
+        raise error(answer.detail or "the catalog refused the change", code=answer.code)
+    return dict(answer.result)
+
+
+def entity_tags(header: str) -> list[str]:
+    """The entity tags of an ``If-Match``/``If-None-Match`` value (``*`` kept as is)."""
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
+def required_if_match(request: web.Request) -> list[str]:
+    """The ``If-Match`` tags; a change without them is refused (428), it could lose updates."""
+    header = request.headers.get("If-Match")
+    if header is None or not entity_tags(header):
+        raise PreconditionRequired(
+            "send If-Match with the product's ETag (read it with GET first)"
+        )
+    return entity_tags(header)
+
+
+def not_modified(request: web.Request, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak comparison, as RFC 9110 asks for GET)."""
+    header = request.headers.get("If-None-Match")
+    if header is None:
+        return False
+    return any(tag == "*" or tag.removeprefix("W/") == etag for tag in entity_tags(header))
+
+
+async def check_files(request: web.Request, principal: Principal, file_ids: list[str]) -> None:
+    """Only live files of the caller (any file, for admins) may illustrate a product."""
+    errors = []
+    for i, file_id in enumerate(file_ids):
+        meta = await request.app[keys.FILES].get(file_id)
+        if meta is None or meta.deleted:
+            errors.append(FieldError(f"fileIds.{i}", "no such file"))
+        elif meta.owner_id != principal.user_id and not principal.is_admin:
+            errors.append(FieldError(f"fileIds.{i}", "not your file"))
+    if errors:
+        raise InvalidInput("the body has invalid fields", errors=errors)
+
+
+class SellerOwnsProduct:
+    """The files' ownership hook: admins, and the seller of an existing product."""
+
+    def __init__(self, app: web.Application) -> None:
+        # The repository is opened at startup; look it up per call, not at construction.
+        self._app = app
+
+    async def __call__(self, principal: Principal, product_id: str) -> bool:
+        """Whether ``principal`` may attach files to ``product_id``."""
+        if principal.is_admin:
+            return True
+        if "seller" not in principal.roles:
+            return False
+        return await self._app[keys.PRODUCTS].seller_of(product_id) == principal.user_id

@@ -1,0 +1,98 @@
+"""Who may see and manage a file, and how the files routes publish their facts.
+
+Callers who may not know a file exists get 404, never 403: a stranger cannot
+tell a private file from a missing one. Readers are the owner, admins and
+active grantees (a purchase is a grant with ``source: "purchase"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Protocol
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel
+
+from gateway import keys
+from gateway.auth import Principal, authenticate
+from stores.files import FileMeta
+from streams.envelope import new_event
+from streams.errors import Forbidden, MercatoError, NotFound
+from streams.events.commands import CommandAnswered
+
+log = logging.getLogger(__name__)
+FILES_SCOPE = "files"
+
+
+class ProductOwnership(Protocol):
+    """Whether ``principal`` may attach files to product ``product_id``."""
+
+    async def __call__(self, principal: Principal, product_id: str) -> bool: ...
+
+
+async def sellers_and_admins(principal: Principal, product_id: str) -> bool:
+    """Placeholder until commerce: any seller or admin may link any product id."""
+    return bool({"seller", "admin"} & principal.roles)
+
+
+def caller(request: web.Request) -> Principal:
+    """The authenticated caller, who must hold the ``files`` scope."""
+    principal = authenticate(request, request.app[keys.TOKENS])
+    principal.require(FILES_SCOPE)
+    return principal
+
+
+async def readable(request: web.Request, principal: Principal, file_id: str) -> FileMeta:
+    """The metadata of a live file ``principal`` may read; ``NotFound`` otherwise."""
+    meta = await request.app[keys.FILES].get(file_id)
+    if meta is None or meta.deleted:
+        raise NotFound("no such file")
+    if meta.owner_id == principal.user_id or principal.is_admin:
+        return meta
+    if await request.app[keys.FILES].grant_of(file_id, principal.user_id) is None:
+        raise NotFound("no such file")
+    return meta
+
+
+async def managed(request: web.Request, principal: Principal, file_id: str) -> FileMeta:
+    """A live file ``principal`` owns or administers; 403 for mere readers, 404 for others."""
+    meta = await readable(request, principal, file_id)
+    if meta.owner_id != principal.user_id and not principal.is_admin:
+        raise Forbidden("only the file's owner or an admin may do this")
+    return meta
+
+
+async def publish_and_wait(
+    request: web.Request, payload: BaseModel, *, file_id: str
+) -> CommandAnswered:
+    """Publish a file fact and wait (bounded) until the files agent has projected it."""
+    bus = request.app[keys.COMMANDS]
+    envelope = new_event(
+        payload,
+        key=file_id,
+        source=f"gateway/{bus.instance_id}",
+        # Fresh per request: a client may reuse its X-Request-ID, answers must not cross.
+        correlation_id=uuid.uuid4().hex,
+    )
+    answer = await bus.request("files", envelope, key=file_id)
+    if answer.outcome == "rejected":
+        if answer.code == "NOT_FOUND":
+            raise NotFound(answer.detail or "no such file")
+        raise MercatoError(answer.detail or "the files agent refused", code=answer.code)
+    return answer
+
+
+async def publish(request: web.Request, payload: BaseModel, *, file_id: str) -> None:
+    """Publish a fact nobody waits for (downloads); a broker outage only loses analytics."""
+    bus = request.app[keys.COMMANDS]
+    envelope = new_event(payload, key=file_id, source=f"gateway/{bus.instance_id}")
+    settings = request.app[keys.SETTINGS]
+    try:
+        await request.app[keys.PRODUCER].send_and_wait(
+            settings.topic("files"), key=file_id.encode(), value=envelope.encode(),
+            headers=envelope.headers(),
+        )
+    except KafkaError as exc:
+        log.warning("file event %s not published: %r", envelope.type, exc)

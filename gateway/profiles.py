@@ -1,0 +1,49 @@
+"""Profiles read through a small per-gateway cache: ``GET /v1/users/me`` is the hottest read.
+
+Entries live ``ttl`` seconds (1 s, the same bound as token revocation), so another
+gateway's change shows up here within that; a change made through *this* gateway
+invalidates its entry at once (``gateway.usercommands.apply``). Misses are not
+cached, so a new account is visible as soon as it is projected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from stores.users import User, UserRepository
+
+DEFAULT_TTL = 1.0
+DEFAULT_SIZE = 10_000
+
+
+class ProfileCache:
+    """A bounded, time-limited read-through cache over ``UserRepository.by_id``."""
+
+    def __init__(
+        self, users: UserRepository, *, ttl: float = DEFAULT_TTL, size: int = DEFAULT_SIZE
+    ) -> None:
+        self._users = users
+        self._ttl = ttl
+        self._size = size
+        self._entries: OrderedDict[str, tuple[float, User]] = OrderedDict()
+
+    async def get(self, user_id: str) -> User | None:
+        """The profile of ``user_id``, at most ``ttl`` seconds old."""
+        now = time.monotonic()
+        entry = self._entries.get(user_id)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        user = await self._users.by_id(user_id)
+        if user is None:
+            self._entries.pop(user_id, None)
+            return None
+        self._entries[user_id] = (now + self._ttl, user)
+        self._entries.move_to_end(user_id)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return user
+
+    def invalidate(self, user_id: str) -> None:
+        """Forget ``user_id`` (it just changed through this gateway)."""
+        self._entries.pop(user_id, None)

@@ -1,0 +1,23 @@
+"""Rate limiting: per-client token buckets per route class, shared through Redis."""
+
+from gateway.ratelimit.limiter import Decision, RateLimiter
+from gateway.ratelimit.policies import POLICIES, Policy, classify, with_overrides
+from gateway.ratelimit.web import (
+    RateLimits,
+    add_ratelimit_headers,
+    open_rate_limits,
+    ratelimit_middleware,
+)
+
+__all__ = [
+    "POLICIES",
+    "Decision",
+    "Policy",
+    "RateLimiter",
+    "RateLimits",
+    "add_ratelimit_headers",
+    "classify",
+    "open_rate_limits",
+    "ratelimit_middleware",
+    "with_overrides",
+]

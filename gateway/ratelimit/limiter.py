@@ -1,0 +1,172 @@
+"""Local token leases over the shared Redis buckets: most requests never wait for Redis.
+
+Each instance takes tokens from a client's shared bucket in small batches (a lease of at
+most ``policy.lease_max`` tokens, kept ``LEASE_SECONDS``) and spends them locally; when a
+lease runs half empty it is topped up in the background, so a busy client's requests
+decide without awaiting anything. Tokens are debited in Redis *before* they are spent, so
+instances never admit more than the bucket granted; the error is in how long tokens sit
+in leases:
+
+* over-admission: at any moment at most ``N x lease_max`` admitted requests (N instances)
+  beyond a single token bucket's allowance, from tokens granted earlier and spent later;
+* under-admission: a client hopping between instances can be refused while up to
+  ``lease_max`` tokens per other instance sit unused; they are dropped after a second.
+
+``exact`` policies (auth) take every token in Redis and hold none: no tolerance at all.
+A refusal is cached until the bucket can hold a token again, which is exact too: other
+instances can only take tokens, never add them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from typing import Protocol
+
+from gateway.ratelimit.buckets import Grant
+from gateway.ratelimit.policies import Policy
+
+LEASE_SECONDS = 1.0
+# Leases of clients not seen for this long are forgotten (their tokens are in Redis anyway).
+IDLE_SECONDS = 60.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict on one request and what the rate-limit headers say about it."""
+
+    policy: Policy
+    allowed: bool
+    remaining: int | None  # None when Redis could not be asked (failing open)
+    reset: int
+    retry_after: int = 0
+
+
+class TokenSource(Protocol):
+    """Where leases come from: ``SharedBuckets`` in Redis (an in-memory one in tests)."""
+
+    def take(self, key: str, policy: Policy, want: int) -> asyncio.Future[Grant]:
+        """Up to ``want`` tokens of bucket ``key``."""
+
+
+class _Lease:
+    """This instance's share of one shared bucket."""
+
+    __slots__ = ("blocked_until", "expires", "fetching", "full_at", "last_seen", "remaining",
+                 "tokens", "used", "waiters")
+
+    def __init__(self, now: float) -> None:
+        self.tokens = 0
+        self.expires = 0.0
+        self.used = 0
+        self.waiters = 0
+        self.remaining = 0
+        self.full_at = now
+        self.blocked_until = 0.0
+        self.last_seen = now
+        self.fetching: asyncio.Future[Grant] | None = None
+
+
+class RateLimiter:
+    """Decides requests against shared token buckets, through local leases."""
+
+    def __init__(self, buckets: TokenSource, *, prefix: str) -> None:
+        self._buckets = buckets
+        self._prefix = prefix
+        self._leases: dict[str, _Lease] = {}
+
+    def bucket_key(self, policy: Policy, client: str) -> str:
+        """The Redis key of ``client``'s bucket for ``policy``."""
+        return f"{self._prefix}:rl:{policy.name}:{client}"
+
+    def decide_now(self, policy: Policy, key: str) -> Decision | None:
+        """The verdict from local state alone, or None if Redis must be asked."""
+        lease = self._leases.get(key)
+        if lease is None:
+            return None
+        now = time.monotonic()
+        lease.last_seen = now
+        if lease.tokens > 0:
+            if lease.expires > now:
+                lease.tokens -= 1
+                lease.used += 1
+                # Top up in the background at half a lease; exact policies hold nothing.
+                if (
+                    lease.fetching is None
+                    and not policy.exact
+                    and lease.tokens * 2 < policy.lease_max
+                ):
+                    self._fetch(policy, key, lease)
+                return Decision(
+                    policy, True, lease.remaining + lease.tokens, _ceil(lease.full_at - now)
+                )
+            lease.tokens = 0  # expired: those tokens are already debited; drop them
+        if lease.blocked_until > now:
+            # The draft wants the reset to name the same moment as Retry-After on a 429.
+            wait = _ceil(lease.blocked_until - now) or 1
+            return Decision(policy, False, 0, wait, wait)
+        return None
+
+    async def decide(self, policy: Policy, key: str) -> Decision:
+        """The verdict, asking Redis (batched with concurrent requests) when needed."""
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = self._leases[key] = _Lease(time.monotonic())
+        while True:
+            decision = self.decide_now(policy, key)
+            if decision is not None:
+                return decision
+            fetching = lease.fetching or self._fetch(policy, key, lease)
+            lease.waiters += 1
+            try:
+                # Shielded: a client that disconnects must not cancel others' answer.
+                grant = await asyncio.shield(fetching)
+            finally:
+                lease.waiters -= 1
+            # An already-resolved future resumes us before its callbacks run: apply it here.
+            _apply(lease, fetching)
+            if grant.fail_open:
+                return Decision(policy, True, None, 0)
+
+    def sweep(self) -> None:
+        """Forget leases of clients gone quiet."""
+        cutoff = time.monotonic() - IDLE_SECONDS
+        idle = [k for k, v in self._leases.items() if v.last_seen < cutoff and not v.fetching]
+        for key in idle:
+            del self._leases[key]
+
+    def _fetch(self, policy: Policy, key: str, lease: _Lease) -> asyncio.Future[Grant]:
+        # Ask for what recent demand suggests, never holding more than lease_max here.
+        want = max(1, min(policy.lease_max - lease.tokens, max(lease.waiters + 1, lease.used * 2)))
+        lease.used = 0
+        future = self._buckets.take(key, policy, want)
+        lease.fetching = future
+        # Top-ups nobody awaits are applied by this callback; awaited ones by the waiter.
+        future.add_done_callback(lambda done: _apply(lease, done))
+        return future
+
+    def __len__(self) -> int:
+        return len(self._leases)
+
+
+def _apply(lease: _Lease, done: asyncio.Future[Grant]) -> None:
+    if lease.fetching is not done:
+        return  # applied already
+    lease.fetching = None
+    if done.cancelled() or done.exception() is not None:
+        return
+    grant = done.result()
+    if grant.fail_open:
+        return
+    now = time.monotonic()
+    lease.tokens += grant.granted
+    lease.expires = now + LEASE_SECONDS
+    lease.remaining = grant.remaining
+    lease.full_at = now + grant.full_in
+    lease.blocked_until = now + grant.retry_after if grant.granted == 0 else 0.0
+
+
+def _ceil(seconds: float) -> int:
+    return max(0, math.ceil(seconds))

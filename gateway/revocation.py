@@ -1,0 +1,124 @@
+"""Access-token revocation: a per-user "not before" instant, cached briefly in process.
+
+Setting it (password reset, role change, admin action) refuses every access
+token and stream ticket the user was issued earlier. Checking Redis on every
+request would cost a round trip per request, so each gateway caches the value
+per user for ``CACHE_SECONDS``: **another instance may accept a revoked token
+for at most that long** (the instance that revokes applies it at once). The
+Redis key lives as long as the tokens it can refuse (the access-token TTL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import Callable
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway import keys
+from gateway.auth import bearer_token
+from streams.errors import Unavailable
+
+CACHE_SECONDS = 1.0
+CACHE_SIZE = 50_000
+
+
+class Revocations:
+    """Reads and sets users' not-before instants (ms since the epoch; 0 means never)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        retain_seconds: int,
+        cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._retain_ms = retain_seconds * 1000
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, int]] = {}
+        # One Redis read per user at a time, however many requests wait for it.
+        self._inflight: dict[str, asyncio.Future[int]] = {}
+
+    def key(self, user_id: str) -> str:
+        """The Redis key of ``user_id``'s not-before instant."""
+        return f"{self._prefix}auth:not-before:{user_id}"
+
+    async def not_before(self, user_id: str) -> int:
+        """The user's not-before instant, at most ``cache_seconds`` stale."""
+        hit = self._cache.get(user_id)
+        if hit is not None and self._clock() - hit[0] < self._cache_seconds:
+            return hit[1]
+        pending = self._inflight.get(user_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(user_id))
+            self._inflight[user_id] = pending
+            pending.add_done_callback(lambda done: self._settled(user_id, done))
+        # Shielded: one waiter being cancelled must not cancel the read the others share.
+        return await asyncio.shield(pending)
+
+    def _settled(self, user_id: str, done: asyncio.Future[int]) -> None:
+        self._inflight.pop(user_id, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a read nobody awaits any more is not logged
+
+    async def revoke(self, user_id: str) -> int:
+        """Refuse every token issued to ``user_id`` before now; returns the instant (ms)."""
+        now_ms = time.time_ns() // 1_000_000
+        await self._redis.set(self.key(user_id), now_ms, px=self._retain_ms)
+        self._remember(user_id, now_ms)
+        return now_ms
+
+    async def _fetch(self, user_id: str) -> int:
+        raw = await self._redis.get(self.key(user_id))
+        value = int(raw) if raw is not None else 0
+        self._remember(user_id, value)
+        return value
+
+    def _remember(self, user_id: str, value: int) -> None:
+        if len(self._cache) >= CACHE_SIZE and user_id not in self._cache:
+            # Entries are short-lived anyway; dropping the oldest half keeps this O(1) amortised.
+            for stale in list(self._cache)[: CACHE_SIZE // 2]:
+                del self._cache[stale]
+        self._cache[user_id] = (self._clock(), value)
+
+
+def unverified_subject(token: str) -> str | None:
+    """The ``sub`` claim of a JWT *without* verifying it: only to know whose value to load."""
+    parts = token.split(".")
+    if len(parts) != 3 or len(parts[1]) > 4096:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = orjson.loads(payload)
+    except (binascii.Error, ValueError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) and sub else None
+
+
+@web.middleware
+async def revocation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Load the not-before instant of the token's user, so ``authenticate`` can stay sync."""
+    revocations = request.app.get(keys.REVOCATIONS)
+    token = bearer_token(request) or request.query.get("token")
+    if revocations is not None and token:
+        subject = unverified_subject(token)
+        if subject is not None:
+            try:
+                not_before = await revocations.not_before(subject)
+            except RedisError:
+                raise Unavailable("the session store is unavailable; retry shortly") from None
+            request[keys.NOT_BEFORE] = (subject, not_before)
+    return await handler(request)

@@ -1,0 +1,139 @@
+"""/v1/notifications: the caller's in-app notifications (changes go through the agent)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from gateway import keys
+from gateway.auth import authenticate
+from gateway.commands import new_deadline
+from gateway.openapi import operation
+from gateway.pagination import PAGE_PARAMETERS, page_request, page_response
+from gateway.routes.schemas import Out
+from stores.notifications import Notification
+from streams.envelope import new_event
+from streams.errors import InvalidCursor, NotFound
+from streams.events.notifications import (
+    NotificationCommand,
+    NotificationDeleteRequested,
+    NotificationReadRequested,
+)
+
+routes = web.RouteTableDef()
+
+
+class NotificationOut(Out):
+    """An in-app notification."""
+
+    notification_id: str
+    type: str
+    title: str
+    body: str
+    read: bool
+    created_at: str
+
+
+class PaginationOut(Out):
+    """Where the next page starts."""
+
+    limit: int
+    has_more: bool
+    next_cursor: str | None
+
+
+class NotificationPage(Out):
+    """A page of notifications, newest first."""
+
+    data: list[NotificationOut]
+    pagination: PaginationOut
+
+
+@routes.get("/v1/notifications")
+@operation(
+    "The caller's notifications, newest first",
+    tags=("notifications",),
+    auth=True,
+    parameters=(
+        *PAGE_PARAMETERS,
+        {"name": "unread", "in": "query", "required": False, "schema": {"type": "boolean"}},
+    ),
+    responses={
+        200: ("A page", NotificationPage),
+        400: ("Bad cursor (INVALID_CURSOR)", None),
+        401: ("Not signed in", None),
+        422: ("Bad limit", None),
+    },
+)
+async def list_notifications(request: web.Request) -> web.Response:
+    """Read straight from the read model."""
+    principal = authenticate(request, request.app[keys.TOKENS])
+    page = page_request(request, arity=2)
+    after = None
+    if page.after is not None:
+        if not isinstance(page.after[0], datetime):
+            raise InvalidCursor("the cursor is not valid; start again without one")
+        after = (page.after[0], str(page.after[1]))
+    unread = request.query.get("unread", "").lower() in ("true", "1")
+    rows = await request.app[keys.NOTIFICATIONS].page(
+        principal.user_id, limit=page.fetch, unread_only=unread, after=after
+    )
+    return web.json_response(
+        page_response(
+            rows,
+            page,
+            position=lambda n: (n.created_at, n.notification_id),
+            render=Notification.to_json,
+        )
+    )
+
+
+async def _command(
+    request: web.Request, model: type[NotificationCommand]
+) -> web.Response:
+    principal = authenticate(request, request.app[keys.TOKENS])
+    bus = request.app[keys.COMMANDS]
+    command = new_event(
+        model(
+            user_id=principal.user_id,
+            notification_id=request.match_info["id"],
+            deadline=new_deadline(request.app[keys.SETTINGS]),
+            reply_to=bus.instance_id,
+        ),
+        key=principal.user_id,
+        source=f"gateway/{bus.instance_id}",
+        correlation_id=request[keys.REQUEST_ID],
+    )
+    answer = await bus.request("outbox", command, key=principal.user_id)
+    if answer.outcome == "rejected":
+        # Someone else's notification answers exactly like a missing one.
+        raise NotFound("no such notification")
+    return web.Response(status=204)
+
+
+_CHANGE_RESPONSES: dict[int, tuple[str, type[BaseModel] | None]] = {
+    204: ("Done", None),
+    401: ("Not signed in", None),
+    404: ("No such notification of yours", None),
+    503: ("No worker answered in time; nothing was applied (Retry-After)", None),
+}
+
+
+@routes.post("/v1/notifications/{id}/read")
+@operation(
+    "Mark a notification read", tags=("notifications",), auth=True, responses=_CHANGE_RESPONSES
+)
+async def mark_read(request: web.Request) -> web.Response:
+    """Ask the notifications agent to mark it read."""
+    return await _command(request, NotificationReadRequested)
+
+
+@routes.delete("/v1/notifications/{id}")
+@operation(
+    "Delete a notification", tags=("notifications",), auth=True, responses=_CHANGE_RESPONSES
+)
+async def delete(request: web.Request) -> web.Response:
+    """Ask the notifications agent to delete it."""
+    return await _command(request, NotificationDeleteRequested)

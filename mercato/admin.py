@@ -1,0 +1,79 @@
+"""``mercato admin create``: bootstrap an admin through the registrations agent."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from config import Settings
+from gateway.commands import CommandBus, new_deadline, started
+from gateway.passwords import hash_password
+from gateway.routes.schemas import RegisterBody, normalise_email
+from gateway.validation import field_errors
+from streams.envelope import new_event
+from streams.errors import Unavailable
+from streams.events.users import RegistrationRequested
+
+NO_WORKER = "no worker answered; is `mercato worker` running?"
+
+
+async def create_admin(settings: Settings, *, email: str, password: str, name: str) -> int:
+    """Register an admin account; prints the outcome and returns the exit code."""
+    try:
+        body = RegisterBody(email=email, password=password, name=name)
+    except ValidationError as exc:
+        for error in field_errors(exc):
+            sys.stderr.write(f"mercato: --{error.field}: {error.message}\n")
+        return 2
+    instance = f"admin-cli-{uuid.uuid4().hex[:8]}"
+    email_key = normalise_email(body.email)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.app_id}-{instance}",
+        acks="all",
+        enable_idempotence=settings.kafka_idempotent,
+    )
+    try:
+        await producer.start()
+    except (KafkaError, OSError) as exc:
+        sys.stderr.write(f"mercato: cannot reach the broker: {exc}\n")
+        return 1
+    try:
+        async with started(CommandBus(settings, producer, instance)) as bus:
+            command = new_event(
+                RegistrationRequested(
+                    user_id=uuid.uuid4().hex,
+                    email=body.email,
+                    email_normalized=email_key,
+                    name=body.name,
+                    roles=["admin"],
+                    password_hash=await hash_password(body.password),
+                    deadline=new_deadline(settings),
+                    reply_to=bus.instance_id,
+                ),
+                key=email_key,
+                source=f"cli/{instance}",
+            )
+            answer = await bus.request("registrations", command, key=email_key)
+    except Unavailable as exc:
+        message = NO_WORKER if exc.code == "WORKER_UNAVAILABLE" else exc.detail
+        sys.stderr.write(f"mercato: {message}\n")
+        return 1
+    except RuntimeError as exc:  # the replies topic is missing
+        sys.stderr.write(f"mercato: {exc}\n")
+        return 1
+    finally:
+        await producer.stop()
+    if answer.outcome == "rejected":
+        if answer.code == "EMAIL_TAKEN":
+            sys.stderr.write(f"mercato: an account with email {body.email} already exists\n")
+        else:
+            sys.stderr.write(f"mercato: refused ({answer.code}): {answer.detail}\n")
+        return 1
+    created = answer.result
+    sys.stdout.write(f"admin {created['email']} created (user id {created['userId']})\n")
+    return 0

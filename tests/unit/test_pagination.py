@@ -1,0 +1,58 @@
+"""The shared cursor pagination helper."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from gateway.pagination import (
+    PageRequest,
+    decode_cursor,
+    encode_cursor,
+    page_request,
+    page_response,
+)
+from streams.errors import InvalidCursor, InvalidInput
+
+AT = datetime(2024, 5, 17, 12, 0, 0, 250000, tzinfo=UTC)
+
+
+def _request(query: str) -> PageRequest:
+    return page_request(make_mocked_request("GET", f"/v1/things?{query}"), arity=2)
+
+
+def test_defaults_and_round_trip() -> None:
+    assert _request("") == PageRequest(limit=20, after=None)
+    cursor = encode_cursor(AT, "id-9")
+    assert _request(f"limit=100&cursor={cursor}") == PageRequest(limit=100, after=(AT, "id-9"))
+    assert decode_cursor(encode_cursor(1, "x", None, True)) == (1, "x", None, True)
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "", "1.5"])
+def test_bad_limits_are_field_errors(limit: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        _request(f"limit={limit}")
+    assert [e.field for e in caught.value.errors] == ["limit"]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["!!!", "bm90IGpzb24", encode_cursor("only-one"), "eyJhIjoxfQ", encode_cursor([1], "x")],
+)
+def test_bad_cursors_are_invalid_cursor(cursor: str) -> None:
+    with pytest.raises(InvalidCursor) as caught:
+        _request(f"cursor={cursor}")
+    assert caught.value.code == "INVALID_CURSOR"
+
+
+def test_page_response_envelope() -> None:
+    page = PageRequest(limit=2, after=None)
+    rows = [(AT, "c"), (AT, "b"), (AT, "a")]
+    body = page_response(rows, page, position=lambda r: r, render=lambda r: r[1])
+    assert body["data"] == ["c", "b"]
+    assert body["pagination"]["hasMore"] is True
+    assert decode_cursor(body["pagination"]["nextCursor"]) == (AT, "b")
+    last = page_response(rows[:2], page, position=lambda r: r, render=lambda r: r[1])
+    assert last["pagination"] == {"limit": 2, "hasMore": False, "nextCursor": None}

@@ -1,0 +1,406 @@
+"""The payments agent: provider outcomes, retries, the circuit breaker and idempotent redelivery."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from agents.app import create_worker_app
+from agents.circuit import CircuitBreaker
+from agents.payment_calls import CIRCUIT_OPEN_REASON, ResilientCalls, RetryPolicy
+from agents.payment_provider import (
+    ChargeResult,
+    ProviderError,
+    RefundResult,
+    SimulatedProvider,
+)
+from agents.payments import PaymentsDecider
+from config import Settings
+from streams.envelope import new_event
+from streams.events.payments import (
+    ChargeRequested,
+    PaymentCapturedPublic,
+    PaymentFailedPublic,
+    RefundRequested,
+)
+from streams.events.saga import PaymentCaptured, PaymentFailed, PaymentRefunded, RefundFailed
+from tests.support.recording import RecordingEffects, close_unstarted_consumer_loop, identity
+
+NOW = datetime(2024, 5, 17, 12, 0, 0, 250000, tzinfo=UTC)
+FAST = RetryPolicy(call_timeout=0.05, attempts=3, backoff=0.001)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclasses.dataclass
+class Counting:
+    """The real simulator, with its calls counted and optionally ``failures`` 5xx first."""
+
+    inner: SimulatedProvider = dataclasses.field(
+        default_factory=lambda: SimulatedProvider(hang=1.0)
+    )
+    failures: int = 0
+    calls: Counter[str] = dataclasses.field(default_factory=Counter)
+    name: str = "simulator"
+
+    async def charge(
+        self, idempotency_key: str, amount: Decimal, currency: str, method: str
+    ) -> ChargeResult:
+        self.calls["charge"] += 1
+        self._maybe_fail()
+        return await self.inner.charge(idempotency_key, amount, currency, method)
+
+    async def refund(
+        self, idempotency_key: str, reference: str, amount: Decimal, currency: str
+    ) -> RefundResult:
+        self.calls["refund"] += 1
+        self._maybe_fail()
+        return await self.inner.refund(idempotency_key, reference, amount, currency)
+
+    def _maybe_fail(self) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ProviderError("injected 502 Bad Gateway")
+
+
+def raw(payload: BaseModel, order: str) -> bytes:
+    return new_event(payload, key=order, source="agents.orders").encode()
+
+
+def charge(order: str = "o-1", method: str = "tok_visa", amount: str = "25.50") -> bytes:
+    return raw(
+        ChargeRequested(
+            order_id=order, payment_id=f"pay-{order}", idempotency_key=f"charge:{order}",
+            amount=Decimal(amount), currency="USD", payment_method=method,
+        ),
+        order,
+    )
+
+
+def refund(order: str = "o-1", amount: str = "25.50", n: int = 1) -> bytes:
+    return raw(
+        RefundRequested(
+            order_id=order, payment_id=f"pay-{order}", refund_id=f"ref-{order}-{n}",
+            idempotency_key=f"refund:{order}:{n}", amount=Decimal(amount), currency="USD",
+            reason="cancelled by buyer",
+        ),
+        order,
+    )
+
+
+@pytest.fixture
+def effects() -> RecordingEffects:
+    return RecordingEffects()
+
+
+@pytest.fixture
+def provider() -> Counting:
+    return Counting()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def breaker(clock: FakeClock) -> CircuitBreaker:
+    return CircuitBreaker(failures=5, window=30.0, cooldown=15.0, clock=clock)
+
+
+@pytest.fixture
+def table() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def decider(
+    table: dict[str, Any], effects: RecordingEffects, provider: Counting, breaker: CircuitBreaker
+) -> PaymentsDecider:
+    return PaymentsDecider(table, effects, provider, ResilientCalls(FAST, breaker))
+
+
+def state_of(breaker: CircuitBreaker) -> str:
+    """The breaker's state, read afresh (mypy would keep an earlier narrowing)."""
+    return breaker.state
+
+
+def failure(effects: RecordingEffects) -> tuple[str, str, int]:
+    saga = effects.on("order-saga")[-1].payload(PaymentFailed)
+    public = effects.on("payments")[-1].payload(PaymentFailedPublic)
+    assert (saga.code, saga.reason) == (public.code, public.reason)
+    return saga.code, saga.reason, public.attempts
+
+
+# --- charges -------------------------------------------------------------------------------
+
+
+async def test_visa_is_captured_and_announced_without_the_method(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting, table: dict[str, Any]
+) -> None:
+    assert await decider.handle(charge(), now=NOW) == "captured"
+    [saga] = effects.on("order-saga")
+    [public] = effects.on("payments")
+    assert saga.key == public.key == "o-1"
+    captured = saga.payload(PaymentCaptured)
+    assert captured.reference.startswith("sim_ch_")
+    assert (captured.amount, captured.currency, captured.provider) == (
+        Decimal("25.50"), "USD", "simulator"
+    )
+    assert public.payload(PaymentCapturedPublic).reference == captured.reference
+    assert public.data["amount"] == "25.50"  # a decimal string, never a float
+    assert "tok_" not in str(public.data)
+    assert "method" not in str(public.data).lower()
+    assert table["o-1"]["charges"]["charge:o-1"]["outcome"] == "captured"
+    assert provider.calls == Counter(charge=1)
+
+
+async def test_redelivered_charge_never_calls_the_provider_twice(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting
+) -> None:
+    command = charge()
+    await decider.handle(command, now=NOW)
+    first = list(effects.emitted)
+    assert await decider.handle(command, now=NOW + timedelta(minutes=1)) == "captured"
+    # A fresh envelope for the same payment (another key) does not charge either.
+    other_key = raw(
+        ChargeRequested(
+            order_id="o-1", payment_id="pay-o-1", idempotency_key="charge:o-1:again",
+            amount=Decimal("25.50"), currency="USD", payment_method="tok_visa",
+        ),
+        "o-1",
+    )
+    assert await decider.handle(other_key, now=NOW) == "captured"
+    assert provider.calls == Counter(charge=1)
+    assert identity(effects.emitted[: 2 * len(first)]) == identity(first) * 2
+    assert [e.occurred_at for _, e in effects.emitted[: len(first)]] == [
+        e.occurred_at for _, e in effects.emitted[len(first) : 2 * len(first)]
+    ]
+
+
+async def test_declined_is_final_without_retry(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting
+) -> None:
+    assert await decider.handle(charge(method="tok_declined"), now=NOW) == "failed"
+    assert failure(effects) == ("declined", "card declined", 1)
+    assert provider.calls == Counter(charge=1)
+
+
+async def test_timeouts_are_retried_then_fail(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting
+) -> None:
+    assert await decider.handle(charge(method="tok_timeout"), now=NOW) == "failed"
+    code, reason, attempts = failure(effects)
+    assert (code, attempts) == ("provider_timeout", 3)
+    assert "did not answer" in reason
+    assert provider.calls == Counter(charge=3)
+
+
+async def test_provider_errors_are_retried_then_fail(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting
+) -> None:
+    assert await decider.handle(charge(method="tok_error"), now=NOW) == "failed"
+    code, reason, attempts = failure(effects)
+    assert (code, attempts) == ("provider_error", 3)
+    assert "503" in reason
+    assert provider.calls == Counter(charge=3)
+    # Settled: the redelivery repeats the failure without calling again.
+    assert await decider.handle(charge(method="tok_error"), now=NOW) == "failed"
+    assert provider.calls == Counter(charge=3)
+
+
+async def test_transient_errors_then_success_is_captured(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting, table: dict[str, Any]
+) -> None:
+    provider.failures = 2
+    assert await decider.handle(charge(), now=NOW) == "captured"
+    assert provider.calls == Counter(charge=3)
+    assert table["o-1"]["charges"]["charge:o-1"]["attempts"] == 3
+
+
+# --- the circuit breaker -------------------------------------------------------------------
+
+
+async def test_breaker_opens_fails_fast_and_half_opens_after_the_cool_down(
+    decider: PaymentsDecider,
+    effects: RecordingEffects,
+    provider: Counting,
+    breaker: CircuitBreaker,
+    clock: FakeClock,
+) -> None:
+    await decider.handle(charge("o-1", "tok_error"), now=NOW)  # 3 failures
+    await decider.handle(charge("o-2", "tok_error"), now=NOW)  # 2 more: open, 3rd fails fast
+    assert breaker.state == "open"
+    assert provider.calls == Counter(charge=5)
+    assert failure(effects) == ("circuit_open", CIRCUIT_OPEN_REASON, 2)
+
+    assert await decider.handle(charge("o-3"), now=NOW) == "failed"
+    assert failure(effects) == ("circuit_open", CIRCUIT_OPEN_REASON, 0)
+    assert provider.calls == Counter(charge=5)  # failed fast: no call
+
+    clock.now += 15.0
+    assert state_of(breaker) == "half_open"
+    assert await decider.handle(charge("o-4"), now=NOW) == "captured"  # the one trial
+    assert state_of(breaker) == "closed"
+    assert provider.calls == Counter(charge=6)
+
+
+async def test_a_failed_trial_opens_the_circuit_again(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    for _ in range(5):
+        breaker.failed()
+    clock.now += 15.0
+    assert breaker.allow() is True
+    assert breaker.allow() is False  # only one trial at a time
+    breaker.failed()
+    assert breaker.state == "open"
+    clock.now += 14.9
+    assert breaker.allow() is False
+    clock.now += 0.1
+    assert breaker.allow() is True
+
+
+async def test_failures_outside_the_window_or_before_a_success_do_not_add_up(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    for _ in range(4):
+        breaker.failed()
+    clock.now += 31.0
+    breaker.failed()
+    assert breaker.state == "closed"
+    for _ in range(3):
+        breaker.failed()
+    breaker.succeeded()
+    breaker.failed()
+    assert breaker.state == "closed"
+
+
+def test_default_policy_blocks_the_agent_for_less_than_ten_seconds() -> None:
+    policy = RetryPolicy.from_settings(Settings())
+    assert policy.worst_case < 10.0
+    assert [policy.delay(a) for a in (1, 2, 3)] == [0.2, 0.4, 0.8]
+
+
+# --- refunds -------------------------------------------------------------------------------
+
+
+async def test_refund_of_a_captured_charge_happens_once(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting
+) -> None:
+    await decider.handle(charge(), now=NOW)
+    effects.clear()
+    command = refund()
+    assert await decider.handle(command, now=NOW) == "refunded"
+    [saga] = effects.on("order-saga")
+    refunded = saga.payload(PaymentRefunded)
+    assert (refunded.refund_id, refunded.amount) == ("ref-o-1-1", Decimal("25.50"))
+    assert [e.type for e in effects.on("payments")] == ["payment.refunded"]
+    first = list(effects.emitted)
+    assert await decider.handle(command, now=NOW) == "refunded"
+    assert identity(effects.emitted) == identity(first) * 2
+    assert provider.calls == Counter(charge=1, refund=1)
+
+
+async def test_refunds_that_cannot_go_to_the_provider_fail_at_once(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting
+) -> None:
+    assert await decider.handle(refund("o-7"), now=NOW) == "failed"
+    reason = effects.on("order-saga")[-1].payload(RefundFailed).reason
+    assert "no captured charge" in reason
+    await decider.handle(charge("o-8", amount="10.00"), now=NOW)
+    assert await decider.handle(refund("o-8", amount="6.00"), now=NOW) == "refunded"
+    assert await decider.handle(refund("o-8", amount="6.00", n=2), now=NOW) == "failed"
+    assert "exceeds" in effects.on("order-saga")[-1].payload(RefundFailed).reason
+    assert effects.on("payments")[-1].type == "payment.refunded"  # failures are not public
+    assert provider.calls == Counter(charge=1, refund=1)
+
+
+async def test_refund_provider_errors_are_retried_then_fail(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting
+) -> None:
+    await decider.handle(charge(), now=NOW)
+    provider.failures = 3
+    assert await decider.handle(refund(), now=NOW) == "failed"
+    assert "3 attempts" in effects.on("order-saga")[-1].payload(RefundFailed).reason
+    assert provider.calls == Counter(charge=1, refund=3)
+
+
+# --- the simulator itself ------------------------------------------------------------------
+
+
+async def test_simulator_is_idempotent_by_key() -> None:
+    sim = SimulatedProvider(hang=0.01)
+    first = await sim.charge("k1", Decimal("5"), "EUR", "tok_visa")
+    assert await sim.charge("k1", Decimal("5"), "EUR", "tok_visa") == first
+    assert (await sim.charge("k2", Decimal("5"), "EUR", "tok_visa")).reference != first.reference
+    with pytest.raises(ProviderError, match="reused"):
+        await sim.charge("k1", Decimal("6"), "EUR", "tok_visa")
+    assert (await sim.charge("k3", Decimal("5"), "EUR", "tok_nope")).status == "declined"
+    back = await sim.refund("r1", first.reference, Decimal("5"), "EUR")
+    assert back.status == "refunded"
+    assert back.reference.startswith("sim_re_")
+    assert (await sim.refund("r2", "ch_other", Decimal("5"), "EUR")).status == "failed"
+
+
+# --- Faust's own harness -------------------------------------------------------------------
+
+
+async def test_faust_agent_wiring(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, jwt_secret="x" * 48, topic_prefix="u.",
+        payment_call_timeout=0.05, payment_backoff=0.001,
+    )
+    effects = RecordingEffects()
+    worker = create_worker_app(settings, store="memory://", effects=effects)
+    try:
+        async with worker.agents["payments"].test_context() as agent:
+            await agent.put(key=b"o-1", value=charge("o-1"))
+            await agent.put(key=b"o-1", value=charge("o-1"))  # redelivery
+            await agent.put(key=b"o-2", value=charge("o-2", "tok_timeout"))
+            await agent.put(key=b"o-1", value=refund("o-1"))
+            await agent.put(key=b"o-3", value=b"{}")
+    finally:
+        close_unstarted_consumer_loop(worker.app)
+
+    assert [(e.type, e.key) for e in effects.on("order-saga")] == [
+        ("saga.payment_captured", "o-1"),
+        ("saga.payment_captured", "o-1"),
+        ("saga.payment_failed", "o-2"),
+        ("saga.payment_refunded", "o-1"),
+    ]
+    captured = effects.on("order-saga")[:2]
+    assert captured[0].id == captured[1].id
+    assert effects.on("order-saga")[2].data["code"] == "provider_timeout"
+    [letter] = effects.on("dlq")
+    assert letter.data["agent"] == "payments"
+
+
+def test_payment_settings_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "MERCATO_JWT_SECRET": "x" * 48,
+            "MERCATO_PAYMENT_CALL_TIMEOUT": "0.5",
+            "MERCATO_PAYMENT_ATTEMPTS": "4",
+            "MERCATO_PAYMENT_BREAKER_COOLDOWN": "3",
+        }
+    )
+    policy = ResilientCalls.from_settings(settings).policy
+    assert (policy.call_timeout, policy.attempts) == (0.5, 4)
+    assert settings.payment_breaker_cooldown == 3.0
+    assert Settings.from_env(settings.to_env()).payment_attempts == 4
