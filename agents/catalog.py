@@ -22,8 +22,8 @@ import faust
 from agents.catalog_rules import Decision, decide
 from agents.effects import Effects
 from agents.replies import record_expired, reply
-from agents.resilience import guarded
 from agents.reviews import ReviewDecider
+from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from stores.products import Product, ProductRepository
 from streams.envelope import Envelope, derived_id, new_event, utcnow
@@ -209,12 +209,6 @@ def _result(stored: Product | None, facts: dict[str, Any]) -> dict[str, Any]:
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the product-commands topic, catalog tables and agent on ``app``."""
-    topic = app.topic(
-        settings.topic("product-commands"),
-        partitions=4,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
     table = app.Table(
         TABLE,
         partitions=4,
@@ -229,23 +223,10 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     )
     decider = CatalogDecider(table, effects, ReviewDecider(reviews_table, table, effects))
 
-    async def catalog(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def process(value: bytes = message.value) -> None:
-                outcome = await decider.handle(value)
-                log.debug("catalog command %s", outcome)
-
-            await guarded(
-                agent="catalog",
-                effects=effects,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                process=process,
-            )
-
-    return app.agent(topic, name="catalog")(catalog)
+    return guarded_agent(
+        app,
+        name="catalog",
+        topic=source_topic(app, settings, "product-commands"),
+        effects=effects,
+        handle=decider.handle,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 import faust
 
 from agents.effects import Effects
-from agents.resilience import guarded
+from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from stores.products import ProductRepository
 from streams.envelope import Envelope
@@ -48,31 +48,13 @@ class StockProjector:
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the agent projecting the public ``inventory`` topic onto products."""
-    topic = app.topic(
-        settings.topic("inventory"),
-        partitions=4,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
     projector = StockProjector(effects)
 
-    async def catalog_stock(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def process(value: bytes = message.value, offset: int = message.offset) -> None:
-                outcome = await projector.handle(value, offset=offset)
-                log.debug("stock change %s", outcome)
-
-            await guarded(
-                agent="catalog-stock",
-                effects=effects,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                process=process,
-            )
-
-    return app.agent(topic, name="catalog-stock")(catalog_stock)
+    return guarded_agent(
+        app,
+        name="catalog-stock",
+        topic=source_topic(app, settings, "inventory"),
+        effects=effects,
+        handle=projector.handle,
+        pass_offset=True,
+    )

@@ -8,7 +8,9 @@ them. Every effect must be safe to repeat (at-least-once delivery).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 import faust
@@ -21,6 +23,32 @@ from streams.envelope import Envelope
 from streams.topics import CATALOGUE
 
 R = TypeVar("R")
+_PENDING_ACKS: ContextVar[list[Awaitable[Any]] | None] = ContextVar(
+    "pending_acks", default=None
+)
+
+
+@contextlib.asynccontextmanager
+async def acks_awaited_at_end() -> AsyncIterator[None]:
+    """Within the block, sends are queued and their broker acks awaited together at the end.
+
+    One record's effects are then one round trip, not one per event (in order: the
+    producer keeps per-partition order), and the block still ends only when every
+    send is durable, so the record's offset is committed only after its effects.
+    A context variable keeps each agent's record separate: agents share ``LiveEffects``.
+    """
+    pending: list[Awaitable[Any]] = []
+    token = _PENDING_ACKS.set(pending)
+    try:
+        yield
+    except BaseException:
+        # The record will be retried; let what is in flight settle, results irrelevant.
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise
+    else:
+        await asyncio.gather(*pending)
+    finally:
+        _PENDING_ACKS.reset(token)
 
 
 class Effects(Protocol):
@@ -81,32 +109,22 @@ class LiveEffects:
         await ensure_indexes(self.db)
 
     async def emit(self, topic: str, envelope: Envelope) -> None:
-        """Send and wait for the broker's ack, so a committed offset implies a durable effect."""
-        fut = await self._topics[topic].send(
-            key=envelope.key.encode(), value=envelope.encode(), headers=envelope.headers()
-        )
-        await fut
+        """Send keyed by the aggregate key; durable by the end of the record (see below)."""
+        await self._send(topic, envelope.key, envelope)
 
     async def push(self, channel: str, envelope: Envelope) -> None:
         """Push records are keyed by channel so one channel's events stay in order."""
-        fut = await self._topics["push"].send(
-            key=channel.encode(), value=envelope.encode(), headers=envelope.headers()
+        await self._send("push", channel, envelope)
+
+    async def _send(self, topic: str, key: str, envelope: Envelope) -> None:
+        delivery = await self._topics[topic].send(
+            key=key.encode(), value=envelope.encode(), headers=envelope.headers()
         )
-        await fut
-
-    async def emit_batch(self, records: Sequence[tuple[str, str, Envelope]]) -> None:
-        """Queue ``(topic, key, envelope)`` records in order, then wait for every ack at once.
-
-        One broker round trip for the lot instead of one per record; per-partition order is
-        the queueing order, as with ``emit``/``push`` one after the other.
-        """
-        futures = [
-            await self._topics[topic].send(
-                key=key.encode(), value=envelope.encode(), headers=envelope.headers()
-            )
-            for topic, key, envelope in records
-        ]
-        await asyncio.gather(*futures)
+        pending = _PENDING_ACKS.get()
+        if pending is None:
+            await delivery
+        else:
+            pending.append(delivery)
 
     async def aclose(self) -> None:
         """Close the MongoDB client."""

@@ -23,7 +23,7 @@ import faust
 from agents import images
 from agents.effects import Effects
 from agents.replies import reply
-from agents.resilience import guarded
+from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from stores.file_content import ContentMissing, ContentStore
 from stores.file_usage import UsageRepository
@@ -39,7 +39,6 @@ from streams.events.files import (
     FileUploaded,
     Variant,
 )
-from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.files"
@@ -262,31 +261,12 @@ def _sha256(data: bytes) -> str:
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the files topic and agent on ``app``; returns the agent."""
-    topic = app.topic(
-        settings.topic("files"),
-        partitions=topic_spec("files").partitions,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
     decider = FilesDecider(effects, max_image_bytes=settings.max_upload_bytes)
 
-    async def files(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def process(value: bytes = message.value) -> None:
-                outcome = await decider.handle(value)
-                log.debug("files record %s", outcome)
-
-            await guarded(
-                agent="files",
-                effects=effects,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                process=process,
-            )
-
-    return app.agent(topic, name="files")(files)
+    return guarded_agent(
+        app,
+        name="files",
+        topic=source_topic(app, settings, "files"),
+        effects=effects,
+        handle=decider.handle,
+    )

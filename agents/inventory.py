@@ -31,7 +31,7 @@ import faust
 from agents.effects import Effects
 from agents.inventory_events import Announcer
 from agents.replies import record_expired
-from agents.resilience import guarded
+from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.inventory import AdjustRequested, ReleaseRequested, ReserveRequested
@@ -185,12 +185,6 @@ def _trim(applied: dict[str, Any], keep: int) -> None:
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the inventory-commands topic, the stock table and the agent on ``app``."""
     partitions = topic_spec("inventory-commands").partitions
-    topic = app.topic(
-        settings.topic("inventory-commands"),
-        partitions=partitions,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
     table = app.Table(
         TABLE,
         partitions=partitions,
@@ -199,23 +193,10 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     )
     decider = InventoryDecider(table, effects)
 
-    async def inventory(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def process(value: bytes = message.value) -> None:
-                outcome = await decider.handle(value)
-                log.debug("inventory command %s", outcome)
-
-            await guarded(
-                agent="inventory",
-                effects=effects,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                process=process,
-            )
-
-    return app.agent(topic, name="inventory")(inventory)
+    return guarded_agent(
+        app,
+        name="inventory",
+        topic=source_topic(app, settings, "inventory-commands"),
+        effects=effects,
+        handle=decider.handle,
+    )

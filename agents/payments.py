@@ -30,7 +30,7 @@ from agents.effects import Effects
 from agents.payment_calls import ResilientCalls
 from agents.payment_events import Announcer
 from agents.payment_provider import PaymentProvider, SimulatedProvider
-from agents.resilience import guarded
+from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.payments import ChargeRequested, RefundRequested
@@ -181,12 +181,6 @@ def _refusal(
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the payment-commands topic, the payments table and the agent on ``app``."""
     partitions = topic_spec("payment-commands").partitions
-    topic = app.topic(
-        settings.topic("payment-commands"),
-        partitions=partitions,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
     table = app.Table(
         TABLE,
         partitions=partitions,
@@ -197,23 +191,10 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     provider = SimulatedProvider(hang=settings.payment_call_timeout * 10)
     decider = PaymentsDecider(table, effects, provider, ResilientCalls.from_settings(settings))
 
-    async def payments(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def process(value: bytes = message.value) -> None:
-                outcome = await decider.handle(value)
-                log.info("payment command %s", outcome)
-
-            await guarded(
-                agent="payments",
-                effects=effects,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                process=process,
-            )
-
-    return app.agent(topic, name="payments")(payments)
+    return guarded_agent(
+        app,
+        name="payments",
+        topic=source_topic(app, settings, "payment-commands"),
+        effects=effects,
+        handle=decider.handle,
+    )

@@ -13,13 +13,13 @@ from typing import Any
 
 import faust
 
-from agents.effects import Effects
+from agents.effects import Effects, acks_awaited_at_end
 from agents.resilience import guarded
 from config import Settings
 from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
-Handler = Callable[[bytes], Awaitable[object]]
+Handler = Callable[..., Awaitable[object]]
 
 
 def source_topic(app: faust.App, settings: Settings, name: str) -> Any:
@@ -39,16 +39,21 @@ def guarded_agent(
     topic: Any,
     effects: Effects,
     handle: Handler,
+    pass_offset: bool = False,
     **agent_options: Any,
 ) -> Any:
-    """Declare agent ``name`` on ``topic`` processing each record through ``guarded``."""
+    """Declare agent ``name`` on ``topic`` processing each record through ``guarded``.
+
+    ``pass_offset``: call ``handle(value, offset=...)`` for projections that order by offset.
+    """
 
     async def consume(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
 
-            async def process(value: bytes = message.value) -> None:
-                outcome = await handle(value)
+            async def process(value: bytes = message.value, offset: int = message.offset) -> None:
+                async with acks_awaited_at_end():
+                    outcome = await (handle(value, offset=offset) if pass_offset else handle(value))
                 log.debug("%s: %s", name, outcome)
 
             await guarded(
@@ -63,4 +68,7 @@ def guarded_agent(
             )
 
     consume.__name__ = consume.__qualname__ = name
+    # One actor per partition: partitions are processed concurrently while each keeps its
+    # order (all our ordering guarantees are per key, hence per partition).
+    agent_options.setdefault("isolated_partitions", True)
     return app.agent(topic, name=name, **agent_options)(consume)

@@ -89,6 +89,8 @@ class Settings:
     sse_heartbeat: float = 15.0
     log_level: str = "INFO"
     log_json: bool = True
+    # "errors": 4xx/5xx and slow requests (counts live in /metrics); "all": every request.
+    access_log: str = "errors"
     # Files: the largest single upload and each user's total stored bytes.
     max_upload_bytes: int = 25 * 1024 * 1024
     file_quota_bytes: int = 1024 * 1024 * 1024
@@ -122,6 +124,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.env not in ("dev", "prod"):
             raise ConfigError(f"MERCATO_ENV must be 'dev' or 'prod', got {self.env!r}")
+        if self.access_log not in ("errors", "all"):
+            raise ConfigError(
+                f"MERCATO_ACCESS_LOG must be 'errors' or 'all', got {self.access_log!r}"
+            )
         for name, url, scheme in (
             ("MERCATO_KAFKA_URL", self.kafka_url, "kafka"),
             ("MERCATO_MONGO_URL", self.mongo_url, "mongodb"),
@@ -244,6 +250,7 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_SSE_HEARTBEAT": "sse_heartbeat",
     "MERCATO_LOG_LEVEL": "log_level",
     "MERCATO_LOG_JSON": "log_json",
+    "MERCATO_ACCESS_LOG": "access_log",
     "MERCATO_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "MERCATO_FILE_QUOTA_BYTES": "file_quota_bytes",
     "MERCATO_RATE_LIMIT_ENABLED": "rate_limit_enabled",

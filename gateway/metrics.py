@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -46,11 +47,26 @@ class Metrics:
             "Push events queued to connections",
             registry=self.registry,
         )
+        # labels() hashes and locks on every call; the few label sets in use are kept here.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.push_evicted = Gauge(
             "mercato_push_evicted_total",
             "Connections evicted for being too slow",
             registry=self.registry,
         )
+
+
+    def children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram for one (method, route, status)."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = found
+        return found
 
 
 @web.middleware
@@ -61,8 +77,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     metrics = request.app[keys.METRICS]
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    metrics.requests.labels(request.method, route, str(response.status)).inc()
-    metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+    counter, histogram = metrics.children(request.method, route, response.status)
+    counter.inc()
+    histogram.observe(time.perf_counter() - started)
     return response
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -17,6 +17,8 @@ from streams.errors import MercatoError
 log = logging.getLogger("mercato.gateway")
 access_log = logging.getLogger("mercato.access")
 REQUEST_ID_HEADER = "X-Request-ID"
+# Requests at least this slow are logged whatever MERCATO_ACCESS_LOG says.
+SLOW_SECONDS = 1.0
 # A client-sent id is echoed only if it is short and plain, so logs cannot be forged.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -25,7 +27,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id; turn every error into problem+json; log unknown ones."""
     sent = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = sent if _SAFE_ID.match(sent) else uuid.uuid4().hex
+    request_id = sent if sent and _SAFE_ID.match(sent) else os.urandom(16).hex()
     request[keys.REQUEST_ID] = request_id
     token = request_id_var.set(request_id)
     started = time.perf_counter()
@@ -52,17 +54,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             )
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
-        if access_log.isEnabledFor(logging.INFO):
+        elapsed = time.perf_counter() - started
+        if (
+            response.status >= 400 or elapsed >= SLOW_SECONDS or _logs_everything(request.app)
+        ) and access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "%s %s %s",
                 request.method,
                 request.path,
                 response.status,
-                extra={
-                    "status": response.status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                },
+                extra={"status": response.status, "ms": round(elapsed * 1000, 2)},
             )
         return response
     finally:
         request_id_var.reset(token)
+
+
+def _logs_everything(app: web.Application) -> bool:
+    settings = app.get(keys.SETTINGS)
+    return settings is not None and settings.access_log == "all"

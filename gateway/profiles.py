@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
+import orjson
+
 from stores.users import User, UserRepository
 
 DEFAULT_TTL = 1.0
@@ -26,23 +28,33 @@ class ProfileCache:
         self._users = users
         self._ttl = ttl
         self._size = size
-        self._entries: OrderedDict[str, tuple[float, User]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, User, bytes]] = OrderedDict()
 
     async def get(self, user_id: str) -> User | None:
         """The profile of ``user_id``, at most ``ttl`` seconds old."""
+        entry = await self._entry(user_id)
+        return None if entry is None else entry[1]
+
+    async def body(self, user_id: str) -> bytes | None:
+        """The profile as its JSON response body (serialised once per cache entry)."""
+        entry = await self._entry(user_id)
+        return None if entry is None else entry[2]
+
+    async def _entry(self, user_id: str) -> tuple[float, User, bytes] | None:
         now = time.monotonic()
         entry = self._entries.get(user_id)
         if entry is not None and entry[0] > now:
-            return entry[1]
+            return entry
         user = await self._users.by_id(user_id)
         if user is None:
             self._entries.pop(user_id, None)
             return None
-        self._entries[user_id] = (now + self._ttl, user)
+        entry = (now + self._ttl, user, orjson.dumps(user.to_json()))
+        self._entries[user_id] = entry
         self._entries.move_to_end(user_id)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
-        return user
+        return entry
 
     def invalidate(self, user_id: str) -> None:
         """Forget ``user_id`` (it just changed through this gateway)."""

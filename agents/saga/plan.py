@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agents.effects import Effects, LiveEffects
+from agents.effects import Effects
 from agents.saga.state import State, read_model, seller_ids
 from stores.orders import OrderRepository
 from streams.envelope import Envelope, derived_id, format_time, new_event
@@ -107,11 +107,8 @@ async def carry_out(effects: Effects, state: State, recorded: dict[str, Any]) ->
         records.append((item["topic"], envelope.key, envelope))
         records.extend(("push", channel, envelope) for channel in item["push"])
     records.extend(("replies", r["key"], Envelope.decode(r)) for r in recorded["replies"])
-    if isinstance(effects, LiveEffects):
-        # One message can mean twenty records; awaiting each ack in turn made the single
-        # orchestrator the pipeline's bottleneck (bench.orders), so they are acked together.
-        await effects.emit_batch(records)
-        return
+    # One message can mean twenty records; the agent runtime acks them together at the
+    # end of the record (agents.effects.acks_awaited_at_end), not one round trip each.
     for topic, key, envelope in records:
         if topic == "push":
             await effects.push(key, envelope)

@@ -26,10 +26,10 @@ routes = web.RouteTableDef()
 async def me(request: web.Request) -> web.Response:
     """Return the signed-in user's profile."""
     principal = authenticate(request, request.app[keys.TOKENS])
-    user = await request.app[keys.PROFILES].get(principal.user_id)
-    if user is None:
+    body = await request.app[keys.PROFILES].body(principal.user_id)
+    if body is None:
         raise NotFound("this account no longer exists")
-    return web.json_response(user.to_json())
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.patch("/v1/users/me")
@@ -89,10 +89,10 @@ async def by_id(request: web.Request) -> web.Response:
     user_id = request.match_info["id"]
     if user_id != principal.user_id and not principal.is_admin:
         raise NotFound("no such user")
-    user = await request.app[keys.PROFILES].get(user_id)
-    if user is None:
+    body = await request.app[keys.PROFILES].body(user_id)
+    if body is None:
         raise NotFound("no such user")
-    return web.json_response(user.to_json())
+    return web.Response(body=body, content_type="application/json")
 
 
 @routes.put("/v1/users/{id}/roles")
