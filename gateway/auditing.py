@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import keys
+from gateway.addresses import client_address
 from streams.envelope import new_event
 from streams.events.audit import AuditRecord
 
@@ -24,11 +25,7 @@ USER_AGENT_MAX = 256
 
 def client_ip(request: web.Request) -> str | None:
     """The client address; the last X-Forwarded-For entry only behind a trusted proxy."""
-    if request.app[keys.SETTINGS].trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
-        if forwarded:
-            return forwarded
-    return request.remote
+    return client_address(request, trust_proxy=request.app[keys.SETTINGS].trust_proxy)
 
 
 def request_context(request: web.Request, actor_id: str | None) -> dict[str, Any]:

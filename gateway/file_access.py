@@ -32,11 +32,6 @@ class ProductOwnership(Protocol):
     async def __call__(self, principal: Principal, product_id: str) -> bool: ...
 
 
-async def sellers_and_admins(principal: Principal, product_id: str) -> bool:
-    """Placeholder until commerce: any seller or admin may link any product id."""
-    return bool({"seller", "admin"} & principal.roles)
-
-
 def caller(request: web.Request) -> Principal:
     """The authenticated caller, who must hold the ``files`` scope."""
     principal = authenticate(request, request.app[keys.TOKENS])

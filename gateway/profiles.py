@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import orjson
 
-from stores.users import User, UserRepository
+from stores.users import UserRepository
 
 DEFAULT_TTL = 1.0
 DEFAULT_SIZE = 10_000
@@ -28,33 +28,24 @@ class ProfileCache:
         self._users = users
         self._ttl = ttl
         self._size = size
-        self._entries: OrderedDict[str, tuple[float, User, bytes]] = OrderedDict()
-
-    async def get(self, user_id: str) -> User | None:
-        """The profile of ``user_id``, at most ``ttl`` seconds old."""
-        entry = await self._entry(user_id)
-        return None if entry is None else entry[1]
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
     async def body(self, user_id: str) -> bytes | None:
-        """The profile as its JSON response body (serialised once per cache entry)."""
-        entry = await self._entry(user_id)
-        return None if entry is None else entry[2]
-
-    async def _entry(self, user_id: str) -> tuple[float, User, bytes] | None:
+        """The profile of ``user_id`` as its JSON response body, at most ``ttl`` seconds old."""
         now = time.monotonic()
         entry = self._entries.get(user_id)
         if entry is not None and entry[0] > now:
-            return entry
+            return entry[1]
         user = await self._users.by_id(user_id)
         if user is None:
             self._entries.pop(user_id, None)
             return None
-        entry = (now + self._ttl, user, orjson.dumps(user.to_json()))
-        self._entries[user_id] = entry
+        body = orjson.dumps(user.to_json())
+        self._entries[user_id] = (now + self._ttl, body)
         self._entries.move_to_end(user_id)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
-        return entry
+        return body
 
     def invalidate(self, user_id: str) -> None:
         """Forget ``user_id`` (it just changed through this gateway)."""

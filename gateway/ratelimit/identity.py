@@ -6,6 +6,7 @@ import time
 
 from aiohttp import web
 
+from gateway.addresses import client_address
 from gateway.auth import TokenService, bearer_token
 from gateway.ratelimit.policies import Policy
 from streams.errors import Unauthenticated
@@ -36,14 +37,7 @@ class ClientIdentity:
 
     def address(self, request: web.Request) -> str:
         """The client IP; X-Forwarded-For only counts when a trusted proxy appended it."""
-        if self._trust_proxy:
-            forwarded = request.headers.get("X-Forwarded-For")
-            if forwarded:
-                # Our proxy appends the address it saw; entries left of it are client claims.
-                last = forwarded.rsplit(",", 1)[-1].strip()
-                if last:
-                    return last
-        return request.remote or "unknown"
+        return client_address(request, trust_proxy=self._trust_proxy) or "unknown"
 
     def _user(self, request: web.Request, *, stream: bool) -> str | None:
         token = bearer_token(request)

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 
-import orjson
 from aiohttp import web
 
 from gateway import keys
 from gateway.file_access import caller, managed, publish_and_wait, readable
 from gateway.openapi import operation
+from gateway.pagination import PAGE_PARAMETERS, page_request, page_response
 from gateway.routes.file_schemas import FileListOut, FileOut, VariantsOut
 from stores.files import variant_json
-from streams.envelope import format_time, utcnow
-from streams.errors import FieldError, InvalidCursor, InvalidInput
+from streams.envelope import utcnow
+from streams.errors import InvalidCursor
 from streams.events.files import FileDeleted
 
 routes = web.RouteTableDef()
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-PAGING = (
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                 "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"},
-     "description": "nextCursor of the previous page"},
-)
 
 
 @routes.get("/v1/files")
@@ -33,7 +24,7 @@ PAGING = (
     "The caller's files, newest first",
     tags=("files",),
     auth=True,
-    parameters=PAGING,
+    parameters=PAGE_PARAMETERS,
     responses={
         200: ("A page of files", FileListOut),
         400: ("Invalid cursor", None),
@@ -44,16 +35,19 @@ PAGING = (
 async def list_files(request: web.Request) -> web.Response:
     """Page through the caller's live files by (createdAt, id), newest first."""
     principal = caller(request)
-    limit = _limit(request.query.get("limit"))
-    after = _decode_cursor(request.query.get("cursor"))
-    page = await request.app[keys.FILES].owned_by(principal.user_id, limit=limit + 1, after=after)
-    more = len(page) > limit
-    page = page[:limit]
-    cursor = _encode_cursor(page[-1].created_at, page[-1].file_id) if more and page else None
-    return web.json_response({
-        "data": [meta.to_json() for meta in page],
-        "pagination": {"limit": limit, "hasMore": more, "nextCursor": cursor},
-    })
+    page = page_request(request, arity=2)
+    after = (page.after[0], str(page.after[1])) if page.after is not None else None
+    if after is not None and not isinstance(after[0], datetime):
+        raise InvalidCursor("the cursor is not valid; start again without one")
+    rows = await request.app[keys.FILES].owned_by(
+        principal.user_id, limit=page.fetch, after=after
+    )
+    return web.json_response(
+        page_response(
+            rows, page, position=lambda meta: (meta.created_at, meta.file_id),
+            render=lambda meta: meta.to_json(),
+        )
+    )
 
 
 @routes.get("/v1/files/{id}")
@@ -107,26 +101,3 @@ async def file_variants(request: web.Request) -> web.Response:
     principal = caller(request)
     meta = await readable(request, principal, request.match_info["id"])
     return web.json_response({"data": [variant_json(v) for v in meta.variants]})
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput("invalid query", errors=[FieldError("limit", f"1..{MAX_LIMIT}")])
-    return int(raw)
-
-
-def _encode_cursor(at: datetime, file_id: str) -> str:
-    raw = orjson.dumps([format_time(at), file_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(raw: str | None) -> tuple[datetime, str] | None:
-    if raw is None:
-        return None
-    try:
-        at, file_id = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        return datetime.fromisoformat(at), str(file_id)
-    except (ValueError, TypeError):
-        raise InvalidCursor("this cursor was not issued by GET /v1/files") from None
