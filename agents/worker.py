@@ -19,7 +19,10 @@ log = logging.getLogger("mercato.worker")
 def run(settings: Settings) -> None:
     """Start the worker and block until it is stopped (SIGINT/SIGTERM)."""
     setup_logging(settings.log_level, json_lines=settings.log_json)
-    apply_empty_fetch_backoff(settings.kafka_empty_fetch_backoff_ms)
+    apply_empty_fetch_backoff(
+        settings.kafka_empty_fetch_backoff_ms,
+        idle_milliseconds=settings.kafka_idle_fetch_backoff_ms,
+    )
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -193,7 +193,7 @@ async def _profiler(
     await asyncio.to_thread(into.mkdir, parents=True, exist_ok=True)
     return await asyncio.create_subprocess_exec(
         "py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-        "--format", "raw", "--output", str(into / f"{name}.txt"), "--nonblocking",
+        "--rate", "1000", "--format", "raw", "--output", str(into / f"{name}.txt"), "--nonblocking",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
 

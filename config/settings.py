@@ -16,6 +16,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 Env = Literal["dev", "prod"]
+# HS256 signs with MERCATO_JWT_SECRET; the others sign with MERCATO_JWT_PRIVATE_KEY and
+# publish their public keys at /.well-known/jwks.json (gateway/signing.py loads the keys).
+JWT_ALGORITHMS = ("HS256", "EdDSA", "ES256", "RS256")
+# How to make a key each asymmetric algorithm accepts; quoted by configuration errors.
+JWT_KEYGEN: dict[str, str] = {
+    "EdDSA": "openssl genpkey -algorithm ed25519 -out jwt-signing.pem",
+    "ES256": "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out jwt-signing.pem",
+    "RS256": "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out jwt-signing.pem",
+}
 
 
 class ConfigError(ValueError):
@@ -70,6 +79,14 @@ class Settings:
     jwt_secret: str = dataclasses.field(default="", repr=False)
     # Comma-separated secrets that still verify tokens (by kid) after a rotation; never sign.
     jwt_previous_secrets: str = dataclasses.field(default="", repr=False)
+    # One of JWT_ALGORITHMS. HS256 keeps tokens verifiable only by holders of the secret.
+    jwt_algorithm: str = "HS256"
+    # PEM private key for EdDSA/ES256/RS256: a value starting with "-----BEGIN" is the PEM
+    # itself (newlines may be written as \n), anything else is the path of a PEM file.
+    jwt_private_key: str = dataclasses.field(default="", repr=False)
+    # Comma-separated retired public keys (each a path or a PEM, as above) that still verify
+    # tokens (by kid) after a rotation; never sign. PEM bodies contain no commas.
+    jwt_previous_public_keys: str = ""
     jwt_issuer: str = "mercato"
     jwt_audience: str = "mercato-api"
     access_token_ttl: int = 15 * 60
@@ -81,6 +98,8 @@ class Settings:
     kafka_idempotent: bool = True
     # Client-side stand-in for the broker's fetch wait (see streams/kafka_compat.py); 0 = off.
     kafka_empty_fetch_backoff_ms: int = 10
+    # ... and after a second without records (a quiet consumer then costs ~2% of a core).
+    kafka_idle_fetch_backoff_ms: int = 100
     # How long the gateway waits for an agent's answer before it says 503. A command's
     # deadline is a little earlier, so one applied in time can still answer in time.
     command_timeout: float = 5.0
@@ -140,6 +159,29 @@ class Settings:
                 "MERCATO_JWT_SECRET must be set to at least 32 random characters in prod "
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        self._check_jwt_algorithm()
+
+    def _check_jwt_algorithm(self) -> None:
+        # Only the combination is checked here; the keys themselves are read and checked by
+        # the gateway at start (gateway/signing.py), so workers never need the private key.
+        if self.jwt_algorithm not in JWT_ALGORITHMS:
+            raise ConfigError(
+                f"MERCATO_JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}, "
+                f"got {self.jwt_algorithm!r}"
+            )
+        if self.jwt_algorithm == "HS256":
+            if self.jwt_private_key.strip() or self.jwt_previous_public_keys.strip():
+                raise ConfigError(
+                    "MERCATO_JWT_PRIVATE_KEY and MERCATO_JWT_PREVIOUS_PUBLIC_KEYS are used only "
+                    "with MERCATO_JWT_ALGORITHM=EdDSA, ES256 or RS256 (it is HS256): set the "
+                    "algorithm, or unset the keys"
+                )
+        elif not self.jwt_private_key.strip():
+            raise ConfigError(
+                f"MERCATO_JWT_ALGORITHM={self.jwt_algorithm} signs with a private key: set "
+                "MERCATO_JWT_PRIVATE_KEY to the path of a PEM private key (make one with: "
+                f"{JWT_KEYGEN[self.jwt_algorithm]})"
+            )
 
     @property
     def kafka_bootstrap(self) -> list[str]:
@@ -167,7 +209,7 @@ class Settings:
         out: dict[str, Any] = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in ("jwt_secret", "jwt_previous_secrets"):
+            if field.name in ("jwt_secret", "jwt_previous_secrets", "jwt_private_key"):
                 value = "***" if value else ""
             elif field.name.endswith("_url"):
                 value = mask_dsn(value)
@@ -236,6 +278,9 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_DATA_DIR": "data_dir",
     "MERCATO_JWT_SECRET": "jwt_secret",
     "MERCATO_JWT_PREVIOUS_SECRETS": "jwt_previous_secrets",
+    "MERCATO_JWT_ALGORITHM": "jwt_algorithm",
+    "MERCATO_JWT_PRIVATE_KEY": "jwt_private_key",
+    "MERCATO_JWT_PREVIOUS_PUBLIC_KEYS": "jwt_previous_public_keys",
     "MERCATO_JWT_ISSUER": "jwt_issuer",
     "MERCATO_JWT_AUDIENCE": "jwt_audience",
     "MERCATO_ACCESS_TOKEN_TTL": "access_token_ttl",
@@ -244,6 +289,7 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_KAFKA_REPLICATION": "kafka_replication",
     "MERCATO_KAFKA_IDEMPOTENT": "kafka_idempotent",
     "MERCATO_KAFKA_EMPTY_FETCH_BACKOFF_MS": "kafka_empty_fetch_backoff_ms",
+    "MERCATO_KAFKA_IDLE_FETCH_BACKOFF_MS": "kafka_idle_fetch_backoff_ms",
     "MERCATO_COMMAND_TIMEOUT": "command_timeout",
     "MERCATO_WORKER_SESSION_TIMEOUT": "worker_session_timeout",
     "MERCATO_PUSH_QUEUE_SIZE": "push_queue_size",
@@ -270,7 +316,7 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_SAGA_TICK": "saga_tick",
 }
 _FIELD_TYPES: dict[str, Any] = {
-    "kafka_empty_fetch_backoff_ms": int,
+    "kafka_empty_fetch_backoff_ms": int, "kafka_idle_fetch_backoff_ms": int,
     "http_port": int, "access_token_ttl": int, "kafka_replication": int, "push_queue_size": int,
     "command_timeout": float, "worker_session_timeout": float, "sse_heartbeat": float,
     "kafka_idempotent": bool, "log_json": bool, "data_dir": Path,
@@ -285,4 +331,4 @@ _FIELD_TYPES.update(dict.fromkeys(
 ))
 _FIELD_TYPES.update({f: str for f in ENV_FIELDS.values() if f not in _FIELD_TYPES})
 # Numeric settings for which 0 is meaningful ("off"); every other number must be positive.
-_ZERO_MEANS_OFF = frozenset({"kafka_empty_fetch_backoff_ms"})
+_ZERO_MEANS_OFF = frozenset({"kafka_empty_fetch_backoff_ms", "kafka_idle_fetch_backoff_ms"})

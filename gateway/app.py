@@ -10,11 +10,10 @@ from config import Settings
 from gateway import docs, health, keys
 from gateway.auth import TokenService
 from gateway.catalog import SellerOwnsProduct
-from gateway.metrics import Metrics, metrics_handler, metrics_middleware
-from gateway.middleware import error_middleware
+from gateway.edge import Edge
+from gateway.metrics import Metrics, metrics_handler
 from gateway.ordering import order_access
 from gateway.push import setup_push
-from gateway.ratelimit import add_ratelimit_headers, ratelimit_middleware
 from gateway.resources import (
     catalog_ctx,
     files_ctx,
@@ -25,7 +24,6 @@ from gateway.resources import (
     ratelimit_ctx,
     redis_ctx,
 )
-from gateway.revocation import revocation_middleware
 from gateway.routes import (
     audit,
     auth,
@@ -33,6 +31,7 @@ from gateway.routes import (
     file_permissions,
     file_upload,
     files,
+    jwks,
     notifications,
     orders,
     passwords,
@@ -43,34 +42,17 @@ from gateway.routes import (
     stock,
     users,
 )
-from gateway.security import EdgeHeaders
 
 MAX_BODY = 1024 * 1024
 
 
 def create_app(settings: Settings, *, instance_id: str | None = None) -> web.Application:
     """The gateway application for ``settings``."""
-    edge = EdgeHeaders(settings)
-    # Outermost first. Metrics wrap the error boundary so problems are counted by status too.
-    # error_middleware assigns the request id and renders every error (429s included) as
-    # problem+json. CORS preflights are answered inside it (request id, 403 problem for a
-    # refused origin) but before the limiter: browsers send them unasked and cache them.
-    # The limiter runs last, right before handlers, so a refused request costs no handler
-    # work (token checks, Mongo, argon2). Security, CORS and rate-limit *headers* are set in
-    # on_response_prepare rather than a middleware: it fires for every response, including
-    # problems, 500s, redirects, WebSocket handshakes and SSE streams that are already sent.
-    app = web.Application(
-        middlewares=[
-            metrics_middleware,
-            error_middleware,
-            edge.preflight_middleware(),
-            ratelimit_middleware,
-            # Loads the token user's not-before instant so authenticate() can stay synchronous.
-            revocation_middleware,
-        ],
-        client_max_size=MAX_BODY,
-    )
-    app.on_response_prepare.extend([edge.on_prepare, add_ratelimit_headers])
+    # One middleware and one response hook for every cross-cutting concern (gateway.edge):
+    # request ids, CORS preflights, rate limits, revocation, problems, metrics, access log;
+    # security, CORS and rate-limit headers on every response, streams included.
+    app = web.Application(client_max_size=MAX_BODY)
+    Edge(settings).install(app)
     app[keys.SETTINGS] = settings
     app[keys.INSTANCE_ID] = instance_id or uuid.uuid4().hex[:12]
     app[keys.TOKENS] = TokenService(settings)
@@ -88,6 +70,7 @@ def create_app(settings: Settings, *, instance_id: str | None = None) -> web.App
     setup_push(app, order_access=order_access(app))
 
     app.router.add_routes(auth.routes)
+    app.router.add_routes(jwks.routes)
     app.router.add_routes(users.routes)
     app.router.add_routes(stock.routes)
     app.router.add_routes(orders.routes)

@@ -1,14 +1,15 @@
-"""Bearer authentication: access tokens and short-lived stream tickets (JWT, HS256).
+"""Bearer authentication: access tokens and short-lived stream tickets (JWT).
 
-Only the configured algorithm is accepted (``alg: none`` and algorithm
-confusion are rejected by pyjwt's ``algorithms=[...]``), and ``iss``, ``aud``,
-``exp``, ``iat`` are required on every token.
+Only the configured algorithm (``MERCATO_JWT_ALGORITHM``: HS256, EdDSA, ES256 or
+RS256) is accepted (``alg: none`` and algorithm confusion are rejected by pyjwt's
+``algorithms=[...]``, and asymmetric keys are key objects that never double as an
+HMAC secret), and ``iss``, ``aud``, ``exp``, ``iat`` are required on every token.
 
-Key rotation: tokens are signed with the current secret and name it in the
-``kid`` header (a digest of the secret, so every instance agrees without
-configuration); retired secrets listed in ``MERCATO_JWT_PREVIOUS_SECRETS`` still
-verify the tokens they signed. A token without ``kid`` predates kids and is
-checked against the current secret; an unknown ``kid`` is refused.
+Key rotation (``gateway.signing``): tokens name their key in the ``kid`` header
+(HS256: a digest of the secret; asymmetric: the RFC 7638 thumbprint of the public
+key), so every instance agrees without configuration; retired secrets or public
+keys still verify the tokens they signed. An HS256 token without ``kid`` predates
+kids and is checked against the current secret; an unknown ``kid`` is refused.
 
 Revocation: a per-user "not before" instant (``gateway.revocation``) refuses
 tokens issued earlier; ``iat_ms`` carries the issue time at millisecond
@@ -17,13 +18,11 @@ precision because ``iat`` is whole seconds.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jwt
@@ -31,9 +30,10 @@ from aiohttp import web
 
 from config import Settings
 from gateway import keys
+from gateway.signing import key_id as key_id  # re-exported: kids of HS256 secrets
+from gateway.signing import key_ring
 from streams.errors import Forbidden, Unauthenticated
 
-ALGORITHM = "HS256"
 STREAM_TICKET_TTL = 60
 VERIFIED_CACHE_SIZE = 10_000
 STREAM_AUDIENCE_SUFFIX = ":stream"
@@ -96,20 +96,12 @@ class Principal:
             raise Forbidden("only the owner or an admin may do this")
 
 
-def key_id(secret: str) -> str:
-    """The ``kid`` naming ``secret``: a digest, so it reveals nothing and needs no config."""
-    digest = hashlib.sha256(b"mercato-jwt-kid:" + secret.encode()).digest()
-    return base64.urlsafe_b64encode(digest[:12]).decode()
-
-
 class TokenService:
     """Issues and verifies Mercato's JWTs."""
 
     def __init__(self, settings: Settings) -> None:
-        self._secret = settings.jwt_secret
-        self._kid = key_id(settings.jwt_secret)
-        self._keys = {key_id(s): s for s in settings.previous_jwt_secrets}
-        self._keys[self._kid] = settings.jwt_secret
+        # Raises ConfigError for an unusable key, so a misconfigured gateway fails at start.
+        self._keys = key_ring(settings)
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._ttl = settings.access_token_ttl
@@ -121,6 +113,11 @@ class TokenService:
     def access_ttl(self) -> int:
         """Lifetime of an access token, in seconds."""
         return self._ttl
+
+    @property
+    def jwks(self) -> Mapping[str, Any] | None:
+        """The public JWK Set of the verifying keys; None when signing with a secret (HS256)."""
+        return self._keys.jwks
 
     def issue_access(self, user_id: str, roles: Iterable[str]) -> str:
         """A signed access token for ``user_id``."""
@@ -160,14 +157,13 @@ class TokenService:
     def _verify(self, token: str, *, stream: bool) -> tuple[Principal, float]:
         audience = self._audience + (STREAM_AUDIENCE_SUFFIX if stream else "")
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
-            secret = self._secret if kid is None else self._keys.get(str(kid))
-            if secret is None:
+            key = self._keys.verifying_key(jwt.get_unverified_header(token).get("kid"))
+            if key is None:
                 raise jwt.InvalidKeyError("unknown kid")
             claims = jwt.decode(
                 token,
-                secret,
-                algorithms=[ALGORITHM],
+                key,
+                algorithms=[self._keys.algorithm],
                 audience=audience,
                 issuer=self._issuer,
                 options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
@@ -204,12 +200,21 @@ class TokenService:
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(payload, self._secret, algorithm=ALGORITHM, headers={"kid": self._kid})
+        return jwt.encode(
+            payload,
+            self._keys.signing_key,
+            algorithm=self._keys.algorithm,
+            headers={"kid": self._keys.kid},
+        )
 
 
 def bearer_token(request: web.Request) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, if any."""
-    header = request.headers.get("Authorization", "")
+    """The token of an ``Authorization: Bearer`` header, if any (the scheme in any case)."""
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    if header.startswith("Bearer ") and " " not in header[7:]:
+        return header[7:] or None  # the usual spelling, checked on every request
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
@@ -241,15 +246,20 @@ def require_scope(request: web.Request, scope: str) -> Principal:
     return principal
 
 
+def revoked(principal: Principal, not_before: int) -> bool:
+    """Whether ``principal``'s token was issued before its user's not-before instant."""
+    return principal.issued_at_ms < not_before
+
+
 def _refuse_revoked(request: web.Request, principal: Principal) -> None:
-    # The revocation middleware looked up the token's user before the handler ran (async,
-    # cached); an app without revocations (unit tests of handlers) skips the check.
+    # The edge looked up the token's user before the handler ran (async, cached); an app
+    # without revocations (unit tests of handlers) skips the check.
     if keys.REVOCATIONS not in request.app:
         return
     warmed = request.get(keys.NOT_BEFORE)
     if warmed is None or warmed[0] != principal.user_id:
         raise Unauthenticated("the token is not valid", code="INVALID_TOKEN")
-    if principal.issued_at_ms < warmed[1]:
+    if revoked(principal, warmed[1]):
         raise Unauthenticated(
             "the token was revoked; sign in again or refresh", code="TOKEN_REVOKED"
         )

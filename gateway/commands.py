@@ -21,6 +21,7 @@ from config import Settings
 from streams.envelope import Envelope, EnvelopeError, utcnow
 from streams.errors import Unavailable
 from streams.events.commands import CommandAnswered
+from streams.kafka_compat import wake
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class CommandBus:
         future: asyncio.Future[CommandAnswered] = loop.create_future()
         self._waiting[command.correlation_id] = future
         started = time.monotonic()
+        if self._consumer is not None:
+            wake(self._consumer)  # the answer comes soon: stop any idle pause on replies
         try:
             try:
                 await self._producer.send_and_wait(

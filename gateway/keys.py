@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from gateway.auth import Principal, TokenService
     from gateway.background import Background
     from gateway.commands import CommandBus
+    from gateway.edge import Edge
     from gateway.file_access import ProductOwnership
     from gateway.health import Readiness
     from gateway.idempotency import IdempotencyRecords
@@ -55,12 +56,16 @@ FILE_CONTENT: web.AppKey[ContentStore] = web.AppKey("file_content")
 # Whether a caller may link files to a product: gateway.catalog.SellerOwnsProduct.
 PRODUCT_OWNERSHIP: web.AppKey[ProductOwnership] = web.AppKey("product_ownership")
 
+# The edge (gateway.edge): its middleware, and headers for handlers that stream.
+EDGE: web.AppKey[Edge] = web.AppKey("edge")
+
 # Per-request state.
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 # Rate limiting (gateway/ratelimit): absent when MERCATO_RATE_LIMIT_ENABLED is false.
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
+# The limiter's verdict on a limited route, set by the edge (for handlers that stream).
 RATE_DECISION: web.RequestKey[Decision] = web.RequestKey("rate_decision")
 
 # Identity and sessions.

@@ -18,7 +18,10 @@ log = logging.getLogger("mercato.gateway")
 def run(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then close connections and resources cleanly."""
     setup_logging(settings.log_level, json_lines=settings.log_json)
-    apply_empty_fetch_backoff(settings.kafka_empty_fetch_backoff_ms)
+    apply_empty_fetch_backoff(
+        settings.kafka_empty_fetch_backoff_ms,
+        idle_milliseconds=settings.kafka_idle_fetch_backoff_ms,
+    )
     log.info("starting gateway", extra={"settings": settings.safe_dict()})
     web.run_app(
         create_app(settings),

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from gateway import keys
+from gateway.request_stats import RequestStats
 
 
 class Metrics:
@@ -18,19 +15,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "mercato_http_requests_total",
-            "HTTP requests by route and status",
-            ["method", "route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "mercato_http_request_duration_seconds",
-            "HTTP request latency by route",
-            ["method", "route"],
-            registry=self.registry,
-            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-        )
+        self.http = RequestStats()
+        self.registry.register(self.http)
         self.commands = Counter(
             "mercato_commands_total",
             "Commands sent to agents by outcome",
@@ -47,40 +33,11 @@ class Metrics:
             "Push events queued to connections",
             registry=self.registry,
         )
-        # labels() hashes and locks on every call; the few label sets in use are kept here.
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.push_evicted = Gauge(
             "mercato_push_evicted_total",
             "Connections evicted for being too slow",
             registry=self.registry,
         )
-
-
-    def children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
-        """The request counter and latency histogram for one (method, route, status)."""
-        key = (method, route, status)
-        found = self._children.get(key)
-        if found is None:
-            found = (
-                self.requests.labels(method, route, str(status)),
-                self.latency.labels(method, route),
-            )
-            self._children[key] = found
-        return found
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request by its route template (not its raw path)."""
-    started = time.perf_counter()
-    response = await handler(request)
-    metrics = request.app[keys.METRICS]
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    counter, histogram = metrics.children(request.method, route, response.status)
-    counter.inc()
-    histogram.observe(time.perf_counter() - started)
-    return response
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -1,17 +1,14 @@
-"""Request ids, access logging and the single error boundary."""
+"""Request ids, the error boundary and access logging, as used by ``gateway.edge``."""
 
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
-import time
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from gateway import keys, problems
-from gateway.logs import request_id_var
+from gateway import problems
 from streams.errors import MercatoError
 
 log = logging.getLogger("mercato.gateway")
@@ -23,53 +20,41 @@ SLOW_SECONDS = 1.0
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id; turn every error into problem+json; log unknown ones."""
-    sent = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = sent if sent and _SAFE_ID.match(sent) else os.urandom(16).hex()
-    request[keys.REQUEST_ID] = request_id
-    token = request_id_var.set(request_id)
-    started = time.perf_counter()
-    try:
-        try:
-            response = await handler(request)
-        except MercatoError as exc:
-            response = problems.from_error(request, exc)
-            if response.status >= 500:
-                log.error("unmapped domain error %s: %s", exc.code, exc.detail)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                exc.headers[REQUEST_ID_HEADER] = request_id
-                raise
-            response = problems.from_http_exception(request, exc)
-        except Exception:
-            log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-            response = problems.problem(
-                request,
-                status=500,
-                code="INTERNAL_ERROR",
-                title="Internal server error",
-                detail=f"Something went wrong on our side. Quote request id {request_id}.",
-            )
-        if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        elapsed = time.perf_counter() - started
-        if (
-            response.status >= 400 or elapsed >= SLOW_SECONDS or _logs_everything(request.app)
-        ) and access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "%s %s %s",
-                request.method,
-                request.path,
-                response.status,
-                extra={"status": response.status, "ms": round(elapsed * 1000, 2)},
-            )
+def safe_request_id(sent: str) -> str:
+    """``sent`` if it is a short, plain id; a fresh random one otherwise."""
+    return sent if _SAFE_ID.match(sent) else f"{random.getrandbits(128):032x}"
+
+
+def render_failure(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The problem+json answer to ``exc`` (a raised redirect becomes a plain response)."""
+    if isinstance(exc, MercatoError):
+        response = problems.from_error(request, exc)
+        if response.status >= 500:
+            log.error("unmapped domain error %s: %s", exc.code, exc.detail)
         return response
-    finally:
-        request_id_var.reset(token)
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            return web.Response(
+                status=exc.status, reason=exc.reason, headers=exc.headers, body=exc.body
+            )
+        return problems.from_http_exception(request, exc)
+    log.error(
+        "unhandled error", exc_info=exc, extra={"path": request.path, "method": request.method}
+    )
+    return problems.problem(
+        request,
+        status=500,
+        code="INTERNAL_ERROR",
+        title="Internal server error",
+        detail="Something went wrong on our side. "
+        f"Quote request id {problems.request_id(request)}.",
+    )
 
 
-def _logs_everything(app: web.Application) -> bool:
-    settings = app.get(keys.SETTINGS)
-    return settings is not None and settings.access_log == "all"
+def log_access(request: web.Request, status: int, elapsed: float) -> None:
+    """One access-log line (the edge decides which requests get one)."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "%s %s %s", request.method, request.path, status,
+            extra={"status": status, "ms": round(elapsed * 1000, 2)},
+        )

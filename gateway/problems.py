@@ -49,6 +49,11 @@ def status_for(error: MercatoError) -> int:
     return 500
 
 
+def request_id(request: web.Request) -> str:
+    """The id the edge gave ``request`` (empty outside the edge, e.g. in handler tests)."""
+    return str(request.get(keys.REQUEST_ID, ""))
+
+
 def problem(
     request: web.Request,
     *,
@@ -67,7 +72,7 @@ def problem(
         "detail": detail,
         "instance": request.path,
         "code": code,
-        "requestId": request.get(keys.REQUEST_ID, ""),
+        "requestId": request_id(request),
     }
     if errors is not None:
         body["errors"] = errors

@@ -96,7 +96,7 @@ async def ratelimit_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.rate_limit_enabled:
         yield
         return
-    async with open_rate_limits(settings, app[keys.TOKENS], app[keys.METRICS].registry) as limits:
+    async with open_rate_limits(settings, app[keys.METRICS].registry) as limits:
         app[keys.RATE_LIMITS] = limits
         yield
 

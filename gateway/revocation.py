@@ -11,19 +11,12 @@ Redis key lives as long as the tokens it can refuse (the access-token TTL).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import time
 from collections.abc import Callable
 
-import orjson
-from aiohttp import web
-from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway import keys
-from gateway.auth import bearer_token
 from streams.errors import Unavailable
 
 CACHE_SECONDS = 1.0
@@ -55,11 +48,22 @@ class Revocations:
         """The Redis key of ``user_id``'s not-before instant."""
         return f"{self._prefix}auth:not-before:{user_id}"
 
-    async def not_before(self, user_id: str) -> int:
-        """The user's not-before instant, at most ``cache_seconds`` stale."""
+    def cached(self, user_id: str) -> int | None:
+        """The user's not-before instant if known fresh enough here, without awaiting."""
         hit = self._cache.get(user_id)
         if hit is not None and self._clock() - hit[0] < self._cache_seconds:
             return hit[1]
+        return None
+
+    async def not_before(self, user_id: str) -> int:
+        """The user's not-before instant, at most ``cache_seconds`` stale.
+
+        Raises ``Unavailable`` when Redis cannot be asked: a token that might be revoked
+        is not waved through.
+        """
+        hit = self.cached(user_id)
+        if hit is not None:
+            return hit
         pending = self._inflight.get(user_id)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(user_id))
@@ -81,7 +85,10 @@ class Revocations:
         return now_ms
 
     async def _fetch(self, user_id: str) -> int:
-        raw = await self._redis.get(self.key(user_id))
+        try:
+            raw = await self._redis.get(self.key(user_id))
+        except RedisError:
+            raise Unavailable("the session store is unavailable; retry shortly") from None
         value = int(raw) if raw is not None else 0
         self._remember(user_id, value)
         return value
@@ -92,33 +99,3 @@ class Revocations:
             for stale in list(self._cache)[: CACHE_SIZE // 2]:
                 del self._cache[stale]
         self._cache[user_id] = (self._clock(), value)
-
-
-def unverified_subject(token: str) -> str | None:
-    """The ``sub`` claim of a JWT *without* verifying it: only to know whose value to load."""
-    parts = token.split(".")
-    if len(parts) != 3 or len(parts[1]) > 4096:
-        return None
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = orjson.loads(payload)
-    except (binascii.Error, ValueError):
-        return None
-    sub = claims.get("sub") if isinstance(claims, dict) else None
-    return sub if isinstance(sub, str) and sub else None
-
-
-@web.middleware
-async def revocation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Load the not-before instant of the token's user, so ``authenticate`` can stay sync."""
-    revocations = request.app.get(keys.REVOCATIONS)
-    token = bearer_token(request) or request.query.get("token")
-    if revocations is not None and token:
-        subject = unverified_subject(token)
-        if subject is not None:
-            try:
-                not_before = await revocations.not_before(subject)
-            except RedisError:
-                raise Unavailable("the session store is unavailable; retry shortly") from None
-            request[keys.NOT_BEFORE] = (subject, not_before)
-    return await handler(request)

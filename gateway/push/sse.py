@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from gateway.auth import authenticate
+from gateway.edge import prepare
 from gateway.keys import PUSH_HUB, SETTINGS, TOKENS
 from gateway.push.connection import Connection
 from gateway.push.events import Control, PushEvent
@@ -47,7 +48,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     channels = [(await hub.authorize(principal, raw)).name for raw in _requested(request)]
     resume = _resume_vector(request)
     response = web.StreamResponse(headers=HEADERS)
-    await response.prepare(request)
+    await prepare(request, response)
     conn = hub.open(principal)
     try:
         plan = _plan(hub, channels, resume)

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from gateway.auth import authenticate
+from gateway.edge import prepare
 from gateway.keys import PUSH_HUB, TOKENS
 from gateway.push.channels import parse_channel
 from gateway.push.connection import Connection
@@ -38,7 +39,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     principal = authenticate(request, request.app[TOKENS], allow_ticket=True)
     hub = request.app[PUSH_HUB]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME, timeout=CLOSE_TIMEOUT)
-    await ws.prepare(request)
+    await prepare(request, ws)
     conn = hub.open(principal)
     writer = asyncio.create_task(_write(ws, conn), name="push-ws-writer")
     try:

@@ -6,7 +6,8 @@ from gateway.ratelimit.web import (
     RateLimits,
     add_ratelimit_headers,
     open_rate_limits,
-    ratelimit_middleware,
+    too_many_requests,
+    verdict,
 )
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "add_ratelimit_headers",
     "classify",
     "open_rate_limits",
-    "ratelimit_middleware",
+    "too_many_requests",
+    "verdict",
     "with_overrides",
 ]

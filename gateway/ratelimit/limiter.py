@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import math
 import time
+from time import monotonic as _monotonic
 from typing import Protocol
 
 from gateway.ratelimit.buckets import Grant
@@ -33,7 +34,7 @@ LEASE_SECONDS = 1.0
 IDLE_SECONDS = 60.0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: one per request, and frozen inits are slow
 class Decision:
     """The verdict on one request and what the rate-limit headers say about it."""
 
@@ -86,21 +87,20 @@ class RateLimiter:
         lease = self._leases.get(key)
         if lease is None:
             return None
-        now = time.monotonic()
+        now = _monotonic()
         lease.last_seen = now
-        if lease.tokens > 0:
+        tokens = lease.tokens
+        if tokens > 0:
             if lease.expires > now:
-                lease.tokens -= 1
+                tokens -= 1
+                lease.tokens = tokens
                 lease.used += 1
                 # Top up in the background at half a lease; exact policies hold nothing.
-                if (
-                    lease.fetching is None
-                    and not policy.exact
-                    and lease.tokens * 2 < policy.lease_max
-                ):
+                if tokens * 2 < policy.lease_max and lease.fetching is None and not policy.exact:
                     self._fetch(policy, key, lease)
+                full_in = lease.full_at - now
                 return Decision(
-                    policy, True, lease.remaining + lease.tokens, _ceil(lease.full_at - now)
+                    policy, True, lease.remaining + tokens, math.ceil(full_in) if full_in > 0 else 0
                 )
             lease.tokens = 0  # expired: those tokens are already debited; drop them
         if lease.blocked_until > now:

@@ -7,10 +7,12 @@ import math
 import re
 from collections.abc import Mapping
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from config.settings import ConfigError
 
 # A lease never holds more than this many tokens of one bucket on one instance (see limiter).
-LEASE_MAX = 64
+LEASE_MAX = 1024
 # ... nor more than this share of the bucket, so small buckets stay nearly exact.
 LEASE_SHARE = 8
 
@@ -27,18 +29,25 @@ class Policy:
     exact: bool = False
     # Keyed by client IP even when a valid token names a user (credential stuffing).
     per_ip: bool = False
+    # RateLimit-Policy and X-RateLimit-Limit: the same on every response, so built once.
+    header_block: CIMultiDictProxy[str] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    # The most tokens one instance may hold locally for one client (1 = no lease).
+    lease_max: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        block = CIMultiDict(
+            [("RateLimit-Policy", self.policy_header), ("X-RateLimit-Limit", str(self.quota))]
+        )
+        object.__setattr__(self, "header_block", CIMultiDictProxy(block))
+        lease_max = 1 if self.exact else max(1, min(LEASE_MAX, self.burst // LEASE_SHARE))
+        object.__setattr__(self, "lease_max", lease_max)
 
     @property
     def rate(self) -> float:
         """Tokens added per second."""
         return self.quota / self.window
-
-    @property
-    def lease_max(self) -> int:
-        """The most tokens one instance may hold locally for one client (1 = no lease)."""
-        if self.exact:
-            return 1
-        return max(1, min(LEASE_MAX, self.burst // LEASE_SHARE))
 
     @property
     def policy_header(self) -> str:
@@ -59,7 +68,7 @@ POLICIES: Mapping[str, Policy] = {
 }
 
 EXEMPT_PREFIXES = ("/health/", "/metrics", "/docs", "/openapi.json", "/asyncapi.json",
-                   "/schemas/", "/dashboard", "/favicon.ico")
+                   "/schemas/", "/dashboard", "/favicon.ico", "/.well-known/")
 STREAM_PATHS = frozenset({"/v1/ws", "/v1/events"})
 AUTH_PREFIX = "/v1/auth/"
 _OVERRIDE = re.compile(r"^(?P<name>[a-z]+)=(?P<quota>\d+)/(?P<window>\d+)(?::(?P<burst>\d+))?$")

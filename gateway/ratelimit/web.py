@@ -8,18 +8,18 @@ import dataclasses
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from multidict import CIMultiDict, istr
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from config import Settings
-from gateway import keys, problems
-from gateway.auth import TokenService
+from gateway import problems
+from gateway.auth import Principal
 from gateway.ratelimit.buckets import SharedBuckets
 from gateway.ratelimit.identity import ClientIdentity
-from gateway.ratelimit.limiter import RateLimiter
+from gateway.ratelimit.limiter import Decision, RateLimiter
 from gateway.ratelimit.policies import Policy, classify, with_overrides
 
 SWEEP_SECONDS = 10.0
@@ -29,29 +29,45 @@ REDIS_TIMEOUT = 1.0
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RateLimits:
-    """Everything the middleware needs: the table, who is calling, and the buckets."""
+    """Everything the edge needs to limit: the table, who is calling, and the buckets."""
 
     policies: Mapping[str, Policy]
     identity: ClientIdentity
     limiter: RateLimiter
     limited: Mapping[str, Counter]
+    # Fixed-path routes classify the same on every request: remembered per route.
+    _by_route: dict[web.AbstractRoute, Policy | None] = dataclasses.field(default_factory=dict)
+
+    def policy_for(self, request: web.Request) -> Policy | None:
+        """The policy limiting ``request`` (``classify`` of its method and path)."""
+        route = request.match_info.route
+        try:
+            return self._by_route[route]
+        except KeyError:
+            policy = classify(request.method, request.path, self.policies)
+            if isinstance(route.resource, web.PlainResource) and route.method != "*":
+                self._by_route[route] = policy
+            return policy
 
 
-@web.middleware
-async def ratelimit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse requests over their class's limit with 429 before any handler work."""
-    limits = request.app.get(keys.RATE_LIMITS)
-    if limits is None:
-        return await handler(request)
-    policy = classify(request.method, request.path, limits.policies)
+async def verdict(
+    request: web.Request, limits: RateLimits, caller: tuple[Principal, bool] | None
+) -> Decision | None:
+    """The limiter's verdict on ``request``; None when its route is not limited.
+
+    ``caller``: the request's verified principal and whether it came as a stream ticket.
+    """
+    policy = limits.policy_for(request)
     if policy is None:
-        return await handler(request)
+        return None
     limiter = limits.limiter
-    key = limiter.bucket_key(policy, limits.identity.key(request, policy))
-    decision = limiter.decide_now(policy, key) or await limiter.decide(policy, key)
-    request[keys.RATE_DECISION] = decision
-    if decision.allowed:
-        return await handler(request)
+    key = limiter.bucket_key(policy, limits.identity.key(request, policy, caller))
+    return limiter.decide_now(policy, key) or await limiter.decide(policy, key)
+
+
+def too_many_requests(request: web.Request, limits: RateLimits, decision: Decision) -> web.Response:
+    """The 429 problem for a refused request (counted by policy)."""
+    policy = decision.policy
     limits.limited[policy.name].inc()
     return problems.problem(
         request,
@@ -64,24 +80,28 @@ async def ratelimit_middleware(request: web.Request, handler: Handler) -> web.St
     )
 
 
-async def add_ratelimit_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """``RateLimit-Policy``/``RateLimit`` (IETF draft) and ``X-RateLimit-*`` on limited routes."""
-    decision = request.get(keys.RATE_DECISION)
-    if decision is None:
-        return
+_RATELIMIT = istr("RateLimit")
+_REMAINING = istr("X-RateLimit-Remaining")
+_RESET = istr("X-RateLimit-Reset")
+
+
+def add_ratelimit_headers(headers: CIMultiDict[str], decision: Decision) -> None:
+    """``RateLimit-Policy``/``RateLimit`` (IETF draft) and ``X-RateLimit-*`` for a verdict."""
     policy = decision.policy
-    headers = response.headers
-    headers["RateLimit-Policy"] = policy.policy_header
-    headers["X-RateLimit-Limit"] = str(policy.quota)
-    if decision.remaining is not None:  # unknown while failing open
-        headers["RateLimit"] = f'"{policy.name}";r={decision.remaining};t={decision.reset}'
-        headers["X-RateLimit-Remaining"] = str(decision.remaining)
-        headers["X-RateLimit-Reset"] = str(decision.reset)
+    headers.extend(policy.header_block)
+    remaining = decision.remaining
+    if remaining is not None:  # unknown while failing open
+        left, reset = str(remaining), str(decision.reset)
+        headers.extend((
+            (_RATELIMIT, f'"{policy.name}";r={left};t={reset}'),
+            (_REMAINING, left),
+            (_RESET, reset),
+        ))
 
 
 @contextlib.asynccontextmanager
 async def open_rate_limits(
-    settings: Settings, tokens: TokenService, registry: CollectorRegistry
+    settings: Settings, registry: CollectorRegistry
 ) -> AsyncIterator[RateLimits]:
     """The limiter with its own Redis client, metrics and idle-client sweeper."""
     policies = with_overrides(settings.rate_limits)
@@ -109,7 +129,7 @@ async def open_rate_limits(
         sweeper = asyncio.create_task(_sweep(limiter))
         yield RateLimits(
             policies=policies,
-            identity=ClientIdentity(tokens, trust_proxy=settings.trust_proxy),
+            identity=ClientIdentity(trust_proxy=settings.trust_proxy),
             limiter=limiter,
             limited={name: limited.labels(name) for name in policies},
         )

@@ -12,6 +12,7 @@ import logging
 from aiohttp import web
 
 from gateway import keys
+from gateway.edge import prepare
 from gateway.file_access import caller, publish, readable
 from gateway.openapi import operation
 from gateway.ranges import etag_of, not_modified, select
@@ -87,8 +88,7 @@ async def _send(
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
-        "Cache-Control": "private, no-cache",
-        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-cache",  # nosniff: set by the edge on every response
     }
     if not_modified(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers), None, False
@@ -102,7 +102,7 @@ async def _send(
     if chosen.partial:
         response.headers["Content-Range"] = chosen.content_range()
     response.content_length = chosen.length
-    await response.prepare(request)
+    await prepare(request, response)
     if request.method == "HEAD" or chosen.length == 0:
         await response.write_eof()
         return response, None, chosen.partial

@@ -1,17 +1,48 @@
-"""The empty-fetch backoff shim: installs on the pinned aiokafka, removes cleanly."""
+"""The empty-fetch pacing shim: installs on the pinned aiokafka, removes cleanly."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from aiokafka.consumer.fetcher import Fetcher
 
-from streams.kafka_compat import apply_empty_fetch_backoff
+from streams import kafka_compat
+from streams.kafka_compat import apply_empty_fetch_backoff, wake
 
 
 class _FakeFetcher:
-    """Stands in for ``self``: the wrapper only passes it through to the original."""
+    """Stands in for ``self``: the wrapper passes it through and keeps its pace on it."""
+
+
+class _FakeConsumer:
+    def __init__(self, fetcher: _FakeFetcher) -> None:
+        self._fetcher = fetcher
+
+
+@pytest.fixture
+def fetches(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
+    """Install the shim over a fake original that returns its first argument."""
+    calls: list[bool] = []
+
+    async def original(self: object, *args: Any) -> bool:
+        calls.append(bool(args[0]))
+        return bool(args[0])
+
+    monkeypatch.setattr(Fetcher, "_proc_fetch_request", original)
+    monkeypatch.delattr(Fetcher, "_mercato_original_proc_fetch_request", raising=False)
+    yield calls
+    apply_empty_fetch_backoff(0)
+    assert Fetcher._proc_fetch_request is original
+
+
+async def _timed(fetcher: _FakeFetcher, records: bool) -> float:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await Fetcher._proc_fetch_request(fetcher, records) is records
+    return loop.time() - started
 
 
 def test_the_wrapped_method_exists_on_the_pinned_aiokafka() -> None:
@@ -19,44 +50,53 @@ def test_the_wrapped_method_exists_on_the_pinned_aiokafka() -> None:
     assert callable(Fetcher._proc_fetch_request)
 
 
-async def test_empty_fast_fetches_are_paced_and_data_is_not(monkeypatch: Any) -> None:
-    calls: list[bool] = []
-    pauses: list[float] = []
-
-    async def original(self: object, *args: Any) -> bool:
-        calls.append(args[0])
-        return bool(args[0])
-
-    async def record_pause(seconds: float) -> None:
-        pauses.append(seconds)
-
-    monkeypatch.setattr(Fetcher, "_proc_fetch_request", original)
-    monkeypatch.delattr(Fetcher, "_mercato_original_proc_fetch_request", raising=False)
-    monkeypatch.setattr(asyncio, "sleep", record_pause)
+async def test_empty_fast_fetches_are_paced_and_data_is_not(fetches: list[bool]) -> None:
     apply_empty_fetch_backoff(50)
-    try:
-        assert await Fetcher._proc_fetch_request(_FakeFetcher(), False) is False
-        assert len(pauses) == 1
-        assert 0 < pauses[0] <= 0.05
-        assert await Fetcher._proc_fetch_request(_FakeFetcher(), True) is True
-        assert len(pauses) == 1, "a fetch that brought records must not be delayed"
-    finally:
-        apply_empty_fetch_backoff(0)
-    assert Fetcher._proc_fetch_request is original
-    assert calls == [False, True]
+    fetcher = _FakeFetcher()
+    assert 0.04 <= await _timed(fetcher, False) < 0.5
+    assert await _timed(fetcher, True) < 0.02, "a fetch that brought records must not wait"
+    assert fetches == [False, True]
 
 
-async def test_a_cancelled_pause_returns_quietly(monkeypatch: Any) -> None:
-    async def original(self: object, *args: Any) -> bool:
-        return False
+async def test_a_quiet_consumer_slows_down_and_wake_ends_the_wait(
+    fetches: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kafka_compat, "IDLE_AFTER", 0.05)
+    apply_empty_fetch_backoff(10, idle_milliseconds=2_000)
+    fetcher = _FakeFetcher()
+    assert await _timed(fetcher, False) < 0.5  # still the short pace
+    await asyncio.sleep(0.06)
+    # Quiet for longer than IDLE_AFTER: the next empty fetch waits the idle pace,
+    # unless someone expecting records wakes the consumer.
+    pending = asyncio.ensure_future(_timed(fetcher, False))
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    wake(_FakeConsumer(fetcher))
+    assert await asyncio.wait_for(pending, 1) < 0.5
+    # Woken consumers are back on the short pace.
+    assert await _timed(fetcher, False) < 0.5
 
-    monkeypatch.setattr(Fetcher, "_proc_fetch_request", original)
-    monkeypatch.delattr(Fetcher, "_mercato_original_proc_fetch_request", raising=False)
+
+async def test_records_reset_the_pace(
+    fetches: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kafka_compat, "IDLE_AFTER", 0.02)
+    apply_empty_fetch_backoff(10, idle_milliseconds=300)
+    fetcher = _FakeFetcher()
+    await _timed(fetcher, False)
+    await asyncio.sleep(0.03)
+    assert await _timed(fetcher, False) >= 0.25  # idle pace
+    await _timed(fetcher, True)
+    assert await _timed(fetcher, False) < 0.1  # records arrived: short pace again
+
+
+async def test_a_cancelled_pause_returns_quietly(fetches: list[bool]) -> None:
     apply_empty_fetch_backoff(10_000)
-    try:
-        task = asyncio.ensure_future(Fetcher._proc_fetch_request(_FakeFetcher()))
-        await asyncio.sleep(0.01)
-        task.cancel()
-        assert await task is False
-    finally:
-        apply_empty_fetch_backoff(0)
+    task = asyncio.ensure_future(Fetcher._proc_fetch_request(_FakeFetcher(), False))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    assert await task is False
+
+
+def test_wake_ignores_consumers_that_never_fetched() -> None:
+    wake(_FakeConsumer(_FakeFetcher()))

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from config import Settings
 from gateway import docs, keys
 from gateway.app import create_app
-from gateway.middleware import error_middleware
 from gateway.openapi import OPERATION_ATTR, Operation, build_openapi, operation
 from gateway.routes import auth
+from tests.support.edge import edge_app
 
 Document = dict[str, Any]
 
@@ -190,7 +190,7 @@ def test_every_path_template_is_declared_as_a_parameter() -> None:
 
 
 def _docs_app() -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = edge_app()
     app[keys.SETTINGS] = Settings(data_dir=Path("unused"), jwt_secret="x" * 48, topic_prefix="d.")
     app.router.add_routes(auth.routes)
     docs.setup(app)

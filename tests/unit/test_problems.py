@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.middleware import REQUEST_ID_HEADER, error_middleware
+from gateway.middleware import REQUEST_ID_HEADER
 from gateway.problems import PROBLEM_JSON, TYPE_BASE, status_for
 from streams.errors import (
     Conflict,
@@ -23,6 +23,7 @@ from streams.errors import (
     Unauthenticated,
     Unavailable,
 )
+from tests.support.edge import edge_app
 
 SECRET_TEXT = "secret internal text"
 
@@ -67,7 +68,7 @@ async def ok(request: web.Request) -> web.Response:
 
 
 def make_app() -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = edge_app()
     app.router.add_get("/domain/{kind}", raise_domain)
     app.router.add_get("/http-404", raise_not_found)
     app.router.add_get("/bare-404", raise_bare_not_found)

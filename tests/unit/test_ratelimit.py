@@ -19,15 +19,14 @@ from gateway.ratelimit import (
     POLICIES,
     Policy,
     RateLimiter,
-    add_ratelimit_headers,
     classify,
     open_rate_limits,
-    ratelimit_middleware,
     with_overrides,
 )
 from gateway.ratelimit.buckets import Grant
 from gateway.ratelimit.identity import ClientIdentity
 from mercato._procs import free_port
+from tests.support.edge import edge_app
 
 SECRET = "unit-test-secret-unit-test-secret-unit-test-0000"
 
@@ -111,22 +110,24 @@ def test_policy_header_follows_the_draft_syntax() -> None:
 def test_client_address_trusts_forwarded_only_behind_a_proxy(
     trust: bool, forwarded: str | None, expected: str
 ) -> None:
-    identity = ClientIdentity(TokenService(Settings(jwt_secret=SECRET)), trust_proxy=trust)
+    identity = ClientIdentity(trust_proxy=trust)
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     request = make_mocked_request("GET", "/v1/users/me", headers=headers).clone(remote="127.0.0.1")
-    assert identity.key(request, POLICIES["read"]) == expected
+    assert identity.key(request, POLICIES["read"], None) == expected
 
 
-def test_valid_tokens_name_the_user_except_for_auth_routes() -> None:
+def test_verified_callers_name_the_user_except_for_auth_routes() -> None:
     tokens = TokenService(Settings(jwt_secret=SECRET))
-    identity = ClientIdentity(tokens, trust_proxy=False)
-    bearer = {"Authorization": f"Bearer {tokens.issue_access('ada', ['buyer'])}"}
-    request = make_mocked_request("GET", "/v1/users/me", headers=bearer)
-    assert identity.key(request, POLICIES["read"]) == "u:ada"
-    assert identity.key(request, POLICIES["read"]) == "u:ada"  # cached
-    assert identity.key(request, POLICIES["auth"]).startswith("ip:")
-    bad = make_mocked_request("GET", "/", headers={"Authorization": "Bearer x.y.z"})
-    assert identity.key(bad, POLICIES["read"]).startswith("ip:")
+    identity = ClientIdentity(trust_proxy=False)
+    ada = tokens.verify(tokens.issue_access("ada", ["buyer"]))
+    request = make_mocked_request("GET", "/v1/users/me").clone(remote="127.0.0.1")
+    assert identity.key(request, POLICIES["read"], (ada, False)) == "u:ada"
+    assert identity.key(request, POLICIES["auth"], (ada, False)) == "ip:127.0.0.1"
+    # A stream ticket names its user on the push endpoints only.
+    assert identity.key(request, POLICIES["stream"], (ada, True)) == "u:ada"
+    assert identity.key(request, POLICIES["read"], (ada, True)) == "ip:127.0.0.1"
+    # No verified caller (no token, or one that did not verify): the client address.
+    assert identity.key(request, POLICIES["read"], None) == "ip:127.0.0.1"
 
 
 @pytest.mark.parametrize("deferred", [True, False])
@@ -174,15 +175,14 @@ async def test_unreachable_redis_fails_open_with_a_warning_and_a_metric(
 ) -> None:
     settings = Settings(jwt_secret=SECRET, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     registry = CollectorRegistry()
-    app = web.Application(middlewares=[ratelimit_middleware])
-    app.on_response_prepare.append(add_ratelimit_headers)
+    app = edge_app(settings)
 
     async def hello(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
     app.router.add_post("/v1/auth/login", hello)
     with caplog.at_level(logging.WARNING, logger="mercato.ratelimit"):
-        async with open_rate_limits(settings, TokenService(settings), registry) as limits:
+        async with open_rate_limits(settings, registry) as limits:
             app[keys.RATE_LIMITS] = limits
             async with TestClient(TestServer(app)) as client:
                 statuses = [

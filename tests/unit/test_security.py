@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
 from gateway.docs import DOCS_HTML, STATIC
-from gateway.middleware import error_middleware
-from gateway.security import API_CSP, PAGE_CSP, EdgeHeaders, Origins, inline_script_hashes
+from gateway.security import API_CSP, PAGE_CSP, Origins, inline_script_hashes
+from tests.support.edge import edge_app
 
 DEV = Settings()
 
@@ -54,9 +54,7 @@ def test_pages_allow_their_inline_scripts_and_nothing_else_inline() -> None:
 
 
 def _app(settings: Settings) -> web.Application:
-    edge = EdgeHeaders(settings)
-    app = web.Application(middlewares=[error_middleware, edge.preflight_middleware()])
-    app.on_response_prepare.append(edge.on_prepare)
+    app = edge_app(settings)
 
     async def ok(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

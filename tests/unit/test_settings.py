@@ -57,6 +57,9 @@ def test_env_values_are_parsed(tmp_path: Path) -> None:
         ("MERCATO_KAFKA_URL", "http://localhost:9092"),
         ("MERCATO_MONGO_URL", "postgres://localhost/db"),
         ("MERCATO_REDIS_URL", "localhost:6379"),
+        ("MERCATO_JWT_ALGORITHM", "HS512"),
+        ("MERCATO_JWT_ALGORITHM", "none"),
+        ("MERCATO_JWT_ALGORITHM", "eddsa"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:
@@ -135,3 +138,50 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.http_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("algorithm", ["EdDSA", "ES256", "RS256"])
+def test_asymmetric_algorithm_needs_a_private_key(tmp_path: Path, algorithm: str) -> None:
+    env = {"MERCATO_DATA_DIR": str(tmp_path), "MERCATO_JWT_ALGORITHM": algorithm}
+    for missing in ({}, {"MERCATO_JWT_PRIVATE_KEY": "  "}):
+        with pytest.raises(ConfigError, match="MERCATO_JWT_PRIVATE_KEY") as caught:
+            Settings.from_env(env | missing)
+        assert f"MERCATO_JWT_ALGORITHM={algorithm}" in str(caught.value)
+        assert "openssl genpkey" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "variable", ["MERCATO_JWT_PRIVATE_KEY", "MERCATO_JWT_PREVIOUS_PUBLIC_KEYS"]
+)
+def test_keys_without_an_asymmetric_algorithm_are_a_mistake(tmp_path: Path, variable: str) -> None:
+    # Set but silently unused, a key would leave tokens HS256 while the operator thinks not.
+    with pytest.raises(ConfigError, match="MERCATO_JWT_ALGORITHM=EdDSA, ES256 or RS256"):
+        Settings.from_env({"MERCATO_DATA_DIR": str(tmp_path), variable: "/etc/jwt.pem"})
+
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIP\n-----END PRIVATE KEY-----\n"
+
+
+def test_jwt_key_settings_survive_to_env_and_stay_out_of_logs(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        jwt_secret=STRONG,
+        jwt_algorithm="EdDSA",
+        jwt_private_key=PEM,
+        jwt_previous_public_keys="/keys/a.pub.pem,/keys/b.pub.pem",
+    )
+    # Children (worker, gateway) are configured through the environment, PEM newlines included.
+    rebuilt = Settings.from_env(settings.to_env())
+    assert rebuilt == settings
+    assert rebuilt.jwt_private_key == PEM
+    assert PEM not in repr(settings)
+    assert PEM not in str(settings.safe_dict())
+    assert settings.safe_dict()["jwt_private_key"] == "***"
+    assert settings.safe_dict()["jwt_previous_public_keys"] == "/keys/a.pub.pem,/keys/b.pub.pem"
+
+
+def test_hs256_stays_the_default(tmp_path: Path) -> None:
+    settings = Settings.from_env({"MERCATO_DATA_DIR": str(tmp_path)})
+    assert settings.jwt_algorithm == "HS256"
+    assert settings.to_env()["MERCATO_JWT_ALGORITHM"] == "HS256"
+    assert settings.to_env()["MERCATO_JWT_PRIVATE_KEY"] == ""

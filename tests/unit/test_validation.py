@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.middleware import error_middleware
 from gateway.problems import PROBLEM_JSON
 from gateway.routes.schemas import RegisterBody, normalise_email
 from gateway.validation import field_errors, parse_body
+from tests.support.edge import edge_app
 
 Client = TestClient[web.Request, web.Application]
 VALID = {"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"}
@@ -28,7 +28,7 @@ async def register(request: web.Request) -> web.Response:
 
 
 def make_app() -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = edge_app()
     app.router.add_post("/register", register)
     return app
 

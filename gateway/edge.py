@@ -1,0 +1,183 @@
+"""The gateway's edge: the one middleware every request passes, and nothing else per request.
+
+Each aiohttp middleware layer costs a coroutine frame and a wrapper per request, and an
+``on_response_prepare`` hook a signal dispatch per response, so the cross-cutting
+concerns run in one middleware as plain calls, in order:
+
+1. a request id (a short, plain client ``X-Request-ID`` is echoed) and the log context;
+2. CORS preflights answered before the limiter (browsers send them unasked, then cache);
+3. the caller: a Bearer token (or a ``?token=`` stream ticket) verified once through
+   ``TokenService``'s cache; the limiter and the revocation check both use the answer;
+4. the rate limit of the route's class, by that user or else the client address: a refused
+   request gets its 429 before any handler work (token checks, MongoDB, argon2);
+5. the caller's "not before" instant: a Bearer principal that is not revoked is handed to
+   ``authenticate`` as it is, which then has nothing left to check;
+6. the handler; every error becomes problem+json (``gateway.middleware``);
+7. the edge's headers on the response (security, CORS, rate limit, request id);
+8. metrics and the access log, by route template.
+
+Handlers that send their headers themselves (WebSocket handshakes, SSE streams,
+downloads) call ``prepare(request, response)`` instead of ``response.prepare``, so those
+responses carry the same headers (``tests/unit/test_edge.py`` keeps it that way).
+"""
+
+from __future__ import annotations
+
+from random import getrandbits
+from time import perf_counter
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from multidict import istr
+
+from config import Settings
+from gateway import keys
+from gateway.auth import Principal, TokenService, bearer_token, revoked
+from gateway.logs import request_id_var
+from gateway.middleware import (
+    REQUEST_ID_HEADER,
+    SLOW_SECONDS,
+    log_access,
+    render_failure,
+    safe_request_id,
+)
+from gateway.ratelimit.limiter import Decision
+from gateway.ratelimit.web import RateLimits, add_ratelimit_headers, too_many_requests, verdict
+from gateway.request_stats import RequestStats
+from gateway.revocation import Revocations
+from gateway.security import EdgeHeaders
+from streams.errors import Unauthenticated
+
+
+class Edge:
+    """The middleware of one application (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.headers = EdgeHeaders(settings)
+        self._log_all = settings.access_log == "all"
+        # The app's services, bound once it has started (see ``_bind``).
+        self._tokens: TokenService | None = None
+        self._limits: RateLimits | None = None
+        self._revocations: Revocations | None = None
+        self._stats: RequestStats | None = None
+
+    def install(self, app: web.Application) -> None:
+        """Make ``app`` (and only it) run every request through the edge (outermost)."""
+        app[keys.EDGE] = self
+        app.middlewares.insert(0, self.middleware)
+        # Appended after the app's cleanup contexts, so it runs once they have started.
+        app.on_startup.append(self._bind)
+
+    async def _bind(self, app: web.Application) -> None:
+        # Looked up once rather than per request; absent ones (a disabled limiter, test
+        # apps without Redis) switch their step off.
+        self._tokens = app.get(keys.TOKENS)
+        self._limits = app.get(keys.RATE_LIMITS)
+        self._revocations = app.get(keys.REVOCATIONS)
+        metrics = app.get(keys.METRICS)
+        self._stats = metrics.http if metrics is not None else None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Steps 1-8 of the module docstring."""
+        sent = request.headers.get(REQUEST_ID_HEADER)
+        request_id = safe_request_id(sent) if sent else f"{getrandbits(128):032x}"
+        request[keys.REQUEST_ID] = request_id
+        context = request_id_var.set(request_id)
+        started = perf_counter()
+        decision: Decision | None = None
+        response: web.StreamResponse
+        try:
+            try:
+                if request.method == "OPTIONS":
+                    preflight = self.headers.preflight(request)
+                    if preflight is not None:
+                        return self._finish(request, preflight, None, started)
+                caller = None if self._tokens is None else _caller(request, self._tokens)
+                limits = self._limits
+                if limits is not None:
+                    decision = await verdict(request, limits, caller)
+                    if decision is not None:
+                        request[keys.RATE_DECISION] = decision  # for prepare(), if it streams
+                        if not decision.allowed:
+                            refused = too_many_requests(request, limits, decision)
+                            return self._finish(request, refused, decision, started)
+                if caller is not None and self._revocations is not None:
+                    await self._load_not_before(request, caller, self._revocations)
+                response = await handler(request)
+            except Exception as exc:  # the one error boundary of the gateway
+                response = render_failure(request, exc)
+            return self._finish(request, response, decision, started)
+        finally:
+            request_id_var.reset(context)
+
+    async def _load_not_before(
+        self, request: web.Request, caller: tuple[Principal, bool], revocations: Revocations
+    ) -> None:
+        # Step 5. A Bearer principal that is not revoked is handed to authenticate() as is.
+        principal, ticket = caller
+        user_id = principal.user_id
+        not_before = revocations.cached(user_id)
+        if not_before is None:
+            not_before = await revocations.not_before(user_id)
+        request[keys.NOT_BEFORE] = (user_id, not_before)
+        if not ticket and not revoked(principal, not_before):
+            request[keys.PRINCIPAL] = principal
+
+    def _finish(
+        self, request: web.Request, response: web.StreamResponse, decision: Decision | None,
+        started: float,
+    ) -> web.StreamResponse:
+        # Steps 7 and 8: headers (unless the handler sent them already), metrics, access log.
+        if not response.prepared:
+            self.decorate(request, response, decision)
+        elapsed = perf_counter() - started
+        status = response.status
+        if self._stats is not None:
+            self._stats.observe(request, status, elapsed)
+        if status >= 400 or self._log_all or elapsed >= SLOW_SECONDS:
+            log_access(request, status, elapsed)
+        return response
+
+    def decorate(
+        self, request: web.Request, response: web.StreamResponse, decision: Decision | None
+    ) -> None:
+        """Put the edge's headers on ``response`` before it is sent."""
+        headers = response.headers
+        headers.add(_REQUEST_ID, request[keys.REQUEST_ID])
+        self.headers.apply(request, headers)
+        if decision is not None:
+            add_ratelimit_headers(headers, decision)
+
+
+async def prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """``response.prepare(request)`` with the edge's headers: for handlers that stream."""
+    edge = request.app.get(keys.EDGE)
+    if edge is not None and keys.REQUEST_ID in request:
+        edge.decorate(request, response, request.get(keys.RATE_DECISION))
+    await response.prepare(request)
+
+
+_REQUEST_ID = istr(REQUEST_ID_HEADER)
+
+
+def _caller(request: web.Request, tokens: TokenService) -> tuple[Principal, bool] | None:
+    """The verified principal of the request's token and whether it is a stream ticket.
+
+    None without a token or with one that does not verify: the limiter then counts the
+    request against the client address, and the handler's ``authenticate`` says why the
+    token was refused.
+    """
+    token = bearer_token(request)
+    ticket = False
+    if token is None:
+        if not request.query_string:
+            return None
+        token = request.query.get("token")
+        if not token:
+            return None
+        ticket = True
+    try:
+        return tokens.verify(token, stream=ticket), ticket
+    except Unauthenticated:
+        return None
