@@ -79,6 +79,10 @@ class Principal:
     token_id: str
     # Milliseconds since the epoch; compared with the user's "not before" instant.
     issued_at_ms: int = 0
+    # Seconds since the epoch when the token expires (0: unknown, e.g. built in tests).
+    expires_at: float = 0.0
+    # Proven by a short-lived stream ticket (``?token=`` on the push endpoints).
+    ticket: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -185,8 +189,10 @@ class TokenService:
             scopes=frozenset(scope.split()),
             token_id=str(claims["jti"]),
             issued_at_ms=issued_ms,
+            expires_at=float(claims["exp"]),
+            ticket=stream,
         )
-        return principal, float(claims["exp"])
+        return principal, principal.expires_at
 
     def _encode(self, claims: dict[str, Any], *, audience: str, ttl: int) -> str:
         now_ms = time.time_ns() // 1_000_000

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -21,6 +21,8 @@ from streams.errors import Unavailable
 
 CACHE_SECONDS = 1.0
 CACHE_SIZE = 50_000
+# Users read per MGET by ``many``.
+BATCH_SIZE = 500
 
 
 class Revocations:
@@ -83,6 +85,30 @@ class Revocations:
         await self._redis.set(self.key(user_id), now_ms, px=self._retain_ms)
         self._remember(user_id, now_ms)
         return now_ms
+
+    async def many(self, user_ids: Collection[str]) -> dict[str, int]:
+        """Not-before instants of many users: cached ones as they are, the rest in batches.
+
+        Raises ``Unavailable`` when Redis cannot be asked.
+        """
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for user_id in user_ids:
+            hit = self.cached(user_id)
+            if hit is None:
+                missing.append(user_id)
+            else:
+                found[user_id] = hit
+        for start in range(0, len(missing), BATCH_SIZE):
+            chunk = missing[start:start + BATCH_SIZE]
+            try:
+                values = await self._redis.mget([self.key(u) for u in chunk])
+            except RedisError:
+                raise Unavailable("the session store is unavailable; retry shortly") from None
+            for user_id, raw in zip(chunk, values, strict=True):
+                found[user_id] = int(raw) if raw is not None else 0
+                self._remember(user_id, found[user_id])
+        return found
 
     async def _fetch(self, user_id: str) -> int:
         try:

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import math
 from collections.abc import Collection
 
 from gateway.auth import Principal
@@ -55,6 +56,8 @@ class Connection:
         self.channels: set[str] = set()
         self.close_code: int | None = None
         self.close_reason = ""
+        # When the credentials that opened it run out (epoch seconds; see push.sessions).
+        self.session_ends_at = math.inf
         self._maxsize = maxsize
         self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize)
         self._stats = stats

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from aiokafka.errors import KafkaError
 
 from config import Settings
 from gateway.auth import Principal
-from gateway.keys import PUSH_HUB, SETTINGS
+from gateway.keys import PUSH_HUB, REVOCATIONS, SETTINGS
 from gateway.push.channels import Channel, OrderAccess, admins_only, authorize
 from gateway.push.connection import (
     CLOSE_GOING_AWAY,
@@ -33,8 +34,10 @@ from gateway.push.connection import (
 from gateway.push.events import ReplayBatch, error_frame, to_event
 from gateway.push.positions import partition_for
 from gateway.push.replay import KafkaReplayer, Replayer
+from gateway.push.sessions import CHECK_SECONDS, CLOSE_SESSION_ENDED, ended, session_end
+from gateway.revocation import Revocations
 from streams.envelope import EnvelopeError
-from streams.errors import InvalidInput
+from streams.errors import InvalidInput, Unavailable
 from streams.topics import spec
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,8 @@ class PushHub:
         *,
         replayer: Replayer | None = None,
         order_access: OrderAccess = admins_only,
+        revocations: Revocations | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.topic = settings.topic("push")
@@ -69,6 +74,9 @@ class PushHub:
         self._last: dict[int, int] = {}
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._revocations = revocations
+        self._clock = clock
+        self._watch: asyncio.Task[None] | None = None
 
     def stats(self) -> dict[str, int]:
         """Counters for the metrics exporter (``connections``, ``delivered``, ``evicted``, ...)."""
@@ -88,6 +96,9 @@ class PushHub:
     def open(self, principal: Principal) -> Connection:
         """Register a new client connection."""
         conn = Connection(principal, self.settings.push_queue_size, self.counters)
+        conn.session_ends_at = session_end(
+            principal, self._clock(), self.settings.access_token_ttl
+        )
         self._live.add(conn)
         self.counters.connections = len(self._live)
         self.counters.connections_total += 1
@@ -191,6 +202,26 @@ class PushHub:
             if not conn.offer(event):
                 self.evict(conn)
 
+    async def check_sessions(self) -> None:
+        """End streams whose token expired or was revoked (see ``gateway.push.sessions``)."""
+        try:
+            done = await ended(list(self._live), self._revocations, self._clock())
+        except Unavailable:
+            # Redis is down: expiry can still be applied; revocations on the next check.
+            done = await ended(list(self._live), None, self._clock())
+            log.warning("push: revocations unavailable; checking expiry only")
+        for conn, reason in done:
+            log.info("ending push stream: %s", reason, extra={"user": conn.principal.user_id})
+            self.close(conn, CLOSE_SESSION_ENDED, reason)
+
+    async def _watch_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_SECONDS)
+            try:
+                await self.check_sessions()
+            except Exception:
+                log.exception("push session check failed")
+
     def evict(self, conn: Connection) -> None:
         """Drop a client that cannot keep up."""
         self.counters.evictions += 1
@@ -227,9 +258,14 @@ class PushHub:
         self.partitions = len(tps)
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(), name="push-hub")
+        self._watch = asyncio.create_task(self._watch_sessions(), name="push-sessions")
 
     async def stop(self) -> None:
         """Stop fan-out, end every connection, close the consumer."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.wait({self._watch})
+            self._watch = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task})
@@ -270,7 +306,7 @@ async def push_ctx(
     app: web.Application, *, order_access: OrderAccess = admins_only
 ) -> AsyncIterator[None]:
     """cleanup_ctx: run the hub for the app's lifetime."""
-    hub = PushHub(app[SETTINGS], order_access=order_access)
+    hub = PushHub(app[SETTINGS], order_access=order_access, revocations=app.get(REVOCATIONS))
     await hub.start()
     app[PUSH_HUB] = hub
     try:

@@ -14,13 +14,15 @@ from typing import Any, TypeVar
 import jwt
 import orjson
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 from pymongo import AsyncMongoClient
 
 from config import Settings
 from gateway.auth import TokenService, key_id
+from gateway.keys import PUSH_HUB
+from gateway.push.sessions import CLOSE_SESSION_ENDED
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import TEST_JWT_SECRET, make_settings
@@ -293,6 +295,30 @@ async def test_role_change_revokes_old_tokens_and_refresh_brings_new_roles(
     assert claims["roles"] == ["buyer", "seller"]
     assert "products:write" in claims["scope"].split()
     assert await status_of(client, token) == 200
+
+
+async def test_streams_opened_with_a_revoked_token_are_closed(
+    client: Client, admin: dict[str, Any]
+) -> None:
+    user_id = await register(client, "streamer@example.com")
+    pair = await login(client, "streamer@example.com")
+    async with client.ws_connect("/v1/ws", headers=bearer(pair["accessToken"])) as ws:
+        await ws.send_json({"type": "subscribe", "channel": f"user:{user_id}"})
+        assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
+        put = await client.put(
+            f"/v1/users/{user_id}/roles", json={"roles": ["seller", "buyer"]},
+            headers=bearer(admin["accessToken"]),
+        )
+        assert put.status == 200, await put.text()
+        # The hub checks every few seconds; run the check now instead of waiting for it.
+        assert client.app is not None
+        await client.app[PUSH_HUB].check_sessions()
+        closing = await ws.receive(timeout=5)
+        while closing.type is WSMsgType.TEXT:  # e.g. the roles change itself, pushed first
+            closing = await ws.receive(timeout=5)
+        assert closing.type is WSMsgType.CLOSE
+        assert closing.data == CLOSE_SESSION_ENDED
+        assert closing.extra == "token revoked"
 
 
 async def _outbox_token(env: Settings, user_id: str, seen: int) -> str | None:
