@@ -90,6 +90,8 @@ class Settings:
     jwt_issuer: str = "mercato"
     jwt_audience: str = "mercato-api"
     access_token_ttl: int = 15 * 60
+    # A signed-in session (refresh-token family) ends this long after sign-in, used or not.
+    session_max_age: int = 30 * 24 * 60 * 60
     topic_prefix: str = "mercato."
     app_id: str = "mercato"
     # 1 for the single-node dev broker; 3 on a production Kafka cluster.
@@ -284,6 +286,7 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_JWT_ISSUER": "jwt_issuer",
     "MERCATO_JWT_AUDIENCE": "jwt_audience",
     "MERCATO_ACCESS_TOKEN_TTL": "access_token_ttl",
+    "MERCATO_SESSION_MAX_AGE": "session_max_age",
     "MERCATO_TOPIC_PREFIX": "topic_prefix",
     "MERCATO_APP_ID": "app_id",
     "MERCATO_KAFKA_REPLICATION": "kafka_replication",
@@ -317,7 +320,8 @@ ENV_FIELDS: dict[str, str] = {
 }
 _FIELD_TYPES: dict[str, Any] = {
     "kafka_empty_fetch_backoff_ms": int, "kafka_idle_fetch_backoff_ms": int,
-    "http_port": int, "access_token_ttl": int, "kafka_replication": int, "push_queue_size": int,
+    "http_port": int, "access_token_ttl": int, "session_max_age": int,
+    "kafka_replication": int, "push_queue_size": int,
     "command_timeout": float, "worker_session_timeout": float, "sse_heartbeat": float,
     "kafka_idempotent": bool, "log_json": bool, "data_dir": Path,
     "max_upload_bytes": int, "file_quota_bytes": int,

@@ -106,7 +106,7 @@ async def identity_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     redis = app[keys.REDIS]
     prefix = f"{settings.app_id}:"
-    app[keys.SESSIONS] = Sessions(redis, prefix=prefix)
+    app[keys.SESSIONS] = Sessions(redis, prefix=prefix, max_age=settings.session_max_age)
     # Kept as long as the tokens it can refuse live (stream tickets are shorter still).
     app[keys.REVOCATIONS] = Revocations(
         redis, prefix=prefix, retain_seconds=settings.access_token_ttl + 60

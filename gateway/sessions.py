@@ -7,9 +7,14 @@ live family that is not the current one means an old token was replayed (or two
 clients raced with the same token): the whole family is revoked. Each user's
 family ids are kept in a set so a password reset can revoke them all.
 
+A family also has an absolute lifetime (``MERCATO_SESSION_MAX_AGE``, 30 days): however
+often it is refreshed, it ends that long after sign-in (``expired``), so a stolen refresh
+token that is kept rotating does not live forever.
+
 Keys (``{p}`` is the app id, so test runs and deployments sharing a Redis stay apart):
 ``{p}:auth:family:{familyId}`` hash {user, current, createdAt}, TTL = refresh lifetime,
-renewed on rotation; ``{p}:auth:user-families:{userId}`` set of family ids, same TTL.
+renewed on rotation up to the maximum age; ``{p}:auth:user-families:{userId}`` set of
+family ids, same TTL.
 Scripts touch keys they derive, so they assume one Redis primary (not Redis Cluster).
 """
 
@@ -24,8 +29,10 @@ from typing import Literal
 from redis.asyncio import Redis
 
 REFRESH_TTL = 7 * 24 * 60 * 60
+MAX_AGE = 30 * 24 * 60 * 60
 
-# KEYS[1] family; ARGV: presented hash, new hash, ttl ms.
+# KEYS[1] family; ARGV: presented hash, new hash, ttl ms, maximum age s. A replay is
+# reported even for an expired family: it is the stronger signal.
 _ROTATE = """
 local user = redis.call('HGET', KEYS[1], 'user')
 if not user then return {'invalid', ''} end
@@ -33,8 +40,14 @@ if redis.call('HGET', KEYS[1], 'current') ~= ARGV[1] then
   redis.call('DEL', KEYS[1])
   return {'reused', user}
 end
+local created = tonumber(redis.call('HGET', KEYS[1], 'createdAt') or '0') or 0
+local left_ms = (created + tonumber(ARGV[4]) - tonumber(redis.call('TIME')[1])) * 1000
+if left_ms <= 0 then
+  redis.call('DEL', KEYS[1])
+  return {'expired', user}
+end
 redis.call('HSET', KEYS[1], 'current', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[3]), left_ms))
 return {'rotated', user}
 """
 
@@ -69,7 +82,7 @@ def session_id(family_id: str) -> str:
 class Rotation:
     """The outcome of presenting a refresh token."""
 
-    status: Literal["rotated", "reused", "invalid"]
+    status: Literal["rotated", "reused", "expired", "invalid"]
     user_id: str | None = None
     token: str | None = None
     session_id: str | None = None
@@ -78,10 +91,13 @@ class Rotation:
 class Sessions:
     """Opens, rotates and revokes refresh-token families."""
 
-    def __init__(self, redis: Redis, *, prefix: str, ttl: int = REFRESH_TTL) -> None:
+    def __init__(
+        self, redis: Redis, *, prefix: str, ttl: int = REFRESH_TTL, max_age: int = MAX_AGE
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
-        self.ttl = ttl
+        self.ttl = min(ttl, max_age)
+        self.max_age = max_age
         self._rotate = redis.register_script(_ROTATE)
         self._close = redis.register_script(_CLOSE)
         self._close_all = redis.register_script(_CLOSE_ALL)
@@ -115,12 +131,12 @@ class Sessions:
         fresh = f"{family_id}.{secrets.token_urlsafe(32)}"
         status, user = await self._rotate(
             keys=[self._family_key(family_id)],
-            args=[_digest(token), _digest(fresh), self.ttl * 1000],
+            args=[_digest(token), _digest(fresh), self.ttl * 1000, self.max_age],
         )
         outcome, user_id = status.decode(), user.decode()
-        if outcome == "reused":
+        if outcome in ("reused", "expired"):
             await self._redis.srem(self._user_key(user_id), family_id)
-            return Rotation("reused", user_id=user_id, session_id=session_id(family_id))
+            return Rotation(outcome, user_id=user_id, session_id=session_id(family_id))
         if outcome != "rotated":
             return Rotation("invalid")
         await self._redis.expire(self._user_key(user_id), self.ttl)

@@ -38,8 +38,9 @@ async def token_pair(
     responses={
         200: ("New tokens", TokenOut),
         401: (
-            "Unknown, expired or revoked refresh token; a reused one revokes its session "
-            "(INVALID_REFRESH_TOKEN, REFRESH_TOKEN_REUSED)",
+            "Unknown, expired or revoked refresh token; a reused one revokes its session; "
+            "a session past its maximum age ends (INVALID_REFRESH_TOKEN, "
+            "REFRESH_TOKEN_REUSED, SESSION_EXPIRED)",
             None,
         ),
         422: ("Invalid fields", None),
@@ -62,6 +63,12 @@ async def refresh(request: web.Request) -> web.Response:
         raise Unauthenticated(
             "this refresh token was already used; the session is revoked, sign in again",
             code="REFRESH_TOKEN_REUSED",
+        )
+    if rotation.status == "expired":
+        days = sessions.max_age // 86_400
+        raise Unauthenticated(
+            f"this session reached its maximum age ({days} days); sign in again",
+            code="SESSION_EXPIRED",
         )
     if rotation.status != "rotated" or rotation.user_id is None or rotation.token is None:
         raise Unauthenticated("the refresh token is not valid", code="INVALID_REFRESH_TOKEN")

@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
 
 from config import Settings
 from gateway.auth import TokenService, key_id
@@ -152,6 +153,28 @@ async def test_login_refresh_rotation_and_reuse_revokes_the_family(client: Clien
 
     garbage = await client.post("/v1/auth/refresh", json={"refreshToken": "nope.nope"})
     assert garbage.status == 401
+
+
+async def test_a_session_ends_at_its_maximum_age_however_often_refreshed(
+    client: Client, env: Settings
+) -> None:
+    await register(client, "longlived@example.com")
+    pair = await login(client, "longlived@example.com")
+    refreshed = await client.post("/v1/auth/refresh", json={"refreshToken": pair["refreshToken"]})
+    assert refreshed.status == 200
+    token = (await refreshed.json())["refreshToken"]
+    # Signed in longer ago than the maximum age allows (rather than waiting 30 days).
+    family = f"{env.app_id}:auth:family:{token.partition('.')[0]}"
+    redis = Redis.from_url(env.redis_url)
+    try:
+        await redis.hset(family, "createdAt", int(time.time()) - env.session_max_age - 1)
+    finally:
+        await redis.aclose()
+    expired = await client.post("/v1/auth/refresh", json={"refreshToken": token})
+    assert expired.status == 401
+    assert (await expired.json())["code"] == "SESSION_EXPIRED"
+    again = await client.post("/v1/auth/refresh", json={"refreshToken": token})
+    assert (await again.json())["code"] == "INVALID_REFRESH_TOKEN"
 
 
 async def test_logout_revokes_the_session_only(client: Client) -> None:
