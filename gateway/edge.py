@@ -83,33 +83,32 @@ class Edge:
         sent = request.headers.get(REQUEST_ID_HEADER)
         request_id = safe_request_id(sent) if sent else f"{getrandbits(128):032x}"
         request[keys.REQUEST_ID] = request_id
-        context = request_id_var.set(request_id)
+        # Not reset afterwards: aiohttp runs each request in its own task, whose copy of
+        # the context ends with it (and tasks the handler starts keep the id for their logs).
+        request_id_var.set(request_id)
         started = perf_counter()
         decision: Decision | None = None
         response: web.StreamResponse
         try:
-            try:
-                if request.method == "OPTIONS":
-                    preflight = self.headers.preflight(request)
-                    if preflight is not None:
-                        return self._finish(request, preflight, None, started)
-                caller = None if self._tokens is None else _caller(request, self._tokens)
-                limits = self._limits
-                if limits is not None:
-                    decision = await verdict(request, limits, caller)
-                    if decision is not None:
-                        request[keys.RATE_DECISION] = decision  # for prepare(), if it streams
-                        if not decision.allowed:
-                            refused = too_many_requests(request, limits, decision)
-                            return self._finish(request, refused, decision, started)
-                if caller is not None and self._revocations is not None:
-                    await self._load_not_before(request, caller, self._revocations)
-                response = await handler(request)
-            except Exception as exc:  # the one error boundary of the gateway
-                response = render_failure(request, exc)
-            return self._finish(request, response, decision, started)
-        finally:
-            request_id_var.reset(context)
+            if request.method == "OPTIONS":
+                preflight = self.headers.preflight(request)
+                if preflight is not None:
+                    return self._finish(request, preflight, None, started)
+            caller = None if self._tokens is None else _caller(request, self._tokens)
+            limits = self._limits
+            if limits is not None:
+                decision = await verdict(request, limits, caller)
+                if decision is not None:
+                    request[keys.RATE_DECISION] = decision  # for prepare(), if it streams
+                    if not decision.allowed:
+                        refused = too_many_requests(request, limits, decision)
+                        return self._finish(request, refused, decision, started)
+            if caller is not None and self._revocations is not None:
+                await self._load_not_before(request, caller, self._revocations)
+            response = await handler(request)
+        except Exception as exc:  # the one error boundary of the gateway
+            response = render_failure(request, exc)
+        return self._finish(request, response, decision, started)
 
     async def _load_not_before(
         self, request: web.Request, caller: tuple[Principal, bool], revocations: Revocations
