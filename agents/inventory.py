@@ -31,7 +31,7 @@ import faust
 from agents.effects import Effects
 from agents.inventory_events import Announcer
 from agents.replies import record_expired
-from agents.runtime import guarded_agent, source_topic
+from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
 from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.inventory import AdjustRequested, ReleaseRequested, ReserveRequested
@@ -199,4 +199,5 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
         topic=source_topic(app, settings, "inventory-commands"),
         effects=effects,
         handle=decider.handle,
+        keys_in_flight=KEYS_IN_FLIGHT,
     )

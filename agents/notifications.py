@@ -19,7 +19,7 @@ import faust
 
 from agents.effects import Effects
 from agents.replies import record_expired, reply
-from agents.runtime import guarded_agent, source_topic
+from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
 from agents.sinks import Sink, sink_for
 from config import Settings
 from stores.notifications import Notification, NotificationRepository
@@ -181,4 +181,5 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
         topic=source_topic(app, settings, "outbox"),
         effects=effects,
         handle=decider.handle,
+        keys_in_flight=KEYS_IN_FLIGHT,
     )

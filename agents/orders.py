@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 from agents.effects import Effects
-from agents.runtime import guarded_agent, source_topic
+from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
 from agents.saga.deadlines import DeadlineWatch
 from agents.saga.decider import OrderSaga
 from agents.saga.steps import Deadlines
@@ -36,5 +36,5 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     faust_app.timer(interval=settings.saga_tick)(order_deadlines)
     return guarded_agent(
         app, name="orders", topic=source_topic(app, settings, "order-saga"),
-        effects=effects, handle=saga.handle,
+        effects=effects, handle=saga.handle, keys_in_flight=KEYS_IN_FLIGHT,
     )

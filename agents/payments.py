@@ -30,7 +30,7 @@ from agents.effects import Effects
 from agents.payment_calls import ResilientCalls
 from agents.payment_events import Announcer
 from agents.payment_provider import PaymentProvider, SimulatedProvider
-from agents.runtime import guarded_agent, source_topic
+from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
 from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.payments import ChargeRequested, RefundRequested
@@ -197,4 +197,5 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
         topic=source_topic(app, settings, "payment-commands"),
         effects=effects,
         handle=decider.handle,
+        keys_in_flight=KEYS_IN_FLIGHT,
     )

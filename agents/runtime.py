@@ -7,6 +7,7 @@ dead-letter the rest, so no record blocks a partition or silently vanishes.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,12 +15,16 @@ from typing import Any
 import faust
 
 from agents.effects import Effects, acks_awaited_at_end
+from agents.lanes import KeyLanes
 from agents.resilience import guarded
 from config import Settings
 from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[object]]
+# Records of one partition in flight at once for agents keyed like their state (the order
+# pipeline): enough to overlap the round trips of many orders, few enough to bound memory.
+KEYS_IN_FLIGHT = 32
 
 
 def source_topic(app: faust.App, settings: Settings, name: str) -> Any:
@@ -40,32 +45,46 @@ def guarded_agent(
     effects: Effects,
     handle: Handler,
     pass_offset: bool = False,
+    keys_in_flight: int = 1,
     **agent_options: Any,
 ) -> Any:
     """Declare agent ``name`` on ``topic`` processing each record through ``guarded``.
 
     ``pass_offset``: call ``handle(value, offset=...)`` for projections that order by offset.
+    ``keys_in_flight``: records of one partition processed at once, each key's in order
+    (``agents.lanes``); only for agents whose state is keyed like their records.
     """
 
+    async def one(message: Any) -> None:
+        async def process(value: bytes = message.value, offset: int = message.offset) -> None:
+            async with acks_awaited_at_end():
+                outcome = await (handle(value, offset=offset) if pass_offset else handle(value))
+            log.debug("%s: %s", name, outcome)
+
+        await guarded(
+            agent=name,
+            effects=effects,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            process=process,
+        )
+
     async def consume(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-
-            async def process(value: bytes = message.value, offset: int = message.offset) -> None:
-                async with acks_awaited_at_end():
-                    outcome = await (handle(value, offset=offset) if pass_offset else handle(value))
-                log.debug("%s: %s", name, outcome)
-
-            await guarded(
-                agent=name,
-                effects=effects,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                process=process,
-            )
+        if keys_in_flight <= 1:
+            async for event in stream.events():
+                await one(event.message)
+            return
+        # Acked by the lanes once processed, in offset order (see agents.lanes).
+        manual = stream.noack()
+        lanes = KeyLanes(manual, limit=keys_in_flight)
+        try:
+            async for event in manual.events():
+                await lanes.submit(event, functools.partial(one, event.message))
+        finally:
+            await lanes.aclose()
 
     consume.__name__ = consume.__qualname__ = name
     # One actor per partition: partitions are processed concurrently while each keeps its

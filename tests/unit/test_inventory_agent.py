@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -317,6 +318,11 @@ async def test_faust_agent_wiring(tmp_path: Path) -> None:
             await agent.put(key=P.encode(), value=first)  # redelivery
             await agent.put(key=P.encode(), value=reserve("o-2", 2))
             await agent.put(key=P.encode(), value=b"not json")
+            # put() returns once a record is taken, not done (agents.lanes); stopping the
+            # agent would cancel the last one. Polled: the recording effects have no wake-up.
+            async with asyncio.timeout(5):
+                while not effects.on("dlq"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
     finally:
         close_unstarted_consumer_loop(worker.app)
 
