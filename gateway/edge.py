@@ -97,31 +97,30 @@ class Edge:
             caller = None if self._tokens is None else _caller(request, self._tokens)
             limits = self._limits
             if limits is not None:
-                decision = await verdict(request, limits, caller)
+                judged = verdict(request, limits, caller)
+                if judged is None or isinstance(judged, Decision):
+                    decision = judged
+                else:
+                    decision = await judged
                 if decision is not None:
                     request[keys.RATE_DECISION] = decision  # for prepare(), if it streams
                     if not decision.allowed:
                         refused = too_many_requests(request, limits, decision)
                         return self._finish(request, refused, decision, started)
-            if caller is not None and self._revocations is not None:
-                await self._load_not_before(request, caller, self._revocations)
+            if caller is not None and (revocations := self._revocations) is not None:
+                # Step 5. A Bearer principal not revoked is handed to authenticate() as is.
+                principal, ticket = caller
+                user_id = principal.user_id
+                not_before = revocations.cached(user_id)
+                if not_before is None:
+                    not_before = await revocations.not_before(user_id)
+                request[keys.NOT_BEFORE] = (user_id, not_before)
+                if not ticket and not revoked(principal, not_before):
+                    request[keys.PRINCIPAL] = principal
             response = await handler(request)
         except Exception as exc:  # the one error boundary of the gateway
             response = render_failure(request, exc)
         return self._finish(request, response, decision, started)
-
-    async def _load_not_before(
-        self, request: web.Request, caller: tuple[Principal, bool], revocations: Revocations
-    ) -> None:
-        # Step 5. A Bearer principal that is not revoked is handed to authenticate() as is.
-        principal, ticket = caller
-        user_id = principal.user_id
-        not_before = revocations.cached(user_id)
-        if not_before is None:
-            not_before = await revocations.not_before(user_id)
-        request[keys.NOT_BEFORE] = (user_id, not_before)
-        if not ticket and not revoked(principal, not_before):
-            request[keys.PRINCIPAL] = principal
 
     def _finish(
         self, request: web.Request, response: web.StreamResponse, decision: Decision | None,

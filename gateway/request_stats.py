@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS: tuple[float, ...] = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Row:
@@ -34,19 +35,24 @@ class RequestStats(Collector):
 
     def __init__(self, bounds: Sequence[float] = LATENCY_BUCKETS) -> None:
         self._bounds = tuple(bounds)
-        self._rows: dict[tuple[str, web.AbstractRoute, int], tuple[str, str, _Row]] = {}
+        # Keyed by the route's resource, which lives as long as the app; requests that
+        # matched no route (404, 405) share the None resource. Methods come from a fixed set,
+        # so neither a scan of random paths nor of made-up methods can grow this table.
+        self._rows: dict[tuple[web.AbstractResource | None, str, int], tuple[str, str, _Row]] = {}
 
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
         """Count and time one request by its route template (not its raw path)."""
-        route = request.match_info.route
-        key = (request.method, route, status)
+        resource = request.match_info.route.resource
+        method = request.method
+        key = (resource, method, status)
         found = self._rows.get(key)
+        if found is None and method not in METHODS:
+            method = "OTHER"
+            key = (resource, method, status)
+            found = self._rows.get(key)
         if found is None:
-            resource = route.resource
             template = resource.canonical if resource is not None else "unmatched"
-            found = self._rows[key] = (
-                template, request.method, _Row(len(self._bounds) + 1)
-            )
+            found = self._rows[key] = (template, method, _Row(len(self._bounds) + 1))
         row = found[2]
         row.count += 1
         row.total += seconds
@@ -64,7 +70,7 @@ class RequestStats(Collector):
         )
         counts: dict[tuple[str, str, str], int] = {}
         histograms: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
-        for (method, _route, status), (template, _m, row) in list(self._rows.items()):
+        for (_resource, method, status), (template, _m, row) in list(self._rows.items()):
             labels = (method, template, str(status))
             counts[labels] = counts.get(labels, 0) + row.count
             buckets, total = histograms.setdefault(

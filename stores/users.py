@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -98,6 +99,12 @@ class UserRepository:
         """The profile of ``user_id``, if it exists."""
         doc = await self._users.find_one({"_id": user_id}, {"passwordHash": 0})
         return None if doc is None else _user(doc)
+
+    async def emails(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """The email of each existing user among ``user_ids``, by id (one round trip)."""
+        wanted = sorted(set(user_ids))
+        cursor = self._users.find({"_id": {"$in": wanted}}, {"email": 1})
+        return {str(doc["_id"]): str(doc["email"]) async for doc in cursor}
 
     async def credentials(self, email_normalized: str) -> Credentials | None:
         """Login data for a normalised email, if an account has it."""

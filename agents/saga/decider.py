@@ -220,20 +220,12 @@ class OrderSaga:
             steps.refund(plan, self._deadlines, state["cancel"]["reason"])
             return
         products = await self._effects.repo(ProductLookup).many(product_ids(state))
-        emails = await self._emails([state["buyerId"], *seller_ids(state)])
+        emails = await self._effects.users.emails([state["buyerId"], *seller_ids(state)])
         steps.deliver(plan, products)
         plan.move("delivered")
         steps.notify(plan, emails)
         state["deadline"] = None
         plan.move("completed")
-
-    async def _emails(self, user_ids: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for user_id in dict.fromkeys(user_ids):
-            user = await self._effects.users.by_id(user_id)
-            if user is not None:
-                found[user_id] = user.email
-        return found
 
     async def _payment_failed(self, plan: Plan, envelope: Envelope) -> None:
         result = envelope.payload(PaymentFailed)

@@ -26,23 +26,36 @@ import time
 from time import monotonic as _monotonic
 from typing import Protocol
 
+from multidict import CIMultiDictProxy
+
 from gateway.ratelimit.buckets import Grant
 from gateway.ratelimit.policies import Policy
 
 LEASE_SECONDS = 1.0
+# How long the numbers an allowed verdict reports (remaining, reset) may be reused for the
+# same client: the verdict itself is decided per request, only the headers lag this much.
+SHOWN_SECONDS = 0.01
 # Leases of clients not seen for this long are forgotten (their tokens are in Redis anyway).
 IDLE_SECONDS = 60.0
 
 
-@dataclasses.dataclass(slots=True)  # not frozen: one per request, and frozen inits are slow
+@dataclasses.dataclass(slots=True)  # not frozen: frozen inits are slow on this path
 class Decision:
-    """The verdict on one request and what the rate-limit headers say about it."""
+    """The verdict on a request and what the rate-limit headers say about it.
+
+    An allowed verdict is shared by a client's requests for up to ``SHOWN_SECONDS`` (see
+    ``RateLimiter.decide_now``), so ``headers`` (rendered by ``gateway.ratelimit.web``)
+    are built once for all of them.
+    """
 
     policy: Policy
     allowed: bool
     remaining: int | None  # None when Redis could not be asked (failing open)
     reset: int
     retry_after: int = 0
+    headers: CIMultiDictProxy[str] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
 
 class TokenSource(Protocol):
@@ -56,7 +69,7 @@ class _Lease:
     """This instance's share of one shared bucket."""
 
     __slots__ = ("blocked_until", "expires", "fetching", "full_at", "last_seen", "remaining",
-                 "tokens", "used", "waiters")
+                 "shown", "shown_until", "tokens", "used", "waiters")
 
     def __init__(self, now: float) -> None:
         self.tokens = 0
@@ -68,6 +81,9 @@ class _Lease:
         self.blocked_until = 0.0
         self.last_seen = now
         self.fetching: asyncio.Future[Grant] | None = None
+        # The allowed verdict last reported, reused until shown_until (see decide_now).
+        self.shown: Decision | None = None
+        self.shown_until = 0.0
 
 
 class RateLimiter:
@@ -97,11 +113,18 @@ class RateLimiter:
                 lease.used += 1
                 # Top up in the background at half a lease; exact policies hold nothing.
                 if tokens * 2 < policy.lease_max and lease.fetching is None and not policy.exact:
-                    self._fetch(policy, key, lease)
+                    self._fetch(policy, key, lease, top_up=True)
+                # A busy client's requests share one verdict object (and its rendered
+                # headers) for SHOWN_SECONDS: what they report lags by at most that much of
+                # this client's own traffic on this instance; the admission is exact.
+                if lease.shown is not None and now < lease.shown_until:
+                    return lease.shown
                 full_in = lease.full_at - now
-                return Decision(
+                shown = lease.shown = Decision(
                     policy, True, lease.remaining + tokens, math.ceil(full_in) if full_in > 0 else 0
                 )
+                lease.shown_until = now + SHOWN_SECONDS
+                return shown
             lease.tokens = 0  # expired: those tokens are already debited; drop them
         if lease.blocked_until > now:
             # The draft wants the reset to name the same moment as Retry-After on a 429.
@@ -137,9 +160,15 @@ class RateLimiter:
         for key in idle:
             del self._leases[key]
 
-    def _fetch(self, policy: Policy, key: str, lease: _Lease) -> asyncio.Future[Grant]:
-        # Ask for what recent demand suggests, never holding more than lease_max here.
-        want = max(1, min(policy.lease_max - lease.tokens, max(lease.waiters + 1, lease.used * 2)))
+    def _fetch(
+        self, policy: Policy, key: str, lease: _Lease, *, top_up: bool = False
+    ) -> asyncio.Future[Grant]:
+        # Ask for what recent demand suggests, never holding more than lease_max here. A
+        # background top-up asks for at least half a lease: asking for twice what was used
+        # during the last round trip would keep the lease just under half, with a Redis
+        # round trip always in flight for a busy client.
+        demand = max(lease.waiters + 1, lease.used * 2, policy.lease_max // 2 if top_up else 0)
+        want = max(1, min(policy.lease_max - lease.tokens, demand))
         lease.used = 0
         future = self._buckets.take(key, policy, want)
         lease.fetching = future
@@ -161,6 +190,7 @@ def _apply(lease: _Lease, done: asyncio.Future[Grant]) -> None:
     if grant.fail_open:
         return
     now = time.monotonic()
+    lease.shown = None  # the bucket's numbers changed
     lease.tokens += grant.granted
     lease.expires = now + LEASE_SECONDS
     lease.remaining = grant.remaining

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 
 from aiohttp import web
-from multidict import CIMultiDict, istr
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
@@ -50,19 +50,21 @@ class RateLimits:
             return policy
 
 
-async def verdict(
+def verdict(
     request: web.Request, limits: RateLimits, caller: tuple[Principal, bool] | None
-) -> Decision | None:
+) -> Decision | Awaitable[Decision] | None:
     """The limiter's verdict on ``request``; None when its route is not limited.
 
     ``caller``: the request's verified principal and whether it came as a stream ticket.
+    Most verdicts are decided locally and returned as they are; one that needs Redis comes
+    as an awaitable (no coroutine is created on the fast path).
     """
     policy = limits.policy_for(request)
     if policy is None:
         return None
     limiter = limits.limiter
     key = limiter.bucket_key(policy, limits.identity.key(request, policy, caller))
-    return limiter.decide_now(policy, key) or await limiter.decide(policy, key)
+    return limiter.decide_now(policy, key) or limiter.decide(policy, key)
 
 
 def too_many_requests(request: web.Request, limits: RateLimits, decision: Decision) -> web.Response:
@@ -87,16 +89,24 @@ _RESET = istr("X-RateLimit-Reset")
 
 def add_ratelimit_headers(headers: CIMultiDict[str], decision: Decision) -> None:
     """``RateLimit-Policy``/``RateLimit`` (IETF draft) and ``X-RateLimit-*`` for a verdict."""
+    block = decision.headers
+    if block is None:
+        block = decision.headers = _render(decision)
+    headers.extend(block)
+
+
+def _render(decision: Decision) -> CIMultiDictProxy[str]:
     policy = decision.policy
-    headers.extend(policy.header_block)
+    block = CIMultiDict(policy.header_block)
     remaining = decision.remaining
     if remaining is not None:  # unknown while failing open
         left, reset = str(remaining), str(decision.reset)
-        headers.extend((
+        block.extend((
             (_RATELIMIT, f'"{policy.name}";r={left};t={reset}'),
             (_REMAINING, left),
             (_RESET, reset),
         ))
+    return CIMultiDictProxy(block)
 
 
 @contextlib.asynccontextmanager

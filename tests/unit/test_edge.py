@@ -129,3 +129,16 @@ async def test_metrics_count_by_route_template() -> None:
     assert samples['mercato_http_requests_total{method="GET",route="unmatched",status="404"}'] == 1
     assert samples[f'mercato_http_request_duration_seconds_bucket{{le="+Inf",{things}}}'] == 3
     assert samples[f"mercato_http_request_duration_seconds_count{{{things}}}"] == 3
+
+
+async def test_unmatched_requests_share_one_metrics_row() -> None:
+    app, _tokens, _revocations = _app()
+    async with TestClient(TestServer(app)) as client:
+        for n in range(50):
+            await client.get(f"/scan/{n}")
+            await client.request("PROPFIND", f"/pot/{n}")
+        text = await (await client.get("/metrics")).text()
+    rows = [line for line in text.splitlines() if line.startswith("mercato_http_requests_total")]
+    assert 'mercato_http_requests_total{method="GET",route="unmatched",status="404"} 50.0' in rows
+    assert any('method="OTHER",route="unmatched"' in row for row in rows)
+    assert len(app[keys.METRICS].http._rows) <= 4  # GET 404, OTHER 4xx, the /metrics GET 200

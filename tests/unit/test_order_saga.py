@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar, cast
@@ -13,7 +14,7 @@ from agents.saga.decider import OrderSaga
 from agents.saga.steps import Deadlines
 from stores.orders import OrderRepository
 from stores.product_lookup import ProductLookup, ProductView
-from stores.users import User, UserRepository
+from stores.users import UserRepository
 from streams.envelope import Envelope, new_event
 from streams.events.money import OrderLine
 from streams.events.saga import (
@@ -69,9 +70,8 @@ class FakeUsers(UserRepository):
     def __init__(self) -> None:  # no database
         pass
 
-    async def by_id(self, user_id: str) -> User | None:
-        return User(user_id=user_id, email=f"{user_id}@example.com", name=user_id,
-                    roles=("buyer",), created_at=NOW)
+    async def emails(self, user_ids: Iterable[str]) -> dict[str, str]:
+        return {user_id: f"{user_id}@example.com" for user_id in user_ids}
 
 
 class SagaEffects(RecordingEffects):
