@@ -219,8 +219,10 @@ def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization")
     if not header:
         return None
-    if header.startswith("Bearer ") and " " not in header[7:]:
-        return header[7:] or None  # the usual spelling, checked on every request
+    if header.startswith("Bearer "):
+        token = header[7:]  # the usual spelling, checked on every request
+        if token and " " not in token:
+            return token
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

@@ -30,6 +30,13 @@ class ProfileCache:
         self._size = size
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
+    def cached(self, user_id: str) -> bytes | None:
+        """The cached body of ``user_id`` if fresh, without awaiting anything."""
+        entry = self._entries.get(user_id)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        return None
+
     async def body(self, user_id: str) -> bytes | None:
         """The profile of ``user_id`` as its JSON response body, at most ``ttl`` seconds old."""
         now = time.monotonic()

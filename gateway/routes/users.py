@@ -26,7 +26,8 @@ routes = web.RouteTableDef()
 async def me(request: web.Request) -> web.Response:
     """Return the signed-in user's profile."""
     principal = authenticate(request, request.app[keys.TOKENS])
-    body = await request.app[keys.PROFILES].body(principal.user_id)
+    profiles = request.app[keys.PROFILES]
+    body = profiles.cached(principal.user_id) or await profiles.body(principal.user_id)
     if body is None:
         raise NotFound("this account no longer exists")
     return web.Response(body=body, content_type="application/json")
