@@ -93,6 +93,8 @@ class EdgeHeaders:
     def __init__(self, settings: Settings) -> None:
         self.origins = Origins.from_settings(settings)
         fixed = [
+            # Instead of aiohttp's default, which names the Python and aiohttp versions.
+            ("Server", "mercato"),
             ("X-Content-Type-Options", "nosniff"),
             ("Referrer-Policy", "no-referrer"),
             ("X-Frame-Options", "DENY"),

@@ -22,7 +22,7 @@ from tests.support.edge import edge_app
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 SETTINGS = Settings(jwt_secret="edge-test-secret-edge-test-secret-0000")
 EDGE_HEADERS = ("X-Request-ID", "X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options",
-                "Content-Security-Policy", "Vary")
+                "Content-Security-Policy", "Vary", "Server")
 
 
 def test_handlers_that_stream_prepare_through_the_edge() -> None:
@@ -85,6 +85,7 @@ async def test_every_edge_header_appears_once_also_on_streams() -> None:
             for name in EDGE_HEADERS:
                 assert len(response.headers.getall(name)) == 1, (path, name)
         assert (await client.get("/varies")).headers["Vary"] == "Accept, Origin"
+        assert (await client.get("/varies")).headers["Server"] == "mercato"  # no versions
         assert await (await client.get("/stream")).text() == "hello"
 
 
