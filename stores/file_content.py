@@ -28,7 +28,9 @@ CHUNKS = "fs.chunks"
 # The names GridFS itself gives these indexes, so either side creating them is a no-op.
 INDEXES = {
     FILES: [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)],
-                       name="filename_1_uploadDate_1")],
+                       name="filename_1_uploadDate_1"),
+            # For stores.file_sweep: uploads of a time window.
+            IndexModel([("uploadDate", ASCENDING)], name="uploadDate_1")],
     CHUNKS: [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True,
                         name="files_id_1_n_1")],
 }
@@ -163,6 +165,13 @@ class ContentStore:
             async for part in self.read_range(file_id, 0, length):
                 out += part
         return bytes(out)
+
+    async def mark_announced(self, file_id: str) -> None:
+        """Record that ``file.uploaded`` is about to be published for ``file_id``.
+
+        From then on the content is never swept as an orphan (``stores.file_sweep``).
+        """
+        await self.files.update_one({"_id": file_id}, {"$set": {"metadata.announced": True}})
 
     async def delete(self, file_id: str) -> None:
         """Remove a file's chunks and files document; deleting twice is fine."""

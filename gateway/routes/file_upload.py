@@ -68,6 +68,8 @@ async def upload_file(request: web.Request) -> web.Response:
         content_type=received.content_type, sha256=received.sha256,
         product_id=received.product_id, created_at=utcnow(),
     )
+    # Before publishing: announced content is never swept as an orphan (stores.file_sweep).
+    await app[keys.FILE_CONTENT].mark_announced(file_id)
     try:
         answer = await publish_and_wait(request, uploaded, file_id=file_id)
     except Unavailable as exc:
