@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gateway.metrics import Metrics
     from gateway.profiles import ProfileCache
     from gateway.push.hub import PushHub
+    from gateway.quota import UploadReservations
     from gateway.ratelimit import Decision, RateLimits
     from gateway.resets import ResetTokens
     from gateway.revocation import Revocations
@@ -53,6 +54,8 @@ READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
 FILES: web.AppKey[FileRepository] = web.AppKey("files")
 FILE_USAGE: web.AppKey[UsageRepository] = web.AppKey("file_usage")
 FILE_CONTENT: web.AppKey[ContentStore] = web.AppKey("file_content")
+# Quota held by uploads in flight (Redis), so concurrent uploads cannot overshoot it.
+UPLOAD_RESERVATIONS: web.AppKey[UploadReservations] = web.AppKey("upload_reservations")
 # Whether a caller may link files to a product: gateway.catalog.SellerOwnsProduct.
 PRODUCT_OWNERSHIP: web.AppKey[ProductOwnership] = web.AppKey("product_ownership")
 

@@ -12,6 +12,7 @@ from gateway.background import Background
 from gateway.commands import CommandBus
 from gateway.idempotency import IdempotencyRecords
 from gateway.profiles import ProfileCache
+from gateway.quota import UploadReservations
 from gateway.ratelimit import open_rate_limits
 from gateway.resets import ResetTokens
 from gateway.revocation import Revocations
@@ -87,6 +88,10 @@ async def files_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.FILES] = FileRepository(db)
     app[keys.FILE_USAGE] = UsageRepository(db)
     app[keys.FILE_CONTENT] = ContentStore(db)
+    settings = app[keys.SETTINGS]
+    app[keys.UPLOAD_RESERVATIONS] = UploadReservations(
+        app[keys.REDIS], prefix=f"{settings.app_id}:"
+    )
     yield
 
 

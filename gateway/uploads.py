@@ -2,7 +2,8 @@
 
 The part is read in chunks and each full GridFS chunk is inserted at once, so
 memory per upload is about one chunk whatever the file's size. The limit is
-the smaller of the upload limit and the owner's remaining quota; crossing it,
+the smaller of the upload limit and the owner's remaining quota, less what the
+owner's other uploads in flight have reserved (``gateway.quota``); crossing it,
 a client disconnect or any other failure aborts the writer, which deletes
 every chunk already written under the file id.
 """
@@ -11,16 +12,26 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
+from redis.exceptions import RedisError
 
 from config import Settings
 from gateway.auth import Principal
 from gateway.file_access import ProductOwnership
+from gateway.quota import UploadReservations
 from gateway.sniff import SNIFF_BYTES, safe_name, sniff
 from stores.file_content import ChunkWriter, ContentStore
-from streams.errors import FieldError, Forbidden, InvalidInput, MalformedRequest, PayloadTooLarge
+from streams.errors import (
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    MalformedRequest,
+    PayloadTooLarge,
+    Unavailable,
+)
 
 READ_SIZE = 256 * 1024
 # Multipart boundaries and part headers around the file; a Content-Length beyond
@@ -52,6 +63,31 @@ def limit_for(settings: Settings, used: int) -> Limit:
     if remaining < settings.max_upload_bytes:
         return Limit(max(0, remaining), "QUOTA_EXCEEDED")
     return Limit(settings.max_upload_bytes, "PAYLOAD_TOO_LARGE")
+
+
+async def reserve(
+    request: web.Request, reservations: UploadReservations, *, owner_id: str, upload_id: str,
+    limit: Limit, available: int,
+) -> Limit:
+    """The limit of this upload once other uploads in flight hold their share of the quota.
+
+    Reserves what the request declares (its Content-Length), or the whole limit when it
+    declares nothing; ``PayloadTooLarge`` when nothing is left.
+    """
+    declared = request.content_length
+    wanted = limit.bytes if declared is None else min(limit.bytes, declared)
+    try:
+        granted = await reservations.reserve(
+            owner_id, upload_id, wanted=wanted, available=available,
+            now_ms=time.time_ns() // 1_000_000,
+        )
+    except RedisError:
+        raise Unavailable("the quota store is unavailable; retry shortly") from None
+    if granted >= wanted:
+        return Limit(limit.bytes if declared is None else granted, limit.code)
+    if granted <= 0:
+        raise Limit(0, "QUOTA_EXCEEDED").error()
+    return Limit(granted, "QUOTA_EXCEEDED")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

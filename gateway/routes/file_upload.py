@@ -17,15 +17,18 @@ not even be published (broker down), the bytes are deleted before the 503.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from gateway import keys
+from gateway.auth import Principal
 from gateway.file_access import caller, publish_and_wait
 from gateway.openapi import operation
 from gateway.routes.file_schemas import UploadForm, UploadOut
-from gateway.uploads import limit_for, receive
+from gateway.uploads import Limit, limit_for, receive, reserve
 from streams.envelope import utcnow
 from streams.errors import Unavailable
 from streams.events.files import FileUploaded
@@ -55,10 +58,34 @@ async def upload_file(request: web.Request) -> web.Response:
     principal = caller(request)
     app = request.app
     used = await app[keys.FILE_USAGE].used(principal.user_id)
-    limit = limit_for(app[keys.SETTINGS], used)
+    settings = app[keys.SETTINGS]
+    limit = limit_for(settings, used)
     if limit.bytes <= 0:
         raise limit.error()
     file_id = uuid.uuid4().hex
+    reservations = app[keys.UPLOAD_RESERVATIONS]
+    limit = await reserve(
+        request, reservations, owner_id=principal.user_id, upload_id=file_id, limit=limit,
+        available=settings.file_quota_bytes - used,
+    )
+    # Held until the upload is counted in the usage (or failed); if no worker answers, it
+    # is left to expire, because the usage will only grow once a worker projects the file.
+    hold = False
+    try:
+        return await _store_and_announce(request, principal, file_id, limit)
+    except Unavailable as exc:
+        hold = exc.code == "WORKER_UNAVAILABLE"
+        raise
+    finally:
+        if not hold:
+            with contextlib.suppress(RedisError):
+                await reservations.release(principal.user_id, file_id)
+
+
+async def _store_and_announce(
+    request: web.Request, principal: Principal, file_id: str, limit: Limit
+) -> web.Response:
+    app = request.app
     received = await receive(
         request, principal, file_id=file_id, limit=limit,
         content=app[keys.FILE_CONTENT], ownership=app[keys.PRODUCT_OWNERSHIP],

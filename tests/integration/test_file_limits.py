@@ -98,6 +98,32 @@ async def test_quota_bounds_the_stream_and_then_refuses_outright(
     assert (await _problem(full))["code"] == "QUOTA_EXCEEDED"
 
 
+async def test_concurrent_uploads_share_the_quota(client: Client, env: Settings) -> None:
+    owner = bearer(env, "u-racer")
+    started = asyncio.Event()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        piece = os.urandom(64 * 1024)
+        for n in range(80):  # 5 MB over about half a second, with no Content-Length
+            if n == 8:
+                started.set()
+            yield piece
+            await asyncio.sleep(0.005)
+
+    body = aiohttp.FormData()
+    body.add_field("file", slowly(), filename="slow.bin",
+                   content_type="application/octet-stream")
+    first = asyncio.ensure_future(client.post("/v1/files", data=body, headers=owner))
+    await asyncio.wait_for(started.wait(), 10)
+    # The first upload holds the whole 6 MB it may write: 2 MB of the 8 MB quota are left.
+    second = await upload(client, owner, os.urandom(3 * MB))
+    assert second.status == 413
+    assert (await _problem(second))["code"] == "QUOTA_EXCEEDED"
+    assert (await first).status == 201
+    # Counted and released: 3 MB left, exactly what the next upload needs.
+    assert (await upload(client, owner, os.urandom(3 * MB))).status == 201
+
+
 async def test_client_disconnect_midway_leaves_no_chunks(
     client: Client, env: Settings, db: AsyncDatabase[Json]
 ) -> None:
