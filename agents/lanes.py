@@ -27,6 +27,7 @@ from typing import Any
 # On stop (a rebalance, shutdown), how long records in flight may take to finish.
 CLOSE_GRACE_SECONDS = 5.0
 
+
 class LanesHalted(RuntimeError):
     """An earlier record failed; this one was not started (it will be redelivered)."""
 
