@@ -23,7 +23,6 @@ responses carry the same headers (``tests/unit/test_edge.py`` keeps it that way)
 
 from __future__ import annotations
 
-from random import getrandbits
 from time import perf_counter
 
 from aiohttp import web
@@ -39,7 +38,7 @@ from gateway.middleware import (
     SLOW_SECONDS,
     log_access,
     render_failure,
-    safe_request_id,
+    request_id_for,
 )
 from gateway.ratelimit.limiter import Decision
 from gateway.ratelimit.web import RateLimits, add_ratelimit_headers, too_many_requests, verdict
@@ -80,8 +79,7 @@ class Edge:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Steps 1-8 of the module docstring."""
-        sent = request.headers.get(REQUEST_ID_HEADER)
-        request_id = safe_request_id(sent) if sent else f"{getrandbits(128):032x}"
+        request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
         request[keys.REQUEST_ID] = request_id
         # Not reset afterwards: aiohttp runs each request in its own task, whose copy of
         # the context ends with it (and tasks the handler starts keep the id for their logs).

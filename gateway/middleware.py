@@ -20,9 +20,9 @@ SLOW_SECONDS = 1.0
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def safe_request_id(sent: str) -> str:
-    """``sent`` if it is a short, plain id; a fresh random one otherwise."""
-    return sent if _SAFE_ID.match(sent) else f"{random.getrandbits(128):032x}"
+def request_id_for(sent: str | None) -> str:
+    """The client's ``X-Request-ID`` if it is short and plain; a fresh random one otherwise."""
+    return sent if sent and _SAFE_ID.match(sent) else f"{random.getrandbits(128):032x}"
 
 
 def render_failure(request: web.Request, exc: Exception) -> web.StreamResponse:

@@ -39,10 +39,10 @@ class ProfileCache:
 
     async def body(self, user_id: str) -> bytes | None:
         """The profile of ``user_id`` as its JSON response body, at most ``ttl`` seconds old."""
+        hit = self.cached(user_id)
+        if hit is not None:
+            return hit
         now = time.monotonic()
-        entry = self._entries.get(user_id)
-        if entry is not None and entry[0] > now:
-            return entry[1]
         user = await self._users.by_id(user_id)
         if user is None:
             self._entries.pop(user_id, None)

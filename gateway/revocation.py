@@ -104,7 +104,7 @@ class Revocations:
             try:
                 values = await self._redis.mget([self.key(u) for u in chunk])
             except RedisError:
-                raise Unavailable("the session store is unavailable; retry shortly") from None
+                raise _store_unavailable() from None
             for user_id, raw in zip(chunk, values, strict=True):
                 found[user_id] = int(raw) if raw is not None else 0
                 self._remember(user_id, found[user_id])
@@ -114,7 +114,7 @@ class Revocations:
         try:
             raw = await self._redis.get(self.key(user_id))
         except RedisError:
-            raise Unavailable("the session store is unavailable; retry shortly") from None
+            raise _store_unavailable() from None
         value = int(raw) if raw is not None else 0
         self._remember(user_id, value)
         return value
@@ -125,3 +125,7 @@ class Revocations:
             for stale in list(self._cache)[: CACHE_SIZE // 2]:
                 del self._cache[stale]
         self._cache[user_id] = (self._clock(), value)
+
+
+def _store_unavailable() -> Unavailable:
+    return Unavailable("the session store is unavailable; retry shortly")

@@ -83,8 +83,8 @@ async def reserve(
         )
     except RedisError:
         raise Unavailable("the quota store is unavailable; retry shortly") from None
-    if granted >= wanted:
-        return Limit(limit.bytes if declared is None else granted, limit.code)
+    if granted >= wanted:  # granted never exceeds wanted: it is the whole request
+        return Limit(granted, limit.code)
     if granted <= 0:
         raise Limit(0, "QUOTA_EXCEEDED").error()
     return Limit(granted, "QUOTA_EXCEEDED")

@@ -23,7 +23,6 @@ import asyncio
 import dataclasses
 import math
 import time
-from time import monotonic as _monotonic
 from typing import Protocol
 
 from multidict import CIMultiDictProxy
@@ -103,7 +102,7 @@ class RateLimiter:
         lease = self._leases.get(key)
         if lease is None:
             return None
-        now = _monotonic()
+        now = time.monotonic()
         lease.last_seen = now
         tokens = lease.tokens
         if tokens > 0:
@@ -119,9 +118,8 @@ class RateLimiter:
                 # this client's own traffic on this instance; the admission is exact.
                 if lease.shown is not None and now < lease.shown_until:
                     return lease.shown
-                full_in = lease.full_at - now
                 shown = lease.shown = Decision(
-                    policy, True, lease.remaining + tokens, math.ceil(full_in) if full_in > 0 else 0
+                    policy, True, lease.remaining + tokens, _ceil(lease.full_at - now)
                 )
                 lease.shown_until = now + SHOWN_SECONDS
                 return shown
