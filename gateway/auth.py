@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jwt
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from config import Settings
 from gateway import keys
@@ -216,7 +216,7 @@ class TokenService:
 
 def bearer_token(request: web.Request) -> str | None:
     """The token of an ``Authorization: Bearer`` header, if any (the scheme in any case)."""
-    header = request.headers.get("Authorization")
+    header = request.headers.get(hdrs.AUTHORIZATION)
     if not header:
         return None
     if header.startswith("Bearer "):

@@ -41,7 +41,7 @@ from gateway.middleware import (
     request_id_for,
 )
 from gateway.ratelimit.limiter import Decision
-from gateway.ratelimit.web import RateLimits, add_ratelimit_headers, too_many_requests, verdict
+from gateway.ratelimit.web import RateLimits, too_many_requests, verdict, with_ratelimit_headers
 from gateway.request_stats import RequestStats
 from gateway.revocation import Revocations
 from gateway.security import EdgeHeaders
@@ -79,7 +79,7 @@ class Edge:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Steps 1-8 of the module docstring."""
-        request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
+        request_id = request_id_for(request.headers.get(_REQUEST_ID))
         request[keys.REQUEST_ID] = request_id
         # Not reset afterwards: aiohttp runs each request in its own task, whose copy of
         # the context ends with it (and tasks the handler starts keep the id for their logs).
@@ -91,7 +91,7 @@ class Edge:
             if request.method == "OPTIONS":
                 preflight = self.headers.preflight(request)
                 if preflight is not None:
-                    return self._finish(request, preflight, None, started)
+                    return self._finish(request, request_id, preflight, None, started)
             caller = None if self._tokens is None else _caller(request, self._tokens)
             limits = self._limits
             if limits is not None:
@@ -104,7 +104,7 @@ class Edge:
                     request[keys.RATE_DECISION] = decision  # for prepare(), if it streams
                     if not decision.allowed:
                         refused = too_many_requests(request, limits, decision)
-                        return self._finish(request, refused, decision, started)
+                        return self._finish(request, request_id, refused, decision, started)
             if caller is not None and (revocations := self._revocations) is not None:
                 # Step 5. A Bearer principal not revoked is handed to authenticate() as is.
                 principal, ticket = caller
@@ -118,15 +118,15 @@ class Edge:
             response = await handler(request)
         except Exception as exc:  # the one error boundary of the gateway
             response = render_failure(request, exc)
-        return self._finish(request, response, decision, started)
+        return self._finish(request, request_id, response, decision, started)
 
     def _finish(
-        self, request: web.Request, response: web.StreamResponse, decision: Decision | None,
-        started: float,
+        self, request: web.Request, request_id: str, response: web.StreamResponse,
+        decision: Decision | None, started: float,
     ) -> web.StreamResponse:
         # Steps 7 and 8: headers (unless the handler sent them already), metrics, access log.
         if not response.prepared:
-            self.decorate(request, response, decision)
+            self.decorate(request, request_id, response, decision)
         elapsed = perf_counter() - started
         status = response.status
         if self._stats is not None:
@@ -136,21 +136,25 @@ class Edge:
         return response
 
     def decorate(
-        self, request: web.Request, response: web.StreamResponse, decision: Decision | None
+        self, request: web.Request, request_id: str, response: web.StreamResponse,
+        decision: Decision | None,
     ) -> None:
         """Put the edge's headers on ``response`` before it is sent."""
         headers = response.headers
-        headers.add(_REQUEST_ID, request[keys.REQUEST_ID])
-        self.headers.apply(request, headers)
+        headers.add(_REQUEST_ID, request_id)
+        # The security block and the client's rate-limit headers go in as one prebuilt block.
+        block = self.headers.block(request)
         if decision is not None:
-            add_ratelimit_headers(headers, decision)
+            block = with_ratelimit_headers(block, decision)
+        self.headers.apply(request, headers, block)
 
 
 async def prepare(request: web.Request, response: web.StreamResponse) -> None:
     """``response.prepare(request)`` with the edge's headers: for handlers that stream."""
     edge = request.app.get(keys.EDGE)
-    if edge is not None and keys.REQUEST_ID in request:
-        edge.decorate(request, response, request.get(keys.RATE_DECISION))
+    request_id = request.get(keys.REQUEST_ID)
+    if edge is not None and request_id is not None:
+        edge.decorate(request, request_id, response, request.get(keys.RATE_DECISION))
     await response.prepare(request)
 
 

@@ -22,7 +22,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 def request_id_for(sent: str | None) -> str:
     """The client's ``X-Request-ID`` if it is short and plain; a fresh random one otherwise."""
-    return sent if sent and _SAFE_ID.match(sent) else f"{random.getrandbits(128):032x}"
+    return sent if sent and _SAFE_ID.match(sent) else random.getrandbits(128).to_bytes(16).hex()
 
 
 def render_failure(request: web.Request, exc: Exception) -> web.StreamResponse:

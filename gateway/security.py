@@ -7,8 +7,8 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from aiohttp import web
-from multidict import CIMultiDict
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from config import Settings
 from gateway.docs import DOCS_HTML
@@ -55,6 +55,10 @@ EXPOSE_HEADERS = (
     "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
 )
 PREFLIGHT_MAX_AGE = "600"
+
+
+_VARY = hdrs.VARY
+_ORIGIN = hdrs.ORIGIN
 
 
 class Origins:
@@ -104,35 +108,54 @@ class EdgeHeaders:
         # Unless every origin is allowed, the answer depends on Origin: caches must key on it.
         self._vary_origin = not self.origins.any
         vary = [("Vary", "Origin")] if self._vary_origin else []
-        # Built once: the headers of an API response, and of each HTML page.
-        self._api = CIMultiDict([*fixed, ("Content-Security-Policy", API_CSP), *vary])
+        # Built once: the headers of an API response (without and with no-store), and of
+        # each HTML page.
+        api = [*fixed, ("Content-Security-Policy", API_CSP), *vary]
+        self._api = CIMultiDictProxy(CIMultiDict(api))
+        self._api_no_store = CIMultiDictProxy(CIMultiDict([*api, ("Cache-Control", "no-store")]))
         self._pages = {
-            path: CIMultiDict([*fixed, ("Content-Security-Policy", csp), *vary])
+            path: CIMultiDictProxy(CIMultiDict([*fixed, ("Content-Security-Policy", csp), *vary]))
             for path, csp in PAGE_CSP.items()
         }
+        # Fixed-path routes get the same block on every request: remembered per route.
+        self._by_route: dict[web.AbstractRoute, CIMultiDictProxy[str]] = {}
 
-    def apply(self, request: web.Request, headers: CIMultiDict[str]) -> None:
-        """Add the headers to a response about to be sent.
+    def block(self, request: web.Request) -> CIMultiDictProxy[str]:
+        """The headers every response to ``request`` carries (see ``apply``)."""
+        route = request.match_info.route
+        block = self._by_route.get(route)
+        if block is None:
+            path = request.path
+            if path in self._pages:
+                block = self._pages[path]
+            elif path.startswith(NO_STORE_PREFIXES):
+                block = self._api_no_store
+            else:
+                block = self._api
+            if isinstance(route.resource, web.PlainResource):
+                self._by_route[route] = block
+        return block
+
+    def apply(
+        self, request: web.Request, headers: CIMultiDict[str], block: CIMultiDictProxy[str]
+    ) -> None:
+        """Add ``block`` (``block(request)``, maybe with more headers) and CORS's to a response.
 
         These headers belong to the edge: handlers do not set them (they are appended
         from a prebuilt block, the cheapest way to add several). ``Vary`` is the one a
         handler may set too; ``Origin`` is then appended to its value.
         """
-        path = request.path
-        block = self._pages.get(path, self._api)
-        if self._vary_origin and "Vary" in headers:
-            headers["Vary"] = headers["Vary"] + ", Origin"
+        if self._vary_origin and _VARY in headers:
+            headers[_VARY] = headers[_VARY] + ", Origin"
             headers.extend((k, v) for k, v in block.items() if k != "Vary")
         else:
             headers.extend(block)
-        if path.startswith(NO_STORE_PREFIXES):
-            headers["Cache-Control"] = "no-store"
-        origin = request.headers.get("Origin")
+        origin = request.headers.get(_ORIGIN)
         if origin is not None:
             allowed = self.origins.allow(origin)
             if allowed is not None:
-                headers["Access-Control-Allow-Origin"] = allowed
-                headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+                headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = allowed
+                headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSE_HEADERS
 
     def preflight(self, request: web.Request) -> web.Response | None:
         """The answer to a CORS preflight (204, or ``Forbidden`` for another origin).

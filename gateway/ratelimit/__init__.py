@@ -4,10 +4,10 @@ from gateway.ratelimit.limiter import Decision, RateLimiter
 from gateway.ratelimit.policies import POLICIES, Policy, classify, with_overrides
 from gateway.ratelimit.web import (
     RateLimits,
-    add_ratelimit_headers,
     open_rate_limits,
     too_many_requests,
     verdict,
+    with_ratelimit_headers,
 )
 
 __all__ = [
@@ -16,10 +16,10 @@ __all__ = [
     "Policy",
     "RateLimiter",
     "RateLimits",
-    "add_ratelimit_headers",
     "classify",
     "open_rate_limits",
     "too_many_requests",
     "verdict",
     "with_overrides",
+    "with_ratelimit_headers",
 ]

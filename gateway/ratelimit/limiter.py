@@ -43,8 +43,8 @@ class Decision:
     """The verdict on a request and what the rate-limit headers say about it.
 
     An allowed verdict is shared by a client's requests for up to ``SHOWN_SECONDS`` (see
-    ``RateLimiter.decide_now``), so ``headers`` (rendered by ``gateway.ratelimit.web``)
-    are built once for all of them.
+    ``RateLimiter.decide_now``), so ``headers`` (``headers_base`` and the rate-limit
+    headers, rendered by ``gateway.ratelimit.web``) are built once for all of them.
     """
 
     policy: Policy
@@ -52,6 +52,9 @@ class Decision:
     remaining: int | None  # None when Redis could not be asked (failing open)
     reset: int
     retry_after: int = 0
+    headers_base: CIMultiDictProxy[str] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
     headers: CIMultiDictProxy[str] | None = dataclasses.field(
         default=None, repr=False, compare=False
     )

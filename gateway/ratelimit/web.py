@@ -87,26 +87,31 @@ _REMAINING = istr("X-RateLimit-Remaining")
 _RESET = istr("X-RateLimit-Reset")
 
 
-def add_ratelimit_headers(headers: CIMultiDict[str], decision: Decision) -> None:
-    """``RateLimit-Policy``/``RateLimit`` (IETF draft) and ``X-RateLimit-*`` for a verdict."""
-    block = decision.headers
-    if block is None:
-        block = decision.headers = _render(decision)
-    headers.extend(block)
+def with_ratelimit_headers(
+    block: CIMultiDictProxy[str], decision: Decision
+) -> CIMultiDictProxy[str]:
+    """``block`` followed by ``RateLimit-Policy``/``RateLimit`` (IETF draft) and
+    ``X-RateLimit-*`` for ``decision``: one block for the edge to add to a response.
 
-
-def _render(decision: Decision) -> CIMultiDictProxy[str]:
+    Kept on the decision, which a busy client's requests share (see ``Decision``), for the
+    last ``block`` it was asked with: usually the only one.
+    """
+    if decision.headers_base is block and decision.headers is not None:
+        return decision.headers
     policy = decision.policy
-    block = CIMultiDict(policy.header_block)
+    combined = CIMultiDict(block)
+    combined.extend(policy.header_block)
     remaining = decision.remaining
     if remaining is not None:  # unknown while failing open
         left, reset = str(remaining), str(decision.reset)
-        block.extend((
+        combined.extend((
             (_RATELIMIT, f'"{policy.name}";r={left};t={reset}'),
             (_REMAINING, left),
             (_RESET, reset),
         ))
-    return CIMultiDictProxy(block)
+    decision.headers_base = block
+    decision.headers = CIMultiDictProxy(combined)
+    return decision.headers
 
 
 @contextlib.asynccontextmanager
