@@ -24,7 +24,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -43,6 +44,9 @@ from gateway.auth import TokenService
 from mercato._procs import free_port
 from streams.admin import ensure_topics
 
+if TYPE_CHECKING:
+    from mercato.embedded import Endpoints
+
 USER_ID = "bench-user"
 # High enough never to refuse the benchmark, so the limiter's whole path still runs.
 UNLIMITED_READS = "read=1000000000/60:1000000000"
@@ -60,6 +64,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", type=Path, default=None,
                         help="write py-spy collapsed stacks of each server here (needs py-spy)")
     return parser
+
+
+def bench_settings(endpoints: Endpoints, scratch: Path) -> Settings:
+    """A run's settings: the stack's services, with a database, topics and app id of its own."""
+    run = uuid.uuid4().hex[:8]
+    mongo = urlsplit(endpoints.mongo_url)
+    return Settings(
+        env="dev", kafka_url=endpoints.kafka_url,
+        mongo_url=urlunsplit(mongo._replace(path=f"/bench_{run}")),
+        redis_url=endpoints.redis_url, data_dir=scratch, jwt_secret="b" * 48,
+        topic_prefix=f"bench{run}.", app_id=f"mercato-bench-{run}",
+        kafka_idempotent=endpoints.broker != "tansu", rate_limits=UNLIMITED_READS,
+    )
+
+
+async def seed(settings: Settings) -> str:
+    """Topics and the bench user; returns an access token of that user."""
+    await ensure_topics(settings)
+    await _seed_user(settings)
+    return TokenService(settings).issue_access(USER_ID, ["buyer"])
 
 
 async def _seed_user(settings: Settings) -> None:
@@ -206,17 +230,8 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     # Started from a worker thread that lives with the loop (see EmbeddedStack.start).
     endpoints = await asyncio.to_thread(stack.start)
     try:
-        run = uuid.uuid4().hex[:8]
-        settings = Settings(
-            env="dev", kafka_url=endpoints.kafka_url,
-            mongo_url=endpoints.mongo_url.rsplit("/", 1)[0] + f"/bench_{run}",
-            redis_url=endpoints.redis_url, data_dir=scratch, jwt_secret="b" * 48,
-            topic_prefix=f"bench{run}.", app_id=f"mercato-bench-{run}",
-            kafka_idempotent=endpoints.broker != "tansu", rate_limits=UNLIMITED_READS,
-        )
-        await ensure_topics(settings)
-        await _seed_user(settings)
-        token = TokenService(settings).issue_access(USER_ID, ["buyer"])
+        settings = bench_settings(endpoints, scratch)
+        token = await seed(settings)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
         results: list[BenchResult] = []
         port = free_port()

@@ -13,12 +13,12 @@ where one is enough.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 
 import orjson
 
+from gateway.singleflight import SingleFlight
 from stores.users import UserRepository
 
 DEFAULT_TTL = 1.0
@@ -35,9 +35,9 @@ class ProfileCache:
         self._ttl = ttl
         self._size = size
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        # The read in progress per user; invalidate() drops it, so nothing read before a
-        # change is stored after it.
-        self._reads: dict[str, asyncio.Task[bytes | None]] = {}
+        # One read per user at a time; invalidate() forgets it, so nothing read before a
+        # change is kept after it.
+        self._reads: SingleFlight[str, bytes | None] = SingleFlight()
 
     def cached(self, user_id: str) -> bytes | None:
         """The cached body of ``user_id`` if fresh, without awaiting anything."""
@@ -51,33 +51,25 @@ class ProfileCache:
         hit = self.cached(user_id)
         if hit is not None:
             return hit
-        read = self._reads.get(user_id)
-        if read is None:
-            read = self._reads[user_id] = asyncio.ensure_future(self._read(user_id))
-        # Shielded: a caller that goes away must not cancel the read the others wait for.
-        return await asyncio.shield(read)
+        started = time.monotonic()
+        return await self._reads.load(
+            user_id, lambda: self._read(user_id), lambda body: self._keep(user_id, body, started)
+        )
 
     async def _read(self, user_id: str) -> bytes | None:
-        now = time.monotonic()
-        try:
-            user = await self._users.by_id(user_id)
-        finally:
-            current = self._reads.get(user_id) is asyncio.current_task()
-            if current:
-                del self._reads[user_id]
-        if user is None:
-            if current:
-                self._entries.pop(user_id, None)
-            return None
-        body = orjson.dumps(user.to_json())
-        if current:  # not invalidated while it was read
-            self._entries[user_id] = (now + self._ttl, body)
-            self._entries.move_to_end(user_id)
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        return body
+        user = await self._users.by_id(user_id)
+        return None if user is None else orjson.dumps(user.to_json())
+
+    def _keep(self, user_id: str, body: bytes | None, read_at: float) -> None:
+        if body is None:
+            self._entries.pop(user_id, None)
+            return
+        self._entries[user_id] = (read_at + self._ttl, body)
+        self._entries.move_to_end(user_id)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
 
     def invalidate(self, user_id: str) -> None:
         """Forget ``user_id`` (it just changed through this gateway), and any read under way."""
         self._entries.pop(user_id, None)
-        self._reads.pop(user_id, None)
+        self._reads.forget(user_id)

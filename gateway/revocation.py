@@ -10,13 +10,13 @@ Redis key lives as long as the tokens it can refuse (the access-token TTL).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Collection
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.singleflight import SingleFlight
 from streams.errors import Unavailable
 
 CACHE_SECONDS = 1.0
@@ -44,7 +44,7 @@ class Revocations:
         self._clock = clock
         self._cache: dict[str, tuple[float, int]] = {}
         # One Redis read per user at a time, however many requests wait for it.
-        self._inflight: dict[str, asyncio.Future[int]] = {}
+        self._reads: SingleFlight[str, int] = SingleFlight()
 
     def key(self, user_id: str) -> str:
         """The Redis key of ``user_id``'s not-before instant."""
@@ -66,18 +66,9 @@ class Revocations:
         hit = self.cached(user_id)
         if hit is not None:
             return hit
-        pending = self._inflight.get(user_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._fetch(user_id))
-            self._inflight[user_id] = pending
-            pending.add_done_callback(lambda done: self._settled(user_id, done))
-        # Shielded: one waiter being cancelled must not cancel the read the others share.
-        return await asyncio.shield(pending)
-
-    def _settled(self, user_id: str, done: asyncio.Future[int]) -> None:
-        self._inflight.pop(user_id, None)
-        if not done.cancelled():
-            done.exception()  # retrieved here, so a read nobody awaits any more is not logged
+        return await self._reads.load(
+            user_id, lambda: self._fetch(user_id), lambda value: self._remember(user_id, value)
+        )
 
     async def revoke(self, user_id: str) -> int:
         """Refuse every token issued to ``user_id`` before now; returns the instant (ms)."""
@@ -106,8 +97,7 @@ class Revocations:
             except RedisError:
                 raise _store_unavailable() from None
             for user_id, raw in zip(chunk, values, strict=True):
-                found[user_id] = int(raw) if raw is not None else 0
-                self._remember(user_id, found[user_id])
+                found[user_id] = self._remember(user_id, int(raw) if raw is not None else 0)
         return found
 
     async def _fetch(self, user_id: str) -> int:
@@ -115,16 +105,20 @@ class Revocations:
             raw = await self._redis.get(self.key(user_id))
         except RedisError:
             raise _store_unavailable() from None
-        value = int(raw) if raw is not None else 0
-        self._remember(user_id, value)
-        return value
+        return int(raw) if raw is not None else 0
 
-    def _remember(self, user_id: str, value: int) -> None:
-        if len(self._cache) >= CACHE_SIZE and user_id not in self._cache:
+    def _remember(self, user_id: str, value: int) -> int:
+        # Instants only move forward: a read that started before a revoke() here and
+        # answers after it must not bring the older instant back.
+        known = self._cache.get(user_id)
+        if known is not None and known[1] > value:
+            value = known[1]
+        elif len(self._cache) >= CACHE_SIZE and known is None:
             # Entries are short-lived anyway; dropping the oldest half keeps this O(1) amortised.
             for stale in list(self._cache)[: CACHE_SIZE // 2]:
                 del self._cache[stale]
         self._cache[user_id] = (self._clock(), value)
+        return value
 
 
 def _store_unavailable() -> Unavailable:
