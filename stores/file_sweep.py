@@ -13,9 +13,15 @@ chunks without an ``fs.files`` document. Only those are removed, once older than
 Announced content is never removed here, even if its ``file.uploaded`` is still waiting
 in Kafka or the dead-letter topic: the files agent projects it when it gets there. A
 gateway dying between the mark and the publish leaks that one file's bytes, the safe
-way round. Each sweep looks at ``WINDOW`` worth of uploads before the grace period, so
-it stays cheap however much content is stored; removal is idempotent, so every worker
-may sweep.
+way round.
+
+Each sweep looks at ``WINDOW`` worth of uploads, so it stays cheap however much content
+is stored: the last ``WINDOW`` before the grace period, looked at again every time (a
+files document is dated when its upload began, and may be written later). How far the
+sweeps have got is kept in MongoDB (``PROGRESS_COLLECTION``), so uploads older than that
+window are not skipped: the first sweep starts at the oldest stored upload, and after a
+time with no worker running the sweeps walk the gap, ``WINDOW`` at a time, before they
+look at the latest uploads again. Removal is idempotent, so every worker may sweep.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from stores.files import COLLECTION as FILES_COLLECTION
 GRACE = timedelta(hours=1)
 WINDOW = timedelta(hours=24)
 BATCH = 500
+PROGRESS_COLLECTION = "maintenance"
+PROGRESS_ID = "file-orphan-sweep"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,11 +57,39 @@ class OrphanSweeper:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._content = ContentStore(db)
         self._files = db[FILES_COLLECTION]
+        self._progress = db[PROGRESS_COLLECTION]
 
     async def sweep(self, now: datetime, *, grace: timedelta = GRACE,
                     window: timedelta = WINDOW) -> Swept:
-        """Remove orphans uploaded between ``now - grace - window`` and ``now - grace``."""
-        newest, oldest = now - grace, now - grace - window
+        """Remove orphans uploaded in one ``window``: the one ending at ``now - grace``, or
+        an older one the sweeps have not looked at yet (see the module docstring)."""
+        newest = now - grace
+        oldest = newest - window
+        reached = await self._reached()
+        if reached is not None and reached < oldest:
+            oldest, newest = reached, reached + window
+        swept = await self._sweep(oldest, newest)
+        await self._progress.update_one(
+            {"_id": PROGRESS_ID}, {"$max": {"until": newest}}, upsert=True
+        )
+        return swept
+
+    async def _reached(self) -> datetime | None:
+        """Where the sweeps have got to; on the first sweep, the oldest upload's time."""
+        progress = await self._progress.find_one({"_id": PROGRESS_ID})
+        if progress is not None:
+            until: datetime = progress["until"]
+            return until
+        first_file = await self._content.files.find_one(
+            {}, {"uploadDate": 1}, sort=[("uploadDate", 1)]
+        )
+        first_chunk = await self._content.chunks.find_one({}, {"_id": 1}, sort=[("_id", 1)])
+        starts = [first_file["uploadDate"]] if first_file is not None else []
+        if first_chunk is not None:
+            starts.append(first_chunk["_id"].generation_time)
+        return min(starts, default=None)
+
+    async def _sweep(self, oldest: datetime, newest: datetime) -> Swept:
         unannounced = self._content.files.find(
             {
                 "uploadDate": {"$gte": oldest, "$lt": newest},

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
 from stores.file_content import ContentStore
-from stores.file_sweep import GRACE, OrphanSweeper
+from stores.file_sweep import GRACE, OrphanSweeper, Swept
 from stores.files import COLLECTION as FILES_COLLECTION
 from stores.mongo import ensure_indexes
 
@@ -74,7 +74,7 @@ async def test_only_content_nothing_refers_to_is_removed(
     assert chunked == {"announced", "projected", "projected:thumbnail", "recent",
                        "recent-unfinished"}
     # A second sweep finds nothing more.
-    assert await OrphanSweeper(db).sweep(NOW) == type(swept)(files=0, chunk_sets=0)
+    assert await OrphanSweeper(db).sweep(NOW) == Swept(files=0, chunk_sets=0)
 
 
 async def test_mark_announced_protects_the_content(db: AsyncDatabase[dict[str, Any]]) -> None:
@@ -83,3 +83,32 @@ async def test_mark_announced_protects_the_content(db: AsyncDatabase[dict[str, A
     await content.mark_announced("f-1")
     assert (await OrphanSweeper(db).sweep(NOW)).files == 0
     assert await content.chunk_count("f-1") == 1
+
+
+async def test_the_first_sweep_starts_at_the_oldest_upload(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    content = ContentStore(db)
+    ancient = NOW - GRACE - timedelta(days=3)
+    await _stored(content, "left-long-ago", at=ancient)
+    await _stored(content, "left-long-ago-unfinished", at=ancient + timedelta(hours=1),
+                  finished=False)
+
+    swept = await OrphanSweeper(db).sweep(NOW)
+
+    assert (swept.files, swept.chunk_sets) == (1, 1)
+    assert await content.chunks.count_documents({}) == 0
+
+
+async def test_sweeps_walk_a_gap_left_by_an_outage(db: AsyncDatabase[dict[str, Any]]) -> None:
+    content = ContentStore(db)
+    before = NOW - timedelta(days=5)
+    assert await OrphanSweeper(db).sweep(before) == Swept(files=0, chunk_sets=0)
+    # No worker ran for five days; a gateway crashed mid-way through them.
+    await _stored(content, "left-during-the-outage", at=before + timedelta(days=2))
+    await _stored(content, "left-recently", at=OLD)
+    sweeper = OrphanSweeper(db)
+    walked = [await sweeper.sweep(NOW) for _ in range(4)]
+    assert [s.files for s in walked] == [0, 0, 1, 0]  # one WINDOW of the gap per sweep
+    assert (await sweeper.sweep(NOW)).files == 1  # caught up: the latest window again
+    assert await content.files.count_documents({}) == 0
