@@ -14,7 +14,7 @@ concerns run in one middleware as plain calls, in order:
    ``authenticate`` as it is, which then has nothing left to check;
 6. the handler; every error becomes problem+json (``gateway.middleware``);
 7. the edge's headers on the response (security, CORS, rate limit, request id);
-8. metrics and the access log, by route template.
+8. metrics and the access log, by route template (health probes only with ``all``).
 
 Handlers that send their headers themselves (WebSocket handshakes, SSE streams,
 downloads) call ``prepare(request, response)`` instead of ``response.prepare``, so those
@@ -131,7 +131,9 @@ class Edge:
         status = response.status
         if self._stats is not None:
             self._stats.observe(request, status, elapsed)
-        if status >= 400 or self._log_all or elapsed >= SLOW_SECONDS:
+        if (status >= 400 or self._log_all or elapsed >= SLOW_SECONDS) and (
+            self._log_all or request.path not in PROBE_PATHS
+        ):
             log_access(request, status, elapsed)
         return response
 
@@ -159,6 +161,9 @@ async def prepare(request: web.Request, response: web.StreamResponse) -> None:
 
 
 _REQUEST_ID = istr(REQUEST_ID_HEADER)
+# Polled by orchestrators and `mercato dev`: access-logged only with MERCATO_ACCESS_LOG=all
+# (readiness logs its own changes, with the failing checks).
+PROBE_PATHS = frozenset({"/health/live", "/health/ready"})
 
 
 def _caller(request: web.Request, tokens: TokenService) -> tuple[Principal, bool] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
@@ -17,6 +18,7 @@ from gateway import keys
 from stores.heartbeats import WorkerHeartbeats
 from streams.topics import spec as topic_spec
 
+log = logging.getLogger("mercato.gateway")
 CHECK_TIMEOUT = 2.0
 CACHE_SECONDS = 1.0
 # Topics the worker's consumer group reads; their lag is reported.
@@ -39,6 +41,10 @@ class Readiness:
         self._offsets = offsets
         self._cached: tuple[float, bool, dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
+        # Changes are logged once, with the failing checks; the probes themselves are not
+        # access-logged (gateway.edge), so a starting or degraded gateway polled every
+        # second does not fill the log with 503 lines.
+        self._was_ready: bool | None = None
 
     async def check(self, app: web.Application) -> tuple[bool, dict[str, Any]]:
         """``(ready, checks)``; at most one round of checks per second."""
@@ -55,7 +61,21 @@ class Readiness:
             checks = dict(zip(names, results, strict=True))
             ready = all(c["ok"] for c in checks.values())
             self._cached = (time.monotonic(), ready, checks)
+            self.note(ready, checks)
             return ready, checks
+
+    def note(self, ready: bool, checks: dict[str, Any]) -> None:
+        """Log the outcome of a round of checks if it differs from the previous one."""
+        if ready == self._was_ready:
+            return
+        if ready:
+            log.info("gateway ready")
+        else:
+            failing = {name: c.get("error", "not ok") for name, c in checks.items() if not c["ok"]}
+            # Not ready at start-up is expected (workers join after the gateway starts).
+            level = logging.INFO if self._was_ready is None else logging.WARNING
+            log.log(level, "gateway not ready", extra={"failing": failing})
+        self._was_ready = ready
 
     async def _kafka(self) -> dict[str, Any]:
         topics = await self._admin.list_topics()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, generate_latest
@@ -143,3 +146,24 @@ async def test_unmatched_requests_share_one_metrics_row() -> None:
     assert 'mercato_http_requests_total{method="GET",route="unmatched",status="404"} 50.0' in rows
     assert any('method="OTHER",route="unmatched"' in row for row in rows)
     assert len(app[keys.METRICS].http._rows) <= 4  # GET 404, OTHER 4xx, the /metrics GET 200
+
+
+async def test_probes_are_access_logged_only_when_everything_is(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def unavailable(request: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    seen: dict[str, list[str]] = {}
+    for policy in ("errors", "all"):
+        app = edge_app(dataclasses.replace(SETTINGS, access_log=policy))
+        app.router.add_get("/health/ready", unavailable)
+        app.router.add_get("/busy", unavailable)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="mercato.access"):
+            async with TestClient(TestServer(app)) as client:
+                for path in ("/health/ready", "/busy"):
+                    assert (await client.get(path)).status == 503
+        seen[policy] = [r.getMessage() for r in caplog.records if r.name == "mercato.access"]
+    assert seen["errors"] == ["GET /busy 503"]
+    assert seen["all"] == ["GET /health/ready 503", "GET /busy 503"]
