@@ -74,7 +74,8 @@ class Readiness:
             failing = {name: c.get("error", "not ok") for name, c in checks.items() if not c["ok"]}
             # Not ready at start-up is expected (workers join after the gateway starts).
             level = logging.INFO if self._was_ready is None else logging.WARNING
-            log.log(level, "gateway not ready", extra={"failing": failing})
+            reasons = "; ".join(f"{name}: {error}" for name, error in failing.items())
+            log.log(level, "gateway not ready (%s)", reasons, extra={"failing": failing})
         self._was_ready = ready
 
     async def _kafka(self) -> dict[str, Any]:

@@ -24,7 +24,8 @@ def test_changes_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
              for r in caplog.records if r.name == "mercato.gateway"]
     failing = {"worker": "no worker heartbeat"}
     assert lines == [
-        ("INFO", "gateway not ready", failing),  # starting: workers join after the gateway
+        # Starting: workers join after the gateway.
+        ("INFO", "gateway not ready (worker: no worker heartbeat)", failing),
         ("INFO", "gateway ready", None),
-        ("WARNING", "gateway not ready", failing),
+        ("WARNING", "gateway not ready (worker: no worker heartbeat)", failing),
     ]
