@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--diagnose", action="store_true",
-                        help="also measure the gateway without its MongoDB read, and MongoDB "
+                        help="also measure the gateway's 404 path (full-404), and MongoDB "
                         "alone (find_one by _id from this process)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write py-spy collapsed stacks of each server here (needs py-spy)")
@@ -244,12 +244,12 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             gateway = [sys.executable, "-m", "mercato", "gateway"]
             results.append(await _measure(name, gateway, env, port, token, args, scratch))
         if args.diagnose:
-            # The same stack without the MongoDB read: someone else's profile is a 404
-            # decided from the token alone (limiter on), and MongoDB on its own.
+            # The error path: someone else's profile is a 404 decided from the token alone
+            # (a problem+json body and an access-log line; limiter on). And MongoDB alone.
             port = free_port()
             env = {**base_env, **dataclasses.replace(settings, http_port=port).to_env()}
             results.append(await _measure(
-                "full-no-db", [sys.executable, "-m", "mercato", "gateway"], env, port, token,
+                "full-404", [sys.executable, "-m", "mercato", "gateway"], env, port, token,
                 args, scratch, path="/v1/users/someone-else", status=404,
             ))
             results.append(await _mongo_alone(settings, args))
