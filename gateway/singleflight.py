@@ -24,7 +24,8 @@ class SingleFlight(Generic[K, V]):
     def load(
         self, key: K, load: Callable[[], Awaitable[V]], keep: Callable[[V], object]
     ) -> Awaitable[V]:
-        """The result of ``load()``, joined if a load of ``key`` is under way.
+        """The result of ``load()``, or of the load of ``key`` under way if there is one
+        (this call's ``load`` and ``keep`` are then not used).
 
         ``keep`` is given the result, to cache it, unless ``forget(key)`` was called while
         it was loaded. Shielded: a caller that goes away does not cancel the load the
