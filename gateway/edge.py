@@ -131,8 +131,8 @@ class Edge:
         status = response.status
         if self._stats is not None:
             self._stats.observe(request, status, elapsed)
-        if (status >= 400 or self._log_all or elapsed >= SLOW_SECONDS) and (
-            self._log_all or request.path not in PROBE_PATHS
+        if self._log_all or (
+            (status >= 400 or elapsed >= SLOW_SECONDS) and request.path not in PROBE_PATHS
         ):
             log_access(request, status, elapsed)
         return response

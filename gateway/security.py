@@ -57,10 +57,6 @@ EXPOSE_HEADERS = (
 PREFLIGHT_MAX_AGE = "600"
 
 
-_VARY = hdrs.VARY
-_ORIGIN = hdrs.ORIGIN
-
-
 class Origins:
     """The CORS allow-list: exact origins, ``scheme://host:*`` (any port), or ``*``."""
 
@@ -145,12 +141,12 @@ class EdgeHeaders:
         from a prebuilt block, the cheapest way to add several). ``Vary`` is the one a
         handler may set too; ``Origin`` is then appended to its value.
         """
-        if self._vary_origin and _VARY in headers:
-            headers[_VARY] = headers[_VARY] + ", Origin"
-            headers.extend((k, v) for k, v in block.items() if k != "Vary")
+        if self._vary_origin and hdrs.VARY in headers:
+            headers[hdrs.VARY] = headers[hdrs.VARY] + ", Origin"
+            headers.extend((k, v) for k, v in block.items() if k != hdrs.VARY)
         else:
             headers.extend(block)
-        origin = request.headers.get(_ORIGIN)
+        origin = request.headers.get(hdrs.ORIGIN)
         if origin is not None:
             allowed = self.origins.allow(origin)
             if allowed is not None:
