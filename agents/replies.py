@@ -28,7 +28,12 @@ async def reply(
     detail: str | None = None,
     result: dict[str, Any] | None = None,
 ) -> None:
-    """Publish the answer to ``command`` on ``replies``, keyed by its correlation id."""
+    """Publish the answer to ``command`` on ``replies``, keyed by the command's id.
+
+    The command's id is minted by whoever sent it (``new_event``), never taken from a
+    client, so two waiting requests can never share a key; the correlation id may be a
+    client's ``X-Request-ID`` and is for logs and tracing only.
+    """
     answer = CommandAnswered(
         command_id=command.id,
         reply_to=reply_to,
@@ -41,7 +46,7 @@ async def reply(
         "replies",
         new_event(
             answer,
-            key=command.correlation_id,
+            key=command.id,
             source=source,
             correlation_id=command.correlation_id,
             causation_id=command.id,

@@ -3,6 +3,11 @@
 Every gateway instance reads the whole ``replies`` topic without a consumer
 group and keeps only answers addressed to the commands it is waiting for, so
 any number of gateway instances can wait for answers at once.
+
+An answer is matched to its waiting request by the command's own id, which
+``new_event`` mints here, and never by the correlation id: that one may be a
+client's ``X-Request-ID``, and two requests sent with the same one would
+otherwise get each other's answers (one user's data in another's response).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ class CommandBus:
         """Publish ``command`` and wait for its answer; ``Unavailable`` if none comes in time."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[CommandAnswered] = loop.create_future()
-        self._waiting[command.correlation_id] = future
+        self._waiting[command.id] = future
         started = time.monotonic()
         if self._consumer is not None:
             wake(self._consumer)  # the answer comes soon: stop any idle pause on replies
@@ -77,7 +82,7 @@ class CommandBus:
                     code="WORKER_UNAVAILABLE",
                 ) from None
         finally:
-            self._waiting.pop(command.correlation_id, None)
+            self._waiting.pop(command.id, None)
 
     async def start(self) -> None:
         """Start reading answers from the end of the replies topic."""
@@ -135,6 +140,9 @@ class CommandBus:
             answer: CommandAnswered = Envelope.decode(value).payload(CommandAnswered)
         except (EnvelopeError, ValueError) as exc:
             log.error("unreadable command answer: %r", exc)
+            return
+        if answer.command_id != key.decode("utf-8", "replace"):
+            log.error("answer keyed %r names command %s; ignored", key, answer.command_id)
             return
         self.answered += 1
         future.set_result(answer)

@@ -68,7 +68,8 @@ async def request_saga(
 ) -> dict[str, Any]:
     """Send a command to the order saga and wait for its answer; the result or a domain error."""
     app = request.app
-    # A fresh correlation id: a client may send the same X-Request-ID on concurrent retries.
+    # Answers are matched by the command's id (gateway.commands); the correlation id only
+    # ties the saga's events together in logs.
     command = new_event(payload, key=payload.order_id, source=f"gateway/{app[keys.INSTANCE_ID]}",
                         correlation_id=str(uuid.uuid4()))
     answer = await app[keys.COMMANDS].request(TOPIC, command, key=payload.order_id)

@@ -87,7 +87,7 @@ class Plan:
             detail=detail, result={"orderId": self.order_id, "status": self.state["status"]},
         )
         envelope = new_event(
-            answer, key=self.cause.correlation_id, source=SOURCE,
+            answer, key=self.cause.id, source=SOURCE,
             correlation_id=self.cause.correlation_id, causation_id=self.cause.id,
             event_id=derived_id(self.cause.id, "answer"), occurred_at=self.now,
         )

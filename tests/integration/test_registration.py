@@ -123,6 +123,25 @@ async def test_ten_concurrent_registrations_of_one_email_create_exactly_one(
     assert len(users) == 1
 
 
+
+async def test_concurrent_requests_sharing_an_x_request_id_each_get_their_own_answer(
+    client: Client,
+) -> None:
+    # X-Request-ID is the client's log correlation id: it must never decide which waiting
+    # request an agent's answer goes to (once, 5 got 503 and 5 got another person's email).
+    async def register(i: int) -> tuple[int, dict[str, Any]]:
+        response = await client.post(
+            "/v1/auth/register", json=person(f"twin{i}@example.com"),
+            headers={"X-Request-ID": "same-id-for-everyone"},
+        )
+        assert response.headers["X-Request-ID"] == "same-id-for-everyone"
+        return response.status, await response.json()
+
+    answers = await asyncio.gather(*(register(i) for i in range(10)))
+    assert [status for status, _ in answers] == [201] * 10
+    assert [body["email"] for _, body in answers] == [f"twin{i}@example.com" for i in range(10)]
+    assert len({body["userId"] for _, body in answers}) == 10
+
 async def test_user_registered_event_is_public_and_secret_free(
     client: Client, env: Settings
 ) -> None:
