@@ -147,6 +147,11 @@ class TokenService:
 
     def verify(self, token: str, *, stream: bool = False) -> Principal:
         """Verify signature, algorithm, issuer, audience and expiry; raise ``Unauthenticated``."""
+        if not token.isascii():
+            # A JWT is base64url and dots. aiohttp hands header bytes that are not UTF-8 over
+            # as surrogates, which pyjwt cannot even encode (a UnicodeEncodeError, not a
+            # PyJWTError): refuse any non-ASCII token here, before anything parses it.
+            raise Unauthenticated("the token is not valid", code="INVALID_TOKEN")
         cached = self._verified.get((token, stream))
         if cached is not None:
             if time.time() < cached[1]:

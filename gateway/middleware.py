@@ -7,6 +7,7 @@ import random
 import re
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import problems
 from streams.errors import MercatoError
@@ -38,6 +39,15 @@ def render_failure(request: web.Request, exc: Exception) -> web.StreamResponse:
                 status=exc.status, reason=exc.reason, headers=exc.headers, body=exc.body
             )
         return problems.from_http_exception(request, exc)
+    if isinstance(exc, HttpProcessingError):
+        # aiohttp's parser refused part of the body as the handler read it (a multipart
+        # part header with a NUL byte, a broken chunked encoding): the client's bytes, not
+        # our failure. Its message quotes those bytes, so it is not repeated.
+        log.info("refused a malformed request body (%s)", type(exc).__name__)
+        return problems.problem(
+            request, status=400, code="MALFORMED_REQUEST", title="Malformed request",
+            detail="the request body is not valid (part headers or transfer encoding)",
+        )
     log.error(
         "unhandled error", exc_info=exc, extra={"path": request.path, "method": request.method}
     )
