@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 from prometheus_client import CollectorRegistry, Counter
-from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from config import Settings
 from gateway import problems
@@ -21,6 +20,7 @@ from gateway.ratelimit.buckets import SharedBuckets
 from gateway.ratelimit.identity import ClientIdentity
 from gateway.ratelimit.limiter import Decision, RateLimiter
 from gateway.ratelimit.policies import Policy, classify, with_overrides
+from stores.redisdb import redis_client
 
 SWEEP_SECONDS = 10.0
 # Redis must answer the limiter quickly or be skipped (fail open): no retries, short waits.
@@ -129,12 +129,10 @@ async def open_rate_limits(
         "Requests admitted without a limit because Redis did not answer",
         registry=registry,
     )
-    redis = Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        socket_timeout=REDIS_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=False,
+    # Its own pool: a burst of new buckets must not queue behind revocation reads.
+    redis = redis_client(
+        settings, socket_timeout=REDIS_TIMEOUT, retry=Retry(NoBackoff(), 0),
+        pool_timeout=REDIS_TIMEOUT,
     )
     buckets = SharedBuckets(redis, on_fail_open=fail_open.inc)
     limiter = RateLimiter(buckets, prefix=settings.app_id)
