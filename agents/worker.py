@@ -35,4 +35,8 @@ def run(settings: Settings) -> None:
         override_logging=False,
         quiet=True,
     )
+    # Faust's progress spinner is for a terminal, yet its finish() writes backspaces and a
+    # "show cursor" escape code whatever stdout is: into worker.log, under `mercato dev`.
+    # Our output is logs (a file or a collector), never a terminal to animate.
+    worker.spinner = None
     worker.execute_from_commandline()

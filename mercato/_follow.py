@@ -1,11 +1,52 @@
-"""Echo the lines appended to child logs on the terminal, prefixed by the child's name."""
+"""Echo the warnings and errors appended to child logs on the terminal, prefixed by child."""
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from pathlib import Path
 from typing import TextIO
+
+import orjson
+
+PROBLEM_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
+# The first line of a record in either format of gateway/logs.py: text or JSON.
+_TEXT_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (?P<level>[A-Z]+) ")
+_CRASH = "Traceback (most recent call last):"
+
+
+class ProblemFilter:
+    """Which lines of one log are worth a terminal: warning and error records, crashes.
+
+    A record's continuation lines (a traceback, a Faust table) go with their record.
+    """
+
+    def __init__(self) -> None:
+        self._showing = False
+
+    def keep(self, line: str) -> bool:
+        """Whether ``line``, the next line of the log, should be shown."""
+        level = _level(line)
+        if level is not None:
+            self._showing = level in PROBLEM_LEVELS
+        elif line.startswith(_CRASH):  # an uncaught exception, printed outside logging
+            self._showing = True
+        return self._showing
+
+
+def _level(line: str) -> str | None:
+    match = _TEXT_RECORD.match(line)
+    if match:
+        return match["level"]
+    if line.startswith("{"):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        level = record.get("level") if isinstance(record, dict) else None
+        return level if isinstance(level, str) else None
+    return None
 
 
 class LogFollower:
@@ -36,8 +77,9 @@ class LogFollower:
             self._thread.join(5)
 
     def _run(self) -> None:
-        handles: dict[str, tuple[str, TextIO]] = {}
+        handles: dict[str, TextIO] = {}
         buffers: dict[str, str] = {}
+        filters = {prefix: ProblemFilter() for prefix, _, _ in self._files}
         try:
             while True:
                 stopping = self._stop.is_set()
@@ -47,16 +89,17 @@ class LogFollower:
                             continue
                         handle: TextIO = path.open("r", encoding="utf-8", errors="replace")
                         handle.seek(offset)
-                        handles[prefix] = (prefix, handle)
-                    chunk = buffers.get(prefix, "") + handles[prefix][1].read()
+                        handles[prefix] = handle
+                    chunk = buffers.get(prefix, "") + handles[prefix].read()
                     *lines, rest = chunk.split("\n")
                     buffers[prefix] = rest
                     for line in lines:
-                        self._out.write(f"{prefix:<{self._width}} | {line}\n")
+                        if filters[prefix].keep(line):
+                            self._out.write(f"{prefix:<{self._width}} | {line}\n")
                 self._out.flush()
                 if stopping:
                     return
                 self._stop.wait(self._interval)
         finally:
-            for _, opened in handles.values():
+            for opened in handles.values():
                 opened.close()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import socket
 import struct
 
-from pymongo import MongoClient
-
 _API_VERSIONS = 18
 _METADATA = 3
 
@@ -56,6 +54,8 @@ def kafka(host: str, port: int, timeout: float) -> None:
 
 def mongo(url: str, timeout: float) -> None:
     """The server answers ``ping``."""
+    from pymongo import MongoClient  # here: pymongo costs every `mercato` command 0.1 s
+
     ms = max(1, int(timeout * 1000))
     client: MongoClient[dict[str, object]] = MongoClient(
         url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms

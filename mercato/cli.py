@@ -11,8 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from config import ConfigError, Settings
+from mercato.devstack import NoDevStack
 
 TOPICS_TIMEOUT = 30.0
+
+
+def _stack_settings(args: argparse.Namespace) -> Settings:
+    """Settings of a command that talks to the stack: the environment, else ``mercato dev``."""
+    from mercato.devstack import client_settings
+
+    return client_settings(Path(args.data_dir) if args.data_dir else None)
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -41,7 +49,7 @@ def _topics_create(args: argparse.Namespace) -> int:
 
     from streams.admin import ensure_topics
 
-    settings = Settings.from_env()
+    settings = _stack_settings(args)
     try:
         result = asyncio.run(asyncio.wait_for(ensure_topics(settings), args.timeout))
     except (TimeoutError, KafkaError, OSError) as exc:
@@ -81,7 +89,7 @@ def export_schemas(directory: Path) -> list[Path]:
 def _admin_create(args: argparse.Namespace) -> int:
     from mercato.admin import create_admin
 
-    settings = Settings.from_env()
+    settings = _stack_settings(args)
     return asyncio.run(
         create_admin(settings, email=args.email, password=args.password, name=args.name)
     )
@@ -91,6 +99,14 @@ def _schemas_export(args: argparse.Namespace) -> int:
     for path in export_schemas(Path(args.directory)):
         sys.stdout.write(f"{path}\n")
     return 0
+
+
+def _stack_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", default=None,
+        help="data dir of the `mercato dev` to talk to when no MERCATO_*_URL is set "
+             "(default: $MERCATO_DATA_DIR, else .mercato)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = topic_commands.add_parser("create", help="create every catalogue topic (idempotent)")
     create.add_argument("--timeout", type=float, default=TOPICS_TIMEOUT,
                         help="seconds to wait for the broker")
+    _stack_options(create)
     create.set_defaults(handler=_topics_create)
 
     schemas = commands.add_parser("schemas", help="event schemas")
@@ -132,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_create.add_argument("--email", required=True)
     admin_create.add_argument("--password", required=True)
     admin_create.add_argument("--name", default="Administrator")
+    _stack_options(admin_create)
     admin_create.set_defaults(handler=_admin_create)
     return parser
 
@@ -144,4 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"mercato: configuration error: {exc}\n")
         return 2
+    except NoDevStack as exc:
+        sys.stderr.write(f"mercato: {exc}\n")
+        return 1
     return code

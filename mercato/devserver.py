@@ -1,13 +1,15 @@
-"""``mercato dev``: the embedded stack, topics, one worker and one gateway, supervised."""
+"""``mercato dev``: the embedded stack, topics, one worker and one gateway, supervised.
+
+The terminal shows the banner, the ready line and the children's warnings and errors;
+everything else the children say goes to their logs under ``DATA_DIR/logs``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import fcntl
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -15,7 +17,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -30,6 +31,14 @@ from mercato._procs import (
     port_is_free,
     spawn,
     terminate,
+)
+from mercato.devstack import (
+    DevBusy,
+    DevRecord,
+    dev_environment,
+    exclusive,
+    remembered_ports,
+    write_record,
 )
 from mercato.embedded import Broker, EmbeddedStack, Endpoints, ServiceFailed
 
@@ -73,19 +82,9 @@ class _Child:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM behaves like Ctrl-C so that one code path stops everything in order.
+    # SIGTERM, and SIGHUP of a closed terminal, behave like Ctrl-C so that one code path
+    # stops everything in order (dying of them would leave the children to the kernel).
     raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _exclusive(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / "dev.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DevFailed(f"another `mercato dev` is already running on {data_dir}") from None
-        yield
 
 
 def _reset(data_dir: Path) -> None:
@@ -100,41 +99,15 @@ def _reset(data_dir: Path) -> None:
 
 
 def service_ports(data_dir: Path) -> dict[str, int]:
-    """Ports remembered in ``ports.json`` (else the defaults), a busy one replaced by a free one."""
-    path = data_dir / "ports.json"
-    remembered: dict[str, int] = {}
-    if path.exists():
-        with contextlib.suppress(ValueError, OSError):
-            remembered = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+    """The ports of the last run (else the defaults), a busy one replaced by a free one."""
+    remembered = remembered_ports(data_dir)
     ports: dict[str, int] = {}
     for name, default in DEFAULT_PORTS.items():
         port = remembered.get(name, default)
         if not port_is_free(port) or port in ports.values():
             port = free_port()
         ports[name] = port
-    path.write_text(json.dumps(ports, indent=2, sort_keys=True) + "\n")
     return ports
-
-
-def child_environment(options: DevOptions, endpoints: Endpoints) -> dict[str, str]:
-    """The environment the worker and gateway are configured by."""
-    env = dict(os.environ)
-    env.update(
-        MERCATO_ENV="dev",
-        MERCATO_KAFKA_URL=endpoints.kafka_url,
-        MERCATO_MONGO_URL=endpoints.mongo_url,
-        MERCATO_REDIS_URL=endpoints.redis_url,
-        MERCATO_HTTP_PORT=str(options.port),
-        MERCATO_DATA_DIR=str(options.data_dir.absolute()),
-        PYTHONUNBUFFERED="1",
-    )
-    if endpoints.broker == "tansu":
-        env["MERCATO_KAFKA_IDEMPOTENT"] = "false"  # Tansu has no idempotent producer
-    env.setdefault("MERCATO_LOG_JSON", "false")  # readable lines on the terminal
-    # One developer's browser, scripts and demo sign-ups all come from 127.0.0.1: limits
-    # stay on (their headers are visible) but the auth class is roomy.
-    env.setdefault("MERCATO_RATE_LIMITS", "auth=120/60:60")
-    return env
 
 
 def _ready(port: int) -> bool:
@@ -211,11 +184,17 @@ def _banner(options: DevOptions, endpoints: Endpoints, elapsed: float, out: Text
 
 
 def _supervise(
-    options: DevOptions, stack: EmbeddedStack, children: list[_Child], out: TextIO
+    options: DevOptions,
+    stack: EmbeddedStack,
+    record: DevRecord,
+    children: list[_Child],
+    out: TextIO,
 ) -> None:
     started = time.monotonic()
+    out.write(f"mercato dev: starting in {options.data_dir} (Ctrl-C stops it)\n")
+    out.flush()
     endpoints = stack.start()
-    env = child_environment(options, endpoints)
+    env = dev_environment(options.data_dir, record)
     # Built once here so the dev JWT secret file is created before two children race for it.
     settings = Settings.from_env(env)
     from streams.admin import ensure_topics
@@ -242,6 +221,13 @@ def _supervise(
         follower.stop()
 
 
+def _say(out: TextIO, line: str) -> None:
+    # The terminal may be gone (SIGHUP): that must not skip stopping the children.
+    with contextlib.suppress(OSError):
+        out.write(line + "\n")
+        out.flush()
+
+
 def _report(exc: BaseException) -> int:
     if isinstance(exc, TimeoutError):
         sys.stderr.write(f"mercato: creating topics took longer than {TOPICS_TIMEOUT:g}s\n")
@@ -254,20 +240,23 @@ def _report(exc: BaseException) -> int:
 def run(options: DevOptions, out: TextIO = sys.stdout) -> int:
     """Run the dev stack until Ctrl-C/SIGTERM (exit 0) or a failure (exit 1)."""
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     data_dir = options.data_dir.absolute()
     options = dataclasses.replace(options, data_dir=data_dir)
     children: list[_Child] = []
     code = 0
     try:
-        with _exclusive(data_dir):
+        with exclusive(data_dir):
             if options.reset:
                 _reset(data_dir)
             if not port_is_free(options.port):
                 raise DevFailed(f"HTTP port {options.port} is in use; pass --port")
-            stack = EmbeddedStack(data_dir, broker=options.broker, ports=service_ports(data_dir),
+            record = DevRecord(service_ports(data_dir), options.port, options.broker)
+            write_record(data_dir, record)
+            stack = EmbeddedStack(data_dir, broker=options.broker, ports=record.ports,
                                   startup_timeout=READY_TIMEOUT)
             try:
-                _supervise(options, stack, children, out)
+                _supervise(options, stack, record, children, out)
             except KeyboardInterrupt:
                 pass
             except (DevFailed, ServiceFailed, TimeoutError) as exc:
@@ -276,14 +265,14 @@ def run(options: DevOptions, out: TextIO = sys.stdout) -> int:
                 # Nothing may interrupt the ordered shutdown: gateway, worker, then services.
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                out.write("mercato: stopping\n")
-                out.flush()
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                _say(out, "mercato: stopping")
                 for child in reversed(children):
                     terminate(child.proc, CHILD_GRACE)
                 stack.stop()
-                out.write("mercato: stopped\n")
+                _say(out, "mercato: stopped")
     except KeyboardInterrupt:
         return 0  # interrupted before anything was started
-    except DevFailed as exc:
+    except (DevFailed, DevBusy) as exc:
         return _report(exc)
     return code

@@ -73,6 +73,22 @@ class _Running:
     proc: subprocess.Popen[bytes]
 
 
+def endpoints_for(ports: Mapping[str, int], broker: str) -> Endpoints:
+    """The URLs of services listening on ``ports`` (a service without a port: "")."""
+    # retryWrites=false: secantus keeps a record per retryable write and scans all of
+    # them (up to 10,000) on every write, ~15% of its CPU under the orders benchmark.
+    # Safe to drop here: every write of ours is idempotent and agents retry whole records.
+    return Endpoints(
+        kafka_url=f"kafka://{HOST}:{ports['kafka']}" if "kafka" in ports else "",
+        mongo_url=(
+            f"mongodb://{HOST}:{ports['mongo']}/mercato?retryWrites=false"
+            if "mongo" in ports else ""
+        ),
+        redis_url=f"redis://{HOST}:{ports['redis']}/0" if "redis" in ports else "",
+        broker=broker,
+    )
+
+
 def _noida_bin() -> str:
     # The `noida-db` console script is a Python wrapper that forks the real binary; a
     # death signal would only reach the wrapper and orphan the server, so run the binary.
@@ -137,8 +153,8 @@ class EmbeddedStack:
 
     def start(self) -> Endpoints:
         """Start every service and return once each really answers; ServiceFailed otherwise."""
-        # Hazard: the children get PR_SET_PDEATHSIG, which fires when the *thread* that
-        # started them exits. Call this from the main thread or one that lives as long as
+        # Hazard: the children get PR_SET_PDEATHSIG (SIGKILL), which fires when the *thread*
+        # that started them exits. Call this from the main thread or one that lives as long as
         # the services (asyncio.to_thread is fine: executor threads live with the loop).
         if self._running:
             raise RuntimeError("the embedded stack is already started")
@@ -150,21 +166,14 @@ class EmbeddedStack:
         except BaseException:
             self.stop()
             raise
-        # retryWrites=false: secantus keeps a record per retryable write and scans all of
-        # them (up to 10,000) on every write, ~15% of its CPU under the orders benchmark.
-        # Safe to drop here: every write of ours is idempotent and agents retry whole records.
-        return Endpoints(
-            kafka_url=f"kafka://{HOST}:{ports['kafka']}" if "kafka" in ports else "",
-            mongo_url=(
-                f"mongodb://{HOST}:{ports['mongo']}/mercato?retryWrites=false"
-                if "mongo" in ports else ""
-            ),
-            redis_url=f"redis://{HOST}:{ports['redis']}/0" if "redis" in ports else "",
-            broker=self.broker,
-        )
+        return endpoints_for(ports, self.broker)
 
     def stop(self) -> None:
-        """Stop what was started, in reverse order: SIGTERM, then SIGKILL after a grace period."""
+        """Stop what was started, in reverse order: SIGTERM, then SIGKILL after a grace period.
+
+        A server whose graceful stop hangs (secantus' can) is killed after ``STOP_GRACE``;
+        one whose parent dies without stopping it is killed by the kernel (see ``spawn``).
+        """
         while self._running:
             terminate(self._running.pop().proc, STOP_GRACE)
 

@@ -23,6 +23,8 @@ import pytest
 import websockets
 from aiokafka import AIOKafkaConsumer
 
+from mercato._procs import die_with_parent
+
 pytestmark = pytest.mark.e2e
 READY_TIMEOUT = 90.0
 
@@ -50,6 +52,7 @@ def start_dev(data_dir: Path, port: int) -> DevStack:
     proc = subprocess.Popen(
         [sys.executable, "-m", "mercato", "dev", "--port", str(port), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        preexec_fn=die_with_parent(),  # a killed test run leaves no stack behind
     )
     lines: list[str] = []
     ready = threading.Event()

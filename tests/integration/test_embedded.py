@@ -23,6 +23,7 @@ from config import Settings
 from mercato.embedded import EmbeddedStack, Endpoints, Service, ServiceFailed
 from streams.admin import ensure_topics
 from streams.topics import CATALOGUE
+from tests.support.processes import exited, survivors, watched
 
 pytestmark = pytest.mark.integration
 
@@ -191,28 +192,28 @@ async def test_tansu_round_trip(tmp_path: Path) -> None:
         await asyncio.to_thread(stack.stop)
 
 
+# The parent blocks on its stdin, not on a sleep: it cannot exit on its own before the
+# test kills it, and it ends with the test whatever happens (the pipe closes).
 _PARENT = """
-import json, sys, time
+import json, sys
 from pathlib import Path
 from mercato.embedded import EmbeddedStack
-stack = EmbeddedStack(Path(sys.argv[1]))
+stack = EmbeddedStack(Path(sys.argv[1]), startup_timeout=60)
 stack.start()
 print(json.dumps(stack.pids), flush=True)
-time.sleep(300)
+sys.stdin.read()
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a zombie has exited; only reaping is left
+DEATH_DEADLINE = 60.0  # generous: the kernel kills them at once, this only bounds a failure
 
 
 def test_services_die_with_a_killed_parent(tmp_path: Path) -> None:
+    # Flaky before: the children got SIGTERM when the parent died, and secantus answers
+    # SIGTERM with a graceful stop() that takes 2 s idle and can hang on a busy machine;
+    # and a pid polled in /proc could be reused meanwhile. Now they get SIGKILL from the
+    # kernel and are watched through pidfds.
     parent = subprocess.Popen(
-        [sys.executable, "-c", _PARENT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _PARENT, str(tmp_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert parent.stdout is not None
@@ -220,13 +221,14 @@ def test_services_die_with_a_killed_parent(tmp_path: Path) -> None:
         assert line, "the parent exited before starting the stack"
         pids: dict[str, int] = json.loads(line)
         assert set(pids) == {"kafka", "mongo", "redis"}
-        os.kill(parent.pid, signal.SIGKILL)
-        parent.wait(10)
-        deadline = time.monotonic() + 15
-        while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [name for name, pid in pids.items() if _alive(pid)]
+        with watched(pids) as pidfds:
+            assert exited(pidfds) == [], "a service died before its parent"
+            os.kill(parent.pid, signal.SIGKILL)
+            parent.wait(DEATH_DEADLINE)
+            assert not survivors(pidfds, DEATH_DEADLINE)
     finally:
         parent.kill()
         parent.wait()
-        parent.stdout and parent.stdout.close()
+        for pipe in (parent.stdin, parent.stdout):
+            if pipe is not None:
+                pipe.close()
