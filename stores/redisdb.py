@@ -34,4 +34,4 @@ def redis_client(
         decode_responses=False,
         **options,
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
