@@ -1,12 +1,17 @@
 """A circuit breaker: stop calling a failing dependency, then probe it with one trial call.
 
-closed → (``failures`` consecutive failures within ``window`` seconds) → open → (after
-``cooldown`` seconds) → half-open: one trial call is let through; its success closes the
-circuit, its failure opens it again for another cool-down.
+closed → (at least ``min_calls`` operations within ``window`` seconds, ``failure_rate`` of
+them failed) → open → (after ``cooldown`` seconds) → half-open: one trial operation is let
+through; its success closes the circuit, its failure opens it again for another cool-down.
+
+An *operation* is one charge or refund, named by its idempotency key, with all its retries:
+the window keeps one outcome per key (the latest). So one customer's failing card, retried
+three times and re-sent by its saga, is one failure, never enough to open the circuit for
+everybody; only many distinct operations failing together are (a provider outage).
 
 State is per process (one breaker per worker): each worker learns on its own that the
-provider is down, which costs at most ``failures`` calls per worker. That is cheap, and
-sharing state through Redis would add a dependency to the payment path.
+provider is down, which costs at most ``min_calls`` operations per worker. That is cheap,
+and sharing state through Redis would add a dependency to the payment path.
 """
 
 from __future__ import annotations
@@ -19,25 +24,33 @@ State = Literal["closed", "open", "half_open"]
 
 
 class CircuitBreaker:
-    """Counts consecutive failures and decides whether the next call may go out."""
+    """Tracks the outcomes of recent operations and decides whether the next may go out."""
 
     def __init__(
         self,
         *,
-        failures: int,
+        min_calls: int,
+        failure_rate: float,
         window: float,
         cooldown: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if failures < 1:
-            raise ValueError("a circuit breaker needs failures >= 1")
-        self._threshold = failures
+        if min_calls < 1:
+            raise ValueError("a circuit breaker needs min_calls >= 1")
+        if not 0 < failure_rate <= 1:
+            raise ValueError("a circuit breaker needs 0 < failure_rate <= 1")
+        self._min_calls = min_calls
+        self._rate = failure_rate
         self._window = window
         self._cooldown = cooldown
         self._clock = clock
-        self._failures: list[float] = []
+        # key -> (when it ended, whether it failed); dicts keep insertion order, oldest first.
+        self._outcomes: dict[str, tuple[float, bool]] = {}
         self._opened_at: float | None = None
-        self._trial_out = False
+        # The half-open trial's key and when it went out. A trial never reported (its record
+        # cancelled by a rebalance) would shut the circuit for good, so it lapses after a
+        # cool-down and the next operation becomes the trial.
+        self._trial: tuple[str, float] | None = None
 
     @property
     def state(self) -> State:
@@ -48,31 +61,52 @@ class CircuitBreaker:
             return "half_open"
         return "open"
 
-    def allow(self) -> bool:
-        """Whether a call may go out now; in half-open, only the one trial call may."""
+    def allow(self, key: str) -> bool:
+        """Whether operation ``key`` may go out now; in half-open, only the one trial may."""
         state = self.state
         if state == "closed":
             return True
-        if state == "half_open" and not self._trial_out:
-            self._trial_out = True
+        if state != "half_open":
+            return False
+        now = self._clock()
+        if self._trial is None or self._trial[0] == key or now - self._trial[1] >= self._cooldown:
+            self._trial = (key, now)
             return True
         return False
 
-    def succeeded(self) -> None:
-        """A call worked: the provider is healthy again."""
-        self._failures.clear()
-        self._opened_at = None
-        self._trial_out = False
+    def retry_after(self) -> float:
+        """Seconds until the circuit half-opens (0 when closed or already half-open)."""
+        if self._opened_at is None:
+            return 0.0
+        return max(self._cooldown - (self._clock() - self._opened_at), 0.0)
 
-    def failed(self) -> None:
-        """A call timed out or hit a provider error."""
+    def succeeded(self, key: str) -> None:
+        """Operation ``key`` got an answer: the provider works, whatever state we were in."""
+        if self._opened_at is not None:
+            self._outcomes.clear()
+            self._opened_at = None
+            self._trial = None
+        self._record(key, failed=False)
+
+    def failed(self, key: str) -> None:
+        """Operation ``key`` timed out or hit provider errors on every attempt."""
         now = self._clock()
         if self._opened_at is not None:
-            # The half-open trial failed (or a call that started before opening): cool down again.
+            if self._trial is not None and key == self._trial[0]:  # the trial failed: cool down
+                self._opened_at = now
+                self._trial = None
+            return  # already open: an operation let through before it opened
+        self._record(key, failed=True)
+        failures = sum(failed for _, failed in self._outcomes.values())
+        if len(self._outcomes) >= self._min_calls and failures >= self._rate * len(self._outcomes):
             self._opened_at = now
-            self._trial_out = False
-            return
-        self._failures = [t for t in self._failures if now - t < self._window] + [now]
-        if len(self._failures) >= self._threshold:
-            self._opened_at = now
-            self._failures.clear()
+            self._outcomes.clear()
+
+    def _record(self, key: str, *, failed: bool) -> None:
+        now = self._clock()
+        self._outcomes.pop(key, None)
+        self._outcomes[key] = (now, failed)
+        for old, (at, _) in list(self._outcomes.items()):
+            if now - at < self._window:
+                break
+            del self._outcomes[old]

@@ -3,7 +3,11 @@
 A provider call blocks the payments agent (and so its partitions) while it runs, so
 everything is bounded: each call by ``call_timeout``, the whole by ``attempts`` and the
 backoff. Timeouts and provider errors are retried (the idempotency key makes that
-safe) and count towards the breaker; a declined charge is an answer, not a failure.
+safe); a declined charge is an answer, not a failure. The breaker is asked once per
+operation (its idempotency key) and told its final outcome once, retries included: an
+admitted operation runs its retries even if the circuit opens meanwhile, and an
+operation refused by an open circuit made no call at all (``circuit_open``, with the
+seconds until the circuit half-opens), so the caller may wait and send it again.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class Attempted(Generic[T]):
     attempts: int
     code: FailureCode | None = None
     reason: str = ""
+    # circuit_open only: seconds until the breaker lets a trial through.
+    retry_after: float = 0.0
 
 
 class ResilientCalls:
@@ -81,20 +87,27 @@ class ResilientCalls:
     def from_settings(cls, settings: Settings) -> ResilientCalls:
         """Policy and breaker as configured."""
         breaker = CircuitBreaker(
-            failures=settings.payment_breaker_failures,
+            min_calls=settings.payment_breaker_min_calls,
+            failure_rate=settings.payment_breaker_failure_rate,
             window=settings.payment_breaker_window,
             cooldown=settings.payment_breaker_cooldown,
         )
         return cls(RetryPolicy.from_settings(settings), breaker)
 
-    async def call(self, operation: Callable[[], Awaitable[T]], *, what: str) -> Attempted[T]:
-        """Call ``operation`` until it answers, the attempts run out or the circuit opens."""
+    async def call(
+        self, operation: Callable[[], Awaitable[T]], *, key: str, what: str
+    ) -> Attempted[T]:
+        """Call ``operation`` (idempotency key ``key``) until it answers or the attempts run out.
+
+        Refused at once, with no call, while the circuit is open.
+        """
+        if not self.breaker.allow(key):
+            return Attempted(None, 0, "circuit_open", CIRCUIT_OPEN_REASON,
+                             retry_after=self.breaker.retry_after())
         code: FailureCode = "provider_error"
         reason = ""
         made = 0
         for attempt in range(1, self.policy.attempts + 1):
-            if not self.breaker.allow():
-                return Attempted(None, made, "circuit_open", CIRCUIT_OPEN_REASON)
             made = attempt
             try:
                 result = await asyncio.wait_for(operation(), timeout=self.policy.call_timeout)
@@ -104,9 +117,8 @@ class ResilientCalls:
             except ProviderError as exc:
                 code, reason = "provider_error", f"the payment provider failed: {exc.detail}"
             else:
-                self.breaker.succeeded()
+                self.breaker.succeeded(key)
                 return Attempted(result, made)
-            self.breaker.failed()
             if attempt < self.policy.attempts:
                 delay = self.policy.delay(attempt)
                 log.warning(
@@ -114,4 +126,5 @@ class ResilientCalls:
                     what, attempt, self.policy.attempts, code, delay,
                 )
                 await self._sleep(delay)
+        self.breaker.failed(key)
         return Attempted(None, made, code, f"{reason} ({made} attempts)")

@@ -1,8 +1,10 @@
 """The events the payments agent sends for a settled record, identical on every repeat.
 
 Saga results go to ``order-saga`` and public outcomes to ``payments``, both keyed
-by order id. Ids derive from the command's idempotency key, times come from the
-record. Public events never carry the payment method.
+by order id. Ids of settled outcomes derive from the command's idempotency key,
+times come from the record; ids of unsettled ones (deferred charges, retryable
+refund failures) from the command's own id. Public events never carry the
+payment method.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from agents.effects import Effects
+from agents.payment_calls import Attempted
 from streams.envelope import Envelope, derived_id, new_event
 from streams.events.payments import (
     ChargeRequested,
@@ -20,12 +23,18 @@ from streams.events.payments import (
     PaymentRefundedPublic,
     RefundRequested,
 )
-from streams.events.saga import PaymentCaptured, PaymentFailed, PaymentRefunded, RefundFailed
+from streams.events.saga import (
+    PaymentCaptured,
+    PaymentDeferred,
+    PaymentFailed,
+    PaymentRefunded,
+    RefundFailed,
+)
 
 SOURCE = "agents.payments"
 Result = (
     PaymentCaptured | PaymentCapturedPublic | PaymentFailed | PaymentFailedPublic
-    | PaymentRefunded | PaymentRefundedPublic | RefundFailed
+    | PaymentRefunded | PaymentRefundedPublic | RefundFailed | PaymentDeferred
 )
 
 
@@ -65,6 +74,29 @@ class Announcer:
         await self._send(envelope, "order-saga", saga, derived_id("payment", key, "saga"), at)
         await self._send(envelope, "payments", public, derived_id("payment", key, "public"), at)
 
+    async def deferred(
+        self, envelope: Envelope, command: ChargeRequested, attempted: Attempted[Any],
+        at: datetime,
+    ) -> None:
+        """``payment_deferred`` to the saga only: nothing happened that the public should see."""
+        deferred = PaymentDeferred(
+            order_id=command.order_id, payment_id=command.payment_id, reason=attempted.reason,
+            retry_after=attempted.retry_after,
+        )
+        await self._send(envelope, "order-saga", deferred,
+                         derived_id(envelope.id, "deferred"), at)
+
+    async def refund_unsettled(
+        self, envelope: Envelope, command: RefundRequested, record: dict[str, Any]
+    ) -> None:
+        """A retryable ``refund_failed`` (provider failures or an open circuit), saga only."""
+        failed = RefundFailed(
+            order_id=command.order_id, payment_id=record["paymentId"], reason=record["reason"],
+            code=record["code"], retryable=True,
+        )
+        await self._send(envelope, "order-saga", failed, derived_id(envelope.id, "refund"),
+                         datetime.fromisoformat(record["at"]))
+
     async def refund(
         self, envelope: Envelope, command: RefundRequested, record: dict[str, Any]
     ) -> None:
@@ -73,7 +105,8 @@ class Announcer:
         key, order_id = command.idempotency_key, command.order_id
         if record["outcome"] != "refunded":
             failed = RefundFailed(
-                order_id=order_id, payment_id=record["paymentId"], reason=record["reason"]
+                order_id=order_id, payment_id=record["paymentId"], reason=record["reason"],
+                code=record.get("code"),
             )
             await self._send(envelope, "order-saga", failed, derived_id("refund", key, "saga"), at)
             return

@@ -6,10 +6,17 @@ refunds in order, and the table below holds every settled outcome:
     order id -> {"charges": {idempotencyKey: record}, "refunds": {idempotencyKey: record}}
 
 A record (outcome, provider reference, failure code, attempts, amount, time) is
-stored once the provider call sequence ends; a redelivered command finds it and
-re-sends the same results (ids derived from the key, times from the record)
+stored once the provider call sequence settles it; a redelivered command finds it
+and re-sends the same results (ids derived from the key, times from the record)
 without calling the provider again. A crash between the call and the record is
 covered by the provider's own idempotency: the retry uses the same key.
+
+Not settled, hence not stored: a charge refused by the open circuit (no call was
+made: ``saga.payment_deferred``, the saga sends it again) and a refund that met
+provider failures or the open circuit (``saga.refund_failed`` with ``retryable``:
+the saga sends it again with backoff until it succeeds). Their events' ids derive
+from the command's own id, so a redelivery of that command repeats them, while
+the saga's next attempt (a new command, same key) gets a fresh answer.
 
 Provider outcomes (declines, timeouts, errors, an open circuit) are business
 results sent to the saga; only unexpected errors reach ``guarded``.
@@ -39,6 +46,8 @@ from streams.topics import spec as topic_spec
 log = logging.getLogger(__name__)
 TABLE = "payments-by-order"
 Record = dict[str, Any]
+# Failures that say nothing about the refund itself: sending it again may work.
+TRANSIENT = frozenset({"provider_timeout", "provider_error", "circuit_open"})
 
 
 class PaymentsDecider:
@@ -91,8 +100,11 @@ class PaymentsDecider:
                     command.idempotency_key, command.amount, command.currency,
                     command.payment_method,
                 ),
-                what=f"charge {command.payment_id}",
+                key=command.idempotency_key, what=f"charge {command.payment_id}",
             )
+            if attempted.code == "circuit_open":
+                await self._announce.deferred(envelope, command, attempted, now or utcnow())
+                return "deferred"
             record = {
                 "paymentId": command.payment_id,
                 "provider": self._provider.name,
@@ -132,6 +144,9 @@ class PaymentsDecider:
                 record.update(outcome="failed", reason=refusal)
             else:
                 record.update(await self._call_refund(command, charge))
+            if record.get("code") in TRANSIENT:
+                await self._announce.refund_unsettled(envelope, command, record)
+                return "retryable"
             self._store(command.order_id, "refunds", command.idempotency_key, record)
         await self._announce.refund(envelope, command, record)
         return str(record["outcome"])
@@ -141,7 +156,7 @@ class PaymentsDecider:
             lambda: self._provider.refund(
                 command.idempotency_key, charge["reference"], command.amount, command.currency
             ),
-            what=f"refund {command.refund_id}",
+            key=command.idempotency_key, what=f"refund {command.refund_id}",
         )
         result = attempted.result
         if result is not None and result.status == "refunded":

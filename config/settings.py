@@ -128,11 +128,14 @@ class Settings:
     cors_origins: str = ""
     # Payments (agents/payment_calls.py): each provider call, retries of timeouts and 5xx with
     # exponential backoff, and the circuit breaker. A call sequence blocks the payments agent
-    # for at most attempts * call_timeout + backoffs (defaults: about 6.6 s).
+    # for at most attempts * call_timeout + backoffs (defaults: about 6.6 s). The breaker opens
+    # when, among at least min_calls charges/refunds (each counted once, retries included)
+    # within the window, failure_rate of them failed (agents/circuit.py).
     payment_call_timeout: float = 2.0
     payment_attempts: int = 3
     payment_backoff: float = 0.2
-    payment_breaker_failures: int = 5
+    payment_breaker_min_calls: int = 10
+    payment_breaker_failure_rate: float = 0.5
     payment_breaker_window: float = 30.0
     payment_breaker_cooldown: float = 15.0
     # Order saga: each step's deadline (seconds) and how often the deadline timer looks.
@@ -141,6 +144,11 @@ class Settings:
     saga_charge_timeout: float = 30.0
     saga_refund_timeout: float = 30.0
     saga_tick: float = 0.5
+    # While the breaker is open a charge waits (until its deadline), re-sent this often; a
+    # failed refund is re-sent after refund_backoff * 2^n seconds, at most refund_max_backoff.
+    saga_charge_retry: float = 1.0
+    saga_refund_backoff: float = 1.0
+    saga_refund_max_backoff: float = 300.0
 
     def __post_init__(self) -> None:
         if self.env not in ("dev", "prod"):
@@ -310,13 +318,17 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_PAYMENT_CALL_TIMEOUT": "payment_call_timeout",
     "MERCATO_PAYMENT_ATTEMPTS": "payment_attempts",
     "MERCATO_PAYMENT_BACKOFF": "payment_backoff",
-    "MERCATO_PAYMENT_BREAKER_FAILURES": "payment_breaker_failures",
+    "MERCATO_PAYMENT_BREAKER_MIN_CALLS": "payment_breaker_min_calls",
+    "MERCATO_PAYMENT_BREAKER_FAILURE_RATE": "payment_breaker_failure_rate",
     "MERCATO_PAYMENT_BREAKER_WINDOW": "payment_breaker_window",
     "MERCATO_PAYMENT_BREAKER_COOLDOWN": "payment_breaker_cooldown",
     "MERCATO_SAGA_RESERVE_TIMEOUT": "saga_reserve_timeout",
     "MERCATO_SAGA_CHARGE_TIMEOUT": "saga_charge_timeout",
     "MERCATO_SAGA_REFUND_TIMEOUT": "saga_refund_timeout",
     "MERCATO_SAGA_TICK": "saga_tick",
+    "MERCATO_SAGA_CHARGE_RETRY": "saga_charge_retry",
+    "MERCATO_SAGA_REFUND_BACKOFF": "saga_refund_backoff",
+    "MERCATO_SAGA_REFUND_MAX_BACKOFF": "saga_refund_max_backoff",
 }
 _FIELD_TYPES: dict[str, Any] = {
     "kafka_empty_fetch_backoff_ms": int, "kafka_idle_fetch_backoff_ms": int,
@@ -327,11 +339,13 @@ _FIELD_TYPES: dict[str, Any] = {
     "max_upload_bytes": int, "file_quota_bytes": int,
     "rate_limit_enabled": bool, "trust_proxy": bool, "tls_terminated": bool,
     "payment_call_timeout": float, "payment_attempts": int, "payment_backoff": float,
-    "payment_breaker_failures": int, "payment_breaker_window": float,
+    "payment_breaker_min_calls": int, "payment_breaker_failure_rate": float,
+    "payment_breaker_window": float,
     "payment_breaker_cooldown": float,
 }
 _FIELD_TYPES.update(dict.fromkeys(
-    ("saga_reserve_timeout", "saga_charge_timeout", "saga_refund_timeout", "saga_tick"), float
+    ("saga_reserve_timeout", "saga_charge_timeout", "saga_refund_timeout", "saga_tick",
+     "saga_charge_retry", "saga_refund_backoff", "saga_refund_max_backoff"), float
 ))
 _FIELD_TYPES.update({f: str for f in ENV_FIELDS.values() if f not in _FIELD_TYPES})
 # Numeric settings for which 0 is meaningful ("off"); every other number must be positive.

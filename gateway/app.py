@@ -25,6 +25,7 @@ from gateway.resources import (
     redis_ctx,
 )
 from gateway.routes import (
+    admin_orders,
     audit,
     auth,
     file_content,
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, instance_id: str | None = None) -> web.App
     app.router.add_routes(users.routes)
     app.router.add_routes(stock.routes)
     app.router.add_routes(orders.routes)
+    app.router.add_routes(admin_orders.routes)
     for catalog_routes in (products, product_list, reviews):
         app.router.add_routes(catalog_routes.routes)
     for identity_routes in (sessions, passwords, notifications, audit):

@@ -16,11 +16,11 @@ from stores.product_lookup import ProductLookup
 from streams.envelope import new_event
 from streams.errors import Conflict, FieldError, InvalidInput, MercatoError, NotFound
 from streams.events.money import OrderLine
-from streams.events.saga import TOPIC, OrderCancelRequested, OrderRequested
+from streams.events.saga import TOPIC, OrderCancelRequested, OrderRequested, OrderRetryRequested
 
 # Rejection codes of the orchestrator and the domain errors they become.
 REJECTIONS: dict[str, type[MercatoError]] = {
-    "NOT_FOUND": NotFound, "ORDER_NOT_CANCELLABLE": Conflict,
+    "NOT_FOUND": NotFound, "ORDER_NOT_CANCELLABLE": Conflict, "ORDER_NOT_STUCK": Conflict,
 }
 
 
@@ -64,7 +64,7 @@ async def price(
 
 
 async def request_saga(
-    request: web.Request, payload: OrderRequested | OrderCancelRequested
+    request: web.Request, payload: OrderRequested | OrderCancelRequested | OrderRetryRequested
 ) -> dict[str, Any]:
     """Send a command to the order saga and wait for its answer; the result or a domain error."""
     app = request.app

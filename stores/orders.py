@@ -2,13 +2,15 @@
 
 Document: ``{_id: orderId, buyerId, sellerIds, status, items: [{productId,
 sellerId, quantity, unitPrice, currency}], total, currency, payment: {status,
-provider, reference}, history: [{status, at, reason?}], createdAt, updatedAt,
-version}``; money as decimal strings, times as BSON dates.
+provider, reference}, history: [{status, at, reason?}], deadline: {step, at} |
+null, createdAt, updatedAt, version}``; money as decimal strings, times as BSON
+dates. ``deadline`` is what the saga awaits and until when; an order past it, or
+with a failed refund, is *stuck* (the rule of ``agents.saga.recovery``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pymongo import DESCENDING, IndexModel
@@ -29,6 +31,10 @@ INDEXES = {
         # The catalog's "did this buyer purchase it" review check.
         IndexModel([("buyerId", 1), ("items.productId", 1), ("status", 1)],
                    name="purchases"),
+        # The admins' stuck list: the two halves of its $or.
+        IndexModel([("deadline.at", 1)], name="by_deadline"),
+        IndexModel([("payment.status", 1)], name="by_payment_status"),
+        IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)], name="newest"),
     ],
 }
 _PARTY = {"buyer": "buyerId", "seller": "sellerIds"}
@@ -77,10 +83,46 @@ class OrderRepository:
         query: dict[str, Any] = {_PARTY[role]: user_id}
         if status is not None:
             query["status"] = status
+        return await self._newest(query, limit, after)
+
+    async def admin_page(
+        self,
+        *,
+        limit: int,
+        stuck_at: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` orders of anyone, newest first; with ``stuck_at``, those stuck then."""
+        query: dict[str, Any] = {}
+        if stuck_at is not None:
+            query = {"$or": [{"deadline.at": {"$lte": stuck_at}},
+                             {"payment.status": "refund_failed"}]}
+        return await self._newest(query, limit, after)
+
+    async def _newest(
+        self, query: dict[str, Any], limit: int, after: tuple[datetime, str] | None
+    ) -> list[dict[str, Any]]:
         if after is not None:
-            query.update(keyset_after("createdAt", after))
+            # Both may be an $or: combine them, never merge their keys.
+            seek = keyset_after("createdAt", after)
+            query = {"$and": [query, seek]} if query else seek
         cursor = self._orders.find(query).sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
         return list(await cursor.limit(limit).to_list())
+
+
+def stuck_reason(doc: dict[str, Any], now: datetime) -> str | None:
+    """Why the order is stuck as of ``now`` (None if it is not): see ``agents.saga.recovery``."""
+    if doc["payment"]["status"] == "refund_failed":
+        return "refund_failed"
+    deadline = doc.get("deadline")
+    if deadline is not None and _aware(deadline["at"]) <= now:
+        return "deadline_passed"
+    return None
+
+
+def _aware(moment: datetime) -> datetime:
+    # BSON dates come back naive (UTC) unless the client is tz_aware.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def order_json(doc: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,17 @@ then releases stock and revokes the purchase grants, and ends ``refunded``.
 
 Deadlines: reserve, charge and refund each have one (``Settings.saga_*``); a
 timer signals passed deadlines as ``saga.step_timed_out`` through the inbox.
-A timed-out reserve or charge fails the saga and compensates; a timed-out
-refund is re-sent (same idempotency key) up to three times, then left to an
-operator. A charge or reservation that succeeds after the saga gave up is
-undone (refund / release).
+A timed-out reserve or charge fails the saga and compensates. A charge the
+payments agent could not attempt (its circuit breaker is open:
+``saga.payment_deferred``) waits: it is sent again every ``saga_charge_retry``
+seconds (same idempotency key) until it gets an answer or the charge deadline
+passes. A refund that fails for a transient reason (provider down, circuit
+open) or gets no answer in time is sent again (same key) with exponential
+backoff (``saga_refund_backoff`` .. ``saga_refund_max_backoff``) until it
+succeeds; one refused for good is left to an operator. A charge or reservation
+that succeeds after the saga gave up is undone (refund / release).
+
+Stuck orders (``agents.saga.recovery``): past an armed deadline, or with a
+failed refund; an admin's ``order.retry_requested`` re-drives them. A second
+cancel of an order whose refund is under way sends the refund again now.
 """

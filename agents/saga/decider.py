@@ -18,7 +18,7 @@ import orjson
 
 from agents.effects import Effects
 from agents.replies import record_expired, reply
-from agents.saga import steps
+from agents.saga import recovery, steps
 from agents.saga.plan import SOURCE, Plan, carry_out
 from agents.saga.state import TERMINAL, State, new_state, product_ids, seller_ids
 from agents.saga.steps import Deadlines
@@ -28,7 +28,9 @@ from streams.events.orders import OrderPlaced
 from streams.events.saga import (
     OrderCancelRequested,
     OrderRequested,
+    OrderRetryRequested,
     PaymentCaptured,
+    PaymentDeferred,
     PaymentFailed,
     PaymentRefunded,
     RefundFailed,
@@ -56,11 +58,13 @@ class OrderSaga:
         self._on_commit = on_commit
         self._steps: dict[str, Step] = {
             "order.cancel_requested": self._cancel,
+            "order.retry_requested": self._retry,
             "saga.stock_reserved": self._reserved,
             "saga.stock_rejected": self._rejected,
             "saga.stock_released": self._released,
             "saga.payment_captured": self._captured,
             "saga.payment_failed": self._payment_failed,
+            "saga.payment_deferred": self._deferred,
             "saga.payment_refunded": self._refunded,
             "saga.refund_failed": self._refund_failed,
             "saga.step_timed_out": self._timed_out,
@@ -131,8 +135,11 @@ class OrderSaga:
         return "pending"
 
     async def _unknown(self, envelope: Envelope, now: datetime) -> str:
-        if envelope.type == "order.cancel_requested":
-            command = envelope.payload(OrderCancelRequested)
+        if envelope.type in ("order.cancel_requested", "order.retry_requested"):
+            command: OrderCancelRequested | OrderRetryRequested = (
+                envelope.payload(OrderCancelRequested)
+                if envelope.type == "order.cancel_requested"
+                else envelope.payload(OrderRetryRequested))
             await reply(self._effects, envelope, reply_to=command.reply_to, source=SOURCE,
                         outcome="rejected", code="NOT_FOUND", detail="no such order")
         else:
@@ -154,12 +161,32 @@ class OrderSaga:
                 return
             state["cancel"] = {"reason": command.reason, "by": command.requested_by}
             self._start_cancel(plan, command.reason)
+        elif state["phase"] == "refunding":
+            # Cancelled again while the refund is under way: send it again now (same key,
+            # so at most one refund happens) rather than answer 202 and do nothing.
+            steps.refund(plan, self._deadlines)
+        plan.answer(reply_to=command.reply_to, outcome="accepted")
+
+    async def _retry(self, plan: Plan, envelope: Envelope) -> None:
+        command = envelope.payload(OrderRetryRequested)
+        why = recovery.stuck(plan.state, plan.now)
+        if why is None:
+            plan.answer(reply_to=command.reply_to, outcome="rejected", code="ORDER_NOT_STUCK",
+                        detail="the order is not stuck: it is past no deadline and no refund "
+                               "of it failed")
+            return
+        log.warning("order %s: %s; re-driven by %s", plan.order_id, why, command.requested_by)
+        fired = recovery.redrive(plan, self._deadlines)
+        if fired is not None:
+            self._apply_deadline(plan, fired)
         plan.answer(reply_to=command.reply_to, outcome="accepted")
 
     def _start_cancel(self, plan: Plan, reason: str) -> None:
         state = plan.state
         if state["status"] == "pending" or (
-            state["status"] == "stock_reserved" and state["payment"]["status"] == "none"
+            # Deferred: the provider took nothing and no charge is in flight.
+            state["status"] == "stock_reserved"
+            and state["payment"]["status"] in ("none", "deferred")
         ):
             steps.release_held(plan, "order cancelled")
             state["deadline"] = None
@@ -205,14 +232,14 @@ class OrderSaga:
     async def _captured(self, plan: Plan, envelope: Envelope) -> None:
         result = envelope.payload(PaymentCaptured)
         state = plan.state
-        if state["payment"]["status"] not in ("requested", "timed_out", "failed"):
+        if state["payment"]["status"] not in ("requested", "deferred", "timed_out", "failed"):
             return
         state["payment"].update(status="captured", provider=result.provider,
                                 reference=result.reference, paymentId=result.payment_id)
         if state["status"] != "stock_reserved":
             # Captured after the saga gave up on the charge: the money goes back.
+            # The refund's deadline stays armed: it is re-sent until it succeeds.
             steps.refund(plan, self._deadlines, "payment captured after the order failed")
-            state["deadline"] = None  # nothing awaits it; a lost refund needs an operator
             return
         plan.move("paid")
         if state["phase"] == "cancelling":
@@ -230,7 +257,9 @@ class OrderSaga:
     async def _payment_failed(self, plan: Plan, envelope: Envelope) -> None:
         result = envelope.payload(PaymentFailed)
         state = plan.state
-        if state["payment"]["status"] != "requested" or state["status"] != "stock_reserved":
+        if state["payment"]["status"] not in ("requested", "deferred") or (
+            state["status"] != "stock_reserved"
+        ):
             return
         state["payment"]["status"] = "failed"
         steps.release_held(plan, "payment failed")
@@ -240,6 +269,23 @@ class OrderSaga:
             plan.move("cancelled", state["cancel"]["reason"])
         else:
             plan.move("payment_failed", f"{result.code}: {result.reason}")
+
+    async def _deferred(self, plan: Plan, envelope: Envelope) -> None:
+        result = envelope.payload(PaymentDeferred)
+        state = plan.state
+        if state["payment"]["status"] != "requested" or state["status"] != "stock_reserved":
+            return
+        if state["phase"] == "cancelling":
+            # Cancelled while waiting for the provider: nothing was charged, nothing is in flight.
+            state["payment"]["status"] = "deferred"
+            state["phase"] = None
+            steps.release_held(plan, "order cancelled")
+            state["deadline"] = None
+            plan.move("cancelled", state["cancel"]["reason"])
+            return
+        steps.defer_charge(plan, self._deadlines, result.retry_after)
+        log.info("order %s: %s; the charge waits (%s)", plan.order_id, result.reason,
+                 plan.state["deadline"]["step"])
 
     async def _refunded(self, plan: Plan, envelope: Envelope) -> None:
         envelope.payload(PaymentRefunded)
@@ -256,36 +302,55 @@ class OrderSaga:
 
     async def _refund_failed(self, plan: Plan, envelope: Envelope) -> None:
         result = envelope.payload(RefundFailed)
-        log.error("order %s: refund failed, an operator must act: %s",
-                  plan.order_id, result.reason)
-        plan.state["payment"]["status"] = "refund_failed"
-        plan.state["deadline"] = None
+        state = plan.state
+        if state["payment"]["status"] != "refund_requested":
+            return  # refunded already, or an answer to an attempt superseded by a later one
+        if result.retryable:
+            delay = steps.refund_later(plan, self._deadlines)
+            log.warning("order %s: refund failed (%s), sent again in %.1fs",
+                        plan.order_id, result.reason, delay)
+            return
+        log.error("order %s: refund refused for good, an operator must act "
+                  "(GET /v1/admin/orders?stuck=true): %s", plan.order_id, result.reason)
+        state["payment"]["status"] = "refund_failed"
+        state["deadline"] = None
 
     async def _timed_out(self, plan: Plan, envelope: Envelope) -> None:
         signal = envelope.payload(StepTimedOut)
-        state = plan.state
-        armed = state["deadline"]
+        armed = plan.state["deadline"]
         if armed is None or armed["step"] != signal.step or armed["at"] != format_time(
             signal.deadline
         ):
             return  # the step answered in time, or an older deadline: nothing to do
+        self._apply_deadline(plan, signal.step)
+
+    def _apply_deadline(self, plan: Plan, step: str) -> None:
+        """The armed deadline of ``step`` has passed: give up, or send again what is awaited."""
+        state = plan.state
         state["deadline"] = None
-        if signal.step == "reserve" and state["status"] == "pending":
+        payment = state["payment"]["status"]
+        if step == "reserve" and state["status"] == "pending":
             steps.release_held(plan, "inventory did not answer in time")
             plan.move("rejected", "inventory did not answer in time")
-        elif signal.step == "charge" and state["status"] == "stock_reserved":
+        elif step == "charge" and state["status"] == "stock_reserved":
             state["payment"]["status"] = "timed_out"
             steps.release_held(plan, "payment did not answer in time")
             cancelling, state["phase"] = state["phase"] == "cancelling", None
             if cancelling:
                 plan.move("cancelled", state["cancel"]["reason"])
+            elif payment == "deferred":
+                plan.move("payment_failed", "the payment provider was unavailable (circuit "
+                                            "open) until the charge deadline")
             else:
                 plan.move("payment_failed", "the payment provider did not answer in time")
-        elif signal.step == "refund" and state["phase"] == "refunding":
-            if int(state.get("refundAttempts", 0)) < steps.MAX_REFUND_ATTEMPTS:
-                steps.refund(plan, self._deadlines, state["cancel"]["reason"])
-            else:
-                log.error("order %s: no refund answer after %d attempts; an operator must act",
-                          plan.order_id, state["refundAttempts"])
-                state["payment"]["status"] = "refund_failed"
+        elif step == "charge_retry" and state["status"] == "stock_reserved" and (
+            payment == "deferred"
+        ):
+            steps.charge(plan, self._deadlines)
+        elif step == "refund" and payment == "refund_requested":
+            delay = steps.refund_later(plan, self._deadlines)
+            log.warning("order %s: no refund answer in time, sent again in %.1fs",
+                        plan.order_id, delay)
+        elif step == "refund_retry" and payment == "refund_failed":
+            steps.refund(plan, self._deadlines)
 

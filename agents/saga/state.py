@@ -90,6 +90,11 @@ def read_model(state: State) -> dict[str, Any]:
         "history": [
             {**entry, "at": datetime.fromisoformat(entry["at"])} for entry in state["history"]
         ],
+        # What the saga awaits and until when: admins list orders past it (stuck).
+        "deadline": None if state["deadline"] is None else {
+            "step": state["deadline"]["step"],
+            "at": datetime.fromisoformat(state["deadline"]["at"]),
+        },
         "createdAt": datetime.fromisoformat(state["createdAt"]),
         "updatedAt": datetime.fromisoformat(state["updatedAt"]),
         "version": state["version"],

@@ -10,36 +10,47 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Literal
 
 from agents.saga.plan import Plan
 from agents.saga.state import HELD, product_ids, seller_ids, set_deadline, total
 from config import Settings
 from stores.product_lookup import ProductView
-from streams.envelope import derived_id
+from streams.envelope import derived_id, format_time
 from streams.events.files import FilePermissionGranted, FilePermissionRevoked
 from streams.events.inventory import ReleaseRequested, ReserveRequested
 from streams.events.notifications import MessageRequested
 from streams.events.payments import ChargeRequested, RefundRequested
 
 log = logging.getLogger(__name__)
-MAX_REFUND_ATTEMPTS = 3
 Template = Literal["order_completed", "order_received"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Deadlines:
-    """Seconds each awaited step may take before the saga gives up on it."""
+    """Seconds each awaited step may take before the saga gives up on it, and retry pacing."""
 
     reserve: float = 10.0
     charge: float = 30.0
     refund: float = 30.0
+    # A deferred charge (open circuit) is sent again this often, until the charge deadline.
+    charge_retry: float = 1.0
+    # A failed refund is sent again after refund_backoff * 2^(failures - 1), capped.
+    refund_backoff: float = 1.0
+    refund_max_backoff: float = 300.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Deadlines:
         """The deadlines configured in ``settings``."""
         return cls(settings.saga_reserve_timeout, settings.saga_charge_timeout,
-                   settings.saga_refund_timeout)
+                   settings.saga_refund_timeout, settings.saga_charge_retry,
+                   settings.saga_refund_backoff, settings.saga_refund_max_backoff)
+
+    def refund_delay(self, failures: int) -> float:
+        """The pause before re-sending a refund that failed ``failures`` times in a row."""
+        return float(min(self.refund_backoff * 2 ** (max(failures, 1) - 1),
+                         self.refund_max_backoff))
 
 
 def reservation_id(order_id: str, product_id: str) -> str:
@@ -78,21 +89,51 @@ def send_release(plan: Plan, product_id: str, reason: str) -> None:
 
 
 def charge(plan: Plan, deadlines: Deadlines) -> None:
-    """Ask payments to charge the order once (step ``charge``)."""
+    """Ask payments to charge the order once (step ``charge``); also each re-send.
+
+    Every send uses the same idempotency key; a re-send (after ``payment_deferred``)
+    needs a new event id and keeps the first send's deadline: the charge as a whole
+    has one.
+    """
     state = plan.state
     payment_id = derived_id(plan.order_id, "payment")
+    attempt = int(state.get("chargeAttempts", 0)) + 1
+    state["chargeAttempts"] = attempt
     state["payment"].update(status="requested", paymentId=payment_id)
     plan.send("payment-commands", ChargeRequested(
         order_id=plan.order_id, payment_id=payment_id,
         idempotency_key=f"{plan.order_id}:charge", amount=total(state),
         currency=state["currency"], payment_method=state["paymentMethod"],
-    ), key=plan.order_id, name="charge")
-    set_deadline(state, "charge", plan.now, deadlines.charge)
+    ), key=plan.order_id, name="charge" if attempt == 1 else f"charge:{attempt}")
+    if attempt == 1:
+        set_deadline(state, "charge", plan.now, deadlines.charge)
+        state["chargeBy"] = state["deadline"]["at"]
+    else:
+        state["deadline"] = {"step": "charge", "at": state["chargeBy"]}
 
 
-def refund(plan: Plan, deadlines: Deadlines, reason: str) -> None:
-    """Ask payments to refund the captured charge (step ``refund``); retried on timeout."""
+def defer_charge(plan: Plan, deadlines: Deadlines, retry_after: float) -> None:
+    """The provider cannot take the charge yet: send it again later, within its deadline."""
     state = plan.state
+    state["payment"]["status"] = "deferred"
+    # A saga from before chargeBy existed: its armed charge deadline is the one.
+    state.setdefault("chargeBy", (state["deadline"] or {}).get("at", format_time(plan.now)))
+    retry = plan.now + timedelta(seconds=max(retry_after, deadlines.charge_retry))
+    if retry < datetime.fromisoformat(state["chargeBy"]):
+        state["deadline"] = {"step": "charge_retry", "at": format_time(retry)}
+    else:  # no time left for another try: the charge deadline decides
+        state["deadline"] = {"step": "charge", "at": state["chargeBy"]}
+
+
+def refund(plan: Plan, deadlines: Deadlines, reason: str | None = None) -> None:
+    """Ask payments to refund the captured charge (step ``refund``); also each re-send.
+
+    ``reason`` on the first send; a re-send (after a failure, a timeout, a second cancel or
+    an operator's retry) repeats it, with the same idempotency key.
+    """
+    state = plan.state
+    if reason is not None:
+        state["refundReason"] = reason
     attempt = int(state.get("refundAttempts", 0)) + 1
     state["refundAttempts"] = attempt
     state["payment"]["status"] = "refund_requested"
@@ -100,10 +141,21 @@ def refund(plan: Plan, deadlines: Deadlines, reason: str) -> None:
         order_id=plan.order_id, payment_id=state["payment"]["paymentId"],
         refund_id=derived_id(plan.order_id, "refund"),
         idempotency_key=f"{plan.order_id}:refund", amount=total(state),
-        currency=state["currency"], reason=reason,
+        currency=state["currency"], reason=state.get("refundReason") or "refund",
     # A retry needs a new event id (receivers dedupe ids); the idempotency key keeps it once.
     ), key=plan.order_id, name=f"refund:{attempt}")
     set_deadline(state, "refund", plan.now, deadlines.refund)
+
+
+def refund_later(plan: Plan, deadlines: Deadlines) -> float:
+    """The last refund attempt failed (or went unanswered): send it again after a backoff."""
+    state = plan.state
+    failures = int(state.get("refundFailures", 0)) + 1
+    state["refundFailures"] = failures
+    state["payment"]["status"] = "refund_failed"
+    delay = deadlines.refund_delay(failures)
+    set_deadline(state, "refund_retry", plan.now, delay)
+    return delay
 
 
 def deliver(plan: Plan, products: Mapping[str, ProductView]) -> None:

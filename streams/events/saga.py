@@ -46,6 +46,17 @@ class OrderCancelRequested(Payload):
     deadline: Timestamp
 
 
+@event("order.retry_requested", topic=TOPIC, key="orderId",
+       summary="An admin asked to re-drive a stuck order's current step (POST .../retry).")
+class OrderRetryRequested(Payload):
+    """Operator command: re-send what the saga waits for (same idempotency keys)."""
+
+    order_id: str
+    requested_by: str
+    reply_to: str
+    deadline: Timestamp
+
+
 @event("saga.stock_reserved", topic=TOPIC, key="orderId",
        summary="The inventory agent reserved one line's stock for the order.")
 class StockReserved(Payload):
@@ -94,7 +105,8 @@ class PaymentCaptured(Payload):
 
 
 @event("saga.payment_failed", topic=TOPIC, key="orderId",
-       summary="The charge failed for good (declined, or retries/circuit exhausted).")
+       summary="The charge failed for good (declined, or provider failures after retries; "
+               "circuit_open is no longer sent: see saga.payment_deferred).")
 class PaymentFailed(Payload):
     """Step result from payments."""
 
@@ -102,6 +114,19 @@ class PaymentFailed(Payload):
     payment_id: str
     code: Literal["declined", "provider_timeout", "provider_error", "circuit_open"]
     reason: str
+
+
+@event("saga.payment_deferred", topic=TOPIC, key="orderId",
+       summary="The charge was not attempted: the provider's circuit is open. Nothing was "
+               "charged; the saga sends the charge again until its deadline.")
+class PaymentDeferred(Payload):
+    """Step result from payments."""
+
+    order_id: str
+    payment_id: str
+    reason: str
+    # Seconds until the payments agent's circuit breaker lets a trial call through.
+    retry_after: float = 0.0
 
 
 @event("saga.payment_refunded", topic=TOPIC, key="orderId",
@@ -117,13 +142,16 @@ class PaymentRefunded(Payload):
 
 
 @event("saga.refund_failed", topic=TOPIC, key="orderId",
-       summary="A refund failed after retries; the order needs an operator (recorded, alerted).")
+       summary="A refund failed: retryable (provider down, circuit open; the saga sends it "
+               "again with backoff) or for good (the order needs an operator).")
 class RefundFailed(Payload):
     """Step result from payments."""
 
     order_id: str
     payment_id: str
     reason: str
+    code: Literal["declined", "provider_timeout", "provider_error", "circuit_open"] | None = None
+    retryable: bool = False
 
 
 @event("saga.step_timed_out", topic=TOPIC, key="orderId",
@@ -132,5 +160,6 @@ class StepTimedOut(Payload):
     """Deadline signal: the orchestrator fails the saga and compensates."""
 
     order_id: str
-    step: Literal["reserve", "charge", "deliver", "refund"]
+    # *_retry: the time to send again a charge or refund the provider could not take.
+    step: Literal["reserve", "charge", "deliver", "refund", "charge_retry", "refund_retry"]
     deadline: Timestamp

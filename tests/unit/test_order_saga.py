@@ -20,9 +20,12 @@ from streams.events.money import OrderLine
 from streams.events.saga import (
     OrderCancelRequested,
     OrderRequested,
+    OrderRetryRequested,
     PaymentCaptured,
+    PaymentDeferred,
     PaymentFailed,
     PaymentRefunded,
+    RefundFailed,
     StockRejected,
     StockReleased,
     StockReserved,
@@ -322,3 +325,144 @@ async def test_a_second_request_for_the_same_order_answers_without_a_second_saga
     assert len(world.effects.of("inventory.reserve_requested")) == 2
     assert [a.data["outcome"] for a in world.effects.of("command.answered")] == [
         "accepted", "accepted"]
+
+
+# --- an unavailable provider: deferred charges, refunds retried, operators' retries ---------
+
+
+def deferred(retry_after: float = 0.0) -> PaymentDeferred:
+    return PaymentDeferred(order_id=ORDER, payment_id="pay", reason="circuit open",
+                           retry_after=retry_after)
+
+
+def refund_failed(*, retryable: bool = True) -> RefundFailed:
+    return RefundFailed(order_id=ORDER, payment_id="pay", reason="provider down",
+                        code="circuit_open" if retryable else None, retryable=retryable)
+
+
+def refunded() -> PaymentRefunded:
+    return PaymentRefunded(order_id=ORDER, payment_id="pay", refund_id="r",
+                           amount=Decimal("15.00"), currency="USD")
+
+
+def retry() -> OrderRetryRequested:
+    return OrderRetryRequested(order_id=ORDER, requested_by="admin-1", reply_to="gw",
+                               deadline=NOW + timedelta(hours=1))
+
+
+async def fire(world: World, at: datetime) -> str:
+    """Let the deadline timer look at ``at`` and apply the one signal it sends."""
+    before = len(world.effects.on("order-saga"))
+    assert await world.watch.tick(at) == 1
+    signal = world.effects.on("order-saga")[before]
+    return await world.saga.handle(signal.encode(), now=at)
+
+
+async def charging_world() -> World:
+    world = World()
+    await world.send(requested())
+    await world.send(reserved("p1"))
+    await world.send(reserved("p2"))
+    return world
+
+
+async def test_a_deferred_charge_waits_is_sent_again_and_completes() -> None:
+    world = await charging_world()
+    assert await world.send(deferred()) == "stock_reserved"
+    assert world.state["payment"]["status"] == "deferred"
+    assert world.state["deadline"]["step"] == "charge_retry"
+    assert world.effects.of("inventory.release_requested") == []
+    assert await fire(world, NOW + timedelta(seconds=2)) == "stock_reserved"
+    first, again = world.effects.of("payment.charge_requested")
+    assert first.data["idempotencyKey"] == again.data["idempotencyKey"] == f"{ORDER}:charge"
+    assert first.id != again.id
+    # The re-send keeps the charge's own deadline.
+    assert world.state["deadline"] == {"step": "charge", "at": world.state["chargeBy"]}
+    assert await world.send(captured(), at=NOW + timedelta(seconds=3)) == "completed"
+
+
+async def test_a_charge_deferred_until_its_deadline_fails_and_releases() -> None:
+    world = await charging_world()
+    await world.send(deferred(retry_after=60.0))  # the circuit stays open past the deadline
+    assert world.state["deadline"]["step"] == "charge"
+    assert await fire(world, NOW + timedelta(seconds=6)) == "payment_failed"
+    assert "unavailable" in world.state["history"][-1]["reason"]
+    assert [e.key for e in world.effects.of("inventory.release_requested")] == ["p2", "p1"]
+
+
+async def test_a_cancel_while_the_charge_waits_cancels_at_once() -> None:
+    world = await charging_world()
+    await world.send(deferred())
+    assert await world.send(cancel()) == "cancelled"
+    assert world.effects.of("payment.refund_requested") == []
+    assert {e.key for e in world.effects.of("inventory.release_requested")} == {"p1", "p2"}
+
+
+async def test_a_failed_refund_is_sent_again_with_backoff_until_it_succeeds() -> None:
+    world = await completed_world()
+    await world.send(cancel())
+    await world.send(refund_failed())
+    assert world.state["payment"]["status"] == "refund_failed"
+    doc = world.effects.orders.docs[ORDER]
+    assert (doc["status"], doc["payment"]["status"]) == ("completed", "refund_failed")
+    assert doc["deadline"]["step"] == "refund_retry"
+    first_retry = datetime.fromisoformat(world.state["deadline"]["at"])
+    await fire(world, first_retry)
+    await world.send(refund_failed(), at=first_retry)
+    second_retry = datetime.fromisoformat(world.state["deadline"]["at"])
+    assert second_retry - first_retry == 2 * (first_retry - NOW)  # exponential
+    await fire(world, second_retry)
+    refunds = world.effects.of("payment.refund_requested")
+    assert len(refunds) == 3
+    assert {r.data["idempotencyKey"] for r in refunds} == {f"{ORDER}:refund"}
+    assert len({r.id for r in refunds}) == 3
+    assert await world.send(refunded(), at=second_retry) == "refunded"
+    assert world.effects.orders.docs[ORDER]["payment"]["status"] == "refunded"
+    assert world.state["deadline"] is None
+
+
+async def test_an_unanswered_refund_is_sent_again() -> None:
+    world = await completed_world()
+    await world.send(cancel())
+    await fire(world, NOW + timedelta(seconds=6))  # the refund's deadline: no answer
+    assert world.state["payment"]["status"] == "refund_failed"
+    await fire(world, datetime.fromisoformat(world.state["deadline"]["at"]))
+    assert len(world.effects.of("payment.refund_requested")) == 2
+
+
+async def test_a_second_cancel_while_refunding_sends_the_refund_again() -> None:
+    world = await completed_world()
+    await world.send(cancel())
+    await world.send(refund_failed())
+    await world.send(cancel())
+    answer = world.effects.of("command.answered")[-1]
+    assert answer.data["outcome"] == "accepted"
+    assert len(world.effects.of("payment.refund_requested")) == 2
+    assert world.state["payment"]["status"] == "refund_requested"
+
+
+async def test_an_operator_retry_re_drives_only_a_stuck_order() -> None:
+    world = await completed_world()
+    await world.send(retry())
+    answer = world.effects.of("command.answered")[-1]
+    assert (answer.data["outcome"], answer.data["code"]) == ("rejected", "ORDER_NOT_STUCK")
+    await world.send(cancel())
+    await world.send(refund_failed(retryable=False))  # refused for good: an operator acts
+    assert world.state["deadline"] is None
+    assert world.state["payment"]["status"] == "refund_failed"
+    await world.send(retry())
+    assert world.effects.of("command.answered")[-1].data["outcome"] == "accepted"
+    assert len(world.effects.of("payment.refund_requested")) == 2
+
+
+async def test_an_operator_retry_applies_a_passed_deadline() -> None:
+    world = World()
+    await world.send(requested())
+    assert await world.send(retry(), at=NOW + timedelta(seconds=6)) == "rejected"
+    assert {e.key for e in world.effects.of("inventory.release_requested")} == {"p1", "p2"}
+
+
+async def test_a_retry_for_an_unknown_order_is_not_found() -> None:
+    world = World()
+    assert await world.send(retry()) == "unknown"
+    assert world.effects.of("command.answered")[-1].data["code"] == "NOT_FOUND"

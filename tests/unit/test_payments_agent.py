@@ -31,7 +31,13 @@ from streams.events.payments import (
     PaymentFailedPublic,
     RefundRequested,
 )
-from streams.events.saga import PaymentCaptured, PaymentFailed, PaymentRefunded, RefundFailed
+from streams.events.saga import (
+    PaymentCaptured,
+    PaymentDeferred,
+    PaymentFailed,
+    PaymentRefunded,
+    RefundFailed,
+)
 from tests.support.recording import RecordingEffects, close_unstarted_consumer_loop, identity
 
 NOW = datetime(2024, 5, 17, 12, 0, 0, 250000, tzinfo=UTC)
@@ -121,7 +127,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def breaker(clock: FakeClock) -> CircuitBreaker:
-    return CircuitBreaker(failures=5, window=30.0, cooldown=15.0, clock=clock)
+    # Two distinct operations, all failed: small numbers keep the scenarios short.
+    return CircuitBreaker(min_calls=2, failure_rate=1.0, window=30.0, cooldown=15.0, clock=clock)
 
 
 @pytest.fixture
@@ -237,59 +244,89 @@ async def test_transient_errors_then_success_is_captured(
 # --- the circuit breaker -------------------------------------------------------------------
 
 
-async def test_breaker_opens_fails_fast_and_half_opens_after_the_cool_down(
+async def test_breaker_opens_defers_charges_and_half_opens_after_the_cool_down(
     decider: PaymentsDecider,
     effects: RecordingEffects,
     provider: Counting,
     breaker: CircuitBreaker,
     clock: FakeClock,
+    table: dict[str, Any],
 ) -> None:
-    await decider.handle(charge("o-1", "tok_error"), now=NOW)  # 3 failures
-    await decider.handle(charge("o-2", "tok_error"), now=NOW)  # 2 more: open, 3rd fails fast
-    assert breaker.state == "open"
-    assert provider.calls == Counter(charge=5)
-    assert failure(effects) == ("circuit_open", CIRCUIT_OPEN_REASON, 2)
+    await decider.handle(charge("o-1", "tok_error"), now=NOW)  # one failed charge (3 calls)
+    assert breaker.state == "closed"
+    await decider.handle(charge("o-2", "tok_error"), now=NOW)  # two: every one failed
+    assert state_of(breaker) == "open"
+    assert provider.calls == Counter(charge=6)  # each admitted charge ran all its retries
+    assert failure(effects) == ("provider_error", failure(effects)[1], 3)
+    effects.clear()
 
-    assert await decider.handle(charge("o-3"), now=NOW) == "failed"
-    assert failure(effects) == ("circuit_open", CIRCUIT_OPEN_REASON, 0)
-    assert provider.calls == Counter(charge=5)  # failed fast: no call
+    # Another buyer's card is not failed: the charge is deferred, with no call and no record.
+    assert await decider.handle(charge("o-3"), now=NOW) == "deferred"
+    [deferred] = effects.on("order-saga")
+    assert deferred.type == "saga.payment_deferred"
+    assert deferred.payload(PaymentDeferred).reason == CIRCUIT_OPEN_REASON
+    assert deferred.payload(PaymentDeferred).retry_after == 15.0
+    assert effects.on("payments") == []  # nothing happened that the public should see
+    assert "o-3" not in table
+    assert provider.calls == Counter(charge=6)
 
     clock.now += 15.0
     assert state_of(breaker) == "half_open"
-    assert await decider.handle(charge("o-4"), now=NOW) == "captured"  # the one trial
+    assert await decider.handle(charge("o-3"), now=NOW) == "captured"  # the saga's re-send
     assert state_of(breaker) == "closed"
-    assert provider.calls == Counter(charge=6)
+    assert provider.calls == Counter(charge=7)
+
+
+async def test_a_redelivered_deferral_repeats_its_id_and_a_re_send_gets_a_new_one(
+    decider: PaymentsDecider, effects: RecordingEffects, breaker: CircuitBreaker,
+) -> None:
+    breaker.failed("a")
+    breaker.failed("b")
+    command = charge("o-3")
+    await decider.handle(command, now=NOW)
+    await decider.handle(command, now=NOW)
+    await decider.handle(charge("o-3"), now=NOW)  # a new command for the same charge
+    ids = [e.id for e in effects.on("order-saga")]
+    assert ids[0] == ids[1] != ids[2]
+
+
+async def test_one_customers_retries_and_re_sends_count_as_one_failure(
+    decider: PaymentsDecider, breaker: CircuitBreaker, provider: Counting,
+) -> None:
+    for _ in range(3):  # redelivered and re-sent: always the key charge:o-1
+        await decider.handle(charge("o-1", "tok_timeout"), now=NOW)
+        breaker.failed("charge:o-1")
+    assert breaker.state == "closed"
+    assert await decider.handle(charge("o-9"), now=NOW) == "captured"
 
 
 async def test_a_failed_trial_opens_the_circuit_again(
     breaker: CircuitBreaker, clock: FakeClock
 ) -> None:
-    for _ in range(5):
-        breaker.failed()
+    breaker.failed("a")
+    breaker.failed("b")
     clock.now += 15.0
-    assert breaker.allow() is True
-    assert breaker.allow() is False  # only one trial at a time
-    breaker.failed()
+    assert breaker.allow("c") is True
+    assert breaker.allow("d") is False  # only one trial at a time
+    assert breaker.allow("c") is True  # the trial's own re-send
+    breaker.failed("c")
     assert breaker.state == "open"
     clock.now += 14.9
-    assert breaker.allow() is False
+    assert breaker.allow("d") is False
     clock.now += 0.1
-    assert breaker.allow() is True
+    assert breaker.allow("d") is True
 
 
 async def test_failures_outside_the_window_or_before_a_success_do_not_add_up(
     breaker: CircuitBreaker, clock: FakeClock
 ) -> None:
-    for _ in range(4):
-        breaker.failed()
+    breaker.failed("a")
     clock.now += 31.0
-    breaker.failed()
+    breaker.failed("b")
     assert breaker.state == "closed"
-    for _ in range(3):
-        breaker.failed()
-    breaker.succeeded()
-    breaker.failed()
-    assert breaker.state == "closed"
+    breaker.succeeded("c")
+    breaker.failed("d")
+    assert breaker.state == "closed"  # 2 of 3 failed: under the rate of 1.0
 
 
 def test_default_policy_blocks_the_agent_for_less_than_ten_seconds() -> None:
@@ -333,13 +370,42 @@ async def test_refunds_that_cannot_go_to_the_provider_fail_at_once(
 
 
 async def test_refund_provider_errors_are_retried_then_fail(
-    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting, table: dict[str, Any]
 ) -> None:
     await decider.handle(charge(), now=NOW)
     provider.failures = 3
-    assert await decider.handle(refund(), now=NOW) == "failed"
-    assert "3 attempts" in effects.on("order-saga")[-1].payload(RefundFailed).reason
+    # Not settled: the saga is told it may send the refund again, and nothing is stored.
+    assert await decider.handle(refund(), now=NOW) == "retryable"
+    failed = effects.on("order-saga")[-1].payload(RefundFailed)
+    assert "3 attempts" in failed.reason
+    assert (failed.retryable, failed.code) == (True, "provider_error")
+    assert table["o-1"]["refunds"] == {}
     assert provider.calls == Counter(charge=1, refund=3)
+    # The saga's next attempt (same key) refunds, once.
+    assert await decider.handle(refund(), now=NOW) == "refunded"
+    assert await decider.handle(refund(), now=NOW) == "refunded"
+    assert provider.calls == Counter(charge=1, refund=4)
+
+
+async def test_a_refund_meeting_the_open_circuit_is_retryable_without_a_call(
+    decider: PaymentsDecider, effects: RecordingEffects, provider: Counting,
+    breaker: CircuitBreaker, clock: FakeClock,
+) -> None:
+    await decider.handle(charge(), now=NOW)
+    clock.now += 31.0  # the charge's success has left the window
+    breaker.failed("a")
+    breaker.failed("b")
+    assert await decider.handle(refund(), now=NOW) == "retryable"
+    failed = effects.on("order-saga")[-1].payload(RefundFailed)
+    assert (failed.retryable, failed.code) == (True, "circuit_open")
+    assert provider.calls == Counter(charge=1)
+
+
+async def test_refunds_refused_for_good_are_not_retryable(
+    decider: PaymentsDecider, effects: RecordingEffects
+) -> None:
+    assert await decider.handle(refund("o-7"), now=NOW) == "failed"
+    assert effects.on("order-saga")[-1].payload(RefundFailed).retryable is False
 
 
 # --- the simulator itself ------------------------------------------------------------------
@@ -406,9 +472,13 @@ def test_payment_settings_come_from_the_environment() -> None:
             "MERCATO_PAYMENT_CALL_TIMEOUT": "0.5",
             "MERCATO_PAYMENT_ATTEMPTS": "4",
             "MERCATO_PAYMENT_BREAKER_COOLDOWN": "3",
+            "MERCATO_PAYMENT_BREAKER_MIN_CALLS": "20",
+            "MERCATO_PAYMENT_BREAKER_FAILURE_RATE": "0.25",
         }
     )
     policy = ResilientCalls.from_settings(settings).policy
     assert (policy.call_timeout, policy.attempts) == (0.5, 4)
     assert settings.payment_breaker_cooldown == 3.0
+    assert (settings.payment_breaker_min_calls, settings.payment_breaker_failure_rate) == (
+        20, 0.25)
     assert Settings.from_env(settings.to_env()).payment_attempts == 4
