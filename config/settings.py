@@ -73,8 +73,15 @@ class Settings:
     kafka_url: str = "kafka://127.0.0.1:9092"
     mongo_url: str = "mongodb://127.0.0.1:27017/mercato"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Per process: at most this many Redis connections; a caller beyond them waits up to
+    # redis_pool_timeout seconds for one to free up (stores/redisdb.py), then gets a 503.
+    redis_max_connections: int = 128
+    redis_pool_timeout: float = 5.0
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Seconds a connection gets to send each request head; a slower one is answered 408
+    # and closed (a client dripping header bytes would otherwise hold a socket forever).
+    http_header_timeout: float = 10.0
     data_dir: Path = Path(".mercato")
     jwt_secret: str = dataclasses.field(default="", repr=False)
     # Comma-separated secrets that still verify tokens (by kid) after a rotation; never sign.
@@ -283,8 +290,11 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_KAFKA_URL": "kafka_url",
     "MERCATO_MONGO_URL": "mongo_url",
     "MERCATO_REDIS_URL": "redis_url",
+    "MERCATO_REDIS_MAX_CONNECTIONS": "redis_max_connections",
+    "MERCATO_REDIS_POOL_TIMEOUT": "redis_pool_timeout",
     "MERCATO_HTTP_HOST": "http_host",
     "MERCATO_HTTP_PORT": "http_port",
+    "MERCATO_HTTP_HEADER_TIMEOUT": "http_header_timeout",
     "MERCATO_DATA_DIR": "data_dir",
     "MERCATO_JWT_SECRET": "jwt_secret",
     "MERCATO_JWT_PREVIOUS_SECRETS": "jwt_previous_secrets",
@@ -335,6 +345,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "http_port": int, "access_token_ttl": int, "session_max_age": int,
     "kafka_replication": int, "push_queue_size": int,
     "command_timeout": float, "worker_session_timeout": float, "sse_heartbeat": float,
+    "http_header_timeout": float, "redis_max_connections": int, "redis_pool_timeout": float,
     "kafka_idempotent": bool, "log_json": bool, "data_dir": Path,
     "max_upload_bytes": int, "file_quota_bytes": int,
     "rate_limit_enabled": bool, "trust_proxy": bool, "tls_terminated": bool,
