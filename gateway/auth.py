@@ -49,6 +49,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "profile",
             "orders:read",
             "orders:write",
+            "orders:admin",
             "products:write",
             "files",
             "stream",

@@ -20,7 +20,7 @@ from gateway.routes.order_schemas import OrderAcceptedOut, OrderOut, PaginationO
 from gateway.routes.schemas import Out
 from stores.orders import order_json, stuck_reason
 from streams.envelope import format_time, utcnow
-from streams.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from streams.errors import Conflict, FieldError, InvalidInput, NotFound
 from streams.events.saga import OrderRetryRequested
 
 routes = web.RouteTableDef()
@@ -51,10 +51,7 @@ class AdminOrderPageOut(Out):
 
 
 def _admin(request: web.Request) -> Principal:
-    principal = require_scope(request, "orders:read")
-    if not principal.is_admin:
-        raise Forbidden("only admins may manage other people's orders")
-    return principal
+    return require_scope(request, "orders:admin")
 
 
 @routes.get("/v1/admin/orders")

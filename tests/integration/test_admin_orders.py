@@ -144,7 +144,7 @@ async def test_a_retry_is_refused_unless_stuck_known_and_asked_by_an_admin(
     assert unknown.content_type == "application/problem+json"
     path = f"/v1/admin/orders/{world['refunding']}/retry"
     as_buyer = await client.post(path, headers=world["buyer"])
-    assert (as_buyer.status, (await as_buyer.json())["code"]) == (403, "FORBIDDEN")
+    assert (as_buyer.status, (await as_buyer.json())["code"]) == (403, "INSUFFICIENT_SCOPE")
     assert (await client.post(path)).status == 401
     assert (await client.get("/v1/admin/orders", headers=world["buyer"])).status == 403
     assert (await client.get("/v1/admin/orders")).status == 401
