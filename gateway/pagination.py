@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,6 +24,11 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _DATETIME_TAG = "$dt"
+# Far above any cursor we issue (a sort position of a few short values, base64url), so a
+# longer one was not ours: refused before it is decoded.
+MAX_CURSOR = 2048
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +77,9 @@ def encode_cursor(*position: Any) -> str:
 
 def decode_cursor(cursor: str, *, arity: int | None = None) -> tuple[Any, ...]:
     """The sort position in ``cursor``; ``InvalidCursor`` if it is not one we issued."""
+    # b64decode skips characters outside the alphabet: "a!b" would decode as "ab".
+    if len(cursor) > MAX_CURSOR or not _CURSOR.match(cursor):
+        raise InvalidCursor("the cursor is not valid; start again without one")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = orjson.loads(raw)
@@ -120,7 +129,7 @@ PAGE_PARAMETERS: tuple[dict[str, Any], ...] = (
         "name": "cursor",
         "in": "query",
         "required": False,
-        "description": "nextCursor of the previous page (opaque).",
-        "schema": {"type": "string"},
+        "description": "nextCursor of the previous page (opaque, base64url).",
+        "schema": {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": MAX_CURSOR},
     },
 )

@@ -21,6 +21,7 @@ from streams.errors import (
     RangeNotSatisfiable,
     Unauthenticated,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: tuple[tuple[type[MercatoError], int], ...] = (
     (Conflict, 409),
     (PreconditionFailed, 412),
     (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (RangeNotSatisfiable, 416),
     (PreconditionRequired, 428),
     (Unavailable, 503),

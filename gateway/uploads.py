@@ -31,6 +31,7 @@ from streams.errors import (
     MalformedRequest,
     PayloadTooLarge,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 READ_SIZE = 256 * 1024
@@ -113,14 +114,17 @@ async def receive(
 ) -> Received:
     """Read the form, stream ``file`` into GridFS as ``file_id``; nothing stays on failure."""
     if request.content_type != "multipart/form-data":
-        raise MalformedRequest(
-            "send the file as multipart/form-data with a 'file' part",
-            code="UNSUPPORTED_MEDIA_TYPE",
-        )
+        raise UnsupportedMediaType("send the file as multipart/form-data with a 'file' part")
     declared = request.content_length
     if declared is not None and declared > limit.bytes + MULTIPART_SLACK:
         raise limit.error()
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except ValueError:  # aiohttp's word for a missing or over-long (> 70) boundary
+        raise MalformedRequest(
+            "the multipart/form-data Content-Type needs a boundary of 1-70 characters",
+            code="MALFORMED_MULTIPART",
+        ) from None
     writer: ChunkWriter | None = None
     try:
         product_id: str | None = None

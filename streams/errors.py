@@ -50,6 +50,13 @@ class MalformedRequest(MercatoError):
     title = "Malformed request"
 
 
+class UnsupportedMediaType(MercatoError):
+    """A body sent with a media type the operation does not read (e.g. not JSON)."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    title = "Unsupported media type"
+
+
 class Unauthenticated(MercatoError):
     """No valid credentials."""
 

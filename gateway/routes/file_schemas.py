@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from gateway.routes.schemas import Out
 from gateway.validation import Body
+
+# As gateway.uploads reads it.
+ProductId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 
 
 class UploadForm(Body):
     """POST /v1/files as multipart/form-data."""
 
     file: bytes = Field(description="The content; type and name are derived server-side.")
-    product_id: str | None = Field(
+    product_id: ProductId | SkipJsonSchema[None] = Field(
         default=None, description="Link to a product the caller sells (sellers and admins)."
     )
 

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway import keys
-from gateway.openapi import operation
+from gateway.openapi import comma_list_pattern, operation
 from gateway.pagination import PAGE_PARAMETERS, page_request, page_response
-from gateway.routes.product_schemas import ProductPage
+from gateway.routes.product_schemas import PRICE_BOUND_PATTERN, ProductPage
 from stores.product_listing import DEFAULT_SORT, SORT_FIELDS, Listing
 from stores.products import category_key, product, to_micros
 from stores.search import query_terms
@@ -98,11 +98,12 @@ def listing_from(request: web.Request, *, fetch: int) -> Listing:
         _query("q", "Search words; every word must match name, category or description "
                "(prefixes too). Ranked by relevance: name > category > description."),
         _query("category", "Exact category, case-insensitive."),
-        _query("minPrice", "Inclusive lower bound, decimal string."),
-        _query("maxPrice", "Inclusive upper bound, decimal string."),
+        _query("minPrice", "Inclusive lower bound, decimal string.", pattern=PRICE_BOUND_PATTERN),
+        _query("maxPrice", "Inclusive upper bound, decimal string.", pattern=PRICE_BOUND_PATTERN),
         _query("sellerId", "Only this seller's products."),
         _query("sort", "Comma-separated keys of createdAt, price, name, rating; '-' for "
-               "descending. Default -createdAt."),
+               "descending. Default -createdAt.",
+               pattern=comma_list_pattern(SORT_FIELDS, most=MAX_SORT_KEYS, descending=True)),
         _query("status", "active (default), archived or all.", enum=list(STATUSES)),
         *PAGE_PARAMETERS,
     ),

@@ -13,6 +13,8 @@ from gateway.validation import Body
 
 # At most 6 decimals: prices are also stored as integer millionths for sorting.
 PRICE_PATTERN = r"^\d{1,9}(\.\d{1,6})?$"
+# A listing's minPrice/maxPrice: a price, or nothing (an empty bound is no bound).
+PRICE_BOUND_PATTERN = r"^(\d{1,9}(\.\d{1,6})?)?$"
 MAX_STOCK = 1_000_000_000
 
 

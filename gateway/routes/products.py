@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway import catalog, keys
 from gateway.auth import require_scope
-from gateway.openapi import operation
+from gateway.openapi import ETAG_HEADER, IF_MATCH_PATTERN, LOCATION_HEADER, operation
 from gateway.routes.product_schemas import CreateProductBody, ProductOut, UpdateProductBody
 from gateway.validation import parse_body
 from stores.products import etag
@@ -41,6 +41,7 @@ def _answer(result: dict[str, Any], *, status: int = 200) -> web.Response:
     tags=("catalog",),
     auth=True,
     body=CreateProductBody,
+    headers={201: {"ETag": ETAG_HEADER, "Location": LOCATION_HEADER}},
     responses={
         201: ("Created; ETag and Location set", ProductOut),
         401: ("Not signed in", None),
@@ -79,8 +80,11 @@ async def create_product(request: web.Request) -> web.Response:
     auth=True,
     body=UpdateProductBody,
     parameters=(
-        {"name": "If-Match", "in": "header", "required": True, "schema": {"type": "string"}},
+        {"name": "If-Match", "in": "header", "required": True,
+         "description": "The ETag of the version this change is based on.",
+         "schema": {"type": "string", "pattern": IF_MATCH_PATTERN}},
     ),
+    headers={200: {"ETag": ETAG_HEADER}},
     responses={
         200: ("Changed; the new ETag is set", ProductOut),
         401: ("Not signed in", None),
@@ -122,6 +126,11 @@ async def update_product(request: web.Request) -> web.Response:
     "Archive a product (its seller or an admin); kept for existing orders",
     tags=("catalog",),
     auth=True,
+    parameters=(
+        {"name": "If-Match", "in": "header", "required": False,
+         "description": "Archive only this version (its ETag).",
+         "schema": {"type": "string", "pattern": IF_MATCH_PATTERN}},
+    ),
     responses={
         204: ("Archived (or already archived)", None),
         401: ("Not signed in", None),
@@ -154,6 +163,7 @@ async def archive_product(request: web.Request) -> web.Response:
         {"name": "If-None-Match", "in": "header", "required": False,
          "schema": {"type": "string"}},
     ),
+    headers={200: {"ETag": ETAG_HEADER}, 304: {"ETag": ETAG_HEADER}},
     responses={
         200: ("The product", ProductOut),
         304: ("Not modified since the ETag sent", None),

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 from gateway.validation import Body
 
 # Deliberately permissive (RFC 5322 is wider still); delivery proves the address.
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 def normalise_email(email: str) -> str:
@@ -20,26 +22,34 @@ def normalise_email(email: str) -> str:
     return unicodedata.normalize("NFKC", email).strip().lower()
 
 
+def _email_shape(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("not a valid email address")
+    return value
+
+
+# Checked by our own pattern (its message, not pydantic's); published with it and the format.
+Email = Annotated[
+    str,
+    Field(max_length=254, examples=["ada@example.com"],
+          json_schema_extra={"format": "email", "pattern": EMAIL_PATTERN}),
+    AfterValidator(_email_shape),
+]
+
+
 class RegisterBody(Body):
     """POST /v1/auth/register."""
 
-    email: str = Field(max_length=254, examples=["ada@example.com"])
+    email: Email
     password: str = Field(min_length=8, max_length=128, examples=["correct horse battery"])
     name: str = Field(min_length=1, max_length=100, examples=["Ada Lovelace"])
     role: Literal["buyer", "seller"] = "buyer"
-
-    @field_validator("email")
-    @classmethod
-    def _email_shape(cls, value: str) -> str:
-        if not _EMAIL.match(value):
-            raise ValueError("not a valid email address")
-        return value
 
 
 class LoginBody(Body):
     """POST /v1/auth/login."""
 
-    email: str = Field(max_length=254)
+    email: Email
     password: str = Field(min_length=1, max_length=128)
 
 
@@ -89,7 +99,7 @@ class RefreshBody(Body):
 class ResetBody(Body):
     """POST /v1/auth/password/reset."""
 
-    email: str = Field(max_length=254)
+    email: Email
 
 
 class ResetConfirmBody(Body):
@@ -102,8 +112,11 @@ class ResetConfirmBody(Body):
 class ProfilePatchBody(Body):
     """PATCH /v1/users/me: only the fields sent change; ``address: null`` removes it."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    # Published as a string: a name cannot be removed (``null`` is answered 422).
+    name: Annotated[str, Field(min_length=1, max_length=100)] | SkipJsonSchema[None] = None
     address: AddressBody | None = None
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
 
 class RolesBody(Body):

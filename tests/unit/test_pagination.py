@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from gateway.pagination import (
+    CURSOR_PATTERN,
+    MAX_CURSOR,
+    PAGE_PARAMETERS,
     PageRequest,
     decode_cursor,
     encode_cursor,
@@ -56,3 +60,15 @@ def test_page_response_envelope() -> None:
     assert decode_cursor(body["pagination"]["nextCursor"]) == (AT, "b")
     last = page_response(rows[:2], page, position=lambda r: r, render=lambda r: r[1])
     assert last["pagination"] == {"limit": 2, "hasMore": False, "nextCursor": None}
+
+
+def test_cursors_are_held_to_their_published_shape() -> None:
+    valid = encode_cursor(AT, "id-9")
+    # base64 would skip the "!" and decode the rest: the published alphabet is base64url.
+    for cursor in (valid[:4] + "!" + valid[4:], valid + "=", "a" * (MAX_CURSOR + 1)):
+        with pytest.raises(InvalidCursor):
+            decode_cursor(cursor)
+    schema = next(p for p in PAGE_PARAMETERS if p["name"] == "cursor")["schema"]
+    assert schema == {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": MAX_CURSOR}
+    assert re.fullmatch(CURSOR_PATTERN.strip("^$"), valid)
+    assert len(encode_cursor(AT, "\u0001" * 200, "x" * 200, 10**18, "id")) <= MAX_CURSOR
