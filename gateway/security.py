@@ -28,15 +28,15 @@ def inline_script_hashes(html: str) -> list[str]:
     ]
 
 
-# The HTML pages get what they load, nothing more. /docs: swagger-ui from unpkg plus one
-# inline bootstrap script, allowed by hash (swagger-ui styles elements inline, and draws
-# icons as data: images). /dashboard: its own /static script and stylesheet only; an inline
-# script added there needs its hash here (tests/unit/test_security.py checks).
+# The HTML pages get what they load, from the gateway only: no third-party host, no inline
+# script or style. /docs: Swagger UI's script and stylesheet (served under /docs/, see
+# gateway/docs.py) and its bootstrap /static/docs.js; swagger-ui draws icons as data:
+# images and styles elements through the DOM, which style-src does not govern.
+# /dashboard: its own /static script and stylesheet. An inline script added to either page
+# needs its hash here (tests/unit/test_security.py checks).
 PAGE_CSP: dict[str, str] = {
-    "/docs": f"{_PAGE_BASE}; script-src https://unpkg.com "
-    + " ".join(inline_script_hashes(DOCS_HTML))
-    + "; style-src https://unpkg.com 'unsafe-inline'; img-src 'self' data: https://unpkg.com"
-    "; connect-src 'self'; form-action 'none'",
+    "/docs": " ".join([f"{_PAGE_BASE}; script-src 'self'", *inline_script_hashes(DOCS_HTML)])
+    + "; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'none'",
     "/dashboard": f"{_PAGE_BASE}; script-src 'self'; style-src 'self'; img-src 'self' data:"
     "; connect-src 'self'; form-action 'self'",
 }
@@ -115,6 +115,11 @@ class EdgeHeaders:
         }
         # Fixed-path routes get the same block on every request: remembered per route.
         self._by_route: dict[web.AbstractRoute, CIMultiDictProxy[str]] = {}
+
+    @property
+    def api(self) -> CIMultiDictProxy[str]:
+        """The headers of an API response, for answers given before any route is known."""
+        return self._api
 
     def block(self, request: web.Request) -> CIMultiDictProxy[str]:
         """The headers every response to ``request`` carries (see ``apply``)."""

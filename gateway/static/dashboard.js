@@ -1,16 +1,64 @@
-// The live page: sign in, take a stream ticket, follow channels over the WebSocket.
+// The live page: sign in, keep the session fresh, follow channels over the WebSocket.
 "use strict";
 const $ = (id) => document.getElementById(id);
-let token = null, userId = null, socket = null;
-const positions = {};
+const REFRESH_AT = 0.8;      // refresh when this share of the access token's life has passed
+const RETRY_MS = 2000;       // wait before retrying a stream or a refresh that failed
+const SESSION_ENDED = 4401;  // close code: the credentials that opened the stream ended
+let session = null;          // the current token pair; null when signed out
+let refreshTimer = null, refreshing = null, socket = null, channels = "";
+const positions = {};        // channel -> id of the last event shown on it
 
-async function api(method, path, body) {
+async function call(method, path, body, token) {
   const headers = { "Content-Type": "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
   const data = response.status === 204 ? null : await response.json();
-  if (!response.ok) throw new Error(`${data.title}: ${data.detail} (${data.code})`);
+  if (!response.ok) {
+    throw Object.assign(new Error(`${data.title}: ${data.detail} (${data.code})`), { status: response.status });
+  }
   return data;
+}
+
+// A call as the signed-in user. A 401 means the access token ran out meanwhile: refresh once, retry.
+async function api(method, path, body) {
+  try {
+    return await call(method, path, body, session.accessToken);
+  } catch (err) {
+    if (err.status !== 401) throw err;
+    await refresh();
+    return call(method, path, body, session.accessToken);
+  }
+}
+
+function keep(tokens) {
+  session = tokens;
+  schedule(tokens.expiresIn * REFRESH_AT * 1000);
+}
+
+function schedule(ms) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => refresh().catch(console.warn), ms);
+}
+
+// One refresh at a time: refresh tokens rotate, and presenting a used one ends the whole session.
+function refresh() {
+  if (!session) return Promise.reject(new Error("signed out"));
+  refreshing ??= call("POST", "/v1/auth/refresh", { refreshToken: session.refreshToken })
+    .then(keep, (err) => {
+      if (err.status === 401) signOut("Your session has ended: sign in again.");
+      else schedule(RETRY_MS);  // the gateway is unreachable or busy: the pair still holds
+      throw err;
+    })
+    .finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+function signOut(message) {
+  session = null;
+  clearTimeout(refreshTimer);
+  if (socket) { const old = socket; socket = null; old.close(); }
+  $("live").hidden = true; $("signin").hidden = false;
+  $("login-error").textContent = message; $("login-error").hidden = false;
 }
 
 async function health() {
@@ -26,10 +74,15 @@ async function health() {
   }
 }
 
-function show(frame, position) {
+function streamState(text, ok) {
+  $("stream-state").textContent = text;
+  $("stream-state").className = "pill " + (ok ? "ok" : "bad");
+}
+
+function show(frame) {
   const row = document.createElement("tr");
   row.className = "fresh";
-  const cells = [position, frame.channel, frame.event.type, frame.event.occurredAt, JSON.stringify(frame.event.data)];
+  const cells = [frame.id, frame.channel, frame.event.type, frame.event.occurredAt, JSON.stringify(frame.event.data)];
   cells.forEach((text, i) => {
     const cell = document.createElement("td");
     cell.textContent = text;
@@ -39,44 +92,50 @@ function show(frame, position) {
   $("events").prepend(row);
 }
 
-async function follow(channels) {
-  if (socket) { socket.onclose = null; socket.close(); }
+// (Re)open the stream for `channels`, resuming each channel after the last event shown.
+async function follow() {
+  if (socket) { const old = socket; socket = null; old.close(); }
+  if (!session) return;
   const { ticket } = await api("POST", "/v1/stream-tickets");
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/v1/ws?token=${encodeURIComponent(ticket)}`);
-  const state = $("stream-state");
-  socket.onopen = () => {
-    state.textContent = "live"; state.className = "pill ok";
+  const ws = new WebSocket(`${scheme}://${location.host}/v1/ws?token=${encodeURIComponent(ticket)}`);
+  socket = ws;
+  ws.onopen = () => {
+    streamState("live", true);
     for (const channel of channels.split(",").map((c) => c.trim()).filter(Boolean)) {
-      // Resume each channel after the last event seen (from the start the first time).
-      socket.send(JSON.stringify({ type: "resume", channel, after: positions[channel] || "0" }));
+      ws.send(JSON.stringify({ type: "resume", channel, after: positions[channel] || "0" }));
     }
   };
-  socket.onmessage = (message) => {
+  ws.onmessage = (message) => {
     const frame = JSON.parse(message.data);
-    if (frame.type === "event") { positions[frame.channel] = frame.id; show(frame, frame.id); }
-    else if (frame.type === "error") { console.warn(frame); state.textContent = frame.code; state.className = "pill bad"; }
+    if (frame.type === "event") { positions[frame.channel] = frame.id; show(frame); }
+    else if (frame.type === "error") { console.warn(frame); streamState(frame.code, false); }
   };
-  socket.onclose = () => {
-    // Tickets are short-lived: reconnect with a fresh one and resume where we were.
-    state.textContent = "reconnecting"; state.className = "pill bad";
-    setTimeout(() => follow(channels).catch(console.error), 2000);
+  ws.onclose = (event) => {
+    if (socket !== ws) return;  // replaced, or signed out
+    socket = null;
+    streamState("reconnecting", false);
+    // A stream lives as long as the credentials that opened it: renew them, then resume at once.
+    if (event.code === SESSION_ENDED) refresh().then(() => reconnect(0), () => reconnect(RETRY_MS));
+    else reconnect(RETRY_MS);
   };
+}
+
+function reconnect(ms) {
+  setTimeout(() => follow().catch(() => session && reconnect(RETRY_MS)), ms);
 }
 
 $("login").addEventListener("submit", async (e) => {
   e.preventDefault();
   const form = new FormData(e.target);
   try {
-    const tokens = await api("POST", "/v1/auth/login", { email: form.get("email"), password: form.get("password") });
-    token = tokens.accessToken;
+    keep(await call("POST", "/v1/auth/login", { email: form.get("email"), password: form.get("password") }));
     const me = await api("GET", "/v1/users/me");
-    userId = me.userId;
     $("who").textContent = `${me.name} · ${me.roles.join(", ")}`;
-    $("signin").hidden = true; $("live").hidden = false;
-    const channels = [`user:${userId}`].concat(me.roles.includes("admin") ? ["dashboard"] : []).join(",");
+    $("signin").hidden = true; $("live").hidden = false; $("login-error").hidden = true;
+    channels = [`user:${me.userId}`].concat(me.roles.includes("admin") ? ["dashboard"] : []).join(",");
     $("channels").elements.channels.value = channels;
-    await follow(channels);
+    await follow();
   } catch (err) {
     $("login-error").textContent = err.message; $("login-error").hidden = false;
   }
@@ -84,7 +143,8 @@ $("login").addEventListener("submit", async (e) => {
 
 $("channels").addEventListener("submit", (e) => {
   e.preventDefault();
-  follow(e.target.elements.channels.value).catch((err) => alert(err.message));
+  channels = e.target.elements.channels.value;
+  follow().catch((err) => alert(err.message));
 });
 
 health();
