@@ -51,13 +51,13 @@ def status_for(error: MercatoError) -> int:
     return 500
 
 
-def request_id(request: web.Request) -> str:
+def request_id(request: web.BaseRequest) -> str:
     """The id the edge gave ``request`` (empty outside the edge, e.g. in handler tests)."""
     return str(request.get(keys.REQUEST_ID, ""))
 
 
 def problem(
-    request: web.Request,
+    request: web.BaseRequest,
     *,
     status: int,
     code: str,
@@ -65,14 +65,19 @@ def problem(
     detail: str,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    instance: str | None = None,
 ) -> web.Response:
-    """A ``application/problem+json`` response with Mercato's extension members."""
+    """A ``application/problem+json`` response with Mercato's extension members.
+
+    ``instance`` is the request's path unless given (a request that could not be parsed
+    has no trustworthy path).
+    """
     body: dict[str, Any] = {
         "type": TYPE_BASE + code.lower().replace("_", "-"),
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.path,
+        "instance": request.path if instance is None else instance,
         "code": code,
         "requestId": request_id(request),
     }
