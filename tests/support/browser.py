@@ -85,7 +85,7 @@ class Page:
             raise BrowserError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    async def wait_for(self, expression: str, what: str, within: float = 20.0) -> Any:
+    async def wait_for(self, expression: str, what: str, within: float = 45.0) -> Any:
         """Poll ``expression`` until it is truthy (bounded); its value."""
         deadline = time.monotonic() + within
         while True:
