@@ -8,9 +8,12 @@ import re
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from pymongo.errors import ConnectionFailure as MongoUnreachable
+from redis.exceptions import ConnectionError as RedisUnreachable
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from gateway import problems
-from streams.errors import MercatoError
+from streams.errors import MercatoError, Unavailable
 
 log = logging.getLogger("mercato.gateway")
 access_log = logging.getLogger("mercato.access")
@@ -26,6 +29,11 @@ def request_id_for(sent: str | None) -> str:
     return sent if sent and _SAFE_ID.match(sent) else random.getrandbits(128).to_bytes(16).hex()
 
 
+# Redis or MongoDB unreachable, or not answering in time (pymongo's ConnectionFailure covers
+# AutoReconnect, NetworkTimeout and ServerSelectionTimeoutError).
+STORE_OUTAGES = (RedisUnreachable, RedisTimeout, MongoUnreachable)
+
+
 def render_failure(request: web.Request, exc: Exception) -> web.StreamResponse:
     """The problem+json answer to ``exc`` (a raised redirect becomes a plain response)."""
     if isinstance(exc, MercatoError):
@@ -39,6 +47,13 @@ def render_failure(request: web.Request, exc: Exception) -> web.StreamResponse:
                 status=exc.status, reason=exc.reason, headers=exc.headers, body=exc.body
             )
         return problems.from_http_exception(request, exc)
+    if isinstance(exc, STORE_OUTAGES):
+        # A store that is down or too slow is not a bug: the caller may retry, and no stack
+        # is needed to know what happened. Stores that answer with an error (a bad query,
+        # a script failure) are bugs, and stay 500s below.
+        log.warning("a store is unavailable: %s: %s", type(exc).__name__, exc)
+        return problems.from_error(request, Unavailable(
+            "a backing store is unavailable; retry shortly", retry_after=2))
     if isinstance(exc, HttpProcessingError):
         # aiohttp's parser refused part of the body as the handler read it (a multipart
         # part header with a NUL byte, a broken chunked encoding): the client's bytes, not

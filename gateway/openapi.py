@@ -135,7 +135,10 @@ def implied_responses(method: str, path: str, op: Operation) -> dict[int, str]:
             implied[400] = "The body is not JSON (MALFORMED_JSON)"
     if op.auth:
         implied[401] = "Not signed in, or the token is not valid"
-        implied[503] = "The session store did not answer; retry (Retry-After)"
+    if path.startswith("/v1/"):
+        # Every /v1 operation reads or writes a store; one that is down is a 503
+        # (gateway.middleware.STORE_OUTAGES), whatever the handler declares besides.
+        implied[503] = "A backing store (Redis, MongoDB or the broker) did not answer; retry"
     if any(p.get("in") == "query" for p in op.parameters):
         implied[422] = "Invalid query parameters (VALIDATION_ERROR), each one named"
     if any(p.get("name") == "cursor" for p in op.parameters):
