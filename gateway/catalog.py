@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -10,18 +11,22 @@ from aiohttp import web
 from gateway import keys
 from gateway.auth import Principal
 from gateway.commands import new_deadline
+from gateway.openapi import IF_MATCH_PATTERN
 from streams.envelope import new_event
 from streams.errors import (
     Conflict,
     FieldError,
     Forbidden,
     InvalidInput,
+    MalformedRequest,
     MercatoError,
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
 )
 from streams.events.products import ProductCommand
+
+IF_MATCH = re.compile(IF_MATCH_PATTERN)
 
 TOPIC = "product-commands"
 MAX_FILES = 20
@@ -64,14 +69,23 @@ async def send(request: web.Request, payload: ProductCommand) -> dict[str, Any]:
 
 
 def entity_tags(header: str) -> list[str]:
-    """The entity tags of an ``If-Match``/``If-None-Match`` value (``*`` kept as is)."""
+    """The entity tags of an ``If-Match`` value (``*`` kept as is).
+
+    ``MalformedRequest`` unless it is ``*`` or quoted tags (RFC 9110): a malformed
+    precondition could otherwise match nothing and pass for "no precondition".
+    """
+    if not IF_MATCH.match(header.strip()):
+        raise MalformedRequest(
+            'If-Match must be * or entity tags such as "3" (the ETag of a GET)',
+            code="MALFORMED_REQUEST",
+        )
     return [tag.strip() for tag in header.split(",") if tag.strip()]
 
 
 def required_if_match(request: web.Request) -> list[str]:
     """The ``If-Match`` tags; a change without them is refused (428), it could lose updates."""
     header = request.headers.get("If-Match")
-    if header is None or not entity_tags(header):
+    if header is None or not header.strip():
         raise PreconditionRequired(
             "send If-Match with the product's ETag (read it with GET first)"
         )
@@ -83,7 +97,8 @@ def not_modified(request: web.Request, etag: str) -> bool:
     header = request.headers.get("If-None-Match")
     if header is None:
         return False
-    return any(tag == "*" or tag.removeprefix("W/") == etag for tag in entity_tags(header))
+    tags = [tag.strip() for tag in header.split(",")]
+    return any(tag == "*" or tag.removeprefix("W/") == etag for tag in tags)
 
 
 async def check_files(request: web.Request, principal: Principal, file_ids: list[str]) -> None:

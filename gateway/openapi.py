@@ -143,6 +143,9 @@ def implied_responses(method: str, path: str, op: Operation) -> dict[int, str]:
         implied[422] = "Invalid query parameters (VALIDATION_ERROR), each one named"
     if any(p.get("name") == "cursor" for p in op.parameters):
         implied[400] = "The cursor was not issued by this API (INVALID_CURSOR)"
+    if any(p.get("name") == "If-Match" for p in op.parameters):
+        malformed = "If-Match is not * or entity tags (MALFORMED_REQUEST)"
+        implied[400] = f"{implied[400]}, or {malformed}" if 400 in implied else malformed
     if classify(method, path, POLICIES) is not None:
         implied[429] = "Rate limited (RATE_LIMITED); retry after Retry-After seconds"
     return implied

@@ -82,3 +82,24 @@ def _integral_numbers(value: Any) -> Any:
     if isinstance(value, list):
         return [_integral_numbers(item) for item in value]
     return value
+
+
+def query_flag(request: web.Request, name: str, *, default: bool = False) -> bool:
+    """A boolean query parameter: ``true``/``false`` (or ``1``/``0``); anything else is a 422.
+
+    Query values are strings by nature, so they are parsed here, once, as strictly as the
+    bodies: ``?unread=null`` must not quietly mean ``false``.
+    """
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    value = _FLAGS.get(raw.lower())
+    if value is None:
+        raise InvalidInput(
+            "the query has invalid parameters",
+            errors=[FieldError(name, "must be true or false")],
+        )
+    return value
+
+
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}

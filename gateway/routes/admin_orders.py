@@ -18,9 +18,10 @@ from gateway.ordering import request_saga
 from gateway.pagination import PAGE_PARAMETERS, page_request, page_response
 from gateway.routes.order_schemas import OrderAcceptedOut, OrderOut, PaginationOut
 from gateway.routes.schemas import Out
+from gateway.validation import query_flag
 from stores.orders import order_json, stuck_reason
 from streams.envelope import format_time, utcnow
-from streams.errors import Conflict, FieldError, InvalidInput, NotFound
+from streams.errors import Conflict, NotFound
 from streams.events.saga import OrderRetryRequested
 
 routes = web.RouteTableDef()
@@ -77,14 +78,11 @@ def _admin(request: web.Request) -> Principal:
 async def admin_list_orders(request: web.Request) -> web.Response:
     """Page through all orders, or the stuck ones."""
     _admin(request)
-    raw = request.query.get("stuck", "false")
-    if raw not in ("true", "false"):
-        raise InvalidInput("the query has invalid parameters",
-                           errors=[FieldError("stuck", "must be true or false")])
+    stuck = query_flag(request, "stuck")
     page = page_request(request, arity=2)
     now = utcnow()
     rows = await request.app[keys.ORDERS].admin_page(
-        limit=page.fetch, stuck_at=now if raw == "true" else None, after=page.after)
+        limit=page.fetch, stuck_at=now if stuck else None, after=page.after)
 
     def render(doc: dict[str, object]) -> dict[str, object]:
         deadline = doc.get("deadline")

@@ -13,6 +13,7 @@ from gateway.commands import new_deadline
 from gateway.openapi import operation
 from gateway.pagination import PAGE_PARAMETERS, page_request, page_response
 from gateway.routes.schemas import Out
+from gateway.validation import query_flag
 from stores.notifications import Notification
 from streams.envelope import new_event
 from streams.errors import InvalidCursor, NotFound
@@ -76,7 +77,7 @@ async def list_notifications(request: web.Request) -> web.Response:
         if not isinstance(page.after[0], datetime):
             raise InvalidCursor("the cursor is not valid; start again without one")
         after = (page.after[0], str(page.after[1]))
-    unread = request.query.get("unread", "").lower() in ("true", "1")
+    unread = query_flag(request, "unread")
     rows = await request.app[keys.NOTIFICATIONS].page(
         principal.user_id, limit=page.fetch, unread_only=unread, after=after
     )

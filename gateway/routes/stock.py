@@ -29,7 +29,11 @@ MAX_CHANGE = 1_000_000
 class StockBody(Body):
     """PATCH /v1/products/{id}/stock."""
 
-    quantity_change: Annotated[StrictInt, Field(ge=-MAX_CHANGE, le=MAX_CHANGE)]
+    quantity_change: Annotated[
+        StrictInt,
+        # The validator below refuses 0; the schema says so too (clients generate from it).
+        Field(ge=-MAX_CHANGE, le=MAX_CHANGE, json_schema_extra={"not": {"const": 0}}),
+    ]
 
     @field_validator("quantity_change")
     @classmethod

@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gateway.problems import PROBLEM_JSON
 from gateway.routes.schemas import RegisterBody, normalise_email
-from gateway.validation import field_errors, parse_body
+from gateway.validation import field_errors, parse_body, query_flag
+from streams.errors import InvalidInput
 from tests.support.edge import edge_app
 
 Client = TestClient[web.Request, web.Application]
@@ -205,3 +206,21 @@ def test_normalise_email_is_idempotent(email: str) -> None:
     once = normalise_email(email)
     assert normalise_email(once) == once
     assert normalise_email(email.upper()) == normalise_email(email.lower())
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("", False), ("?unread=true", True), ("?unread=TRUE", True), ("?unread=1", True),
+     ("?unread=false", False), ("?unread=0", False)],
+)
+def test_query_flags_read_true_and_false(query: str, expected: bool) -> None:
+    request = make_mocked_request("GET", f"/v1/notifications{query}")
+    assert query_flag(request, "unread") is expected
+
+
+@pytest.mark.parametrize("value", ["null", "", "yes", "tru", "2"])
+def test_any_other_query_flag_is_a_422_naming_it(value: str) -> None:
+    request = make_mocked_request("GET", f"/v1/notifications?unread={value}")
+    with pytest.raises(InvalidInput) as raised:
+        query_flag(request, "unread")
+    assert [e.field for e in raised.value.errors] == ["unread"]

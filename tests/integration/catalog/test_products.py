@@ -122,3 +122,19 @@ async def test_files_link_only_to_products_their_uploader_sells(
               "fileIds": [file_id]},
     )
     assert foreign.status == 422
+
+
+async def test_a_malformed_if_match_is_400_and_changes_nothing(
+    client: Client, people: People
+) -> None:
+    # Unquoted or empty, it matches no version; taken as "no precondition" it would let a
+    # client that meant to guard its write overwrite someone else's.
+    seller = people["seller"][1]
+    created = await new_product(client, seller, "Guarded Lamp", price="3.00", stock=1)
+    path = f"/v1/products/{created['productId']}"
+    for bad in ("8HA", "W/8HA", '"1", 2'):
+        deleted = await client.delete(path, headers={**seller, "If-Match": bad})
+        assert (deleted.status, (await deleted.json())["code"]) == (400, "MALFORMED_REQUEST")
+        patched = await client.patch(path, json={"name": "x"}, headers={**seller, "If-Match": bad})
+        assert (patched.status, (await patched.json())["code"]) == (400, "MALFORMED_REQUEST")
+    assert (await get(client, created["productId"]))["status"] == "active"
