@@ -254,7 +254,11 @@ async def test_delete_removes_metadata_access_and_content(
 async def test_file_events_pushes_and_audit_records(client: Client, env: Settings) -> None:
     owner = bearer(env, "u-evented")
     file_id = (await (await upload(client, owner, png(40, 40), name="e.png")).json())["fileId"]
-    await client.get(f"/v1/files/{file_id}/content", headers=owner)
+    # Read to the end: a download still streaming when the file is deleted below is cut
+    # short and announces nothing (on a loaded machine it once was).
+    downloaded = await client.get(f"/v1/files/{file_id}/content", headers=owner)
+    assert downloaded.status == 200
+    await downloaded.read()
 
     async def processed() -> bool:
         meta = await (await client.get(f"/v1/files/{file_id}", headers=owner)).json()
@@ -266,12 +270,27 @@ async def test_file_events_pushes_and_audit_records(client: Client, env: Setting
     def types(records: list[Any], key: bytes) -> list[str]:
         return [orjson.loads(v)["type"] for k, v, _ in records if k == key]
 
-    on_files = types(await _read_all(env, env.topic("files")), file_id.encode())
-    assert on_files[0] == "file.uploaded"
-    assert {"file.downloaded", "file.processed", "file.deleted"} <= set(on_files)
-    pushed = types(await _read_all(env, env.topic("push")), b"user:u-evented")
-    assert pushed == ["file.uploaded", "file.processed", "file.deleted"]
-    audited = [orjson.loads(v)["data"]["action"] for k, v, _ in
-               await _read_all(env, env.topic("audit")) if k == b"u-evented"
-               and orjson.loads(v)["data"].get("fileId") == file_id]
-    assert sorted(audited) == ["delete", "download", "upload"]
+    # Each of these is written by another process after the answer above (the files and
+    # audit agents): wait until all of it is there, then check it is exactly that.
+    wanted = {"file.downloaded", "file.processed", "file.deleted"}
+
+    async def on_files() -> list[str] | None:
+        seen = types(await _read_all(env, env.topic("files")), file_id.encode())
+        return seen if wanted <= set(seen) else None
+
+    assert (await eventually(on_files, what="the file's events"))[0] == "file.uploaded"
+
+    async def pushed() -> list[str] | None:
+        seen = types(await _read_all(env, env.topic("push")), b"user:u-evented")
+        return seen if "file.deleted" in seen else None
+
+    assert await eventually(pushed, what="the pushes") == [
+        "file.uploaded", "file.processed", "file.deleted"]
+
+    async def audited() -> list[str] | None:
+        seen = sorted(orjson.loads(v)["data"]["action"] for k, v, _ in
+                      await _read_all(env, env.topic("audit")) if k == b"u-evented"
+                      and orjson.loads(v)["data"].get("fileId") == file_id)
+        return seen if len(seen) >= 3 else None
+
+    assert await eventually(audited, what="the audit records") == ["delete", "download", "upload"]
