@@ -25,7 +25,9 @@ from streams.errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://mercato.dev/problems/"
+# Problem types are names, not links: a URN says so and points at no host. Each code's
+# meaning is in docs/api.md ("Errors") and in the OpenAPI description of each operation.
+TYPE_BASE = "urn:mercato:problem:"
 
 STATUS_BY_ERROR: tuple[tuple[type[MercatoError], int], ...] = (
     (InvalidInput, 422),
