@@ -35,6 +35,8 @@ class BenchResult:
     p95_ms: float | None = None
     p99_ms: float | None = None
     peak_rss_mb: float | None = None
+    # CPU time the process doing the work spent in the measured window (user + system).
+    cpu_seconds: float | None = None
 
     @property
     def rate(self) -> float:
@@ -74,6 +76,46 @@ def pid_peak_rss_mb(pid: int) -> float | None:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def pid_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a live process (all its threads) has used so far.
+
+    CPU per unit of work is what carries over to another machine: throughput on a shared
+    2-core box moves with whatever else runs, the CPU a process spends per order much less.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name, which is in parentheses and may contain spaces.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU seconds each named process spent between ``start()`` and ``stop()`` (``/proc``)."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self._pids = dict(pids)
+        self._started: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def start(self) -> None:
+        """Read every process's CPU time now."""
+        self._started = {name: pid_cpu_seconds(pid) or 0.0 for name, pid in self._pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per process since ``start()`` (a process gone meanwhile: BenchError)."""
+        for name, pid in self._pids.items():
+            now = pid_cpu_seconds(pid)
+            if now is None:
+                raise BenchError(f"{name} (pid {pid}) exited during the measured window")
+            self.spent[name] = now - self._started[name]
+        return self.spent
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -24,7 +24,14 @@ from typing import Any
 
 import orjson
 
-from bench.common import BenchError, BenchResult, bootstrap_of, create_topics, pid_peak_rss_mb
+from bench.common import (
+    BenchError,
+    BenchResult,
+    CpuMeter,
+    bootstrap_of,
+    create_topics,
+    pid_peak_rss_mb,
+)
 from bench.workload import END, PING, new_producer, produce_events, send_control
 from mercato._procs import log_tail, spawn, terminate
 
@@ -80,8 +87,11 @@ def _spawn_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
 async def _measure(
     worker: subprocess.Popen[bytes], marks: _Marks, bootstrap: str, topic: str,
     *, events: int, partitions: int, payload: int, limit: float, spawned: float,
-) -> tuple[float, int, int, dict[str, Any]]:
-    """Ping until ready, then produce and wait for every end mark and the summary."""
+) -> tuple[float, int, int, dict[str, Any], float]:
+    """Ping until ready, then produce and wait for every end mark and the summary.
+
+    Also returns the worker's CPU seconds from the first event produced to the last end mark.
+    """
     producer = new_producer(bootstrap)
     await producer.start()
     try:
@@ -95,12 +105,15 @@ async def _measure(
                 f"Faust worker did not answer pings within {limit:.0f}s; {marks.progress()}"
             ) from None
         startup = time.monotonic() - spawned
+        cpu = CpuMeter({"naive": worker.pid})
         try:
             async with asyncio.timeout(limit):
+                cpu.start()
                 started = await produce_events(
                     producer, topic, events, payload, end_partitions=partitions
                 )
                 ends = await marks.collect(END, partitions, worker)
+                cpu_seconds = cpu.stop()["naive"]
                 (summary,) = await marks.collect("summary", 1, worker)
         except TimeoutError:
             raise BenchError(
@@ -117,7 +130,7 @@ async def _measure(
             f"naive agent saw {seen} events and its table sums to {summary['table_total']}, "
             f"expected {events}; look for a rebalance in the worker log below"
         )
-    return startup, started, finished, summary
+    return startup, started, finished, summary, cpu_seconds
 
 
 async def run_naive(
@@ -138,7 +151,7 @@ async def run_naive(
     spawned = time.monotonic()
     worker = _spawn_worker(env, log_path)
     try:
-        startup, started, finished, summary = await _measure(
+        startup, started, finished, summary, cpu_seconds = await _measure(
             worker, marks, bootstrap, topic, events=events, partitions=partitions,
             payload=payload, limit=limit, spawned=spawned,
         )
@@ -152,6 +165,6 @@ async def run_naive(
     result = BenchResult(
         name="naive", events=events, seconds=(finished - started) / 1e9,
         p50_ms=summary["p50_ms"], p95_ms=summary["p95_ms"], p99_ms=summary["p99_ms"],
-        peak_rss_mb=rss,
+        peak_rss_mb=rss, cpu_seconds=cpu_seconds,
     )
     return result, startup

@@ -28,11 +28,12 @@ START_SECONDS = 90.0
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Running:
-    """The live stack: settings, the gateway's base URL and the worker's pid."""
+    """The live stack: settings, the gateway's base URL and the processes' pids."""
 
     settings: Settings
     base: str
     worker_pid: int
+    gateway_pid: int
 
 
 def bench_settings(endpoints: Endpoints, data_dir: Path) -> Settings:
@@ -98,10 +99,11 @@ async def running_stack(endpoints: Endpoints, scratch: Path) -> AsyncIterator[Ru
                 raise BenchError(f"worker did not join:\n{log_tail(scratch / 'worker.log')}")
             await asyncio.sleep(0.25)
         async with _process([python, "-m", "mercato", "gateway"], settings,
-                            scratch / "gateway.log"):
+                            scratch / "gateway.log") as gateway_pid:
             base = f"http://127.0.0.1:{settings.http_port}"
             await _live(base, scratch / "gateway.log")
-            yield Running(settings=settings, base=base, worker_pid=worker_pid)
+            yield Running(settings=settings, base=base, worker_pid=worker_pid,
+                          gateway_pid=gateway_pid)
 
 
 async def _live(base: str, log: Path) -> None:

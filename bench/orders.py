@@ -12,6 +12,17 @@ internal events are the records the worker's agents consumed in that window
 (end-offset growth of their source topics). Then the naive agent of
 ``bench.baseline`` counts ``--naive-events`` on the same broker, and
 ``ratio orders/naive`` compares events/s.
+
+CPU is read from ``/proc`` for every process around the measured window (first order
+offered to last order ended): worker, broker, MongoDB server, gateway and Redis, each per
+completed order, and the naive agent's per event in its own window. Throughput on a
+shared machine moves with whatever else runs; CPU per unit of work much less, so it is
+the figure to compare across machines. The last line is the summary, in this fixed form:
+
+    orders: offered R/s completed C/s p95 P ms; cpu/order worker W ms broker B ms mongo M ms
+    gateway G ms total T ms; naive N ms/event
+
+(on one line; ``total`` includes Redis, which the line before it shows).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.common import (
     BenchError,
     BenchResult,
+    CpuMeter,
     machine_note,
     percentiles_ms,
     pid_peak_rss_mb,
@@ -182,7 +194,13 @@ async def _offer(session: aiohttp.ClientSession, base: str, tokens: list[str],
     return accepted, latencies
 
 
-async def _orders_phase(stack: Running, args: argparse.Namespace) -> dict[str, Any]:
+# The processes whose CPU an order costs, as the summary line names them.
+PROCESSES = ("worker", "broker", "mongo", "gateway", "redis")
+
+
+async def _orders_phase(
+    stack: Running, services: dict[str, int], args: argparse.Namespace
+) -> dict[str, Any]:
     settings, base = stack.settings, stack.base
     buyers = [f"bench-buyer-{i}" for i in range(args.buyers)]
     await seed_users(settings, [*buyers, SELLER])
@@ -204,6 +222,10 @@ async def _orders_phase(stack: Running, args: argparse.Namespace) -> dict[str, A
                 session, ws_url, admin, [f"user:{b}" for b in group], ready)))
             await asyncio.wait_for(ready.wait(), 30)
         events_before = await _end_offsets(settings)
+        cpu = CpuMeter({"worker": stack.worker_pid, "broker": services["kafka"],
+                        "mongo": services["mongo"], "gateway": stack.gateway_pid,
+                        "redis": services["redis"]})
+        cpu.start()
         started = time.perf_counter_ns()
         try:
             async with asyncio.timeout(args.timeout):
@@ -214,6 +236,7 @@ async def _orders_phase(stack: Running, args: argparse.Namespace) -> dict[str, A
         except TimeoutError:
             raise BenchError(f"only {len(watch.completed)} orders completed within "
                              f"{args.timeout:.0f}s") from None
+        spent = cpu.stop()
         finished = max(watch.completed.values(), default=started)
         events = await _end_offsets(settings) - events_before
         rss = pid_peak_rss_mb(stack.worker_pid)
@@ -227,16 +250,19 @@ async def _orders_phase(stack: Running, args: argparse.Namespace) -> dict[str, A
                          p50_ms=p50, p95_ms=p95, p99_ms=p99, peak_rss_mb=rss)
     pipeline = BenchResult(name="pipeline", events=events, seconds=window)
     post = percentiles_ms(post_latencies)
+    completed = max(len(watch.completed), 1)
     return {"orders": orders, "pipeline": pipeline, "accepted": len(accepted),
+            "cpu_ms_per_order": {n: spent[n] * 1000 / completed for n in PROCESSES},
             "offered": int(args.rate * args.seconds), "failed_ends": len(watch.other_ends),
             "post_p50_ms": post[0], "post_p95_ms": post[1], "post_p99_ms": post[2]}
 
 
 async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     load = os.getloadavg()[0]
-    with EmbeddedStack(scratch / "stack", startup_timeout=60.0) as endpoints:
+    services = EmbeddedStack(scratch / "stack", startup_timeout=60.0)
+    with services as endpoints:
         async with running_stack(endpoints, scratch) as stack:
-            measured = await _orders_phase(stack, args)
+            measured = await _orders_phase(stack, services.pids, args)
         naive, _ = await run_naive(
             endpoints.kafka_url, run_id=uuid.uuid4().hex[:8], datadir=scratch / "naive",
             events=args.naive_events, partitions=4, payload=256, limit=args.timeout)
@@ -248,7 +274,12 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
           f"{orders.events} other ends {measured['failed_ends']}; POST p50/p95/p99 "
           f"{measured['post_p50_ms']:.0f}/{measured['post_p95_ms']:.0f}/"
           f"{measured['post_p99_ms']:.0f} ms")
+    per_order = measured["cpu_ms_per_order"]
+    naive_ms = (naive.cpu_seconds or 0.0) * 1000 / naive.events
+    print("cpu/order " + " ".join(f"{n} {per_order[n]:.1f} ms" for n in PROCESSES))
     return {
+        "summary": summary_line(args.rate, orders, per_order, naive_ms),
+        "naive_cpu_ms_per_event": naive_ms,
         "date": datetime.date.today().isoformat(), "machine": machine_note(),
         "load_average_1m_at_start": load,
         "command": " ".join(["python -m bench.orders", *sys.argv[1:]]),
@@ -256,6 +287,20 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "ratio_pipeline_over_naive": pipeline.rate / naive.rate, "ratio_line": ratio,
         **{k: v for k, v in measured.items() if k not in ("orders", "pipeline")},
     }
+
+
+def summary_line(
+    rate: float, orders: BenchResult, per_order: dict[str, float], naive_ms: float
+) -> str:
+    """The benchmark's last line (its form is fixed: scripts and docs parse it)."""
+    total = sum(per_order.values())
+    return (
+        f"orders: offered {rate:.1f}/s completed {orders.rate:.1f}/s "
+        f"p95 {orders.p95_ms or 0.0:.1f} ms; cpu/order worker {per_order['worker']:.1f} ms "
+        f"broker {per_order['broker']:.1f} ms mongo {per_order['mongo']:.1f} ms "
+        f"gateway {per_order['gateway']:.1f} ms total {total:.1f} ms; "
+        f"naive {naive_ms:.1f} ms/event"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {report['machine']}, 1-min load average at start "
           f"{report['load_average_1m_at_start']:.2f}")
     print(f"results: {write_json('orders', report)}")
+    print(report["summary"])  # last, always: see the module docstring
     return 0
 
 

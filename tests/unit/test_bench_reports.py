@@ -1,0 +1,48 @@
+"""The benchmarks' own arithmetic: CPU from /proc and the orders bench's fixed summary line."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from bench.common import BenchError, BenchResult, CpuMeter, pid_cpu_seconds
+from bench.orders import PROCESSES, summary_line
+
+SUMMARY = re.compile(
+    r"^orders: offered \d+(\.\d)?/s completed \d+(\.\d)?/s p95 \d+(\.\d)? ms; "
+    r"cpu/order worker \d+(\.\d)? ms broker \d+(\.\d)? ms mongo \d+(\.\d)? ms "
+    r"gateway \d+(\.\d)? ms total \d+(\.\d)? ms; naive \d+(\.\d)? ms/event$"
+)
+
+
+def test_the_summary_line_has_its_fixed_form_and_total_includes_redis() -> None:
+    orders = BenchResult(name="orders", events=620, seconds=20.0, p95_ms=13_312.46)
+    per_order = {"worker": 25.04, "broker": 21.0, "mongo": 17.33, "gateway": 7.0, "redis": 1.2}
+    assert set(per_order) == set(PROCESSES)
+    line = summary_line(100.0, orders, per_order, 0.94)
+    assert SUMMARY.match(line), line
+    assert line == (
+        "orders: offered 100.0/s completed 31.0/s p95 13312.5 ms; cpu/order worker 25.0 ms "
+        "broker 21.0 ms mongo 17.3 ms gateway 7.0 ms total 71.6 ms; naive 0.9 ms/event"
+    )
+
+
+def test_cpu_of_this_process_grows_with_the_work_it_does() -> None:
+    before = pid_cpu_seconds(os.getpid())
+    assert before is not None
+    meter = CpuMeter({"me": os.getpid()})
+    meter.start()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # spend CPU, not wall time
+        pass
+    assert meter.stop()["me"] > 0
+
+
+def test_a_process_gone_during_the_window_is_an_error_not_a_figure() -> None:
+    meter = CpuMeter({"ghost": 2**22 + 1})  # above pid_max here: no such process
+    meter.start()
+    with pytest.raises(BenchError, match="ghost"):
+        meter.stop()
