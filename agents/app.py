@@ -23,6 +23,7 @@ from agents import (
     orders,
     payments,
     registrations,
+    stock_alerts,
     users,
 )
 from agents.effects import Effects, LiveEffects
@@ -40,6 +41,7 @@ DOMAINS: Sequence[tuple[str, Installer]] = (
     ("payments", payments.install),
     ("catalog", catalog.install),
     ("catalog-stock", catalog_stock.install),
+    ("stock-alerts", stock_alerts.install),
     ("orders", orders.install),
 )
 

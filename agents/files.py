@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 
 from agents import images
 from agents.effects import Effects
+from agents.messages import request_message
 from agents.replies import reply
 from agents.runtime import guarded_agent, source_topic
 from config import Settings
@@ -213,6 +214,11 @@ class FilesDecider:
         await self._answer(envelope, grant.to_json())
         await self._audit(envelope, "grant", actor=granted.granted_by, file_id=granted.file_id,
                           owner=meta.owner_id, subject=granted.user_id)
+        if granted.source != "purchase":  # a buyer hears of a purchase from the order
+            await request_message(
+                self._effects, envelope, user_id=granted.user_id, template="file_shared",
+                params={"fileId": meta.file_id, "fileName": meta.name}, source=SOURCE,
+            )
         return "granted"
 
     async def _revoked(self, envelope: Envelope) -> str:

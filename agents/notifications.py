@@ -1,11 +1,18 @@
 """Notifications: deliver outbox messages once, keep in-app notifications, apply read/delete.
 
 Outbox records are keyed by recipient user id, so a user's messages and their
-read/delete requests are handled in order by one agent. Decisions (ids, times,
-outcomes) are stored in the table before effects run; a redelivered record
-repeats only the idempotent effects, and the sink is skipped once delivered.
-A crash between the sink and the table write can still deliver twice: email
-is at-least-once everywhere.
+read/delete requests are handled in order by one agent, the only writer of that
+user's notifications. Decisions (ids, times, outcomes, the unread count after
+the change) are stored in the table before effects run; a redelivered record
+repeats only the idempotent effects with the same ids and values, and the sink
+is skipped once delivered. A crash between the sink and the table write can
+still deliver twice: email is at-least-once everywhere.
+
+The unread count is counted from the read model when a change is decided: every
+earlier change of the user has finished by then (one user's records are handled
+in order), so it is exact, and ``GET /v1/notifications/unread-count`` counts the
+same documents. It is pushed on ``user:{id}`` (``notification.unread_changed``)
+only when a change moves it: a new notification, or reading or deleting an unread one.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 import faust
 
 from agents.effects import Effects
+from agents.notification_templates import render
 from agents.replies import record_expired, reply
 from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
 from agents.sinks import Sink, sink_for
@@ -30,31 +38,13 @@ from streams.events.notifications import (
     NotificationCreated,
     NotificationDeleteRequested,
     NotificationReadRequested,
+    NotificationUnreadChanged,
 )
 from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.notifications"
 TABLE = "notifications-decisions"
-
-# In-app text per template; delivery secrets never appear here.
-IN_APP: dict[str, tuple[str, str]] = {
-    "password_reset": (
-        "Password reset requested",
-        "Someone asked to reset your password. If it was not you, ignore the email; "
-        "your password stays the same.",
-    ),
-    # From the order saga: params carry orderId (and total/currency), never secrets.
-    "order_completed": (
-        "Your order is complete",
-        "Payment received and your purchase is ready to download.",
-    ),
-    "order_received": (
-        "You made a sale",
-        "A buyer completed an order that includes your products.",
-    ),
-}
-
 
 class NotificationsDecider:
     """Handles one outbox record: a message to deliver, or a read/delete request."""
@@ -86,19 +76,29 @@ class NotificationsDecider:
         key = f"message:{message.message_id}"
         decision = self._table.get(key)
         if decision is None:
+            to = message.to or (await self._effects.users.emails([message.user_id])).get(
+                message.user_id
+            )
+            if to is None:
+                log.warning("message %s: user %s has no address; shown in-app only",
+                            message.message_id, message.user_id)
             decision = {
                 "notificationId": derived_id(message.message_id, "notification"),
                 "createdAt": format_time(now),
-                "delivered": False,
+                "to": to,
+                "delivered": to is None,
+                "unread": await self._repo.unread_count(message.user_id) + 1,
             }
             self._table[key] = decision
         if not decision["delivered"]:
-            await self._sink.deliver(
-                {**message.model_dump(mode="json", by_alias=True), "sentAt": decision["createdAt"]}
-            )
+            await self._sink.deliver({
+                **message.model_dump(mode="json", by_alias=True),
+                "to": decision.get("to", message.to),
+                "sentAt": decision["createdAt"],
+            })
             decision = {**decision, "delivered": True}
             self._table[key] = decision
-        title, body = IN_APP[message.template]
+        title, body = render(message.template, message.params)
         notification = Notification(
             notification_id=decision["notificationId"],
             user_id=message.user_id,
@@ -127,7 +127,26 @@ class NotificationsDecider:
         )
         await self._effects.emit("notifications", created)
         await self._effects.push(f"user:{message.user_id}", created)
+        # A decision from before counts were kept: count now, the notification exists.
+        unread = decision.get("unread")
+        if unread is None:
+            unread = await self._repo.unread_count(message.user_id)
+        await self._unread_changed(envelope, message.user_id, unread, notification.created_at)
         return "delivered"
+
+    async def _unread_changed(
+        self, envelope: Envelope, user_id: str, unread: int, at: datetime
+    ) -> None:
+        changed = new_event(
+            NotificationUnreadChanged(user_id=user_id, unread=unread, changed_at=at),
+            key=user_id,
+            source=SOURCE,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.id,
+            event_id=derived_id(envelope.id, "notification.unread_changed"),
+            occurred_at=at,
+        )
+        await self._effects.push(f"user:{user_id}", changed)
 
     async def _command(
         self, envelope: Envelope, command: NotificationCommand, now: datetime
@@ -141,7 +160,13 @@ class NotificationsDecider:
                 )
                 return "expired"
             owned = await self._repo.owned(command.user_id, command.notification_id)
-            decision = {"outcome": "accepted" if owned is not None else "rejected"}
+            if owned is None:
+                decision = {"outcome": "rejected"}
+            else:
+                decision = {"outcome": "accepted", "at": format_time(now)}
+                if not owned.read:  # reading or deleting an unread one lowers the count
+                    unread = await self._repo.unread_count(command.user_id)
+                    decision["unread"] = max(unread - 1, 0)
             self._table[key] = decision
         if decision["outcome"] == "rejected":
             await reply(
@@ -158,6 +183,9 @@ class NotificationsDecider:
             await self._repo.delete(command.user_id, command.notification_id)
         else:
             await self._repo.mark_read(command.user_id, command.notification_id)
+        if "unread" in decision:
+            at = datetime.fromisoformat(decision["at"])
+            await self._unread_changed(envelope, command.user_id, decision["unread"], at)
         await reply(
             self._effects, envelope, reply_to=command.reply_to, source=SOURCE, outcome="accepted"
         )

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from agents.effects import Effects
+from agents.messages import request_message
 from agents.replies import record_expired, reply
 from stores.products import ProductRepository
 from stores.reviews import Review, ReviewRepository
@@ -89,6 +90,9 @@ class ReviewDecider:
             "at": format_time(now),
             "count": count,
             "average": round((entry["sum"] + command.rating) / count, 2),
+            # Who is told, decided with the rest: a redelivery tells the same seller.
+            "sellerId": product["sellerId"],
+            "productName": product["name"],
         }
 
     async def _apply(
@@ -127,6 +131,14 @@ class ReviewDecider:
         )
         await self._effects.emit("products", event)
         await self._effects.push(f"product:{command.product_id}", event)
+        seller = decision.get("sellerId")  # absent from decisions made before sellers were told
+        if seller is not None and seller != command.actor_id:
+            await request_message(
+                self._effects, envelope, user_id=seller, template="review_received",
+                params={"productId": command.product_id, "productName": decision["productName"],
+                        "reviewId": command.review_id, "rating": command.rating},
+                source=SOURCE, at=at,
+            )
         result = review.to_json()
         result["productRating"] = {"average": decision["average"], "count": decision["count"]}
         await reply(

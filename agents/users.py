@@ -162,7 +162,12 @@ def _changes(command: UserCommand) -> tuple[dict[str, Any], tuple[str, ...]]:
             changes["name"] = command.name
         if command.address is not None:
             changes["address"] = command.address.model_dump(by_alias=True, exclude_none=True)
-        return changes, ("address",) if command.clear_address else ()
+        if command.stock_low_threshold is not None:
+            changes["stockLowThreshold"] = command.stock_low_threshold
+        removals = (("address",) if command.clear_address else ()) + (
+            ("stockLowThreshold",) if command.clear_stock_low_threshold else ()
+        )
+        return changes, removals
     if isinstance(command, RolesChangeRequested):
         return {"roles": sorted(set(command.roles))}, ()
     if isinstance(command, PasswordChangeRequested):
@@ -186,11 +191,14 @@ def _public_event(
             changed.append("name")
         if command.address is not None or command.clear_address:
             changed.append("address")
+        if command.stock_low_threshold is not None or command.clear_stock_low_threshold:
+            changed.append("stockLowThreshold")
         return UserProfileUpdated(
             **common,
             changed=changed,
             name=command.name or decision["name"],
             address=command.address,
+            stock_low_threshold=command.stock_low_threshold,
         )
     if isinstance(command, RolesChangeRequested):
         return UserRolesChanged(

@@ -156,6 +156,9 @@ class Settings:
     saga_charge_retry: float = 1.0
     saga_refund_backoff: float = 1.0
     saga_refund_max_backoff: float = 300.0
+    # A seller is told when a product's stock falls below this (0: never); a seller's own
+    # threshold (PATCH /v1/users/me stockLowThreshold) overrides it.
+    stock_low_threshold: int = 5
 
     def __post_init__(self) -> None:
         if self.env not in ("dev", "prod"):
@@ -339,6 +342,7 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_SAGA_CHARGE_RETRY": "saga_charge_retry",
     "MERCATO_SAGA_REFUND_BACKOFF": "saga_refund_backoff",
     "MERCATO_SAGA_REFUND_MAX_BACKOFF": "saga_refund_max_backoff",
+    "MERCATO_STOCK_LOW_THRESHOLD": "stock_low_threshold",
 }
 _FIELD_TYPES: dict[str, Any] = {
     "kafka_empty_fetch_backoff_ms": int, "kafka_idle_fetch_backoff_ms": int,
@@ -353,6 +357,7 @@ _FIELD_TYPES: dict[str, Any] = {
     "payment_breaker_min_calls": int, "payment_breaker_failure_rate": float,
     "payment_breaker_window": float,
     "payment_breaker_cooldown": float,
+    "stock_low_threshold": int,
 }
 _FIELD_TYPES.update(dict.fromkeys(
     ("saga_reserve_timeout", "saga_charge_timeout", "saga_refund_timeout", "saga_tick",
@@ -360,4 +365,6 @@ _FIELD_TYPES.update(dict.fromkeys(
 ))
 _FIELD_TYPES.update({f: str for f in ENV_FIELDS.values() if f not in _FIELD_TYPES})
 # Numeric settings for which 0 is meaningful ("off"); every other number must be positive.
-_ZERO_MEANS_OFF = frozenset({"kafka_empty_fetch_backoff_ms", "kafka_idle_fetch_backoff_ms"})
+_ZERO_MEANS_OFF = frozenset({
+    "kafka_empty_fetch_backoff_ms", "kafka_idle_fetch_backoff_ms", "stock_low_threshold",
+})

@@ -18,6 +18,7 @@ INDEXES = {
         IndexModel(
             [("userId", 1), ("createdAt", DESCENDING), ("_id", DESCENDING)], name="by_user_newest"
         ),
+        IndexModel([("userId", 1), ("read", 1)], name="by_user_read"),
     ],
 }
 
@@ -84,6 +85,10 @@ class NotificationRepository:
     async def delete(self, user_id: str, notification_id: str) -> None:
         """Idempotent: deleting a deleted notification changes nothing."""
         await self._notifications.delete_one({"_id": notification_id, "userId": user_id})
+
+    async def unread_count(self, user_id: str) -> int:
+        """How many of ``user_id``'s notifications are unread."""
+        return await self._notifications.count_documents({"userId": user_id, "read": False})
 
     async def page(
         self,

@@ -28,6 +28,7 @@ class ProductView:
     currency: str
     status: str
     file_ids: tuple[str, ...]
+    name: str = ""
 
     @property
     def available(self) -> bool:
@@ -64,4 +65,5 @@ def _view(doc: dict[str, Any]) -> ProductView | None:
         currency=str(doc.get("currency", "")),
         status=str(doc.get("status", "active")),
         file_ids=tuple(str(f) for f in doc.get("fileIds") or ()),
+        name=str(doc.get("name", "")),
     )

@@ -29,6 +29,7 @@ class User:
     created_at: datetime
     address: dict[str, Any] | None = None
     version: int = 1
+    stock_low_threshold: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The contract's profile object."""
@@ -41,6 +42,8 @@ class User:
         }
         if self.address is not None:
             out["address"] = self.address
+        if self.stock_low_threshold is not None:
+            out["stockLowThreshold"] = self.stock_low_threshold
         return out
 
 
@@ -106,6 +109,12 @@ class UserRepository:
         cursor = self._users.find({"_id": {"$in": wanted}}, {"email": 1})
         return {str(doc["_id"]): str(doc["email"]) async for doc in cursor}
 
+    async def stock_low_threshold(self, user_id: str) -> int | None:
+        """The seller's own stock alert threshold, or None when they use the default."""
+        doc = await self._users.find_one({"_id": user_id}, {"stockLowThreshold": 1})
+        value = None if doc is None else doc.get("stockLowThreshold")
+        return value if isinstance(value, int) else None
+
     async def credentials(self, email_normalized: str) -> Credentials | None:
         """Login data for a normalised email, if an account has it."""
         doc = await self._users.find_one(
@@ -152,4 +161,5 @@ def _user(doc: dict[str, Any]) -> User:
         created_at=doc["createdAt"],
         address=doc.get("address"),
         version=doc.get("version", 1),
+        stock_low_threshold=doc.get("stockLowThreshold"),
     )

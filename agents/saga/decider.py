@@ -92,8 +92,9 @@ class OrderSaga:
         if state is None:
             return await self._unknown(envelope, now)
         plan = Plan(state, envelope, now)
-        before = orjson.dumps(state)
+        before, status = orjson.dumps(state), state["status"]
         await step(plan, envelope)
+        steps.notify_end(plan, status)
         if not plan.events and not plan.replies and orjson.dumps(plan.state) == before:
             return "stale"
         await self._commit(plan)

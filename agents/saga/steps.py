@@ -11,7 +11,6 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Literal
 
 from agents.saga.plan import Plan
 from agents.saga.state import HELD, product_ids, seller_ids, set_deadline, total
@@ -20,11 +19,12 @@ from stores.product_lookup import ProductView
 from streams.envelope import derived_id, format_time
 from streams.events.files import FilePermissionGranted, FilePermissionRevoked
 from streams.events.inventory import ReleaseRequested, ReserveRequested
-from streams.events.notifications import MessageRequested
+from streams.events.notifications import MessageRequested, Template
 from streams.events.payments import ChargeRequested, RefundRequested
 
 log = logging.getLogger(__name__)
-Template = Literal["order_completed", "order_received"]
+# The ends an order's buyer is told about, besides completion (see notify_end).
+ENDINGS: dict[str, Template] = {"payment_failed": "payment_failed", "refunded": "order_refunded"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -200,3 +200,25 @@ def notify(plan: Plan, emails: Mapping[str, str]) -> None:
             message_id=message_id, user_id=user_id, to=address,
             template=template, params=params,
         ), key=user_id, name=f"message:{user_id}:{template}")
+
+
+def notify_end(plan: Plan, previous: str) -> None:
+    """Tell the buyer their order has just failed its payment or been refunded.
+
+    An order reaches each end once, and the message id derives from the order and the
+    template, so no redelivery or re-driven step tells the buyer twice. The address is
+    the account's, looked up by the notifications agent: no read on the saga's path.
+    """
+    state = plan.state
+    status = state["status"]
+    template = ENDINGS.get(status)
+    if template is None or status == previous:
+        return
+    buyer = state["buyerId"]
+    params = {"orderId": plan.order_id, "total": state["total"], "currency": state["currency"]}
+    if status == "payment_failed":
+        params["reason"] = state["history"][-1].get("reason", "")
+    plan.send("outbox", MessageRequested(
+        message_id=derived_id(plan.order_id, "message", buyer, template), user_id=buyer,
+        template=template, params=params,
+    ), key=buyer, name=f"message:{buyer}:{template}")

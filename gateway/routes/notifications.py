@@ -45,6 +45,12 @@ class PaginationOut(Out):
     next_cursor: str | None
 
 
+class UnreadCountOut(Out):
+    """How many of the caller's notifications are unread."""
+
+    unread: int
+
+
 class NotificationPage(Out):
     """A page of notifications, newest first."""
 
@@ -89,6 +95,21 @@ async def list_notifications(request: web.Request) -> web.Response:
             render=Notification.to_json,
         )
     )
+
+
+@routes.get("/v1/notifications/unread-count")
+@operation(
+    "How many of the caller's notifications are unread (also pushed on user:{id} as "
+    "notification.unread_changed)",
+    tags=("notifications",),
+    auth=True,
+    responses={200: ("The count", UnreadCountOut), 401: ("Not signed in", None)},
+)
+async def unread_count(request: web.Request) -> web.Response:
+    """Counted in the read model, the same documents the pushed count is counted from."""
+    principal = authenticate(request, request.app[keys.TOKENS])
+    unread = await request.app[keys.NOTIFICATIONS].unread_count(principal.user_id)
+    return web.json_response({"unread": unread})
 
 
 async def _command(

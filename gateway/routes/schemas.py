@@ -78,6 +78,9 @@ class UserOut(Out):
     name: str
     roles: list[str]
     address: AddressBody | None = None
+    stock_low_threshold: int | None = Field(
+        default=None, description="Present when the seller set their own stock alert threshold."
+    )
     created_at: str | None = None
 
 
@@ -115,6 +118,8 @@ class ProfilePatchBody(Body):
     # Published as a string: a name cannot be removed (``null`` is answered 422).
     name: Annotated[str, Field(min_length=1, max_length=100)] | SkipJsonSchema[None] = None
     address: AddressBody | None = None
+    # A seller is told when a product's stock falls below it; 0 never, null the default.
+    stock_low_threshold: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 

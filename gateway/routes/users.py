@@ -35,7 +35,7 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.patch("/v1/users/me")
 @operation(
-    "Change the caller's name and/or address",
+    "Change the caller's name, address and/or stock alert threshold",
     tags=("users",),
     auth=True,
     body=ProfilePatchBody,
@@ -54,7 +54,8 @@ async def update_me(request: web.Request) -> web.Response:
     if not sent or ("name" in sent and body.name is None):
         field = "name" if sent else "body"
         raise InvalidInput(
-            "nothing to change", errors=[FieldError(field, "send a name and/or an address")]
+            "nothing to change",
+            errors=[FieldError(field, "send a name, an address or a stockLowThreshold")],
         )
     address = None
     if body.address is not None:
@@ -66,6 +67,10 @@ async def update_me(request: web.Request) -> web.Response:
             name=body.name,
             address=address,
             clear_address="address" in sent and body.address is None,
+            stock_low_threshold=body.stock_low_threshold,
+            clear_stock_low_threshold=(
+                "stock_low_threshold" in sent and body.stock_low_threshold is None
+            ),
             **usercommands.common_fields(request, actor_id=principal.user_id),
         ),
     )

@@ -7,7 +7,19 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from streams.registry import Payload, event
+from streams.registry import Payload, Timestamp, event
+
+# One per kind of message; the in-app text of each is in agents/notification_templates.py.
+Template = Literal[
+    "password_reset",
+    "order_completed",  # the buyer's order is paid and delivered
+    "order_received",  # a seller sold something (sale made)
+    "payment_failed",  # the buyer's payment did not go through
+    "order_refunded",  # the buyer's order was refunded
+    "file_shared",  # someone let the user read a file
+    "review_received",  # a buyer reviewed one of the seller's products
+    "stock_low",  # a seller's product fell below their stock threshold
+]
 
 
 @event(
@@ -19,11 +31,17 @@ from streams.registry import Payload, event
 class MessageRequested(Payload):
     """Internal: ``params`` may hold single-use tokens, so this stays on the outbox."""
 
-    message_id: str = Field(description="Deliveries are deduplicated by this id.")
+    message_id: str = Field(
+        description="Deliveries are deduplicated by this id; producers derive it from the "
+        "event that caused the message, so a redelivered cause never notifies twice."
+    )
     user_id: str
     channel: Literal["email"] = "email"
-    to: str
-    template: Literal["password_reset", "order_completed", "order_received"]
+    to: str | None = Field(
+        default=None,
+        description="The address; when absent the notifications agent uses the account's.",
+    )
+    template: Template
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -71,3 +89,18 @@ class NotificationCreated(Payload):
     title: str
     body: str
     created_at: datetime
+
+
+@event(
+    "notification.unread_changed",
+    topic="push",
+    key="user:{userId}",
+    summary="How many of a user's notifications are unread, pushed on user:{id} after one "
+    "was created, read or deleted.",
+)
+class NotificationUnreadChanged(Payload):
+    """Pushed only: the count itself, so a client never adds up deltas."""
+
+    user_id: str
+    unread: int = Field(ge=0)
+    changed_at: Timestamp

@@ -81,6 +81,10 @@ class ProfileUpdateRequested(UserCommand):
     name: str | None = None
     address: Address | None = None
     clear_address: bool = False
+    stock_low_threshold: int | None = Field(default=None, ge=0)
+    clear_stock_low_threshold: bool = Field(
+        default=False, description="Back to the default stock alert threshold."
+    )
 
 
 @event(
@@ -129,9 +133,12 @@ class UserChanged(Payload):
 class UserProfileUpdated(UserChanged):
     """Public event: the new values of the changed fields."""
 
-    changed: list[Literal["name", "address"]]
+    changed: list[Literal["name", "address", "stockLowThreshold"]]
     name: str
     address: Address | None = None
+    stock_low_threshold: int | None = Field(
+        default=None, description="The seller's own stock alert threshold; None: the default."
+    )
 
 
 @event(

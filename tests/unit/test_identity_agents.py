@@ -86,6 +86,9 @@ class FakeNotifications:
         found = self.docs.get(notification_id)
         return found if found is not None and found.user_id == user_id else None
 
+    async def unread_count(self, user_id: str) -> int:
+        return sum(1 for n in self.docs.values() if n.user_id == user_id and not n.read)
+
     async def mark_read(self, user_id: str, notification_id: str) -> None:
         if await self.owned(user_id, notification_id):
             self.docs[notification_id] = dataclasses.replace(
