@@ -46,6 +46,7 @@ class CircuitBreaker:
         self._clock = clock
         # key -> (when it ended, whether it failed); dicts keep insertion order, oldest first.
         self._outcomes: dict[str, tuple[float, bool]] = {}
+        self._failures = 0  # how many of _outcomes failed, kept as they come and go
         self._opened_at: float | None = None
         # The half-open trial's key and when it went out. A trial never reported (its record
         # cancelled by a rebalance) would shut the circuit for good, so it lapses after a
@@ -83,7 +84,7 @@ class CircuitBreaker:
     def succeeded(self, key: str) -> None:
         """Operation ``key`` got an answer: the provider works, whatever state we were in."""
         if self._opened_at is not None:
-            self._outcomes.clear()
+            self._forget()
             self._opened_at = None
             self._trial = None
         self._record(key, failed=False)
@@ -97,19 +98,28 @@ class CircuitBreaker:
                 self._trial = None
             return  # already open: an operation let through before it opened
         self._record(key, failed=True)
-        failures = sum(failed for _, failed in self._outcomes.values())
-        if len(self._outcomes) >= self._min_calls and failures >= self._rate * len(self._outcomes):
+        calls = len(self._outcomes)
+        if calls >= self._min_calls and self._failures >= self._rate * calls:
             self._opened_at = now
-            self._outcomes.clear()
+            self._forget()
 
     def _record(self, key: str, *, failed: bool) -> None:
         now = self._clock()
-        self._outcomes.pop(key, None)
+        previous = self._outcomes.pop(key, None)
+        if previous is not None:
+            self._failures -= previous[1]
         self._outcomes[key] = (now, failed)
+        self._failures += failed
         # Oldest first: drop from the front until one is inside the window (no copy of the
         # whole window per operation, which at 100 orders/s holds thousands of keys).
         while self._outcomes:
             oldest = next(iter(self._outcomes))
-            if now - self._outcomes[oldest][0] < self._window:
+            at, oldest_failed = self._outcomes[oldest]
+            if now - at < self._window:
                 break
             del self._outcomes[oldest]
+            self._failures -= oldest_failed
+
+    def _forget(self) -> None:
+        self._outcomes.clear()
+        self._failures = 0

@@ -108,7 +108,12 @@ class Announcer:
                 order_id=order_id, payment_id=record["paymentId"], reason=record["reason"],
                 code=record.get("code"),
             )
-            await self._send(envelope, "order-saga", failed, derived_id("refund", key, "saga"), at)
+            # Named after the command, not the key: a refusal is stored and re-announced to
+            # every later attempt (a second cancel, an operator's retry), and each must get an
+            # answer the saga has not seen, or it would wait for one, time out and send again
+            # forever. A redelivered command still repeats its own answer's id.
+            await self._send(envelope, "order-saga", failed, derived_id(envelope.id, "refund"),
+                             at)
             return
         common: dict[str, Any] = {
             "order_id": order_id,

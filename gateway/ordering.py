@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -71,7 +70,7 @@ async def request_saga(
     # Answers are matched by the command's id (gateway.commands); the correlation id only
     # ties the saga's events together in logs.
     command = new_event(payload, key=payload.order_id, source=f"gateway/{app[keys.INSTANCE_ID]}",
-                        correlation_id=str(uuid.uuid4()))
+                        correlation_id=request[keys.REQUEST_ID])
     answer = await app[keys.COMMANDS].request(TOPIC, command, key=payload.order_id)
     if answer.outcome == "rejected":
         error = REJECTIONS.get(answer.code or "", MercatoError)

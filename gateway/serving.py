@@ -14,9 +14,10 @@ seconds to complete each request head; past that it is answered 408 and closed.
 
 aiohttp (3.14) has no setting for its protocol class, so ``GatewayRunner`` builds a
 ``web.Server`` whose connections use ``GatewayProtocol``. It overrides ``handle_error``
-(meant for it) and the asyncio protocol callbacks, and reads four internal attributes of
-``RequestHandler`` (queued messages, current request, upgraded, loop): aiohttp is pinned,
-and ``tests/integration/test_hostile_http.py`` drives every path over real sockets.
+(meant for it) and the asyncio protocol callbacks, and reads five internal attributes of
+``RequestHandler`` (queued messages, request count, current request, upgraded, loop):
+aiohttp is pinned, and ``tests/integration/test_hostile_http.py`` drives every path over
+real sockets.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from gateway import keys
@@ -67,7 +69,7 @@ def refusal_of(exc: BaseException | None) -> tuple[int, str, str, str]:
 class GatewayProtocol(RequestHandler):
     """One connection: aiohttp's handler with problem+json refusals and a header deadline."""
 
-    __slots__ = ("_edge_headers", "_head_timer", "_header_timeout")
+    __slots__ = ("_edge_headers", "_head_timer", "_header_timeout", "_last_body")
 
     def __init__(
         self, manager: web.Server, *, edge_headers: Iterable[tuple[str, str]],
@@ -77,6 +79,10 @@ class GatewayProtocol(RequestHandler):
         self._edge_headers = tuple(edge_headers)
         self._header_timeout = header_timeout
         self._head_timer: asyncio.TimerHandle | None = None
+        # The body of the last request whose head was parsed: until it has all arrived,
+        # bytes from the client are that body (perhaps being discarded after an early
+        # answer), not the head of the next request.
+        self._last_body: StreamReader | None = None
 
     def handle_error(
         self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
@@ -117,7 +123,10 @@ class GatewayProtocol(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         """Parse as aiohttp does, then keep the deadline only while a head is incomplete."""
+        parsed = self._request_count
         super().data_received(data)
+        if self._request_count != parsed and self._messages:
+            self._last_body = self._messages[-1][1]
         if self._busy():
             self._disarm()
         elif self._head_timer is None:
@@ -129,9 +138,13 @@ class GatewayProtocol(RequestHandler):
         super().connection_lost(exc)
 
     def _busy(self) -> bool:
-        # A complete head is queued or being handled, or the connection left HTTP/1.1
-        # (a WebSocket): what follows is the application's to read, at its own pace.
-        return bool(self._messages) or self._current_request is not None or self._upgraded
+        # A complete head is queued or being handled, its body is still arriving, or the
+        # connection left HTTP/1.1 (a WebSocket): what the client sends then is the
+        # application's to read, at its own pace, not a request head.
+        return (
+            bool(self._messages) or self._current_request is not None or self._upgraded
+            or (self._last_body is not None and not self._last_body.is_eof())
+        )
 
     def _arm(self) -> None:
         if self._header_timeout > 0:

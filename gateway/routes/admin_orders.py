@@ -1,9 +1,9 @@
 """/v1/admin/orders: every order for admins, the stuck ones, and re-driving a stuck saga.
 
 Stuck (``agents.saga.recovery``): past an armed step deadline, or with a failed refund.
-The list reads the orders read model; a retry goes through the saga's inbox like any
-command, and the saga decides again on its own state (a read model that lags by a
-message answers 409 from the saga rather than from here).
+The list, and a retry's first check, read the orders read model; a retry then goes
+through the saga's inbox like any command, and the saga decides again on its own state,
+so an order the read model still shows as stuck a message late gets its 409 from the saga.
 """
 
 from __future__ import annotations

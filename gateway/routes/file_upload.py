@@ -45,7 +45,8 @@ routes = web.RouteTableDef()
     body_media="multipart/form-data",
     responses={
         201: ("Stored and listed", UploadOut),
-        400: ("A malformed multipart form, e.g. no boundary (MALFORMED_MULTIPART)", None),
+        400: ("A malformed multipart form: no boundary (MALFORMED_MULTIPART), or a part "
+              "header that is not valid (MALFORMED_REQUEST)", None),
         401: ("Not signed in", None),
         403: ("productId names a product the caller does not sell (PRODUCT_NOT_OWNED)", None),
         413: ("Over the upload limit (PAYLOAD_TOO_LARGE) or the quota (QUOTA_EXCEEDED)", None),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agents.circuit import CircuitBreaker
 from agents.payment_calls import ResilientCalls, RetryPolicy
@@ -118,3 +120,30 @@ async def test_calls_report_one_outcome_per_operation_retries_included(clock: Cl
     refused = await calls.call(failing, key="charge:o-3", what="charge")
     assert (refused.code, refused.attempts, refused.retry_after, made) == (
         "circuit_open", 0, 5.0, 8)
+
+
+@given(st.lists(st.tuples(st.integers(0, 7), st.booleans(), st.floats(0, 12)), max_size=60))
+def test_it_opens_exactly_when_a_recount_of_the_window_says_so(
+    steps: list[tuple[int, bool, float]],
+) -> None:
+    # The breaker keeps its failure count as outcomes come and go; an independent recount
+    # of the same window must always agree on when it opens.
+    clock = Clock()
+    breaker = CircuitBreaker(min_calls=4, failure_rate=0.5, window=30.0, cooldown=1e9,
+                             clock=clock)
+    window: dict[str, tuple[float, bool]] = {}
+    for key_no, failed, later in steps:
+        clock.now += later
+        key = f"op-{key_no}"
+        if breaker.state != "closed":
+            break
+        window = {k: v for k, v in window.items() if clock.now - v[0] < 30.0}
+        window.pop(key, None)
+        window[key] = (clock.now, failed)
+        failures = sum(f for _, f in window.values())
+        should_open = failed and len(window) >= 4 and failures >= 0.5 * len(window)
+        if failed:
+            breaker.failed(key)
+        else:
+            breaker.succeeded(key)
+        assert (state_of(breaker) == "open") is should_open, (window, key, failed)

@@ -408,6 +408,20 @@ async def test_refunds_refused_for_good_are_not_retryable(
     assert effects.on("order-saga")[-1].payload(RefundFailed).retryable is False
 
 
+async def test_each_attempt_at_a_refused_refund_gets_its_own_answer(
+    decider: PaymentsDecider, effects: RecordingEffects
+) -> None:
+    # The saga sends a refund again after a second cancel or an operator's retry (same
+    # key, new command): the stored refusal must answer it under a new id, or the saga
+    # drops it as a duplicate and waits for an answer that never comes.
+    first, again = refund("o-7"), refund("o-7")
+    assert await decider.handle(first, now=NOW) == "failed"
+    assert await decider.handle(first, now=NOW) == "failed"  # redelivered: same answer
+    assert await decider.handle(again, now=NOW) == "failed"
+    ids = [e.id for e in effects.on("order-saga")]
+    assert ids[0] == ids[1] != ids[2]
+
+
 # --- the simulator itself ------------------------------------------------------------------
 
 
