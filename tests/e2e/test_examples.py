@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import re
-import socket
 import sys
 import textwrap
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from config import Settings
 from gateway.auth import TokenService
+from mercato._procs import free_port
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import make_settings
@@ -68,13 +68,6 @@ class Ran:
         return [json.loads(line) for line in self.out.splitlines() if line.startswith("{")]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 async def world(
     stack: Endpoints, tmp_path_factory: pytest.TempPathFactory
@@ -87,7 +80,7 @@ async def world(
     cwd.mkdir()
     async with (
         running_worker(settings, data / "worker.log"),
-        running_gateway(settings, _free_port(), data / "gateway.log") as base,
+        running_gateway(settings, free_port(), data / "gateway.log") as base,
     ):
         yield World(settings, base, cwd)
 
@@ -274,7 +267,7 @@ async def test_a_follower_without_an_account_says_how_to_get_one(
 async def test_an_example_without_a_stack_says_how_to_start_one(
     script: str, tmp_path: Path
 ) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
     env.update(MERCATO_URL=f"http://127.0.0.1:{port}", MERCATO_KAFKA_URL=f"kafka://127.0.0.1:{port}")
     ran = await _finish(await _start(env, tmp_path, script))
