@@ -213,3 +213,19 @@ async def test_unread_count_needs_a_signed_in_caller(client: Client) -> None:
     response = await client.get("/v1/notifications/unread-count")
     assert response.status == 401
     assert (await response.json())["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_sellers_threshold_is_checked_shown_and_cleared(client: Client) -> None:
+    _, seller = await account(client, "seller", patience=90)
+    for bad in (-1, True, "5", 1_000_001):
+        refused = await client.patch("/v1/users/me", headers=seller,
+                                     json={"stockLowThreshold": bad})
+        assert refused.status == 422, (bad, await refused.text())
+        assert (await refused.json())["errors"][0]["field"] == "stockLowThreshold"
+    assert (await client.patch("/v1/users/me", headers=seller,
+                               json={"stockLowThreshold": 0})).status == 200
+    shown = await (await client.get("/v1/users/me", headers=seller)).json()
+    assert shown["stockLowThreshold"] == 0  # alerts off
+    cleared = await client.patch("/v1/users/me", headers=seller, json={"stockLowThreshold": None})
+    assert cleared.status == 200
+    assert "stockLowThreshold" not in await cleared.json()  # back to the default
