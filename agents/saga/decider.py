@@ -3,7 +3,7 @@
 One message at a time per order (the topic is keyed by order id). A message
 already applied is a no-op, except that the most recent one re-runs its
 recorded plan: its effects may not all have happened before a crash. Lookups
-(products, emails) happen before the state is written, so a transient failure
+(products) happen before the state is written, so a transient failure
 retries the whole message with nothing recorded.
 """
 
@@ -20,7 +20,7 @@ from agents.effects import Effects
 from agents.replies import record_expired, reply
 from agents.saga import recovery, steps
 from agents.saga.plan import SOURCE, Plan, carry_out
-from agents.saga.state import TERMINAL, State, new_state, product_ids, seller_ids
+from agents.saga.state import TERMINAL, State, new_state, product_ids
 from agents.saga.steps import Deadlines
 from stores.product_lookup import ProductLookup
 from streams.envelope import Envelope, format_time, utcnow
@@ -248,10 +248,9 @@ class OrderSaga:
             steps.refund(plan, self._deadlines, state["cancel"]["reason"])
             return
         products = await self._effects.repo(ProductLookup).many(product_ids(state))
-        emails = await self._effects.users.emails([state["buyerId"], *seller_ids(state)])
         steps.deliver(plan, products)
         plan.move("delivered")
-        steps.notify(plan, emails)
+        steps.notify(plan)
         state["deadline"] = None
         plan.move("completed")
 

@@ -8,7 +8,6 @@ id and the step, so re-running a step re-sends the very same command.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -22,7 +21,6 @@ from streams.events.inventory import ReleaseRequested, ReserveRequested
 from streams.events.notifications import MessageRequested, Template
 from streams.events.payments import ChargeRequested, RefundRequested
 
-log = logging.getLogger(__name__)
 # The ends an order's buyer is told about, besides completion (see notify_end).
 ENDINGS: dict[str, Template] = {"payment_failed": "payment_failed", "refunded": "order_refunded"}
 
@@ -183,42 +181,40 @@ def revoke(plan: Plan, revoked_by: str) -> None:
             ), key=file_id, name=f"revoke:{file_id}")
 
 
-def notify(plan: Plan, emails: Mapping[str, str]) -> None:
-    """Tell the buyer their order is complete and each seller that they sold something."""
+def notify(plan: Plan) -> None:
+    """Tell the buyer their order is complete and each seller that they sold something.
+
+    The addresses are the accounts', looked up by the notifications agent (as for every
+    message an agent asks for), so the saga reads no user on its way to ``completed``.
+    """
     state = plan.state
     params = {"orderId": plan.order_id, "total": state["total"], "currency": state["currency"]}
     recipients: list[tuple[str, Template]] = [(state["buyerId"], "order_completed")]
     recipients += [(seller, "order_received") for seller in seller_ids(state)]
     for user_id, template in recipients:
-        address = emails.get(user_id)
-        if address is None:
-            log.warning("order %s: no email for user %s; %s not sent",
-                        plan.order_id, user_id, template)
-            continue
-        message_id = derived_id(plan.order_id, "message", user_id, template)
-        plan.send("outbox", MessageRequested(
-            message_id=message_id, user_id=user_id, to=address,
-            template=template, params=params,
-        ), key=user_id, name=f"message:{user_id}:{template}")
+        _message(plan, user_id, template, params)
+
+
+def _message(plan: Plan, user_id: str, template: Template, params: dict[str, str]) -> None:
+    # Derived from the order: an order tells each user each thing at most once.
+    plan.send("outbox", MessageRequested(
+        message_id=derived_id(plan.order_id, "message", user_id, template), user_id=user_id,
+        template=template, params=params,
+    ), key=user_id, name=f"message:{user_id}:{template}")
 
 
 def notify_end(plan: Plan, previous: str) -> None:
     """Tell the buyer their order has just failed its payment or been refunded.
 
     An order reaches each end once, and the message id derives from the order and the
-    template, so no redelivery or re-driven step tells the buyer twice. The address is
-    the account's, looked up by the notifications agent: no read on the saga's path.
+    template, so no redelivery or re-driven step tells the buyer twice.
     """
     state = plan.state
     status = state["status"]
     template = ENDINGS.get(status)
     if template is None or status == previous:
         return
-    buyer = state["buyerId"]
     params = {"orderId": plan.order_id, "total": state["total"], "currency": state["currency"]}
     if status == "payment_failed":
         params["reason"] = state["history"][-1].get("reason", "")
-    plan.send("outbox", MessageRequested(
-        message_id=derived_id(plan.order_id, "message", buyer, template), user_id=buyer,
-        template=template, params=params,
-    ), key=buyer, name=f"message:{buyer}:{template}")
+    _message(plan, state["buyerId"], template, params)

@@ -162,6 +162,15 @@ async def test_a_message_without_address_goes_to_the_accounts_and_counts_once(fx
     assert fx.unread_pushes()[-1][2] == 2 == await fx.notes.unread_count("u-1")
 
 
+async def test_a_user_without_address_is_still_told_in_app(fx: Effects) -> None:
+    sink = Sink()
+    decider = NotificationsDecider({}, fx, sink)
+    del fx.fake_users.docs["u-1"]
+    assert await decider.handle(message("m-1"), now=NOW) == "delivered"
+    assert sink.delivered == []
+    assert [n.type for n in fx.notes.docs.values()] == ["file_shared"]
+
+
 async def test_read_and_delete_push_the_count_only_when_it_moves(fx: Effects) -> None:
     decider = NotificationsDecider({}, fx, Sink())
     for mid in ("m-1", "m-2", "m-3"):
@@ -202,6 +211,7 @@ async def test_a_failed_payment_tells_the_buyer_once() -> None:
         await world.saga.handle(raw, now=saga.NOW + timedelta(minutes=1))
     sent = outbox(world.effects)
     assert [(k, t) for k, _, t, _ in sent] == [(saga.BUYER, "payment_failed")] * 2
+    assert world.effects.of("order.status_changed")[-1].data["status"] == "payment_failed"
     assert sent[0] == sent[1]
     assert sent[0][3] == {"orderId": saga.ORDER, "total": "15.00", "currency": "USD",
                           "reason": "declined: card declined"}
@@ -233,6 +243,8 @@ async def test_a_refund_tells_the_buyer_once_and_completion_is_still_told() -> N
     assert templates.count((saga.BUYER, "order_completed")) == 1
     ids = {m for _, m, t, _ in outbox(world.effects) if t == "order_refunded"}
     assert len(ids) == 1
+    # No message of the saga carries an address: the notifications agent uses the account's.
+    assert {e.data["to"] for e in world.effects.on("outbox")} == {None}
 
 
 class Files(FileRepository):
