@@ -26,6 +26,7 @@ from agents import (
     stock_alerts,
     users,
 )
+from agents.analytics import install as analytics
 from agents.effects import Effects, LiveEffects
 from config import Settings
 
@@ -43,6 +44,8 @@ DOMAINS: Sequence[tuple[str, Installer]] = (
     ("catalog-stock", catalog_stock.install),
     ("stock-alerts", stock_alerts.install),
     ("orders", orders.install),
+    ("analytics-facts", analytics.install_facts),
+    ("analytics", analytics.install),
 )
 
 

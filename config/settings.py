@@ -156,6 +156,12 @@ class Settings:
     saga_charge_retry: float = 1.0
     saga_refund_backoff: float = 1.0
     saga_refund_max_backoff: float = 300.0
+    # Analytics (agents/analytics): how far behind its partition's newest event an event may
+    # be and still count (seconds), how often windows are closed on idle partitions, and the
+    # least time between two dashboard snapshots of one scope.
+    analytics_grace: float = 120.0
+    analytics_tick: float = 1.0
+    analytics_snapshot_interval: float = 1.0
     # A seller is told when a product's stock falls below this (0: never); a seller's own
     # threshold (PATCH /v1/users/me stockLowThreshold) overrides it.
     stock_low_threshold: int = 5
@@ -342,6 +348,9 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_SAGA_CHARGE_RETRY": "saga_charge_retry",
     "MERCATO_SAGA_REFUND_BACKOFF": "saga_refund_backoff",
     "MERCATO_SAGA_REFUND_MAX_BACKOFF": "saga_refund_max_backoff",
+    "MERCATO_ANALYTICS_GRACE": "analytics_grace",
+    "MERCATO_ANALYTICS_TICK": "analytics_tick",
+    "MERCATO_ANALYTICS_SNAPSHOT_INTERVAL": "analytics_snapshot_interval",
     "MERCATO_STOCK_LOW_THRESHOLD": "stock_low_threshold",
 }
 _FIELD_TYPES: dict[str, Any] = {
@@ -362,6 +371,9 @@ _FIELD_TYPES: dict[str, Any] = {
 _FIELD_TYPES.update(dict.fromkeys(
     ("saga_reserve_timeout", "saga_charge_timeout", "saga_refund_timeout", "saga_tick",
      "saga_charge_retry", "saga_refund_backoff", "saga_refund_max_backoff"), float
+))
+_FIELD_TYPES.update(dict.fromkeys(
+    ("analytics_grace", "analytics_tick", "analytics_snapshot_interval"), float
 ))
 _FIELD_TYPES.update({f: str for f in ENV_FIELDS.values() if f not in _FIELD_TYPES})
 # Numeric settings for which 0 is meaningful ("off"); every other number must be positive.

@@ -26,6 +26,8 @@ from gateway.resources import (
 )
 from gateway.routes import (
     admin_orders,
+    analytics,
+    analytics_events,
     audit,
     auth,
     file_content,
@@ -82,6 +84,8 @@ def create_app(settings: Settings, *, instance_id: str | None = None) -> web.App
         app.router.add_routes(identity_routes.routes)
     for file_routes in (file_upload, files, file_content, file_permissions):
         app.router.add_routes(file_routes.routes)
+    for analytics_routes in (analytics_events, analytics):
+        app.router.add_routes(analytics_routes.routes)
     app.router.add_get("/health/live", health.live)
     app.router.add_get("/health/ready", health.ready)
     app.router.add_get("/metrics", metrics_handler)

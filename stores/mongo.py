@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
+from stores import analytics as analytics_store
 from stores import audit, file_content, file_usage, files, notifications, users
 from stores import orders as orders_store
 from stores import products as products_store
@@ -23,6 +24,7 @@ INDEXED_MODULES: tuple[ModuleType, ...] = (
 )
 INDEXED_MODULES += (orders_store,)
 INDEXED_MODULES += (products_store, reviews_store)
+INDEXED_MODULES += (analytics_store,)
 
 
 def mongo_client(settings: Settings, *, app_name: str) -> AsyncMongoClient[Document]:

@@ -77,6 +77,19 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     ),
     TopicSpec("notifications", "Notifications to deliver, keyed by recipient user id."),
     TopicSpec("analytics", "Client and platform analytics events."),
+    TopicSpec(
+        "analytics-facts",
+        "Each source event's contribution to one scope's metrics, keyed by scope, and the "
+        "analytics timer's ticks: the analytics agents' internal plumbing.",
+        internal=True,
+        retention_ms=1 * DAY_MS,
+    ),
+    TopicSpec(
+        "analytics-windows",
+        "Closed analytics windows: one record per scope, metric and window, re-emitted with a "
+        "higher revision when a late event changes it.",
+        retention_ms=30 * DAY_MS,
+    ),
     TopicSpec("audit", "Security-relevant actions, keyed by actor id.", retention_ms=90 * DAY_MS),
     TopicSpec(
         "push",

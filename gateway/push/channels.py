@@ -2,8 +2,8 @@
 
 ``user:{id}`` the user themself (or an admin); ``product:{id}`` anyone
 authenticated; ``order:{id}`` whoever the pluggable ``OrderAccess`` hook admits
-(default: admins only); ``dashboard`` admins, and sellers with ``dashboard:own``
-(filtering a seller's view to their own products is the dashboard's job).
+(default: admins only); ``dashboard`` (the marketplace's analytics) admins only;
+``dashboard:{sellerId}`` that seller (``dashboard:own``) or an admin.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ MAX_CHANNEL_LENGTH = 160
 _ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 
 Kind = Literal["user", "order", "product", "dashboard"]
-_WITH_ID: dict[str, Kind] = {"user": "user", "order": "order", "product": "product"}
+_WITH_ID: dict[str, Kind] = {
+    "user": "user", "order": "order", "product": "product", "dashboard": "dashboard",
+}
 
 # Whether a principal may follow one order: (principal, order id) -> allowed.
 OrderAccess = Callable[[Principal, str], Awaitable[bool]]
@@ -53,7 +55,7 @@ def parse_channel(raw: object) -> Channel:
         return Channel(_WITH_ID[kind], ident)
     raise InvalidInput(
         f"unknown channel {raw[:40]!r}; expected user:{{id}}, order:{{id}}, product:{{id}} "
-        "or dashboard",
+        "dashboard or dashboard:{sellerId}",
         code=INVALID_CHANNEL,
     )
 
@@ -76,8 +78,11 @@ async def authorize(principal: Principal, raw: object, order_access: OrderAccess
     elif channel.kind == "order":
         assert channel.ident is not None
         allowed = principal.is_admin or await order_access(principal, channel.ident)
+    elif channel.ident is None:
+        allowed = "dashboard" in principal.scopes
     else:
-        allowed = bool({"dashboard", "dashboard:own"} & principal.scopes)
+        allowed = "dashboard" in principal.scopes or (
+            "dashboard:own" in principal.scopes and channel.ident == principal.user_id)
     if not allowed:
         raise Forbidden(f"you may not subscribe to {channel.name!r}", code=FORBIDDEN)
     return channel

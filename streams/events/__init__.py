@@ -1,6 +1,7 @@
 """The event catalogue. Importing this package registers every event type."""
 
 from streams.events import (
+    analytics,
     audit,
     commands,
     files,
@@ -15,6 +16,7 @@ from streams.events import (
 )
 
 __all__ = [
+    "analytics",
     "audit",
     "commands",
     "files",

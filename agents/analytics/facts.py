@@ -1,0 +1,151 @@
+"""Source events -> facts: what each event adds to which scope (the first analytics stage).
+
+Sources: ``orders`` (an order counts once paid, its refund once refunded; lines are kept
+from ``order.placed`` in a table keyed by order id, co-partitioned with ``orders``),
+``payments`` (failed charges), ``users`` (registrations), ``files`` (uploads),
+``products`` (names for top products) and the client events on ``analytics``.
+
+Every fact is keyed by its scope (``marketplace`` or ``seller:{id}``), so each scope's
+windows live in one partition of ``analytics-facts``. A fact's id is derived from what it
+counts (an order's payment, a client event's id) and its scope, so a redelivered or
+replayed source event yields the same facts, which the second stage applies once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from streams.envelope import Envelope, derived_id, new_event
+from streams.events.analytics import AnalyticsFact, FactLine
+from streams.events.orders import OrderPlaced, OrderStatusChanged
+
+log = logging.getLogger(__name__)
+SOURCE = "agents.analytics"
+MARKETPLACE = "marketplace"
+# Orders that never got paid need no lines (no refund can follow).
+UNPAID_ENDS = frozenset({"rejected", "payment_failed", "cancelled"})
+CLIENT_KINDS = {
+    "product.viewed": "view", "search.performed": "search",
+    "checkout.started": "checkout", "page.viewed": "visit",
+}
+
+
+def scope_key(seller_id: str | None) -> str:
+    """The record key (and table prefix) of a scope."""
+    return MARKETPLACE if seller_id is None else f"seller:{seller_id}"
+
+
+class FactMapper:
+    """Turns one source envelope into the facts it contributes (usually zero to three)."""
+
+    def __init__(self, orders: MutableMapping[str, Any]) -> None:
+        self._orders = orders
+
+    def facts(self, envelope: Envelope) -> list[Envelope]:
+        """The facts of ``envelope``; order lines are remembered as a side effect."""
+        kind = envelope.type
+        if kind == "order.placed":
+            self._remember(envelope.payload(OrderPlaced))
+            return []
+        if kind == "order.status_changed":
+            return self._status(envelope, envelope.payload(OrderStatusChanged))
+        if kind == "user.registered":
+            return [self._fact(envelope, None, "registration", envelope.id)]
+        if kind == "file.uploaded":
+            return [self._fact(envelope, None, "upload", envelope.id)]
+        if kind == "payment.failed":
+            return [self._fact(envelope, None, "payment_failed", envelope.id)]
+        if kind in ("product.created", "product.updated"):
+            seller, name = str(envelope.data["sellerId"]), str(envelope.data["name"])
+            product = str(envelope.data["productId"])
+            return [
+                self._fact(envelope, scope, "product", envelope.id, product_id=product, name=name)
+                for scope in (None, seller)
+            ]
+        if kind in CLIENT_KINDS:
+            return self._client(envelope, CLIENT_KINDS[kind])
+        return []
+
+    def _remember(self, placed: OrderPlaced) -> None:
+        if placed.order_id in self._orders:
+            return
+        self._orders[placed.order_id] = {
+            "currency": placed.currency,
+            "buyerId": placed.buyer_id,
+            "lines": [
+                {"productId": line.product_id, "sellerId": line.seller_id,
+                 "units": line.quantity, "amount": format(line.unit_price * line.quantity, "f")}
+                for line in placed.items
+            ],
+            "paid": False,
+        }
+
+    def _status(self, envelope: Envelope, change: OrderStatusChanged) -> list[Envelope]:
+        order = self._orders.get(change.order_id)
+        if order is None:
+            if change.status in ("paid", "refunded"):
+                log.warning("analytics: order %s %s without its lines", change.order_id,
+                            change.status)
+            return []
+        if change.status in UNPAID_ENDS and not order["paid"]:
+            del self._orders[change.order_id]
+            return []
+        if change.status == "paid":
+            if not order["paid"]:
+                self._orders[change.order_id] = {**order, "paid": True}
+            return self._money(envelope, order, "order", f"order:{change.order_id}:paid")
+        if change.status == "refunded" and order["paid"]:
+            # Lines are kept after the refund: a redelivered refund must find them again.
+            return self._money(envelope, order, "refund", f"order:{change.order_id}:refunded")
+        return []
+
+    def _money(
+        self, envelope: Envelope, order: dict[str, Any], kind: str, counted: str
+    ) -> list[Envelope]:
+        lines = order["lines"]
+        sellers = list(dict.fromkeys(line["sellerId"] for line in lines))
+        out = []
+        for seller in (None, *sellers):
+            mine = [line for line in lines if seller is None or line["sellerId"] == seller]
+            out.append(self._fact(
+                envelope, seller, kind, counted,
+                currency=order["currency"],
+                amount=sum((Decimal(line["amount"]) for line in mine), Decimal(0)),
+                units=sum(int(line["units"]) for line in mine),
+                lines=[FactLine(product_id=line["productId"], units=line["units"],
+                                amount=Decimal(line["amount"])) for line in mine],
+                user_id=order["buyerId"], viewer=f"u:{order['buyerId']}",
+            ))
+        return out
+
+    def _client(self, envelope: Envelope, kind: str) -> list[Envelope]:
+        data = envelope.data
+        user, session = data.get("userId"), data.get("sessionId")
+        viewer = f"u:{user}" if user else (f"s:{session}" if session else None)
+        product = data.get("productId") if kind == "view" else None
+        seller = data.get("sellerId") if kind == "view" else None
+        scopes: list[str | None] = [None] if not seller else [None, str(seller)]
+        return [
+            self._fact(envelope, scope, kind, envelope.id, product_id=product, viewer=viewer,
+                       user_id=user)
+            for scope in scopes
+        ]
+
+    @staticmethod
+    def _fact(
+        envelope: Envelope, seller_id: str | None, kind: str, counted: str, **fields: Any
+    ) -> Envelope:
+        scope = scope_key(seller_id)
+        fact = AnalyticsFact.model_validate(
+            {"sellerId": seller_id, "kind": kind, "sourceId": counted, **fields}
+        )
+        return new_event(
+            fact, key=scope, source=SOURCE,
+            correlation_id=envelope.correlation_id, causation_id=envelope.id,
+            event_id=derived_id(counted, kind, scope),
+            occurred_at=datetime.fromisoformat(envelope.occurred_at),
+        )

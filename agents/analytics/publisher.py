@@ -1,0 +1,94 @@
+"""Dashboard snapshots: built from the windows, stored and pushed when they changed.
+
+A timer (every ``analytics_snapshot_interval`` seconds, one a second by default) builds
+the snapshot of each scope this worker keeps; one that says something new (its ``asOf``
+aside) replaces the scope's snapshot in MongoDB (``GET /v1/analytics/dashboard``) and
+is pushed as ``analytics.snapshot`` on ``dashboard`` or ``dashboard:{sellerId}``. So a
+scope gets at most one push per interval, and none while nothing changes. The scopes
+are found in the table now and then (after a restart the in-memory list is empty).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from agents.analytics import snapshot
+from agents.analytics.decider import AnalyticsDecider
+from agents.analytics.facts import MARKETPLACE
+from agents.analytics.windows import MINUTE_MS, start_of
+from agents.effects import Effects
+from stores.analytics import AnalyticsRepository
+from streams.envelope import new_event, utcnow
+from streams.events.analytics import DashboardSnapshot
+
+log = logging.getLogger(__name__)
+SOURCE = "agents.analytics"
+RESCAN_SECONDS = 10.0
+
+
+def channel_of(scope: str) -> str:
+    """The push channel of a scope."""
+    return "dashboard" if scope == MARKETPLACE else "dashboard:" + scope.removeprefix("seller:")
+
+
+class SnapshotPublisher:
+    """Builds, stores and pushes the snapshots of the scopes this worker keeps."""
+
+    def __init__(
+        self, table: Mapping[str, Any], effects: Effects, decider: AnalyticsDecider
+    ) -> None:
+        self._table = table
+        self._effects = effects
+        self._decider = decider
+        self._last: dict[str, dict[str, Any]] = {}
+        self._rescanned = -RESCAN_SECONDS
+
+    def build(self, scope: str, now: datetime) -> dict[str, Any]:
+        """The snapshot of ``scope`` at ``now`` from this worker's table."""
+        now_ms = int(now.timestamp() * 1000)
+        seller = None if scope == MARKETPLACE else scope.removeprefix("seller:")
+        current = start_of(now_ms, "minute")
+        minutes = {}
+        for start in range(current - 59 * MINUTE_MS, current + 1, MINUTE_MS):
+            window = self._table.get(f"w|{scope}|minute|{start}")
+            if window is not None:
+                minutes[start] = window
+        return snapshot.build(
+            seller, now_ms=now_ms,
+            day=self._table.get(f"w|{scope}|day|{start_of(now_ms, 'day')}"),
+            minutes=minutes,
+            visitors=self._table.get(f"v|{scope}") or {},
+            names=self._table.get(f"n|{scope}") or {},
+        )
+
+    def _rescan(self) -> None:
+        for key in list(self._table.keys()):
+            if key.startswith("w|"):
+                self._decider.live.add(key.split("|", 2)[1])
+
+    async def tick(self, now: datetime | None = None) -> int:
+        """Publish every scope whose snapshot changed; returns how many were published."""
+        clock = time.monotonic()
+        if clock - self._rescanned >= RESCAN_SECONDS:
+            self._rescanned = clock
+            try:
+                self._rescan()
+            except Exception:  # a table still recovering; the next rescan catches up
+                log.warning("analytics snapshot rescan failed", exc_info=True)
+        now = now or utcnow()
+        published = 0
+        for scope in sorted(self._decider.live):
+            built = self.build(scope, now)
+            if snapshot.same(self._last.get(scope), built):
+                continue
+            await self._effects.repo(AnalyticsRepository).put_snapshot(scope, built)
+            payload = DashboardSnapshot.model_validate(built)
+            await self._effects.push(channel_of(scope), new_event(
+                payload, key=channel_of(scope), source=SOURCE, occurred_at=now))
+            self._last[scope] = built
+            published += 1
+        return published

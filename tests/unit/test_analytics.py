@@ -1,0 +1,250 @@
+"""The analytics stages in process: facts, windows, watermark, grace, dedupe, snapshots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+
+from agents.analytics.decider import AnalyticsDecider
+from agents.analytics.facts import FactMapper
+from agents.analytics.publisher import SnapshotPublisher
+from agents.analytics.windows import PartitionWindows
+from stores.analytics import AnalyticsRepository
+from streams.envelope import Envelope, new_event
+from streams.events.analytics import AnalyticsTick, DashboardSnapshot, ProductViewed
+from streams.events.money import OrderLine
+from streams.events.orders import OrderPlaced, OrderStatusChanged
+from tests.support.recording import RecordingEffects
+
+R = TypeVar("R")
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+GRACE = 120.0
+
+
+class FakeRepo:
+    """The analytics read model as dicts (the real one is exercised end to end)."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, dict[str, Any]] = {}
+        self.snapshots: dict[str, dict[str, Any]] = {}
+
+    async def upsert_window(self, window: dict[str, Any]) -> bool:
+        key = f"{window['scope']}|{window['size']}|{window['start']}"
+        if key in self.windows and self.windows[key]["revision"] > window["revision"]:
+            return False
+        self.windows[key] = window
+        return True
+
+    async def put_snapshot(self, scope: str, snapshot: dict[str, Any]) -> None:
+        self.snapshots[scope] = snapshot
+
+
+class Effects(RecordingEffects):
+    def __init__(self) -> None:
+        super().__init__()
+        self.store = FakeRepo()
+
+    def repo(self, cls: type[R]) -> R:
+        assert cls is AnalyticsRepository
+        store: Any = self.store
+        return store  # type: ignore[no-any-return]
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def placed(order_id: str, lines: list[tuple[str, str, int, str]], currency: str = "USD",
+           at: datetime = T0) -> Envelope:
+    items = [OrderLine(product_id=p, seller_id=s, quantity=q, unit_price=Decimal(price),
+                       currency=currency) for p, s, q, price in lines]
+    total = sum((i.unit_price * i.quantity for i in items), Decimal(0))
+    return new_event(OrderPlaced(order_id=order_id, buyer_id="B1", items=items, total=total,
+                                 currency=currency, placed_at=at),
+                     key=order_id, source="test", occurred_at=at)
+
+
+def status(order_id: str, previous: str, to: str, at: datetime = T0) -> Envelope:
+    return new_event(OrderStatusChanged.model_validate(
+        {"orderId": order_id, "buyerId": "B1", "sellerIds": [], "previous": previous,
+         "status": to, "at": at}), key=order_id, source="test", occurred_at=at)
+
+
+def view(product: str, seller: str | None, session: str, at: datetime) -> Envelope:
+    return new_event(ProductViewed(product_id=product, seller_id=seller, session_id=session),
+                     key=session, source="test", occurred_at=at)
+
+
+def tick(at: datetime) -> bytes:
+    return new_event(AnalyticsTick(at=at), key="tick", source="test").encode()
+
+
+class Pipeline:
+    """Both stages over dict tables; every fact lands in partition 0."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, Any] = {}
+        self.table: dict[str, Any] = {}
+        self.effects = Effects()
+        self.mapper = FactMapper(self.orders)
+        self.restart()
+
+    def restart(self) -> None:
+        """A new process over the same (restored) tables: in-memory state is gone."""
+        self.decider = AnalyticsDecider(self.table, self.effects, grace=GRACE)
+
+    async def feed(self, *sources: Envelope) -> list[str]:
+        outcomes = []
+        for source in sources:
+            for fact in self.mapper.facts(source):
+                outcomes.append(await self.decider.handle(fact.encode(), partition=0))
+        return outcomes
+
+    def window(self, scope: str, size: str, start: datetime) -> dict[str, Any] | None:
+        return PartitionWindows(self.table, self.table, partition=0, grace_ms=int(GRACE * 1000),
+                                seen_prefix="s|").window(scope, size, ms(start))
+
+    def published(self, metric: str) -> list[tuple[str, int, Any]]:
+        return [(e.key, e.data["revision"], e.data["value"])
+                for e in self.effects.on("analytics-windows") if e.data["metric"] == metric]
+
+
+@pytest.fixture
+def pipe() -> Pipeline:
+    return Pipeline()
+
+
+async def test_an_order_counts_once_paid_per_scope_and_its_refund_once_refunded(
+    pipe: Pipeline,
+) -> None:
+    await pipe.feed(placed("O1", [("P1", "S1", 2, "10.00"), ("P2", "S2", 1, "5.50")]))
+    await pipe.feed(status("O1", "stock_reserved", "paid"))
+    await pipe.feed(status("O1", "completed", "refunded", T0 + timedelta(seconds=5)))
+    market = pipe.window("marketplace", "day", T0.replace(hour=0))
+    s1 = pipe.window("seller:S1", "minute", T0)
+    assert market is not None
+    assert s1 is not None
+    assert market["metrics"]["orders"] == 1
+    assert market["metrics"]["units"] == 3
+    assert market["metrics"]["revenue"] == {"USD": "25.50"}
+    assert market["metrics"]["refunds"] == {"USD": "25.50"}
+    assert s1["metrics"]["revenue"] == {"USD": "20.00"}
+    assert s1["metrics"]["products"]["P1"]["units"] == 2
+    assert pipe.window("seller:S2", "hour", T0) is not None
+
+
+async def test_a_redelivered_event_changes_nothing(pipe: Pipeline) -> None:
+    order = placed("O1", [("P1", "S1", 1, "3.00")])
+    paid = status("O1", "stock_reserved", "paid")
+    await pipe.feed(order, paid)
+    before = dict(pipe.table)
+    assert set(await pipe.feed(order, paid)) == {"duplicate"}
+    assert pipe.table == before
+    pipe.restart()
+    assert set(await pipe.feed(paid)) == {"duplicate"}
+
+
+async def test_a_crash_between_a_records_writes_still_counts_it_once(pipe: Pipeline) -> None:
+    paid = status("O1", "stock_reserved", "paid")
+    await pipe.feed(placed("O1", [("P1", "S1", 1, "3.00")]))
+    [fact, *_] = pipe.mapper.facts(paid)
+
+    class Crash(Exception):
+        pass
+
+    class CrashOnSeen(dict[str, Any]):
+        def __setitem__(self, key: str, value: Any) -> None:
+            if key.startswith("s|"):
+                raise Crash
+            super().__setitem__(key, value)
+
+    table = CrashOnSeen(pipe.table)
+    decider = AnalyticsDecider(table, pipe.effects, grace=GRACE)
+    with pytest.raises(Crash):
+        await decider.handle(fact.encode(), partition=0)
+    pipe.table.clear()
+    pipe.table.update(table)
+    pipe.restart()
+    assert await pipe.decider.handle(fact.encode(), partition=0) == "applied"
+    minute = pipe.window("marketplace", "minute", T0)
+    assert minute is not None
+    assert minute["metrics"]["orders"] == 1
+
+
+async def test_windows_close_when_the_clock_passes_them_even_when_idle(pipe: Pipeline) -> None:
+    await pipe.feed(view("P1", "S1", "sess-1", T0 + timedelta(seconds=10)))
+    assert pipe.published("productViews") == []
+    await pipe.decider.handle(tick(T0 + timedelta(seconds=61)), partition=0)
+    keys = {key for key, _, _ in pipe.published("productViews")}
+    assert f"marketplace|productViews|minute|{ms(T0)}" in keys
+    assert f"seller:S1|productViews|minute|{ms(T0)}" in keys
+    assert all(rev == 1 for _, rev, _ in pipe.published("productViews"))
+    assert f"marketplace|minute|{ms(T0)}" in pipe.effects.store.windows
+
+
+async def test_windows_opened_before_a_restart_close_after_it(pipe: Pipeline) -> None:
+    await pipe.feed(view("P1", "S1", "sess-1", T0 + timedelta(seconds=10)))
+    pipe.restart()  # the table is what the changelog restores; nothing else survives
+    await pipe.decider.handle(tick(T0 + timedelta(minutes=61)), partition=0)
+    closed = {(k, v) for k, _, v in pipe.published("productViews")}
+    assert (f"marketplace|productViews|minute|{ms(T0)}", 1) in closed
+    assert (f"marketplace|productViews|hour|{ms(T0)}", 1) in closed
+
+
+async def test_a_late_event_within_the_grace_revises_its_window(pipe: Pipeline) -> None:
+    await pipe.feed(view("P1", "S1", "sess-1", T0 + timedelta(seconds=10)))
+    await pipe.feed(view("P1", "S1", "sess-2", T0 + timedelta(seconds=70)))  # closes T0's minute
+    assert await pipe.feed(view("P1", "S1", "sess-3", T0 + timedelta(seconds=20))) == [
+        "revised", "revised"]
+    revisions = [(rev, value) for key, rev, value in pipe.published("productViews")
+                 if key == f"marketplace|productViews|minute|{ms(T0)}"]
+    assert revisions == [(1, 1), (2, 2)]
+    assert pipe.effects.store.windows[f"marketplace|minute|{ms(T0)}"]["revision"] == 2
+
+
+async def test_an_event_beyond_the_grace_is_counted_late_and_not_applied(pipe: Pipeline) -> None:
+    await pipe.feed(view("P1", None, "sess-1", T0 + timedelta(minutes=10)))
+    old = view("P1", None, "sess-2", T0)  # 10 minutes behind, the grace is 2
+    assert await pipe.feed(old) == ["late"]
+    assert await pipe.feed(old) == ["duplicate"]
+    now = pipe.window("marketplace", "minute", T0 + timedelta(minutes=10))
+    assert now is not None
+    assert now["metrics"]["productViews"] == 1
+    assert now["metrics"]["lateEvents"] == 1
+    assert pipe.window("marketplace", "minute", T0) is None
+
+
+async def test_seen_ids_are_forgotten_once_their_minute_is_final(pipe: Pipeline) -> None:
+    await pipe.feed(view("P1", None, "sess-1", T0))
+    assert any(k.startswith("s|") for k in pipe.table)
+    await pipe.decider.handle(tick(T0 + timedelta(seconds=60 + GRACE + 60)), partition=0)
+    assert not any(k.startswith("s|") for k in pipe.table)
+
+
+async def test_the_snapshot_has_the_contract_shape_and_is_pushed_only_when_it_changed(
+    pipe: Pipeline,
+) -> None:
+    now = datetime.now(UTC)
+    await pipe.feed(view("P1", "S1", "sess-1", now), view("P1", "S1", "sess-2", now))
+    await pipe.feed(placed("O1", [("P1", "S1", 2, "10.00")], at=now),
+                    status("O1", "stock_reserved", "paid", now))
+    await pipe.feed(placed("O2", [("P1", "S1", 1, "7.00")], currency="EUR", at=now),
+                    status("O2", "stock_reserved", "paid", now))
+    publisher = SnapshotPublisher(pipe.table, pipe.effects, pipe.decider)
+    assert await publisher.tick(now) == 2  # the marketplace and seller S1
+    assert await publisher.tick(now) == 0  # nothing changed: nothing pushed
+    assert sorted(channel for channel, _ in pipe.effects.pushed) == ["dashboard", "dashboard:S1"]
+    seller = pipe.effects.store.snapshots["seller:S1"]
+    DashboardSnapshot.model_validate(seller)
+    assert seller["scope"] == {"sellerId": "S1"}
+    assert seller["today"]["orders"] == 2
+    assert seller["today"]["revenue"] == [{"currency": "EUR", "amount": "7.00"},
+                                          {"currency": "USD", "amount": "20.00"}]
+    assert seller["today"]["conversionRate"] == 1.0  # two orders, two distinct viewers
+    assert seller["visitorsNow"] == 3  # two sessions and the buyer
+    assert len(seller["lastHour"]) == 60
+    assert seller["lastHour"][-1]["orders"] == 2
+    assert seller["topProducts"][0]["productId"] == "P1"
