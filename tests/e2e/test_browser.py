@@ -3,42 +3,41 @@
 The stack runs with access tokens that live a few seconds, so the dashboard has to renew
 its session (refresh-token rotation) and resume its stream many times while the test
 watches it: events must keep arriving, none lost and none shown twice, also after a time
-when it could not refresh at all. Each test starts its own chromium with a fresh profile.
+when it could not refresh at all. Each test starts its own chromium with a fresh profile;
+the dashboard tests save screenshots in their pytest tmp dir and print where.
+
+Nothing here downloads a browser and nothing is skipped: without a chromium that starts
+(``make browser`` installs Debian's), these tests fail and say why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from config import Settings
 from mercato._procs import free_port
+from mercato.admin import create_admin
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import make_settings
+from tests.support import shop
 from tests.support.browser import Page, chromium, chromium_path
 from tests.support.gateways import running_gateway
 from tests.support.processes import running_worker
 
-# Skipped, saying why, where no chromium is installed: nothing here downloads a browser.
-# Decided at collection, so a machine without it does not start the stack for nothing.
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        chromium_path() is None,
-        reason="chromium is not on PATH (Debian: apt-get install chromium, or make browser); "
-        "the browser tests need a real browser",
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TTL = 4  # seconds an access token lives here (15 minutes by default)
 PASSWORD = "correct horse battery"
 # Collects the page's CSP violations from before its first script runs.
@@ -46,26 +45,33 @@ CSP_WATCH = (
     "window.__csp = []; document.addEventListener('securitypolicyviolation', "
     "(e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"
 )
-# The dashboard's event table: [position, channel, type, at, data] per row.
+# The dashboard's activity feed: [position, channel, type, at, text] per item.
 ROWS = (
-    "[...document.querySelectorAll('#events tr')]"
-    ".map((r) => [...r.cells].map((c) => c.textContent))"
+    "[...document.querySelectorAll('#events li')].map((i) => "
+    "[i.dataset.position, i.dataset.channel, i.dataset.type, i.dataset.at, i.textContent])"
 )
+SCREEN = {"width": 1440, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
+MISSING = "GET /v1/analytics/dashboard"
 
 
 @dataclass
 class Live:
-    """The running stack: the gateway's base URL and the browser binary."""
+    """The running stack: the gateway's base URL, its settings and the browser binary."""
 
     base: str
     browser: str
+    settings: Settings
 
 
 @pytest.fixture(scope="module")
 def browser() -> str:
-    """Debian's chromium (the module is skipped without it)."""
+    """Debian's chromium; a failure, saying what to do, where there is none."""
     path = chromium_path()
-    assert path is not None
+    if path is None:
+        pytest.fail(
+            "chromium is not on PATH, so the browser tests cannot run: `make browser` "
+            "installs Debian's (as root: apt-get install chromium); nothing downloads one"
+        )
     return path
 
 
@@ -85,7 +91,7 @@ async def live(
             "the worker's tables", 60,
         )
         async with running_gateway(settings, free_port(), logs / "gateway.log") as base:
-            yield Live(base, browser)
+            yield Live(base, browser, settings)
 
 
 async def _is(condition: bool) -> bool:
@@ -225,3 +231,223 @@ async def test_docs_renders_from_the_gateway_alone(live: Live, tmp_path: Path) -
         assert await page.evaluate("window.__csp") == []
         assert _foreign(page, live.base) == []
         assert set(page.responses(live.base)) == {200}
+
+
+# ---- the dashboard of a shop -------------------------------------------------------
+
+SIGN_IN = """(() => {{
+  const form = document.getElementById('login');
+  form.elements.email.value = {email!r};
+  form.elements.password.value = {password!r};
+  form.requestSubmit();
+}})()"""
+LIVE = "document.getElementById('conn').dataset.state === 'live'"
+NO_WEBSOCKET = """window.__refused = 0;
+window.WebSocket = class extends EventTarget {
+  static OPEN = 1;
+  constructor() {
+    super();
+    this.readyState = 3;
+    window.__refused += 1;
+    setTimeout(() => this.onclose && this.onclose({ code: 1006 }), 50);
+  }
+  send() {}
+  close() {}
+};"""
+
+
+def _tile(name: str) -> str:
+    """The machine-readable value of one dashboard tile."""
+    return f"document.querySelector('#tile-{name} .value').dataset.value"
+
+
+async def _open_dashboard(page: Page, base: str, account: shop.Account, query: str = "") -> None:
+    await page.call("Emulation.setDeviceMetricsOverride", **SCREEN)
+    await page.call("Page.addScriptToEvaluateOnNewDocument", source=CSP_WATCH)
+    await page.goto(f"{base}/dashboard{query}")
+    await page.evaluate(SIGN_IN.format(email=account.email, password=shop.PASSWORD))
+    await page.wait_for(LIVE, "the dashboard's live connection")
+
+
+async def _screenshot(page: Page, path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Save the whole page as PNG at ``path`` and say where (past pytest's capture)."""
+    shot = await page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+    with capsys.disabled():
+        print(f"\nscreenshot: {path}")
+
+
+def _sent_frames(page: Page) -> list[str]:
+    return [e["params"]["response"]["payloadData"] for e in page.events
+            if e["method"] == "Network.webSocketFrameSent"]
+
+
+def _posted(page: Page, path: str) -> list[str]:
+    return page.requests(lambda r: r["method"] == "POST" and r["url"].endswith(path))
+
+
+async def test_seller_sees_their_orders_arrive_live(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with aiohttp.ClientSession(live.base) as http, chromium(
+        live.browser, tmp_path / "profile"
+    ) as page:
+        seller = await shop.register(http, "seller", "Maya Okafor")
+        buyer = await shop.register(http, "buyer", "Jon Berg")
+        throw = await shop.product(seller, "Linen throw blanket", "25.00", "USD")
+        await _open_dashboard(page, live.base, seller)
+        assert await page.evaluate("document.getElementById('scope-label').textContent") == (
+            "Your shop")
+        # The visit is a client event; the page does not wait for (or need) its answer.
+        await _eventually(
+            lambda: _is(bool(_posted(page, "/v1/analytics/events"))), "a page.viewed event"
+        )
+        # It follows its own shop's channel and its own user channel.
+        frames = _sent_frames(page)
+        assert any(f'"dashboard:{seller.user_id}"' in f for f in frames), frames
+        assert any(f'"user:{seller.user_id}"' in f for f in frames), frames
+
+        placed = [await shop.order(buyer, throw, 2), await shop.order(buyer, throw, 1)]
+        for order_id in placed:
+            await shop.settled(buyer, order_id)
+        # Each sale reaches the seller's feed live: one line per order, following its steps.
+        for order_id in placed:
+            await page.wait_for(
+                f"{ROWS}.some((r) => r[2] === 'order.placed' && r[4].includes({order_id[-6:]!r}))",
+                f"order {order_id} in the feed",
+            )
+            line = f"document.querySelector('#events li[data-order-id=\"{order_id}\"]')"
+            await page.wait_for(f"{line}?.dataset.status === 'completed'", "the order's progress")
+        # ... and the sale notifications, counted on the unread badge.
+        await page.wait_for(
+            "document.getElementById('unread').dataset.count === '2'", "two unread notifications"
+        )
+        snapshot = await seller.status("/v1/analytics/dashboard")
+        if snapshot == 404:
+            # Until the analytics service answers, the page says so instead of breaking.
+            await page.wait_for(
+                "!document.getElementById('notice').hidden", "the no-analytics notice"
+            )
+            assert await page.evaluate(_tile("orders")) == ""
+        else:
+            assert snapshot == 200
+        await _screenshot(page, tmp_path / "seller-dashboard.png", capsys)
+        rows: list[list[str]] = await page.evaluate(ROWS)
+        ids = [r[0] for r in rows]
+        assert len(ids) == len(set(ids)), f"an event was shown twice: {rows}"
+        assert await page.evaluate("window.__csp") == []
+        assert _foreign(page, live.base) == []
+
+
+@pytest.mark.xfail(
+    reason=f"the live snapshot ({MISSING} and its analytics.snapshot push) is issue #11 "
+    "helper A's and answers 404 in this tree yet",
+    strict=False,
+)
+async def test_tiles_and_chart_follow_the_orders(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with aiohttp.ClientSession(live.base) as http, chromium(
+        live.browser, tmp_path / "profile"
+    ) as page:
+        seller = await shop.register(http, "seller", "Maya Okafor")
+        buyer = await shop.register(http, "buyer", "Jon Berg")
+        prices = {"USD": Decimal("25.00"), "EUR": Decimal("12.50")}
+        products = {c: await shop.product(seller, f"Item in {c}", str(p), c)
+                    for c, p in prices.items()}
+        assert await seller.status("/v1/analytics/dashboard") == 200, f"{MISSING}: 404"
+        await _open_dashboard(page, live.base, seller)
+        await page.wait_for(f"{_tile('orders')} === '0'", "the empty tiles of a new shop")
+
+        # Orders in two currencies; the last one is cancelled after payment (a refund).
+        lines = [("USD", 2), ("EUR", 1), ("USD", 1), ("EUR", 3)]
+        revenue: shop.Money = {}
+        refunds: shop.Money = {}
+        for number, (currency, quantity) in enumerate(lines, 1):
+            order_id = await shop.order(buyer, products[currency], quantity)
+            await shop.settled(buyer, order_id)
+            amount = prices[currency] * quantity
+            shop.add(revenue, currency, amount)
+            if number == len(lines):
+                await buyer.call("POST", f"/v1/orders/{order_id}/cancel", expect=202)
+                await shop.settled(buyer, order_id, frozenset({"refunded"}))
+                shop.add(refunds, currency, amount)
+            # The page follows each order as it happens, without a reload.
+            await page.wait_for(f"{_tile('orders')} === '{number}'", f"order {number} on a tile")
+        net = {c: revenue[c] - refunds.get(c, Decimal(0)) for c in revenue}
+        await page.wait_for(f"{_tile('net')} === {shop.as_text(net)!r}", "the refund on a tile")
+        assert await page.evaluate(_tile("revenue")) == shop.as_text(revenue)
+        chart = "document.querySelector('#chart svg').dataset"
+        assert await page.evaluate(f"{chart}.orders") == str(len(lines))
+        # The page shows what the snapshot endpoint says.
+        snapshot = await seller.call("GET", "/v1/analytics/dashboard")
+        assert snapshot["today"]["orders"] == len(lines)
+        assert shop.as_text({m["currency"]: Decimal(m["amount"])
+                             for m in snapshot["today"]["revenue"]}) == shop.as_text(revenue)
+        assert sum(b["orders"] for b in snapshot["lastHour"]) == len(lines)
+        top = await page.evaluate("[...document.querySelectorAll('#top tr')].length")
+        assert top == len(products)
+        await _screenshot(page, tmp_path / "live-tiles.png", capsys)
+        assert await page.evaluate("window.__csp") == []
+
+
+async def test_admin_picks_a_seller(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with aiohttp.ClientSession(live.base) as http, chromium(
+        live.browser, tmp_path / "profile"
+    ) as page:
+        seller = await shop.register(http, "seller", "Maya Okafor")
+        await shop.product(seller, "Walnut desk organiser", "40.00", "USD")
+        email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+        assert await create_admin(
+            live.settings, email=email, password=shop.PASSWORD, name="Operations") == 0
+        admin = shop.Account(http, email, "")
+        await _open_dashboard(page, live.base, admin)
+        assert await page.evaluate("document.getElementById('scope-label').textContent") == (
+            "Marketplace")
+        assert any('"channel": "dashboard"' in f or '"channel":"dashboard"' in f
+                   for f in _sent_frames(page))
+        option = f"#seller-picker option[value={seller.user_id!r}]"
+        await page.wait_for(f"!!document.querySelector({option!r})", "the seller in the picker")
+        await page.evaluate(f"""(() => {{
+          const picker = document.getElementById('seller-picker');
+          picker.value = {seller.user_id!r};
+          picker.dispatchEvent(new Event('change'));
+        }})()""")
+        await page.wait_for(
+            "document.getElementById('scope-label').textContent === 'Maya Okafor'",
+            "the seller's scope",
+        )
+        await _eventually(
+            lambda: _is(any(f"dashboard:{seller.user_id}" in f for f in _sent_frames(page))),
+            "a subscription to the seller's dashboard channel",
+        )
+        asked = page.requests(lambda r: f"sellerId={seller.user_id}" in r["url"])
+        assert any("/v1/analytics/dashboard?" in url for url in asked), asked
+        await _screenshot(page, tmp_path / "admin-dashboard.png", capsys)
+
+
+async def test_dashboard_falls_back_to_sse_and_resumes(live: Live, tmp_path: Path) -> None:
+    async with aiohttp.ClientSession(live.base) as http, chromium(
+        live.browser, tmp_path / "profile"
+    ) as page:
+        seller = await shop.register(http, "seller", "Maya Okafor")
+        # A proxy that refuses WebSockets (DevTools cannot block them: the page gets a
+        # WebSocket that never opens): the page must find its way over SSE.
+        await page.call("Page.addScriptToEvaluateOnNewDocument", source=NO_WEBSOCKET)
+        await _open_dashboard(page, live.base, seller)
+        assert await page.evaluate("document.getElementById('conn').dataset.transport") == "sse"
+        await page.wait_for(f"{ROWS}.some((r) => r[2] === 'user.registered')", "the first event")
+        # Across several renewals of the short-lived token (each ends the stream), a change
+        # made meanwhile arrives exactly once.
+        streams = len(page.responses("/v1/events"))
+        await _eventually(
+            lambda: _is(len(page.responses("/v1/events")) >= streams + 2), "resumed streams"
+        )
+        await seller.call("PATCH", "/v1/users/me", {"name": "Maya O."})
+        await page.wait_for(f"{ROWS}.some((r) => r[4].includes('Maya O.'))", "a later event")
+        rows: list[list[str]] = await page.evaluate(ROWS)
+        assert [r[2] for r in rows].count("user.registered") == 1
+        assert [r[2] for r in rows].count("user.profile_updated") == 1
+        assert await page.evaluate("window.__refused") >= 2  # it did try a WebSocket first

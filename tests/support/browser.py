@@ -1,8 +1,9 @@
 """A real browser for tests: Debian's chromium, headless, driven over the DevTools protocol.
 
 Nothing downloads a browser build: the tests use ``chromium`` from PATH (the Debian
-package) and skip, saying so, when it is absent. Each browser gets a fresh profile and
-flags that keep it off the network except for the pages a test opens.
+package, ``make browser``) and fail, saying why, when it is absent or does not start.
+Each browser gets a fresh profile and flags that keep it off the network except for the
+pages a test opens.
 """
 
 from __future__ import annotations
@@ -175,11 +176,23 @@ async def _devtools_port(proc: asyncio.subprocess.Process, port_file: Path) -> i
     deadline = time.monotonic() + START_SECONDS
     while (port := _read_port(port_file)) is None:
         if proc.returncode is not None:
-            raise RuntimeError(f"chromium exited early ({proc.returncode})")
+            raise BrowserError(f"chromium exited early ({proc.returncode}){_said(port_file)}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"chromium did not open its DevTools port in {START_SECONDS}s")
+            raise BrowserError(
+                f"chromium did not open its DevTools port in {START_SECONDS}s{_said(port_file)}"
+            )
         await asyncio.sleep(0.1)
     return port
+
+
+def _said(port_file: Path) -> str:
+    """The end of chromium's own log, so a browser that cannot start says why."""
+    log = port_file.parent.parent / "chromium.log"
+    with contextlib.suppress(OSError):
+        tail = log.read_bytes()[-1500:].decode(errors="replace").strip()
+        if tail:
+            return f"; its log ({log}) ends:\n{tail}"
+    return f"; see {log}"
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
