@@ -103,8 +103,9 @@ STATIC = Path(__file__).parent / "static"
 
 
 async def dashboard_page(request: web.Request) -> web.FileResponse:
-    """GET /dashboard: the live page (sign in, follow channels)."""
-    return web.FileResponse(STATIC / "dashboard.html")
+    """GET /dashboard: the live dashboard of a shop or of the marketplace."""
+    # Revalidated on every load: a page open for days picks up an upgrade when reloaded.
+    return web.FileResponse(STATIC / "dashboard.html", headers={hdrs.CACHE_CONTROL: "no-cache"})
 
 
 def setup(app: web.Application) -> None:

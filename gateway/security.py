@@ -32,13 +32,15 @@ def inline_script_hashes(html: str) -> list[str]:
 # script or style. /docs: Swagger UI's script and stylesheet (served under /docs/, see
 # gateway/docs.py) and its bootstrap /static/docs.js; swagger-ui draws icons as data:
 # images and styles elements through the DOM, which style-src does not govern.
-# /dashboard: its own /static script and stylesheet. An inline script added to either page
-# needs its hash here (tests/unit/test_security.py checks).
+# /dashboard: its own /static scripts (ES modules) and stylesheet; its sign-in form is
+# sent by script, never by the browser (form-action 'none': without the script, a
+# password must not end up in a URL). An inline script added to either page needs its
+# hash here (tests/unit/test_security.py checks).
 PAGE_CSP: dict[str, str] = {
     "/docs": " ".join([f"{_PAGE_BASE}; script-src 'self'", *inline_script_hashes(DOCS_HTML)])
     + "; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'none'",
     "/dashboard": f"{_PAGE_BASE}; script-src 'self'; style-src 'self'; img-src 'self' data:"
-    "; connect-src 'self'; form-action 'self'",
+    "; connect-src 'self'; form-action 'none'",
 }
 HSTS = "max-age=63072000; includeSubDomains"
 # Responses that carry credentials (tokens, tickets) must not be stored by any cache.

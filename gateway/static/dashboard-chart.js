@@ -98,12 +98,14 @@ export function drawChart(host, tooltip, buckets, currency) {
   }
 
   const labels = el("g", { class: "x-labels" }, svg);
+  const every = plotW < 560 ? 20 : 10;  // minutes between time labels: room for each
+  const last = buckets.length - 1;
   buckets.forEach((bucket, i) => {
     const minute = new Date(bucket.start).getUTCMinutes();
-    if (minute % 10 !== 0 && i !== buckets.length - 1) return;
-    if (i !== buckets.length - 1 && buckets.length - 1 - i < 4) return;  // not over "now"
+    if (minute % every !== 0 && i !== last) return;
+    if (i !== last && (last - i) * slot < 56) return;  // not over "now"
     el("text", { x: x(i) + slot / 2, y: HEIGHT - 8, class: "axis axis-x" }, labels).textContent =
-      i === buckets.length - 1 ? "now" : time(bucket.start);
+      i === last ? "now" : time(bucket.start);
   });
 
   if (totalOrders === 0) {

@@ -338,6 +338,12 @@ async def test_seller_sees_their_orders_arrive_live(
         assert await page.evaluate("window.__csp") == []
         assert _foreign(page, live.base) == []
 
+        # A reload keeps the session (this tab's refresh token) and shows the same feed.
+        await page.goto(f"{live.base}/dashboard")
+        await page.wait_for(LIVE, "the live connection after a reload")
+        assert await page.evaluate("document.getElementById('signin').hidden") is True
+        await page.wait_for(f"{ROWS}.length === {len(rows)}", "the same feed after a reload")
+
 
 @pytest.mark.xfail(
     reason=f"the live snapshot ({MISSING} and its analytics.snapshot push) is issue #11 "
@@ -387,6 +393,10 @@ async def test_tiles_and_chart_follow_the_orders(
         assert sum(b["orders"] for b in snapshot["lastHour"]) == len(lines)
         top = await page.evaluate("[...document.querySelectorAll('#top tr')].length")
         assert top == len(products)
+        # Pushed, not polled: snapshots came over the page's WebSocket.
+        received = [e["params"]["response"]["payloadData"] for e in page.events
+                    if e["method"] == "Network.webSocketFrameReceived"]
+        assert any('"analytics.snapshot"' in f for f in received)
         await _screenshot(page, tmp_path / "live-tiles.png", capsys)
         assert await page.evaluate("window.__csp") == []
 
