@@ -61,6 +61,7 @@ export class Push {
   }
 
   connect() {
+    this.timer = null;
     if (!signedIn()) return;
     const generation = this.generation;
     if (this.transport === "sse" && Date.now() - this.sseSince > WS_AGAIN_MS) {
@@ -85,6 +86,15 @@ export class Push {
     };
     if (code === SESSION_ENDED || code === 401) refresh().then(() => reconnect(0), () => reconnect(wait));
     else reconnect(wait);
+  }
+
+  /** Reconnect now if waiting to (the network came back). */
+  kick() {
+    if (this.socket || this.aborts.length || !this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.attempt = 0;
+    this.connect();
   }
 
   send(frame) {

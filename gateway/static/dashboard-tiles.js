@@ -51,7 +51,11 @@ export function renderTiles(snapshot) {
   tile("tile-conversion", rate === null ? "—" : percent(rate),
     rate === null ? "no product views yet" : `of product viewers · ${count(today.productViews)} views`,
     rate === null ? "" : rate.toFixed(4));
-  tile("tile-visitors", count(snapshot.visitorsNow), "seen in the last 5 minutes", String(snapshot.visitorsNow ?? 0));
+  // Sign-ups and active users are marketplace-wide: only the marketplace's snapshot has them.
+  const people = snapshot.scope?.sellerId == null && (today.registrations || today.activeUsers)
+    ? `\n${count(today.activeUsers)} active today · ${count(today.registrations)} sign-ups` : "";
+  tile("tile-visitors", count(snapshot.visitorsNow), `seen in the last 5 minutes${people}`,
+    String(snapshot.visitorsNow ?? 0));
 }
 
 export function renderTop(snapshot) {

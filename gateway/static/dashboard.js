@@ -17,7 +17,7 @@ const CONNECTION = {
 };
 
 const feed = new Feed($("events"), $("feed-empty"));
-const push = new Push({ onEvent, onState: connectionState, onLiveOpen: loadSnapshot, onLiveRefused });
+const push = new Push({ onEvent, onState: connectionState, onLiveOpen, onLiveRefused });
 let me = null;
 let scope = null;          // {sellerId: null|ID, channel, label}
 let snapshot = null;       // the newest snapshot of the current scope
@@ -141,6 +141,12 @@ async function loadSnapshot() {
     }
   }
   snapshotTimer = setTimeout(loadSnapshot, next);
+}
+
+// A (re)opened stream: the channel is followed again, and what it missed is fetched.
+function onLiveOpen() {
+  pushed = Boolean(scope);
+  loadSnapshot();
 }
 
 function onLiveRefused(channel, code) {
@@ -358,6 +364,7 @@ function pageViewed() {
 
 window.addEventListener("resize", () => { if (!$("app").hidden) renderChart(); });
 window.addEventListener("offline", () => connectionState("offline", push.transport));
+window.addEventListener("online", () => push.kick());
 let ticks = 0;
 setInterval(() => { renderAsOf(); if (++ticks % 15 === 0) feed.tick(); }, 1000);
 health();
