@@ -58,9 +58,16 @@ class Worker:
     effects: Effects
 
 
-def faust_settings(settings: Settings, *, store: str = "rocksdb://") -> dict[str, Any]:
-    """Faust configuration derived from Mercato's settings."""
+def faust_settings(
+    settings: Settings, *, store: str = "rocksdb://", client_id: str | None = None
+) -> dict[str, Any]:
+    """Faust configuration derived from Mercato's settings.
+
+    ``client_id`` names this worker run to the broker (``streams.membership``).
+    """
+    named = {} if client_id is None else {"broker_client_id": client_id}
     return {
+        **named,
         "broker": [f"kafka://{host}" for host in settings.kafka_bootstrap],
         # rocksdb:// picks rocksdict when it is installed (rocksdict:// is not a valid URL).
         "store": store,
@@ -90,9 +97,12 @@ def create_worker_app(
     *,
     store: str = "rocksdb://",
     effects: Effects | None = None,
+    client_id: str | None = None,
 ) -> Worker:
     """Build the Faust app with every domain's agents installed."""
-    app = faust.App(settings.app_id, **faust_settings(settings, store=store))
+    app = faust.App(
+        settings.app_id, **faust_settings(settings, store=store, client_id=client_id)
+    )
     live = effects or LiveEffects(app, settings)
     agents = {name: install(app, settings, live) for name, install in DOMAINS}
     if isinstance(live, LiveEffects):

@@ -7,13 +7,28 @@ import logging
 
 import faust
 import uvloop
+from aiokafka.errors import KafkaError
 
 from agents.app import create_worker_app
 from config import Settings
 from gateway.logs import setup_logging
 from streams.kafka_compat import apply_empty_fetch_backoff
+from streams.membership import next_client_id, release_previous
 
 log = logging.getLogger("mercato.worker")
+# Bounded: a broker that is not up yet is Faust's to wait for, after this attempt.
+RELEASE_TIMEOUT = 15.0
+
+
+def _release(loop: asyncio.AbstractEventLoop, settings: Settings, previous: str) -> None:
+    """Give up a crashed predecessor's group membership before joining (streams.membership)."""
+    try:
+        loop.run_until_complete(
+            asyncio.wait_for(release_previous(settings, previous), RELEASE_TIMEOUT)
+        )
+    except (KafkaError, OSError, RuntimeError, TimeoutError) as exc:
+        # Not fatal: the broker evicts the dead member once its session times out (Kafka).
+        log.warning("could not release the previous worker's membership: %r", exc)
 
 
 def run(settings: Settings) -> None:
@@ -26,7 +41,10 @@ def run(settings: Settings) -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    worker_app = create_worker_app(settings)
+    client_id, previous = next_client_id(settings.data_dir, settings.app_id)
+    if previous is not None:
+        _release(loop, settings, previous)
+    worker_app = create_worker_app(settings, client_id=client_id)
     log.info("starting worker", extra={"settings": settings.safe_dict()})
     worker = faust.Worker(
         worker_app.app,

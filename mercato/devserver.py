@@ -48,6 +48,10 @@ DEFAULT_PORTS = {"kafka": 39092, "mongo": 37017, "redis": 36379}
 READY_TIMEOUT = 60.0
 TOPICS_TIMEOUT = 30.0
 CHILD_GRACE = 15.0
+# Once the stack is up, a worker or gateway that dies is started again after these waits
+# (the last one repeats); one that then runs this long starts over at the first wait.
+RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+STABLE_SECONDS = 60.0
 DEMO_USERS = (
     ("seller", "seller@example.com", "Demo Seller"),
     ("buyer", "buyer@example.com", "Demo Buyer"),
@@ -76,9 +80,45 @@ class _Child:
     log: Path
     since: int
     proc: subprocess.Popen[bytes]
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    # Restarts in a row without a stable run, and when the next one is due (while dead).
+    restarts: int = 0
+    due: float | None = None
 
     def tail(self) -> str:
         return log_tail(self.log, since=self.since)
+
+
+def _start_child(name: str, logs: Path, env: dict[str, str]) -> _Child:
+    log = logs / f"{name}.log"
+    since = log_size(log)
+    return _Child(name, log, since, spawn([sys.executable, "-m", "mercato", name], log, env=env))
+
+
+def _restart_dead(children: list[_Child], logs: Path, env: dict[str, str], out: TextIO) -> None:
+    """Start a dead worker or gateway again, with backoff, and say so.
+
+    A developer killing the worker to see what happens (or a crash) should not have to
+    restart the whole stack: Kafka keeps what the worker had not processed, and its tables
+    recover from their changelogs. A child that keeps dying waits longer each time.
+    """
+    now = time.monotonic()
+    for index, child in enumerate(children):
+        code = child.proc.poll()
+        if code is None:
+            continue
+        if child.due is None:
+            if now - child.started >= STABLE_SECONDS:
+                child.restarts = 0
+            delay = RESTART_BACKOFF[min(child.restarts, len(RESTART_BACKOFF) - 1)]
+            child.due = now + delay
+            _say(out, f"mercato: {child.name} {describe_exit(code)}; starting it again in "
+                      f"{delay:g}s (its log: {child.log})")
+        elif now >= child.due:
+            again = _start_child(child.name, logs, env)
+            again.restarts = child.restarts + 1
+            children[index] = again
+            _say(out, f"mercato: {child.name} started again (pid {again.proc.pid})")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -204,18 +244,16 @@ def _supervise(
     logs = options.data_dir.absolute() / "logs"
     try:
         for name in ("worker", "gateway"):
-            log = logs / f"{name}.log"
-            follower.add(name, log)
-            since = log_size(log)
-            proc = spawn([sys.executable, "-m", "mercato", name], log, env=env)
-            children.append(_Child(name, log, since, proc))
+            follower.add(name, logs / f"{name}.log")
+            children.append(_start_child(name, logs, env))
         follower.start()
+        # Until the stack is ready, a child that dies is a failure to start: say why, stop.
         _wait_http(options.port, children)
         _banner(options, endpoints, time.monotonic() - started, out)
         if options.demo:
             _register_demo(options.port, out)
         while True:
-            _check_children(children)
+            _restart_dead(children, logs, env, out)
             time.sleep(0.5)
     finally:
         follower.stop()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +110,49 @@ def test_topics_create_finds_the_dev_stack_through_mercato_data_dir(
     states = [line.split()[-1] for line in result.stdout.splitlines()]
     assert states, result.stdout
     assert set(states) == {"exists"}, result.stdout
+
+
+def _child_pid(parent: int, command: str) -> int | None:
+    """The pid of ``parent``'s child whose command line contains ``command``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == parent and command in cmdline:
+            return int(stat.parent.name)
+    return None
+
+
+def _eventually(probe: Any, what: str, within: float = 90.0) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if value := probe():
+                return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_killed_worker_is_started_again_and_the_stack_carries_on(dev: DevStack) -> None:
+    worker = _child_pid(dev.proc.pid, "mercato worker")
+    assert worker is not None
+    os.kill(worker, signal.SIGKILL)
+    said = _eventually(lambda: [line for line in dev.lines if "worker" in line
+                                and "starting it again" in line], "the restart notice")
+    assert "SIGKILL" in said[0] or "-9" in said[0], said
+    _eventually(lambda: any("worker started again" in line for line in dev.lines),
+                "the worker to start again")
+    again = _child_pid(dev.proc.pid, "mercato worker")
+    assert again is not None
+    assert again != worker
+    # The new worker processes commands: a registration is answered by its agent.
+    registered = _eventually(lambda: _call(
+        "POST", f"{dev.base}/v1/auth/register",
+        {"email": "after-crash@example.com", "password": "correct horse 123", "name": "Ari"},
+    ), "a registration after the restart")
+    assert registered["email"] == "after-crash@example.com"
 
 
 def test_after_ctrl_c_the_chatter_is_in_the_logs_without_terminal_codes(
