@@ -113,31 +113,34 @@ export function drawChart(host, tooltip, buckets, currency) {
       .textContent = "No orders in the last hour yet";
   }
 
-  // Hovering a minute shows its numbers.
+  // Hovering a minute shows its numbers; a redraw (a new snapshot) keeps the minute shown.
   const cursor = el("rect", { class: "cursor", x: 0, y: PAD.top, width: slot, height: plotH, visibility: "hidden" }, svg);
   const hit = el("rect", { x: PAD.left, y: PAD.top, width: plotW, height: plotH, class: "hit" }, svg);
-  hit.addEventListener("mousemove", (event) => {
-    const box = svg.getBoundingClientRect();
-    const i = Math.min(buckets.length - 1, Math.max(0, Math.floor((event.clientX - box.left - PAD.left) / slot)));
+  const show = (i) => {
     const bucket = buckets[i];
     if (!bucket) return;
+    host.dataset.hover = String(i);
     cursor.setAttribute("x", x(i));
     cursor.setAttribute("visibility", "visible");
-    tooltip.replaceChildren();
     const head = document.createElement("strong");
     head.textContent = time(bucket.start);
-    tooltip.append(head, line(`${count(bucket.orders || 0)} orders`));
+    tooltip.replaceChildren(head, line(`${count(bucket.orders || 0)} orders`));
     for (const entry of bucket.revenue || []) tooltip.append(line(money(entry)));
     if (bucket.productViews) tooltip.append(line(`${count(bucket.productViews)} product views`));
     tooltip.hidden = false;
-    const left = Math.min(x(i) + slot + 8, width - 170);
-    tooltip.style.left = `${left}px`;
+    tooltip.style.left = `${Math.min(x(i) + slot + 8, width - 170)}px`;
     tooltip.style.top = `${PAD.top}px`;
+  };
+  hit.addEventListener("mousemove", (event) => {
+    const box = svg.getBoundingClientRect();
+    show(Math.min(buckets.length - 1, Math.max(0, Math.floor((event.clientX - box.left - PAD.left) / slot))));
   });
   hit.addEventListener("mouseleave", () => {
+    delete host.dataset.hover;
     cursor.setAttribute("visibility", "hidden");
     tooltip.hidden = true;
   });
+  if (host.dataset.hover !== undefined) show(Number(host.dataset.hover));
   host.prepend(svg);
 }
 

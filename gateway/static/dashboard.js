@@ -265,6 +265,7 @@ async function loadNotifications() {
 }
 
 async function markRead(item) {
+  if (!item.classList.contains("unread")) return;
   item.classList.remove("unread");
   const id = item.dataset.notificationId;
   unreadIds.delete(id);
@@ -273,8 +274,19 @@ async function markRead(item) {
   await session.api("POST", `/v1/notifications/${encodeURIComponent(id)}/read`).catch(() => {});
 }
 
+// Every unread notification the page shows, read at once (one call each: the API's way).
+$("read-all").addEventListener("click", async () => {
+  const items = [...$("events").querySelectorAll("li.unread")];
+  await Promise.all(items.map((item) => markRead(item)));
+  if (unreadCount !== null) {
+    unreadCount = (await session.api("GET", "/v1/notifications/unread-count").catch(() => null))?.unread ?? 0;
+    badge();
+  }
+});
+
 function badge() {
   const unread = unreadCount ?? unreadIds.size;
+  $("read-all").hidden = unread === 0;
   for (const node of [$("unread"), $("tab-unread")]) {
     node.hidden = unread === 0;
     node.textContent = unread > 99 ? "99+" : String(unread);

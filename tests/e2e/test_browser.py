@@ -327,6 +327,25 @@ async def test_seller_sees_their_orders_arrive_live(
             "document.getElementById('unread').dataset.count === '2'", "two unread notifications"
         )
         await _screenshot(page, tmp_path / "seller-dashboard.png", capsys)
+        # Reading them all clears the badge, and the gateway agrees.
+        await page.evaluate("document.getElementById('read-all').click()")
+        await page.wait_for(
+            "document.getElementById('unread').dataset.count === '0'", "the badge cleared"
+        )
+
+        async def all_read() -> bool:
+            counted = await seller.call("GET", "/v1/notifications/unread-count")
+            return bool(counted["unread"] == 0)
+
+        await shop.eventually(all_read, "the notifications read on the gateway", 30)
+
+        def reads() -> list[int]:
+            return [e["params"]["response"]["status"] for e in page.events
+                    if e["method"] == "Network.responseReceived"
+                    and e["params"]["response"]["url"].endswith("/read")]
+
+        await _eventually(lambda: _is(len(reads()) == 2), "the page's two reads answered")
+        assert reads() == [204, 204]
         rows: list[list[str]] = await page.evaluate(ROWS)
         ids = [r[0] for r in rows]
         assert len(ids) == len(set(ids)), f"an event was shown twice: {rows}"
