@@ -61,7 +61,7 @@ export function renderTiles(snapshot) {
 export function renderTop(snapshot) {
   const body = $("top");
   const rows = snapshot?.topProducts || [];
-  const most = Math.max(1, ...rows.map((p) => p.units || 0));
+  const most = Math.max(1, ...rows.map((p) => p.orders || 0));  // ranked by orders, as served
   body.replaceChildren(...rows.map((p, i) => {
     const row = document.createElement("tr");
     row.dataset.productId = p.productId;
@@ -74,7 +74,7 @@ export function renderTop(snapshot) {
         name.textContent = text;
         const bar = document.createElement("i");
         bar.className = "share";
-        bar.style.width = `${Math.round(((p.units || 0) / most) * 100)}%`;
+        bar.style.width = `${Math.round(((p.orders || 0) / most) * 100)}%`;
         cell.append(name, bar);
       } else {
         cell.textContent = text;

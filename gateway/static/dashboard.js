@@ -128,7 +128,7 @@ async function loadSnapshot() {
     next = pushed ? REFETCH_MS.pushed : REFETCH_MS.polled;
   } catch (err) {
     if (call !== snapshotCall || asked !== scope) return;
-    if (err.status === 404 && err.code !== "SELLER_NOT_FOUND") {
+    if (err.status === 404) {
       notice("Live analytics are not available yet",
         "This gateway does not serve the analytics snapshot (GET /v1/analytics/dashboard answered 404). " +
         "The numbers appear here by themselves once it does; orders and notifications already show live below.");

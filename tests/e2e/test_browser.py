@@ -426,6 +426,8 @@ async def test_admin_picks_a_seller(
             "Marketplace")
         assert any('"channel": "dashboard"' in f or '"channel":"dashboard"' in f
                    for f in _sent_frames(page))
+        await page.wait_for(f"{_tile('orders')} !== ''", "the marketplace's numbers")
+        await _screenshot(page, tmp_path / "admin-marketplace.png", capsys)
         option = f"#seller-picker option[value={seller.user_id!r}]"
         await page.wait_for(f"!!document.querySelector({option!r})", "the seller in the picker")
         await page.evaluate(f"""(() => {{
