@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from config import Settings
@@ -17,18 +19,29 @@ from tests.conftest import make_settings
 from tests.support.analytics import admin, expected, listed, matches
 from tests.support.files import eventually
 from tests.support.http import gateway_client
-from tests.support.orders import Client, account, place, settled
+from tests.support.orders import (
+    Client,
+    account,
+    place,
+    produce,
+    read_all,
+    settled,
+    worker_caught_up,
+)
 from tests.support.processes import running_worker
 
-pytestmark = pytest.mark.e2e
+# Windows close on minute boundaries: a test may wait for two of them on a busy machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 # A window closes once its minute is over: reports wait for that (up to a minute and more).
 CLOSE = 150.0
+# Wide, so that "within the grace" holds however slow the machine is; late means older.
+GRACE = 300.0
 
 
 def analytics_settings(stack: Endpoints, data_dir: Any) -> Settings:
     """Short ticks; the grace is wide enough for a busy machine's delays."""
     return dataclasses.replace(
-        make_settings(stack, data_dir), rate_limit_enabled=False, analytics_grace=120.0,
+        make_settings(stack, data_dir), rate_limit_enabled=False, analytics_grace=GRACE,
         analytics_tick=0.5, worker_session_timeout=20.0, payment_call_timeout=0.5,
         saga_reserve_timeout=20.0, saga_charge_timeout=20.0,
     )
@@ -212,3 +225,76 @@ async def test_client_events_are_validated(client: Client) -> None:
     bad_time = await post({"events": [{"type": "checkout.started", "sessionId": "s",
                                        "at": "yesterday"}]})
     assert [e["field"] for e in (await bad_time.json())["errors"]] == ["events.0.at"]
+
+
+async def test_late_events_revise_within_the_grace_and_are_counted_beyond_it(
+    client: Client, env: Settings,
+) -> None:
+    seller_id, seller = await account(client, "seller", patience=90)
+    product_id = await listed(client, seller, price="2.00", currency="USD")
+    scope = f"seller:{seller_id}"
+
+    async def view(session: str, at: datetime | None = None) -> None:
+        event: dict[str, Any] = {"type": "product.viewed", "sessionId": session,
+                                 "properties": {"productId": product_id}}
+        if at is not None:
+            event["at"] = at.isoformat()
+        response = await client.post("/v1/analytics/events", json={"events": [event]})
+        assert response.status == 202, await response.text()
+
+    async def published(metric: str) -> dict[tuple[str, int], Any]:
+        records = await read_all(env, ["analytics-windows"])
+        out: dict[tuple[str, int], Any] = {}
+        for _, key, value in records:
+            data = orjson.loads(value)["data"]
+            if key.decode().startswith(f"{scope}|{metric}|minute|"):
+                out[(data["start"], data["revision"])] = data["value"]
+        return out
+
+    first = datetime.now(UTC)
+    await view("late-a", first)
+    minute = first.replace(second=0, microsecond=0)
+    start = minute.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    async def closed(revision: int, value: int) -> bool:
+        return (await published("productViews")).get((start, revision)) == value
+
+    await eventually(lambda: closed(1, 1), within=CLOSE, what="the first view's window to close")
+    # Within the grace (5 minutes) though its minute closed: the window is revised.
+    await view("late-b", minute + timedelta(seconds=1))
+    await eventually(lambda: closed(2, 2), within=60, what="the window's second revision")
+
+    async def report(by: str) -> list[dict[str, Any]]:
+        response = await client.get(f"/v1/analytics/reports?groupBy={by}", headers=seller)
+        assert response.status == 200, await response.text()
+        rows: list[dict[str, Any]] = (await response.json())["data"]
+        return rows
+
+    async def product_views() -> int:
+        rows = await report("product")
+        return int(rows[0]["productViews"]) if rows else 0
+
+    assert await product_views() == 2
+    # Beyond the grace: counted as late where the clock is now, never applied.
+    await view("late-c", datetime.now(UTC) - timedelta(seconds=GRACE + 120))
+
+    async def late_counted() -> bool:
+        rows = await report("day")
+        return sum(int(row["lateEvents"]) for row in rows) == 1
+
+    await eventually(late_counted, within=CLOSE, what="the late event to be counted")
+    assert await product_views() == 2
+    dashboard = await client.get("/v1/analytics/dashboard", headers=seller)
+    assert (await dashboard.json())["today"]["productViews"] == 2
+
+    # Redelivered (a crash before the offset commit): the client events and their facts.
+    again = [r for r in await read_all(env, ["analytics", "analytics-facts"])
+             if b"late-" in r[2] or scope.encode() == r[1]]
+    assert again
+    await produce(env, again)
+    await worker_caught_up(env, ["analytics", "analytics-facts"])
+    assert await product_views() == 2
+    assert sum(row["lateEvents"] for row in await report("day")) == 1
+    assert (await published("productViews")).get((start, 3)) is None
+    dashboard = await client.get("/v1/analytics/dashboard", headers=seller)
+    assert (await dashboard.json())["today"]["productViews"] == 2
