@@ -77,14 +77,16 @@ class PartitionWindows:
         self.partition = partition
         self.grace_ms = grace_ms
         self._meta_key = f"m|{partition}"
+        # Apart from the clock (written with nearly every fact), so that stays small.
+        self._late_key = f"l|{partition}"
         self._seen_prefix = f"{seen_prefix}{partition}|"
 
     @property
     def meta(self) -> dict[str, Any]:
-        """``{clock, closedThrough, lateIds}`` of the partition."""
+        """``{clock, closedThrough}`` of the partition."""
         stored = self._windows.get(self._meta_key)
         meta: dict[str, Any] = (
-            {"clock": 0, "closedThrough": 0, "lateIds": []} if stored is None else _copy(stored)
+            {"clock": 0, "closedThrough": 0} if stored is None else _copy(stored)
         )
         return meta
 
@@ -103,7 +105,7 @@ class PartitionWindows:
         if self._seen_prefix + fact_id in self._seen:
             return "duplicate"
         if at_ms < self.watermark:
-            return "duplicate" if fact_id in self.meta["lateIds"] else "late"
+            return "duplicate" if fact_id in self._late_ids() else "late"
         return "applied"
 
     def mark_seen(self, fact_id: str, at_ms: int) -> None:
@@ -112,9 +114,10 @@ class PartitionWindows:
 
     def mark_late(self, fact_id: str) -> None:
         """Record a late fact in the partition's bounded ring of late ids."""
-        meta = self.meta
-        meta["lateIds"] = [*meta["lateIds"], fact_id][-LATE_IDS:]
-        self._windows[self._meta_key] = meta
+        self._windows[self._late_key] = [*self._late_ids(), fact_id][-LATE_IDS:]
+
+    def _late_ids(self) -> list[str]:
+        return list(self._windows.get(self._late_key) or [])
 
     def update(
         self,
