@@ -66,9 +66,11 @@ class SnapshotPublisher:
         )
 
     def _rescan(self) -> None:
-        for key in list(self._table.keys()):
-            if key.startswith("w|"):
-                self._decider.live.add(key.split("|", 2)[1])
+        # keys() covers only the partitions this worker owns now: a scope moved to another
+        # worker by a rebalance is dropped here (its new owner publishes it).
+        owned = {key.split("|", 2)[1] for key in list(self._table.keys()) if key.startswith("w|")}
+        self._decider.live.clear()
+        self._decider.live.update(owned)
 
     async def tick(self, now: datetime | None = None) -> int:
         """Publish every scope whose snapshot changed; returns how many were published."""
