@@ -65,12 +65,16 @@ POLICIES: Mapping[str, Policy] = {
     "write": Policy("write", quota=120, window=60, burst=30),
     "read": Policy("read", quota=600, window=60, burst=100),
     "stream": Policy("stream", quota=30, window=60, burst=10),
+    # Client analytics (POST /v1/analytics/events): a bucket of its own, so a busy page's
+    # views never spend the budget its orders and uploads need.
+    "events": Policy("events", quota=300, window=60, burst=60),
 }
 
 EXEMPT_PREFIXES = ("/health/", "/metrics", "/docs", "/openapi.json", "/asyncapi.json",
                    "/schemas/", "/dashboard", "/favicon.ico", "/.well-known/")
 STREAM_PATHS = frozenset({"/v1/ws", "/v1/events"})
 AUTH_PREFIX = "/v1/auth/"
+EVENTS_PATH = "/v1/analytics/events"
 _OVERRIDE = re.compile(r"^(?P<name>[a-z]+)=(?P<quota>\d+)/(?P<window>\d+)(?::(?P<burst>\d+))?$")
 
 
@@ -102,4 +106,6 @@ def classify(method: str, path: str, policies: Mapping[str, Policy]) -> Policy |
         return policies["stream"] if path in STREAM_PATHS else policies["read"]
     if method == "POST" and path.startswith(AUTH_PREFIX):
         return policies["auth"]
+    if method == "POST" and path == EVENTS_PATH:
+        return policies["events"]
     return policies["write"]

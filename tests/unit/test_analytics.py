@@ -12,6 +12,7 @@ from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import FactMapper
 from agents.analytics.publisher import SnapshotPublisher
 from agents.analytics.windows import PartitionWindows
+from gateway.ratelimit.policies import POLICIES, classify
 from stores.analytics import AnalyticsRepository
 from streams.envelope import Envelope, new_event
 from streams.events.analytics import AnalyticsTick, DashboardSnapshot, ProductViewed
@@ -248,3 +249,8 @@ async def test_the_snapshot_has_the_contract_shape_and_is_pushed_only_when_it_ch
     assert len(seller["lastHour"]) == 60
     assert seller["lastHour"][-1]["orders"] == 2
     assert seller["topProducts"][0]["productId"] == "P1"
+
+
+def test_client_events_have_a_rate_limit_class_of_their_own() -> None:
+    assert classify("POST", "/v1/analytics/events", POLICIES) is POLICIES["events"]
+    assert classify("POST", "/v1/orders", POLICIES) is POLICIES["write"]
