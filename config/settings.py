@@ -81,6 +81,7 @@ class Settings:
     http_port: int = 8080
     # Seconds a connection gets to send each request head; a slower one is answered 408
     # and closed (a client dripping header bytes would otherwise hold a socket forever).
+    # 0 switches the deadline off (a proxy in front enforces one).
     http_header_timeout: float = 10.0
     data_dir: Path = Path(".mercato")
     jwt_secret: str = dataclasses.field(default="", repr=False)
@@ -156,15 +157,15 @@ class Settings:
     saga_charge_retry: float = 1.0
     saga_refund_backoff: float = 1.0
     saga_refund_max_backoff: float = 300.0
+    # A seller is told when a product's stock falls below this (0: never); a seller's own
+    # threshold (PATCH /v1/users/me stockLowThreshold) overrides it.
+    stock_low_threshold: int = 5
     # Analytics (agents/analytics): how far behind its partition's newest event an event may
     # be and still count (seconds), how often windows are closed on idle partitions, and the
     # least time between two dashboard snapshots of one scope.
     analytics_grace: float = 120.0
     analytics_tick: float = 1.0
     analytics_snapshot_interval: float = 1.0
-    # A seller is told when a product's stock falls below this (0: never); a seller's own
-    # threshold (PATCH /v1/users/me stockLowThreshold) overrides it.
-    stock_low_threshold: int = 5
 
     def __post_init__(self) -> None:
         if self.env not in ("dev", "prod"):
@@ -180,6 +181,11 @@ class Settings:
         ):
             if not urlsplit(url).scheme.startswith(scheme):
                 raise ConfigError(f"{name} must be a {scheme}:// URL, got {mask_dsn(url)!r}")
+        if not 0 < self.payment_breaker_failure_rate <= 1:
+            raise ConfigError(
+                "MERCATO_PAYMENT_BREAKER_FAILURE_RATE must be a fraction in (0, 1], got "
+                f"{self.payment_breaker_failure_rate!r} (0.5: half of the recent payments failed)"
+            )
         if self.env == "prod" and len(self.jwt_secret) < 32:
             raise ConfigError(
                 "MERCATO_JWT_SECRET must be set to at least 32 random characters in prod "
@@ -348,10 +354,10 @@ ENV_FIELDS: dict[str, str] = {
     "MERCATO_SAGA_CHARGE_RETRY": "saga_charge_retry",
     "MERCATO_SAGA_REFUND_BACKOFF": "saga_refund_backoff",
     "MERCATO_SAGA_REFUND_MAX_BACKOFF": "saga_refund_max_backoff",
+    "MERCATO_STOCK_LOW_THRESHOLD": "stock_low_threshold",
     "MERCATO_ANALYTICS_GRACE": "analytics_grace",
     "MERCATO_ANALYTICS_TICK": "analytics_tick",
     "MERCATO_ANALYTICS_SNAPSHOT_INTERVAL": "analytics_snapshot_interval",
-    "MERCATO_STOCK_LOW_THRESHOLD": "stock_low_threshold",
 }
 _FIELD_TYPES: dict[str, Any] = {
     "kafka_empty_fetch_backoff_ms": int, "kafka_idle_fetch_backoff_ms": int,
@@ -379,4 +385,5 @@ _FIELD_TYPES.update({f: str for f in ENV_FIELDS.values() if f not in _FIELD_TYPE
 # Numeric settings for which 0 is meaningful ("off"); every other number must be positive.
 _ZERO_MEANS_OFF = frozenset({
     "kafka_empty_fetch_backoff_ms", "kafka_idle_fetch_backoff_ms", "stock_low_threshold",
+    "http_header_timeout",
 })

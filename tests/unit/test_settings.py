@@ -60,6 +60,9 @@ def test_env_values_are_parsed(tmp_path: Path) -> None:
         ("MERCATO_JWT_ALGORITHM", "HS512"),
         ("MERCATO_JWT_ALGORITHM", "none"),
         ("MERCATO_JWT_ALGORITHM", "eddsa"),
+        ("MERCATO_PAYMENT_BREAKER_FAILURE_RATE", "1.5"),
+        ("MERCATO_HTTP_HEADER_TIMEOUT", "-1"),
+        ("MERCATO_REDIS_MAX_CONNECTIONS", "0"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, variable: str, value: str) -> None:
@@ -185,3 +188,10 @@ def test_hs256_stays_the_default(tmp_path: Path) -> None:
     assert settings.jwt_algorithm == "HS256"
     assert settings.to_env()["MERCATO_JWT_ALGORITHM"] == "HS256"
     assert settings.to_env()["MERCATO_JWT_PRIVATE_KEY"] == ""
+
+
+def test_a_header_timeout_of_zero_switches_the_deadline_off(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"MERCATO_DATA_DIR": str(tmp_path), "MERCATO_HTTP_HEADER_TIMEOUT": "0"}
+    )
+    assert settings.http_header_timeout == 0
