@@ -19,6 +19,7 @@ from gateway import keys
 from gateway.analytics_reports import GroupBy, group, to_csv
 from gateway.auth import Principal, authenticate
 from gateway.openapi import operation
+from gateway.routes.analytics_events import YEARS, parse_instant
 from gateway.routes.schemas import Out
 from stores.analytics import AnalyticsRepository
 from streams.envelope import format_time, utcnow
@@ -59,6 +60,7 @@ def _seller_scope(request: web.Request) -> tuple[Principal, str | None]:
         200: ("The snapshot, as pushed on dashboard / dashboard:{sellerId}", DashboardSnapshot),
         403: ("Not an admin or seller (INSUFFICIENT_SCOPE), or another seller's (FORBIDDEN)",
               None),
+        422: ("sellerId is not a valid id (VALIDATION_ERROR)", None),
     },
 )
 async def dashboard(request: web.Request) -> web.Response:
@@ -108,14 +110,11 @@ def _instant(request: web.Request, name: str, default: datetime) -> datetime:
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        moment = (datetime.combine(datetime.fromisoformat(raw).date(), time(), UTC)
-                  if len(raw) == 10 else datetime.fromisoformat(raw))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+    moment = parse_instant(f"{raw}T00:00:00+00:00" if len(raw) == 10 else raw)
+    if moment is None:
         raise InvalidInput("the query has invalid parameters", errors=[FieldError(
-            name, "an RFC 3339 time with an offset, or a date (YYYY-MM-DD)")])
+            name, f"an RFC 3339 time with an offset, or a date (YYYY-MM-DD), in "
+                  f"{YEARS[0]}-{YEARS[1]}")])
     return moment
 
 
@@ -138,6 +137,8 @@ def _instant(request: web.Request, name: str, default: datetime) -> datetime:
     responses={
         200: ("The rows (text/csv too: one column per metric and currency)", ReportOut),
         403: ("Not an admin or seller (INSUFFICIENT_SCOPE), or another seller's (FORBIDDEN)",
+              None),
+        422: ("Invalid parameters (VALIDATION_ERROR): from, to, groupBy or sellerId, named",
               None),
     },
 )

@@ -9,7 +9,7 @@ not move the analytics watermark (it would make everyone else's events late).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from aiohttp import web
@@ -44,6 +44,23 @@ REQUIRED: dict[str, tuple[str, int]] = {
     "product.viewed": ("productId", 128), "search.performed": ("query", 200),
     "page.viewed": ("path", 500),
 }
+
+
+# Times outside these years are refused: near the ends of datetime's range, moving to UTC
+# or adding the report's days overflows.
+YEARS = (1970, 9000)
+
+
+def parse_instant(raw: str) -> datetime | None:
+    """An RFC 3339 time with an offset, in UTC; None if it is not one or out of ``YEARS``."""
+    try:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            return None
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return moment if YEARS[0] <= moment.year <= YEARS[1] else None
 
 
 class ClientEventIn(Body):
@@ -92,13 +109,9 @@ def _checked(body: EventsBody, principal: Principal | None) -> list[FieldError]:
                 errors.append(FieldError(
                     f"{where}.properties.{name}",
                     f"{item.type} needs a non-empty string of at most {longest} characters"))
-        if item.at is not None:
-            try:
-                moment = datetime.fromisoformat(item.at)
-            except ValueError:
-                moment = None
-            if moment is None or moment.tzinfo is None:
-                errors.append(FieldError(f"{where}.at", "not an RFC 3339 time with an offset"))
+        if item.at is not None and parse_instant(item.at) is None:
+            errors.append(FieldError(
+                f"{where}.at", f"not an RFC 3339 time with an offset in {YEARS[0]}-{YEARS[1]}"))
     return errors
 
 
@@ -131,7 +144,8 @@ async def record(request: web.Request) -> web.Response:
     instance = request.app[keys.INSTANCE_ID]
     envelopes = []
     for item in body.events:
-        at = min(datetime.fromisoformat(item.at), now) if item.at is not None else now
+        moment = parse_instant(item.at) if item.at is not None else None
+        at = min(moment, now) if moment is not None else now
         fields: dict[str, object] = {
             "sessionId": item.session_id, "userId": user, "properties": item.properties}
         if item.type == "product.viewed":
