@@ -13,6 +13,14 @@ earlier change of the user has finished by then (one user's records are handled
 in order), so it is exact, and ``GET /v1/notifications/unread-count`` counts the
 same documents. It is pushed on ``user:{id}`` (``notification.unread_changed``)
 only when a change moves it: a new notification, or reading or deleting an unread one.
+A replayed record (its decision already stored) pushes the count as it is now, never
+the decided one: the user's later changes may have moved it, and the badge shows the
+last count pushed. The push keeps the decided event id while the count is unchanged
+(a plain duplicate) and gets an id of its own otherwise.
+
+A message whose effects all ran is marked ``done``; replayed, it re-emits the same
+``notification.created`` record (consumers dedupe it by id) but neither recreates the
+notification nor pushes it to the page: the user may have read or deleted it since.
 """
 
 from __future__ import annotations
@@ -75,6 +83,8 @@ class NotificationsDecider:
     async def _message(self, envelope: Envelope, message: MessageRequested, now: datetime) -> str:
         key = f"message:{message.message_id}"
         decision = self._table.get(key)
+        replayed = decision is not None
+        done = decision is not None and bool(decision.get("done"))
         if decision is None:
             to = message.to or (await self._effects.users.emails([message.user_id])).get(
                 message.user_id
@@ -108,7 +118,8 @@ class NotificationsDecider:
             read=False,
             created_at=datetime.fromisoformat(decision["createdAt"]),
         )
-        await self._repo.create(notification)
+        if not done:
+            await self._repo.create(notification)
         created = new_event(
             NotificationCreated(
                 notification_id=notification.notification_id,
@@ -126,24 +137,41 @@ class NotificationsDecider:
             occurred_at=notification.created_at,
         )
         await self._effects.emit("notifications", created)
-        await self._effects.push(f"user:{message.user_id}", created)
-        # A decision from before counts were kept: count now, the notification exists.
-        unread = decision.get("unread")
-        if unread is None:
-            unread = await self._repo.unread_count(message.user_id)
-        await self._unread_changed(envelope, message.user_id, unread, notification.created_at)
+        if not done:
+            await self._effects.push(f"user:{message.user_id}", created)
+        await self._unread_changed(
+            envelope, message.user_id, decision.get("unread"), notification.created_at,
+            replayed=replayed, now=now,
+        )
+        if not done:
+            self._table[key] = {**decision, "done": True}
         return "delivered"
 
     async def _unread_changed(
-        self, envelope: Envelope, user_id: str, unread: int, at: datetime
+        self,
+        envelope: Envelope,
+        user_id: str,
+        decided: int | None,
+        at: datetime,
+        *,
+        replayed: bool,
+        now: datetime,
     ) -> None:
+        # A decision from before counts were kept has none: count now, as for a replay.
+        unread = decided
+        if replayed or unread is None:
+            unread = await self._repo.unread_count(user_id)
+        event_id = derived_id(envelope.id, "notification.unread_changed")
+        if unread != decided:
+            event_id = derived_id(event_id, str(unread))
+            at = now
         changed = new_event(
             NotificationUnreadChanged(user_id=user_id, unread=unread, changed_at=at),
             key=user_id,
             source=SOURCE,
             correlation_id=envelope.correlation_id,
             causation_id=envelope.id,
-            event_id=derived_id(envelope.id, "notification.unread_changed"),
+            event_id=event_id,
             occurred_at=at,
         )
         await self._effects.push(f"user:{user_id}", changed)
@@ -153,6 +181,7 @@ class NotificationsDecider:
     ) -> str:
         key = f"command:{envelope.id}"
         decision = self._table.get(key)
+        replayed = decision is not None
         if decision is None:
             if now > command.deadline:
                 await record_expired(
@@ -185,7 +214,9 @@ class NotificationsDecider:
             await self._repo.mark_read(command.user_id, command.notification_id)
         if "unread" in decision:
             at = datetime.fromisoformat(decision["at"])
-            await self._unread_changed(envelope, command.user_id, decision["unread"], at)
+            await self._unread_changed(
+                envelope, command.user_id, decision["unread"], at, replayed=replayed, now=now
+            )
         await reply(
             self._effects, envelope, reply_to=command.reply_to, source=SOURCE, outcome="accepted"
         )
