@@ -5,7 +5,9 @@ The agent that owns an event decides that someone must hear of it and puts a
 notifications agent (the only writer of that user's notifications and unread
 count) handles it in order with the user's other messages. Every id derives
 from the causing event's id: a redelivered cause requests the same message,
-which the notifications agent delivers once.
+which the notifications agent delivers once. The id names the recipient too, so one
+cause may tell several users the same thing (an order tells each of its sellers) and each
+gets a message of their own; ``message_id`` is the one way to make it, for every producer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from streams.envelope import Envelope, derived_id, new_event
 from streams.events.notifications import MessageRequested, Template
 
 
+def message_id(cause_id: str, user_id: str, template: Template) -> str:
+    """The id of the message telling ``user_id`` about ``cause_id`` with ``template``."""
+    return derived_id(cause_id, "message", user_id, template)
+
+
 async def request_message(
     effects: Effects,
     cause: Envelope,
@@ -30,12 +37,12 @@ async def request_message(
     at: datetime | None = None,
 ) -> None:
     """Tell ``user_id`` (in-app and by e-mail) about ``cause``, once per cause and template."""
-    message_id = derived_id(cause.id, "message", template)
+    mid = message_id(cause.id, user_id, template)
     message = MessageRequested(
-        message_id=message_id, user_id=user_id, template=template, params=dict(params)
+        message_id=mid, user_id=user_id, template=template, params=dict(params)
     )
     await effects.emit("outbox", new_event(
         message, key=user_id, source=source, correlation_id=cause.correlation_id,
-        causation_id=cause.id, event_id=derived_id(message_id, "requested"),
+        causation_id=cause.id, event_id=derived_id(mid, "requested"),
         occurred_at=at or datetime.fromisoformat(cause.occurred_at),
     ))

@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from agents.messages import message_id
 from agents.saga.plan import Plan
 from agents.saga.state import HELD, product_ids, seller_ids, set_deadline, total
 from config import Settings
@@ -198,7 +199,7 @@ def notify(plan: Plan) -> None:
 def _message(plan: Plan, user_id: str, template: Template, params: dict[str, str]) -> None:
     # Derived from the order: an order tells each user each thing at most once.
     plan.send("outbox", MessageRequested(
-        message_id=derived_id(plan.order_id, "message", user_id, template), user_id=user_id,
+        message_id=message_id(plan.order_id, user_id, template), user_id=user_id,
         template=template, params=params,
     ), key=user_id, name=f"message:{user_id}:{template}")
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import pytest
 
 from agents.catalog import CatalogDecider
 from agents.files import FilesDecider
+from agents.messages import message_id, request_message
 from agents.notification_templates import IN_APP, render
 from agents.notifications import NotificationsDecider
 from agents.reviews import ReviewDecider
@@ -269,6 +270,25 @@ async def test_a_refund_tells_the_buyer_once_and_completion_is_still_told() -> N
     assert len(ids) == 1
     # No message of the saga carries an address: the notifications agent uses the account's.
     assert {e.data["to"] for e in world.effects.on("outbox")} == {None}
+
+
+async def test_one_cause_tells_each_user_with_a_message_of_their_own() -> None:
+    effects = RecordingEffects()
+    cause = new_event(StockChanged(product_id="p1", current_stock=1, change=-1, reason="adjusted"),
+                      key="p1", source="tests")
+    for user in ("u-1", "u-2"):
+        await request_message(effects, cause, user_id=user, template="stock_low", params={},
+                              source="tests")
+    ids = [e.data["messageId"] for e in effects.on("outbox")]
+    assert ids == [message_id(cause.id, u, "stock_low") for u in ("u-1", "u-2")]
+    assert ids[0] != ids[1]
+    # The saga makes its ids the same way, and they are the ones it always made.
+    world = await saga.completed_world()
+    sent = outbox(world.effects)
+    assert sent
+    assert all(m == message_id(saga.ORDER, k, cast(Template, t)) for k, m, t, _ in sent)
+    assert (saga.BUYER, derived_id(saga.ORDER, "message", saga.BUYER, "order_completed")) in {
+        (k, m) for k, m, _, _ in sent}
 
 
 class Files(FileRepository):
