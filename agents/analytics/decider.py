@@ -41,8 +41,9 @@ class AnalyticsDecider:
         self._table = table
         self._effects = effects
         self._grace_ms = int(grace * 1000)
-        # Scopes this process applied facts to (the snapshot publisher's work list).
-        self.live: set[str] = set()
+        # Scopes this process applied facts to, with their partition (the snapshot
+        # publisher's work list).
+        self.live: dict[str, int] = {}
         self._reemitted: set[int] = set()
 
     def partition(self, partition: int) -> PartitionWindows:
@@ -101,7 +102,7 @@ class AnalyticsDecider:
         windows.mark_seen(envelope.id, at)
         closed, forgotten = windows.advance(at)
         self._forget(partition, forgotten)
-        self.live.add(scope)
+        self.live[scope] = partition
         await self._emit_all(revised + closed)
         return "revised" if revised else "applied"
 

@@ -62,9 +62,13 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
         help="windows, clocks, seen fact ids, distinct viewers, visitors, product names",
     )
     decider = AnalyticsDecider(table, effects, grace=settings.analytics_grace)
-    publisher = SnapshotPublisher(table, effects, decider)
     facts = source_topic(app, settings, FACTS)
     facts_name = settings.topic(FACTS)
+
+    def owned_partitions() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == facts_name}
+
+    publisher = SnapshotPublisher(table, effects, decider, owned=owned_partitions)
 
     async def handle(raw: bytes) -> str:
         event = current_event()
@@ -78,9 +82,7 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
         if not processing(app):
             return
         now = utcnow()
-        owned = sorted(tp.partition for tp in app.assignor.assigned_actives()
-                       if tp.topic == facts_name)
-        for partition in owned:
+        for partition in sorted(owned_partitions()):
             envelope = new_event(
                 AnalyticsTick(at=now), key="tick", source=SOURCE,
                 event_id=derived_id("analytics-tick", str(partition), format_time(now)),

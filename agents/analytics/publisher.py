@@ -5,14 +5,17 @@ the snapshot of each scope this worker keeps; one that says something new (its `
 aside) replaces the scope's snapshot in MongoDB (``GET /v1/analytics/dashboard``) and
 is pushed as ``analytics.snapshot`` on ``dashboard`` or ``dashboard:{sellerId}``. So a
 scope gets at most one push per interval, and none while nothing changes. The scopes
-are found in the table now and then (after a restart the in-memory list is empty).
+are found in the table now and then (after a restart the in-memory list is empty); each
+tick publishes only those whose partition this worker is assigned at that moment, so a
+scope moved away by a rebalance is not published here again (its table rows are gone,
+and an all-zero snapshot would replace its new owner's).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -39,9 +42,12 @@ class SnapshotPublisher:
     """Builds, stores and pushes the snapshots of the scopes this worker keeps."""
 
     def __init__(
-        self, table: Mapping[str, Any], effects: Effects, decider: AnalyticsDecider
+        self, table: Mapping[str, Any], effects: Effects, decider: AnalyticsDecider, *,
+        owned: Callable[[], Collection[int]],
     ) -> None:
+        """``owned``: the ``analytics-facts`` partitions this worker is assigned now."""
         self._table = table
+        self._owned = owned
         self._effects = effects
         self._decider = decider
         self._last: dict[str, dict[str, Any]] = {}
@@ -66,11 +72,10 @@ class SnapshotPublisher:
         )
 
     def _rescan(self) -> None:
-        # keys() covers only the partitions this worker owns now: a scope moved to another
-        # worker by a rebalance is dropped here (its new owner publishes it).
-        owned = {key.split("|", 2)[1] for key in list(self._table.keys()) if key.startswith("w|")}
+        found = {stored["scope"]: int(stored["p"]) for key, stored in list(self._table.items())
+                 if key.startswith("w|")}
         self._decider.live.clear()
-        self._decider.live.update(owned)
+        self._decider.live.update(found)
 
     async def tick(self, now: datetime | None = None) -> int:
         """Publish every scope whose snapshot changed; returns how many were published."""
@@ -82,8 +87,15 @@ class SnapshotPublisher:
             except Exception:  # a table still recovering; the next rescan catches up
                 log.warning("analytics snapshot rescan failed", exc_info=True)
         now = now or utcnow()
+        owned = set(self._owned())
+        live = self._decider.live
+        for scope in [s for s, partition in live.items() if partition not in owned]:
+            del live[scope]
+            self._last.pop(scope, None)
         published = 0
-        for scope in sorted(self._decider.live):
+        for scope in sorted(live):
+            if live.get(scope) not in self._owned():  # revoked while we were publishing
+                continue
             built = self.build(scope, now)
             if snapshot.same(self._last.get(scope), built):
                 continue

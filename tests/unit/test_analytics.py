@@ -263,7 +263,7 @@ async def test_the_snapshot_has_the_contract_shape_and_is_pushed_only_when_it_ch
                     status("O1", "stock_reserved", "paid", now))
     await pipe.feed(placed("O2", [("P1", "S1", 1, "7.00")], currency="EUR", at=now),
                     status("O2", "stock_reserved", "paid", now))
-    publisher = SnapshotPublisher(pipe.table, pipe.effects, pipe.decider)
+    publisher = SnapshotPublisher(pipe.table, pipe.effects, pipe.decider, owned=lambda: {0})
     assert await publisher.tick(now) == 2  # the marketplace and seller S1
     assert await publisher.tick(now) == 0  # nothing changed: nothing pushed
     assert sorted(channel for channel, _ in pipe.effects.pushed) == ["dashboard", "dashboard:S1"]
@@ -278,6 +278,21 @@ async def test_the_snapshot_has_the_contract_shape_and_is_pushed_only_when_it_ch
     assert len(seller["lastHour"]) == 60
     assert seller["lastHour"][-1]["orders"] == 2
     assert seller["topProducts"][0]["productId"] == "P1"
+
+
+async def test_scopes_of_a_revoked_partition_are_not_published_here(pipe: Pipeline) -> None:
+    now = datetime.now(UTC)
+    await pipe.feed(view("P1", "S1", "sess-1", now))
+    owned = {0}
+    publisher = SnapshotPublisher(pipe.table, pipe.effects, pipe.decider, owned=lambda: owned)
+    assert await publisher.tick(now) == 2
+    stored = dict(pipe.effects.store.snapshots)
+    owned.clear()  # a rebalance moved partition 0 away; its rows leave this worker's table
+    pipe.table.clear()
+    assert await publisher.tick(now + timedelta(seconds=1)) == 0
+    assert len(pipe.effects.pushed) == 2
+    assert pipe.effects.store.snapshots == stored
+    assert pipe.decider.live == {}
 
 
 def test_client_events_have_a_rate_limit_class_of_their_own() -> None:
