@@ -4,6 +4,7 @@ from gateway.ratelimit.limiter import Decision, RateLimiter
 from gateway.ratelimit.policies import POLICIES, Policy, classify, with_overrides
 from gateway.ratelimit.web import (
     RateLimits,
+    charge,
     open_rate_limits,
     too_many_requests,
     verdict,
@@ -16,6 +17,7 @@ __all__ = [
     "Policy",
     "RateLimiter",
     "RateLimits",
+    "charge",
     "classify",
     "open_rate_limits",
     "too_many_requests",

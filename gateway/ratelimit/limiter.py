@@ -20,6 +20,7 @@ instances can only take tokens, never add them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 import time
@@ -153,6 +154,42 @@ class RateLimiter:
             _apply(lease, fetching)
             if grant.fail_open:
                 return Decision(policy, True, None, 0)
+
+    async def charge(self, policy: Policy, key: str, cost: int) -> Decision:
+        """Spend ``cost`` more tokens of bucket ``key``, for a request that counts as several
+        (its first token was spent by ``decide``): from the local lease first, the rest
+        from the shared bucket in one round trip.
+
+        Refused when the bucket cannot pay it all; what it held is spent anyway (the
+        script grants what it has), so a client over its budget cannot probe it for free.
+        """
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = self._leases[key] = _Lease(time.monotonic())
+        fetching = lease.fetching
+        if fetching is not None:  # a top-up in flight: its tokens are this client's first
+            with contextlib.suppress(Exception):  # a failed one is _apply's to ignore
+                await asyncio.shield(fetching)
+            _apply(lease, fetching)
+        now = time.monotonic()
+        lease.last_seen = now
+        local = min(cost, lease.tokens) if lease.expires > now else 0
+        lease.tokens -= local
+        lease.used += local
+        rest = cost - local
+        if rest <= 0:
+            return Decision(policy, True, lease.remaining + lease.tokens,
+                            _ceil(lease.full_at - now))
+        grant = await self._buckets.take(key, policy, rest)
+        if grant.fail_open:
+            return Decision(policy, True, None, 0)
+        lease.shown = None  # the bucket's numbers changed
+        lease.remaining = grant.remaining
+        lease.full_at = now + grant.full_in
+        if grant.granted < rest:
+            wait = _ceil((rest - grant.granted) / policy.rate) or 1
+            return Decision(policy, False, 0, wait, wait)
+        return Decision(policy, True, grant.remaining + lease.tokens, _ceil(grant.full_in))
 
     def sweep(self) -> None:
         """Forget leases of clients gone quiet."""

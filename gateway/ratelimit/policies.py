@@ -66,8 +66,9 @@ POLICIES: Mapping[str, Policy] = {
     "read": Policy("read", quota=600, window=60, burst=100),
     "stream": Policy("stream", quota=30, window=60, burst=10),
     # Client analytics (POST /v1/analytics/events): a bucket of its own, so a busy page's
-    # views never spend the budget its orders and uploads need.
-    "events": Policy("events", quota=300, window=60, burst=60),
+    # views never spend the budget its orders and uploads need. A request costs one token
+    # per event, so the burst holds one full batch (100 events).
+    "events": Policy("events", quota=300, window=60, burst=100),
 }
 
 EXEMPT_PREFIXES = ("/health/", "/metrics", "/docs", "/openapi.json", "/asyncapi.json",

@@ -67,6 +67,23 @@ def verdict(
     return limiter.decide_now(policy, key) or limiter.decide(policy, key)
 
 
+async def charge(
+    request: web.Request, limits: RateLimits, caller: tuple[Principal, bool] | None, units: int
+) -> Decision | None:
+    """Make ``request`` count as ``units`` requests (at most a full bucket, so any request
+    can pass on one): the edge's ``verdict`` took one token, this takes the others.
+
+    None when nothing more is taken (its route is not limited, or ``units`` is 1).
+    """
+    policy = limits.policy_for(request)
+    cost = min(units, policy.burst) - 1 if policy is not None else 0
+    if policy is None or cost <= 0:
+        return None
+    limiter = limits.limiter
+    key = limiter.bucket_key(policy, limits.identity.key(request, policy, caller))
+    return await limiter.charge(policy, key, cost)
+
+
 def too_many_requests(request: web.Request, limits: RateLimits, decision: Decision) -> web.Response:
     """The 429 problem for a refused request (counted by policy)."""
     policy = decision.policy

@@ -1,15 +1,21 @@
 """POST /v1/analytics/events: client events (views, searches, checkouts, pages) to ``analytics``.
 
 Anyone may send them: a signed-in caller is recorded as the user, an anonymous one must
-name a ``sessionId``. The limiter's ``write`` class applies (gateway/ratelimit). Event
-time is the client's ``at`` but never later than now: a client clock ahead of ours must
-not move the analytics watermark (it would make everyone else's events late).
+name a ``sessionId``. The limiter's ``events`` class applies (gateway/ratelimit), one
+token per event: a batch of 100 costs what 100 single events do.
+
+Event time is the client's ``at`` but never later than now: a client clock ahead of ours
+must not move the analytics watermark (it would make everyone else's events late). An
+anonymous caller's ``at`` is also never more than ``ANONYMOUS_SKEW`` behind now: nobody
+accountable could otherwise reopen closed windows by the hundred or fill ``lateEvents``.
+A signed-in client may backfill: within the grace its events revise their windows,
+beyond it they are counted late.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from aiohttp import web
@@ -19,6 +25,7 @@ from pydantic import BaseModel, Field
 from gateway import keys
 from gateway.auth import Principal, authenticate, bearer_token
 from gateway.openapi import operation
+from gateway.ratelimit import charge, too_many_requests
 from gateway.routes.schemas import Out
 from gateway.validation import Body, parse_body
 from streams.envelope import Envelope, new_event, utcnow
@@ -35,6 +42,7 @@ from streams.events.analytics import (
 routes = web.RouteTableDef()
 MAX_EVENTS = 100
 MAX_PROPERTIES = 32
+ANONYMOUS_SKEW = timedelta(seconds=5)
 MODELS: dict[str, type[ClientEvent]] = {
     "product.viewed": ProductViewed, "search.performed": SearchPerformed,
     "checkout.started": CheckoutStarted, "page.viewed": PageViewed,
@@ -61,6 +69,14 @@ def parse_instant(raw: str) -> datetime | None:
     except (ValueError, OverflowError):
         return None
     return moment if YEARS[0] <= moment.year <= YEARS[1] else None
+
+
+def event_time(raw: str | None, now: datetime, earliest: datetime | None) -> datetime:
+    """The time recorded for an event: its ``at`` (already checked), within [earliest, now]."""
+    moment = parse_instant(raw) if raw is not None else None
+    if moment is None or moment > now:
+        return now
+    return max(moment, earliest) if earliest is not None else moment
 
 
 class ClientEventIn(Body):
@@ -127,6 +143,8 @@ def _checked(body: EventsBody, principal: Principal | None) -> list[FieldError]:
         401: ("A token was sent and is not valid", None),
         422: ("Invalid events (VALIDATION_ERROR): an unknown type, a missing sessionId or "
               "property, more than 100 events; each one named", None),
+        429: ("The events limit is used up (RATE_LIMITED): each event costs a token; "
+              "Retry-After", None),
         503: ("The broker did not take the events; retry (Retry-After)", None),
     },
 )
@@ -137,15 +155,21 @@ async def record(request: web.Request) -> web.Response:
     errors = _checked(body, principal)
     if errors:
         raise InvalidInput("some events are not valid", errors=errors)
+    limits = request.app.get(keys.RATE_LIMITS)
+    if limits is not None:
+        caller = (principal, False) if principal is not None else None
+        decision = await charge(request, limits, caller, len(body.events))
+        if decision is not None and not decision.allowed:
+            return too_many_requests(request, limits, decision)
     viewed = {str(e.properties["productId"]) for e in body.events if e.type == "product.viewed"}
     products = await request.app[keys.ORDER_PRODUCTS].many(viewed) if viewed else {}
     now = utcnow()
+    earliest = now - ANONYMOUS_SKEW if principal is None else None
     user = principal.user_id if principal is not None else None
     instance = request.app[keys.INSTANCE_ID]
     envelopes = []
     for item in body.events:
-        moment = parse_instant(item.at) if item.at is not None else None
-        at = min(moment, now) if moment is not None else now
+        at = event_time(item.at, now, earliest)
         fields: dict[str, object] = {
             "sessionId": item.session_id, "userId": user, "properties": item.properties}
         if item.type == "product.viewed":
