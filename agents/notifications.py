@@ -13,10 +13,10 @@ earlier change of the user has finished by then (one user's records are handled
 in order), so it is exact, and ``GET /v1/notifications/unread-count`` counts the
 same documents. It is pushed on ``user:{id}`` (``notification.unread_changed``)
 only when a change moves it: a new notification, or reading or deleting an unread one.
-A replayed record (its decision already stored) pushes the count as it is now, never
-the decided one: the user's later changes may have moved it, and the badge shows the
-last count pushed. The push keeps the decided event id while the count is unchanged
-(a plain duplicate) and gets an id of its own otherwise.
+A replayed record (its decision already stored) pushes its count again only while it
+is still the user's count, as a plain duplicate (same id, same time): once a later
+change has moved it, that change pushed the newer count, and a client showing the last
+count pushed must not go back to a stale one.
 
 A message whose effects all ran is marked ``done``; replayed, it re-emits the same
 ``notification.created`` record (consumers dedupe it by id) but neither recreates the
@@ -141,7 +141,7 @@ class NotificationsDecider:
             await self._effects.push(f"user:{message.user_id}", created)
         await self._unread_changed(
             envelope, message.user_id, decision.get("unread"), notification.created_at,
-            replayed=replayed, now=now,
+            replayed=replayed,
         )
         if not done:
             self._table[key] = {**decision, "done": True}
@@ -155,23 +155,19 @@ class NotificationsDecider:
         at: datetime,
         *,
         replayed: bool,
-        now: datetime,
     ) -> None:
-        # A decision from before counts were kept has none: count now, as for a replay.
         unread = decided
-        if replayed or unread is None:
+        if replayed or unread is None:  # None: decided before counts were kept
             unread = await self._repo.unread_count(user_id)
-        event_id = derived_id(envelope.id, "notification.unread_changed")
-        if unread != decided:
-            event_id = derived_id(event_id, str(unread))
-            at = now
+        if replayed and unread != decided:
+            return  # moved by a later change, which pushed the newer count itself
         changed = new_event(
             NotificationUnreadChanged(user_id=user_id, unread=unread, changed_at=at),
             key=user_id,
             source=SOURCE,
             correlation_id=envelope.correlation_id,
             causation_id=envelope.id,
-            event_id=event_id,
+            event_id=derived_id(envelope.id, "notification.unread_changed"),
             occurred_at=at,
         )
         await self._effects.push(f"user:{user_id}", changed)
@@ -215,7 +211,7 @@ class NotificationsDecider:
         if "unread" in decision:
             at = datetime.fromisoformat(decision["at"])
             await self._unread_changed(
-                envelope, command.user_id, decision["unread"], at, replayed=replayed, now=now
+                envelope, command.user_id, decision["unread"], at, replayed=replayed
             )
         await reply(
             self._effects, envelope, reply_to=command.reply_to, source=SOURCE, outcome="accepted"
