@@ -1,4 +1,4 @@
-"""Notifications: deliver outbox messages once, keep in-app notifications, apply read/delete.
+"""Notifications: deliver outbox messages once, keep in-app notifications, apply reads/deletes.
 
 Outbox records are keyed by recipient user id, so a user's messages and their
 read/delete requests are handled in order by one agent, the only writer of that
@@ -12,7 +12,8 @@ The unread count is counted from the read model when a change is decided: every
 earlier change of the user has finished by then (one user's records are handled
 in order), so it is exact, and ``GET /v1/notifications/unread-count`` counts the
 same documents. It is pushed on ``user:{id}`` (``notification.unread_changed``)
-only when a change moves it: a new notification, or reading or deleting an unread one.
+only when a change moves it: a new notification, reading or deleting an unread one, or
+reading all of them while some are unread.
 A replayed record (its decision already stored) pushes its count again only while it
 is still the user's count, as a plain duplicate (same id, same time): once a later
 change has moved it, that change pushed the newer count, and a client showing the last
@@ -45,6 +46,7 @@ from streams.events.notifications import (
     NotificationCommand,
     NotificationCreated,
     NotificationDeleteRequested,
+    NotificationReadAllRequested,
     NotificationReadRequested,
     NotificationUnreadChanged,
 )
@@ -77,6 +79,9 @@ class NotificationsDecider:
         if envelope.type == "notification.delete_requested":
             command = envelope.payload(NotificationDeleteRequested)
             return await self._command(envelope, command, now)
+        if envelope.type == "notification.read_all_requested":
+            every = envelope.payload(NotificationReadAllRequested)
+            return await self._read_all(envelope, every, now)
         log.warning("notifications agent ignores %s", envelope.type)
         return "ignored"
 
@@ -219,6 +224,35 @@ class NotificationsDecider:
         return "accepted"
 
 
+    async def _read_all(
+        self, envelope: Envelope, command: NotificationReadAllRequested, now: datetime
+    ) -> str:
+        # Bounded by the decision's time, so a replay never reads what arrived after it.
+        key = f"command:{envelope.id}"
+        decision = self._table.get(key)
+        replayed = decision is not None
+        if decision is None:
+            if now > command.deadline:
+                await record_expired(
+                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
+                )
+                return "expired"
+            decision = {"outcome": "accepted", "at": format_time(now)}
+            if await self._repo.unread_count(command.user_id):
+                decision["unread"] = 0
+            self._table[key] = decision
+        at = datetime.fromisoformat(decision["at"])
+        await self._repo.mark_all_read(command.user_id, up_to=at)
+        if "unread" in decision:
+            await self._unread_changed(
+                envelope, command.user_id, decision["unread"], at, replayed=replayed
+            )
+        await reply(
+            self._effects, envelope, reply_to=command.reply_to, source=SOURCE, outcome="accepted"
+        )
+        return "accepted"
+
+
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the outbox topic, decisions table and agent on ``app``."""
     # Keys are message/command ids, not the record key; Faust keeps each entry in the
@@ -227,7 +261,7 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
         TABLE,
         partitions=topic_spec("outbox").partitions,
         key_type=str,
-        help="message:{id} -> delivery decision; command:{id} -> read/delete outcome",
+        help="message:{id} -> delivery decision; command:{id} -> read/read-all/delete outcome",
     )
     decider = NotificationsDecider(table, effects, sink_for(settings))
     return guarded_agent(

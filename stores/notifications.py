@@ -82,6 +82,13 @@ class NotificationRepository:
             {"_id": notification_id, "userId": user_id}, {"$set": {"read": True}}
         )
 
+    async def mark_all_read(self, user_id: str, *, up_to: datetime) -> None:
+        """Idempotent: reads every notification of ``user_id`` created at or before ``up_to``."""
+        await self._notifications.update_many(
+            {"userId": user_id, "read": False, "createdAt": {"$lte": up_to}},
+            {"$set": {"read": True}},
+        )
+
     async def delete(self, user_id: str, notification_id: str) -> None:
         """Idempotent: deleting a deleted notification changes nothing."""
         await self._notifications.delete_one({"_id": notification_id, "userId": user_id})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -20,6 +21,7 @@ from streams.errors import InvalidCursor, NotFound
 from streams.events.notifications import (
     NotificationCommand,
     NotificationDeleteRequested,
+    NotificationReadAllRequested,
     NotificationReadRequested,
 )
 
@@ -113,17 +115,20 @@ async def unread_count(request: web.Request) -> web.Response:
 
 
 async def _command(
-    request: web.Request, model: type[NotificationCommand]
+    request: web.Request,
+    model: type[NotificationCommand] | type[NotificationReadAllRequested],
 ) -> web.Response:
     principal = authenticate(request, request.app[keys.TOKENS])
     bus = request.app[keys.COMMANDS]
+    fields: dict[str, Any] = {
+        "user_id": principal.user_id,
+        "deadline": new_deadline(request.app[keys.SETTINGS]),
+        "reply_to": bus.instance_id,
+    }
+    if issubclass(model, NotificationCommand):
+        fields["notification_id"] = request.match_info["id"]
     command = new_event(
-        model(
-            user_id=principal.user_id,
-            notification_id=request.match_info["id"],
-            deadline=new_deadline(request.app[keys.SETTINGS]),
-            reply_to=bus.instance_id,
-        ),
+        model(**fields),
         key=principal.user_id,
         source=f"gateway/{bus.instance_id}",
         correlation_id=request[keys.REQUEST_ID],
@@ -141,6 +146,24 @@ _CHANGE_RESPONSES: dict[int, tuple[str, type[BaseModel] | None]] = {
     404: ("No such notification of yours", None),
     503: ("No worker answered in time; nothing was applied (Retry-After)", None),
 }
+
+
+@routes.post("/v1/notifications/read-all")
+@operation(
+    "Mark every notification of the caller read (those created up to the request; "
+    "the new count, 0, is pushed on user:{id})",
+    tags=("notifications",),
+    auth=True,
+    responses={
+        204: ("Done", None),
+        401: ("Not signed in", None),
+        429: ("Too many requests (RATE_LIMITED, Retry-After)", None),
+        503: ("No worker answered in time; nothing was applied (Retry-After)", None),
+    },
+)
+async def mark_all_read(request: web.Request) -> web.Response:
+    """Ask the notifications agent to mark them all read, in order with the user's others."""
+    return await _command(request, NotificationReadAllRequested)
 
 
 @routes.post("/v1/notifications/{id}/read")

@@ -274,14 +274,25 @@ async function markRead(item) {
   await session.api("POST", `/v1/notifications/${encodeURIComponent(id)}/read`).catch(() => {});
 }
 
-// Every unread notification the page shows, read at once (one call each: the API's way).
+// Every notification of the user, read by one call (not only those the page shows). The
+// agent reads those created up to the request and pushes the new count; one that arrives
+// meanwhile stays unread, so the page clears only the lines it had and asks for the count.
 $("read-all").addEventListener("click", async () => {
   const items = [...$("events").querySelectorAll("li.unread")];
-  await Promise.all(items.map((item) => markRead(item)));
-  if (unreadCount !== null) {
-    unreadCount = (await session.api("GET", "/v1/notifications/unread-count").catch(() => null))?.unread ?? 0;
-    badge();
+  try {
+    await session.api("POST", "/v1/notifications/read-all");
+  } catch (err) {
+    notice("Could not mark the notifications read", `${err.message}. Try again in a moment.`);
+    return;
   }
+  for (const item of items) {
+    item.classList.remove("unread");
+    unreadIds.delete(item.dataset.notificationId);
+  }
+  if (unreadCount !== null) {
+    unreadCount = (await session.api("GET", "/v1/notifications/unread-count").catch(() => null))?.unread ?? unreadCount;
+  }
+  badge();
 });
 
 function badge() {

@@ -75,6 +75,20 @@ class NotificationDeleteRequested(NotificationCommand):
 
 
 @event(
+    "notification.read_all_requested",
+    topic="outbox",
+    key="userId",
+    summary="A user marked every notification they had as read.",
+)
+class NotificationReadAllRequested(Payload):
+    """Internal command: reads every notification created up to when the agent decides it."""
+
+    user_id: str
+    deadline: datetime
+    reply_to: str
+
+
+@event(
     "notification.created",
     topic="notifications",
     key="userId",

@@ -215,6 +215,36 @@ async def test_unread_count_needs_a_signed_in_caller(client: Client) -> None:
     assert (await response.json())["code"] == "UNAUTHENTICATED"
 
 
+async def test_read_all_reads_every_notification_once_and_pushes_the_count(
+    client: Client,
+) -> None:
+    assert (await client.post("/v1/notifications/read-all")).status == 401
+    _, owner = await account(client, "seller", patience=90)
+    reader_id, reader = await account(client)
+
+    async def share(name: str) -> None:
+        uploaded = await upload(client, owner, b"%PDF-1.4 " + name.encode(), name=name)
+        shared = await client.post(f"/v1/files/{(await uploaded.json())['fileId']}/permissions",
+                                   headers=owner, json={"userId": reader_id, "access": "read"})
+        assert shared.status == 201, await shared.text()
+
+    async with following(client, reader_id, reader) as feed:
+        for name in ("a.pdf", "b.pdf"):
+            await share(name)
+        await told(client, reader, feed, ["file_shared", "file_shared"])
+        done = await client.post("/v1/notifications/read-all", headers=reader)
+        assert done.status == 204, await done.text()
+        assert await unread(client, reader) == 0
+        assert {n["read"] for n in await notes(client, reader)} == {True}
+        await eventually(lambda: _last_is(feed, 0), within=30, what="the count 0 pushed")
+        # Nothing left unread: accepted, and no count pushed since none moved.
+        assert (await client.post("/v1/notifications/read-all", headers=reader)).status == 204
+        await share("c.pdf")
+        await eventually(lambda: _last_is(feed, 1), within=60, what="the count 1 pushed")
+        assert feed.counts() == [1, 2, 0, 1]
+        assert await unread(client, reader) == 1
+
+
 async def test_a_sellers_threshold_is_checked_shown_and_cleared(client: Client) -> None:
     _, seller = await account(client, "seller", patience=90)
     for bad in (-1, True, "5", 1_000_001):

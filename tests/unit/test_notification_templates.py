@@ -30,6 +30,7 @@ from streams.events.inventory import StockChanged
 from streams.events.notifications import (
     MessageRequested,
     NotificationDeleteRequested,
+    NotificationReadAllRequested,
     NotificationReadRequested,
     Template,
 )
@@ -71,6 +72,11 @@ class Notes:
     async def mark_read(self, user_id: str, notification_id: str) -> None:
         if await self.owned(user_id, notification_id):
             self.docs[notification_id] = dataclasses.replace(self.docs[notification_id], read=True)
+
+    async def mark_all_read(self, user_id: str, *, up_to: datetime) -> None:
+        for n in list(self.docs.values()):
+            if n.user_id == user_id and n.created_at <= up_to:
+                self.docs[n.notification_id] = dataclasses.replace(n, read=True)
 
     async def delete(self, user_id: str, notification_id: str) -> None:
         if await self.owned(user_id, notification_id):
@@ -221,6 +227,39 @@ async def test_a_replayed_cause_never_pushes_a_stale_count_nor_a_deleted_notific
     # The deleted notification stays deleted; the created record repeats under its own id.
     assert set(fx.notes.docs) == {two, derived_id("m-3", "notification")}
     assert [e.data["notificationId"] for e in fx.of("notification.created")][:2] == [two, one]
+
+
+async def test_read_all_reads_what_existed_once_and_its_replay_reads_nothing_newer(
+    fx: Effects,
+) -> None:
+    decider = NotificationsDecider({}, fx, Sink())
+    for mid in ("m-1", "m-2"):
+        await decider.handle(message(mid), now=NOW)
+    fx.clear()
+    every = new_event(NotificationReadAllRequested(user_id="u-1", reply_to="gw",
+                                                   deadline=NOW + timedelta(seconds=5)),
+                      key="u-1", source="tests").encode()
+    assert await decider.handle(every, now=NOW) == "accepted"
+    assert [count for _, _, count in fx.unread_pushes()] == [0]
+    assert await decider.handle(message("m-3"), now=NOW + timedelta(seconds=1)) == "delivered"
+    fx.clear()
+    assert await decider.handle(every, now=NOW + timedelta(seconds=9)) == "accepted"  # replayed
+    assert fx.pushed == []  # the count is 1 now, pushed by m-3
+    assert [n.read for n in fx.notes.docs.values()] == [True, True, False]
+    assert [e.data["outcome"] for e in fx.on("replies")] == ["accepted"]
+    # Nothing unread: accepted, and no count pushed, since none moved.
+    await decider.handle(change(NotificationReadRequested, derived_id("m-3", "notification")),
+                         now=NOW)
+    fx.clear()
+    again = new_event(NotificationReadAllRequested(user_id="u-1", reply_to="gw",
+                                                   deadline=NOW + timedelta(seconds=5)),
+                      key="u-1", source="tests").encode()
+    assert await decider.handle(again, now=NOW) == "accepted"
+    assert fx.pushed == []
+    late = NOW + timedelta(seconds=6)
+    expired = new_event(NotificationReadAllRequested(user_id="u-1", reply_to="gw",
+                                                     deadline=NOW), key="u-1", source="t")
+    assert await decider.handle(expired.encode(), now=late) == "expired"
 
 
 # --- the producers ----------------------------------------------------------------------------
