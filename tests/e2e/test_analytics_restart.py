@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from stores.redisdb import redis_client
 from streams.admin import ensure_topics
 from tests.e2e.test_analytics import CLOSE, analytics_settings
 from tests.support.analytics import Expected, admin, expected, listed, matches
-from tests.support.files import eventually
+from tests.support.files import eventually, mongo
 from tests.support.http import gateway_client
 from tests.support.orders import Client, account, place, read_all, settled
 from tests.support.processes import running_worker
@@ -29,13 +30,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 async def _agree(client: Client, views: dict[str | None, dict[str, str]],
                  want: dict[str | None, Expected]) -> None:
     """Every scope's dashboard says exactly ``want`` (eventually)."""
+    last: dict[str | None, Any] = {}
     for seller, headers in views.items():
         async def current(h: dict[str, str] = headers, s: str | None = seller) -> bool:
             response = await client.get("/v1/analytics/dashboard", headers=h)
             body: dict[str, Any] = await response.json()
+            last[s] = body.get("today", body)
             return response.status == 200 and matches(body["today"], want[s])
 
-        await eventually(current, within=90, what=f"the dashboard of {seller} to be exact")
+        try:
+            await eventually(current, within=90, what=f"the dashboard of {seller} to be exact")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: wanted {want[seller]}, last {last[seller]}") from None
 
 
 async def _dead_member_expired(env: Settings) -> None:
@@ -52,6 +58,24 @@ async def _dead_member_expired(env: Settings) -> None:
             await redis.aclose()
 
     await eventually(gone, within=90, what="the killed worker to leave its group")
+
+
+async def _minutes_on_topic(env: Settings) -> set[datetime]:
+    """The marketplace minute windows published on ``analytics-windows`` so far."""
+    return {
+        datetime.fromisoformat(orjson.loads(value)["data"]["start"])
+        for _, key, value in await read_all(env, ["analytics-windows"])
+        if key.decode().startswith("marketplace|checkouts|minute|")
+    }
+
+
+async def _minute_stored(env: Settings, start: datetime) -> bool:
+    client, db = mongo(env)
+    try:
+        return await db["analytics_windows"].find_one(
+            {"scope": "marketplace", "size": "minute", "start": start}) is not None
+    finally:
+        await client.close()
 
 
 async def _report_agrees(client: Client, operator: dict[str, str],
@@ -85,10 +109,20 @@ async def test_numbers_are_exact_after_a_crash_and_after_losing_local_state(
                 ids.append(await place(client, buyer, basket))
             for order_id in ids:
                 await settled(client, buyer, order_id, until={"completed"})
+            # The crash must fall well inside a minute, so that minute is still open then.
+            if datetime.now(UTC).second >= 30:
+                await asyncio.sleep(61 - datetime.now(UTC).second)
             # Mid-stream: orders accepted and on their way when the worker dies.
             for basket in ([(eur, 1)], [(usd2, 3)], [(usd, 1), (usd2, 2)]):
                 ids.append(await place(client, buyer, basket))
+            # A fact of the crash's own minute, whose window cannot have closed yet.
             crashed_at = datetime.now(UTC)
+            marker = await client.post("/v1/analytics/events", json={"events": [
+                {"type": "checkout.started", "sessionId": "crash", "at": crashed_at.isoformat()}]})
+            assert marker.status == 202, await marker.text()
+            crash_minute = crashed_at.replace(second=0, microsecond=0)
+            before_kill = await _minutes_on_topic(env)
+            assert crash_minute not in before_kill
             proc.kill()
             await proc.wait()
         await _dead_member_expired(env)
@@ -104,13 +138,10 @@ async def test_numbers_are_exact_after_a_crash_and_after_losing_local_state(
             views: dict[str | None, dict[str, str]] = {None: operator, s1_id: s1, s2_id: s2}
             await _agree(client, views, want)
             await _report_agrees(client, operator, want)
-            # Windows opened before the crash closed after it, on analytics-windows too.
-            starts = {
-                orjson.loads(value)["data"]["start"]
-                for _, key, value in await read_all(env, ["analytics-windows"])
-                if key.decode().startswith("marketplace|orders|minute|")
-            }
-            assert any(datetime.fromisoformat(s) < crashed_at for s in starts)
+            # The window open at the crash closed after it: in MongoDB and on the topic.
+            await eventually(lambda: _minute_stored(env, crash_minute), within=CLOSE,
+                             what="the crash's minute window to be stored")
+            assert crash_minute in await _minutes_on_topic(env)
         # The worker's local tables are gone: everything is recovered from the changelogs.
         await _dead_member_expired(env)
         shutil.rmtree(env.data_dir / "worker")
