@@ -1,4 +1,4 @@
-"""The benchmarks' own arithmetic: CPU from /proc and the orders bench's fixed summary line."""
+"""The benchmarks' own arithmetic: CPU from /proc and the fixed summary lines."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from bench.analytics import summary_line as analytics_summary_line
 from bench.common import BenchError, BenchResult, CpuMeter, pid_cpu_seconds
 from bench.orders import PROCESSES, summary_line
 
@@ -46,3 +47,20 @@ def test_a_process_gone_during_the_window_is_an_error_not_a_figure() -> None:
     meter.start()
     with pytest.raises(BenchError, match="ghost"):
         meter.stop()
+
+
+ANALYTICS_SUMMARY = re.compile(
+    r"^analytics: events \d+/s naive \d+/s ratio \d+\.\d\d; "
+    r"cpu/event worker \d+\.\d\d ms naive \d+\.\d\d ms; push p50 \d+ ms p95 \d+ ms$"
+)
+
+
+def test_the_analytics_summary_line_has_its_fixed_form() -> None:
+    analytics = BenchResult(name="analytics", events=10_000, seconds=40.0, cpu_seconds=24.4)
+    naive = BenchResult(name="naive", events=10_000, seconds=8.0, cpu_seconds=3.0)
+    line = analytics_summary_line(analytics, naive, 2.44, 0.3, (449.4, 1604.4, 1700.0))
+    assert ANALYTICS_SUMMARY.match(line), line
+    assert line == (
+        "analytics: events 250/s naive 1250/s ratio 0.20; cpu/event worker 2.44 ms "
+        "naive 0.30 ms; push p50 449 ms p95 1604 ms"
+    )
