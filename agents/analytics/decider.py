@@ -107,7 +107,7 @@ class AnalyticsDecider:
         return "revised" if revised else "applied"
 
     async def _tick(self, windows: PartitionWindows, now_ms: int) -> str:
-        closed, forgotten = windows.advance(now_ms, wall=True)
+        closed, forgotten = windows.advance(now_ms)
         self._forget(windows.partition, forgotten)
         if windows.partition not in self._reemitted:
             self._reemitted.add(windows.partition)

@@ -1,13 +1,11 @@
 """Event-time windows of one ``analytics-facts`` partition, kept in changelogged tables (pure).
 
 Time: every fact carries its source event's ``occurredAt``. The partition's *clock* is the
-largest one seen; its *watermark* is the clock minus the grace period. The analytics
-timer's wall time (``wall``) only closes windows, so idle partitions move on too: it never
-moves the watermark, or a worker back from an outage longer than the grace would count
-the facts of its backlog as late.
+largest one seen (and the analytics timer's wall time, so idle partitions move on too);
+its *watermark* is the clock minus the grace period.
 
-- A window (one minute, one hour or one UTC day of one scope) *closes* once the clock or
-  the wall time passes its end: it is emitted with revision 1.
+- A window (one minute, one hour or one UTC day of one scope) *closes* once the clock
+  passes its end: it is emitted with revision 1.
 - An event older than the watermark is *late*: counted (``lateEvents``, in the windows
   the clock is in when it arrives), logged by the caller, and never applied.
 - An event within the grace whose window already closed revises it: the window is
@@ -85,19 +83,12 @@ class PartitionWindows:
 
     @property
     def meta(self) -> dict[str, Any]:
-        """``{clock, wall, closedThrough, finalThrough}`` of the partition (minutes swept
-        by the closing time and by the clock)."""
+        """``{clock, closedThrough}`` of the partition."""
         stored = self._windows.get(self._meta_key)
-        meta: dict[str, Any] = {"clock": 0, "wall": 0, "closedThrough": 0, "finalThrough": 0}
-        if stored is not None:
-            meta |= _copy(stored)
+        meta: dict[str, Any] = (
+            {"clock": 0, "closedThrough": 0} if stored is None else _copy(stored)
+        )
         return meta
-
-    @property
-    def closing(self) -> int:
-        """Windows ending at or before this are closed: the clock or the wall time."""
-        meta = self.meta
-        return max(int(meta["clock"]), int(meta["wall"]))
 
     @property
     def clock(self) -> int:
@@ -144,7 +135,6 @@ class PartitionWindows:
         they must be emitted (again).
         """
         revised: list[Window] = []
-        closing = self.closing
         for size, length in SIZES.items():
             start = start_of(at_ms, size)
             key = window_key(scope, size, start)
@@ -160,9 +150,6 @@ class PartitionWindows:
                 continue
             change(window["metrics"], size)
             window["lastFact"] = fact_id
-            if not window["closed"] and window["end"] <= closing:
-                # Opened by a straggler behind the closing time: closed at once.
-                window["closed"] = True
             if window["closed"]:
                 window["revision"] += 1
                 revised.append(window)
@@ -181,30 +168,24 @@ class PartitionWindows:
         stored = self._windows.get(window_key(scope, size, start))
         return None if stored is None else dict(_copy(stored))
 
-    def advance(self, to_ms: int, *, wall: bool = False) -> tuple[list[Window], list[Window]]:
-        """Move the clock (``wall``: the wall time) to ``to_ms``, never back; close the
-        windows the closing time passed and forget those the watermark made final.
+    def advance(self, to_ms: int) -> tuple[list[Window], list[Window]]:
+        """Move the clock to ``to_ms`` (never back); close and forget windows it passed.
 
         Returns (windows closed now, to emit with revision 1; windows forgotten).
         """
         meta = self.meta
-        name = "wall" if wall else "clock"
-        if to_ms > meta[name]:
-            meta[name] = to_ms
+        if to_ms > meta["clock"]:
+            meta["clock"] = to_ms
             self._windows[self._meta_key] = meta
-        clock = int(meta["clock"])
-        closing = max(clock, int(meta["wall"]))
-        minute, final = start_of(closing, "minute"), start_of(clock, "minute")
-        if minute <= meta["closedThrough"] and final <= meta["finalThrough"]:
+        minute = start_of(int(meta["clock"]), "minute")
+        if minute <= meta["closedThrough"]:
             return [], []
-        closed, forgotten = self._sweep(closing, clock)
-        meta["closedThrough"], meta["finalThrough"] = minute, final
+        closed, forgotten = self._sweep(int(meta["clock"]))
+        meta["closedThrough"] = minute
         self._windows[self._meta_key] = meta
         return closed, forgotten
 
-    def _sweep(self, closing: int, clock: int) -> tuple[list[Window], list[Window]]:
-        # Closing follows the wall time too; forgetting only the event-time clock, since a
-        # window may still be revised until the watermark passes its end.
+    def _sweep(self, clock: int) -> tuple[list[Window], list[Window]]:
         closed: list[Window] = []
         forgotten: list[Window] = []
         watermark = clock - self.grace_ms
@@ -213,7 +194,7 @@ class PartitionWindows:
                 continue
             end = int(stored["end"])
             window = _copy(stored)
-            if not window["closed"] and end <= closing:
+            if not window["closed"] and end <= clock:
                 window["closed"] = True
                 window["revision"] = 1
                 self._windows[key] = window

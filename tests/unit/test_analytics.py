@@ -220,38 +220,9 @@ async def test_an_event_beyond_the_grace_is_counted_late_and_not_applied(pipe: P
 
 async def test_seen_ids_are_forgotten_once_their_minute_is_final(pipe: Pipeline) -> None:
     await pipe.feed(view("P1", None, "sess-1", T0))
-    seen = {k for k in pipe.table if k.startswith("s|")}
-    assert seen
-    final = T0 + timedelta(seconds=60 + GRACE + 60)
-    # Wall time alone makes nothing final: a backlog of older facts may still be coming.
-    await pipe.decider.handle(tick(final), partition=0)
-    assert seen <= set(pipe.table)
-    await pipe.feed(view("P1", None, "sess-2", final))
-    assert not seen & set(pipe.table)
-
-
-async def test_a_tick_far_ahead_closes_windows_but_does_not_make_the_backlog_late(
-    pipe: Pipeline,
-) -> None:
-    # A worker back from an outage much longer than the grace ticks to now first, then
-    # works through the facts accepted meanwhile: they revise their windows.
-    await pipe.feed(view("P1", None, "sess-1", T0 + timedelta(seconds=10)))
-    await pipe.decider.handle(tick(T0 + timedelta(minutes=30)), partition=0)
-    assert {rev for k, rev, _ in pipe.published("productViews")
-            if k == f"marketplace|productViews|minute|{ms(T0)}"} == {1}
-    assert await pipe.feed(view("P1", None, "sess-2", T0 + timedelta(seconds=20))) == [
-        "revised"]
-    minute = pipe.window("marketplace", "minute", T0)
-    assert minute is not None
-    assert (minute["revision"], minute["metrics"]["productViews"]) == (2, 2)
-    assert minute["metrics"]["lateEvents"] == 0
-    # A window the backlog opens behind the tick is closed (and emitted) at once.
-    later = T0 + timedelta(minutes=2)
-    assert await pipe.feed(view("P1", None, "sess-3", later)) == ["revised"]
-    opened = pipe.window("marketplace", "minute", later)
-    assert opened is not None
-    assert (opened["closed"], opened["revision"]) == (True, 1)
-    assert pipe.effects.store.windows[f"marketplace|minute|{ms(later)}"]["revision"] == 1
+    assert any(k.startswith("s|") for k in pipe.table)
+    await pipe.decider.handle(tick(T0 + timedelta(seconds=60 + GRACE + 60)), partition=0)
+    assert not any(k.startswith("s|") for k in pipe.table)
 
 
 async def test_the_snapshot_has_the_contract_shape_and_is_pushed_only_when_it_changed(
