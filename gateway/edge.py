@@ -118,6 +118,9 @@ class Edge:
             response = await handler(request)
         except Exception as exc:  # the one error boundary of the gateway
             response = render_failure(request, exc)
+        if decision is not None:
+            # A handler that charged more tokens (ratelimit.charge) left the later verdict.
+            decision = request[keys.RATE_DECISION]
         return self._finish(request, request_id, response, decision, started)
 
     def _finish(

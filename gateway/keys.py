@@ -68,7 +68,8 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 # Rate limiting (gateway/ratelimit): absent when MERCATO_RATE_LIMIT_ENABLED is false.
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
-# The limiter's verdict on a limited route, set by the edge (for handlers that stream).
+# The limiter's verdict on a limited route, set by the edge (for handlers that stream)
+# and replaced by ratelimit.charge, so the response's headers say what it left.
 RATE_DECISION: web.RequestKey[Decision] = web.RequestKey("rate_decision")
 
 # Identity and sessions.

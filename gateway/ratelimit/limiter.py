@@ -161,7 +161,9 @@ class RateLimiter:
         from the shared bucket in one round trip.
 
         Refused when the bucket cannot pay it all; what it held is spent anyway (the
-        script grants what it has), so a client over its budget cannot probe it for free.
+        script grants what it has), so a client over its budget cannot probe it for free,
+        and its Retry-After is when the whole request (``cost`` and the first token) could
+        pass. Either way the verdict reports the bucket as the charge left it.
         """
         lease = self._leases.get(key)
         if lease is None:
@@ -173,9 +175,12 @@ class RateLimiter:
             _apply(lease, fetching)
         now = time.monotonic()
         lease.last_seen = now
-        local = min(cost, lease.tokens) if lease.expires > now else 0
+        if lease.expires <= now:
+            lease.tokens = 0  # expired: already debited in Redis, so dropped, not reported
+        local = min(cost, lease.tokens)
         lease.tokens -= local
         lease.used += local
+        lease.shown = None  # what it reports changed
         rest = cost - local
         if rest <= 0:
             return Decision(policy, True, lease.remaining + lease.tokens,
@@ -183,12 +188,13 @@ class RateLimiter:
         grant = await self._buckets.take(key, policy, rest)
         if grant.fail_open:
             return Decision(policy, True, None, 0)
-        lease.shown = None  # the bucket's numbers changed
         lease.remaining = grant.remaining
         lease.full_at = now + grant.full_in
         if grant.granted < rest:
-            wait = _ceil((rest - grant.granted) / policy.rate) or 1
-            return Decision(policy, False, 0, wait, wait)
+            # The bucket paid what it had (the lease too): a retry must find all of it
+            # again. The fraction of a token left is not counted, so this is never early.
+            wait = _ceil((cost + 1 - grant.remaining) / policy.rate) or 1
+            return Decision(policy, False, grant.remaining, wait, wait)
         return Decision(policy, True, grant.remaining + lease.tokens, _ceil(grant.full_in))
 
     def sweep(self) -> None:

@@ -14,7 +14,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from config import Settings
-from gateway import problems
+from gateway import keys, problems
 from gateway.auth import Principal
 from gateway.ratelimit.buckets import SharedBuckets
 from gateway.ratelimit.identity import ClientIdentity
@@ -73,6 +73,8 @@ async def charge(
     """Make ``request`` count as ``units`` requests (at most a full bucket, so any request
     can pass on one): the edge's ``verdict`` took one token, this takes the others.
 
+    The verdict replaces the edge's one on the request, so the response's rate-limit
+    headers (allowed or refused) say what the bucket holds after this charge.
     None when nothing more is taken (its route is not limited, or ``units`` is 1).
     """
     policy = limits.policy_for(request)
@@ -81,7 +83,9 @@ async def charge(
         return None
     limiter = limits.limiter
     key = limiter.bucket_key(policy, limits.identity.key(request, policy, caller))
-    return await limiter.charge(policy, key, cost)
+    decision = await limiter.charge(policy, key, cost)
+    request[keys.RATE_DECISION] = decision
+    return decision
 
 
 def too_many_requests(request: web.Request, limits: RateLimits, decision: Decision) -> web.Response:

@@ -5,11 +5,14 @@ name a ``sessionId``. The limiter's ``events`` class applies (gateway/ratelimit)
 token per event: a batch of 100 costs what 100 single events do.
 
 Event time is the client's ``at`` but never later than now: a client clock ahead of ours
-must not move the analytics watermark (it would make everyone else's events late). Any
-client may backfill: within the grace its events revise their windows, beyond it they are
-counted late. ``event_time`` can also keep an ``at`` within ``ANONYMOUS_SKEW`` of now; it
-is not applied to anonymous callers yet, because the end-to-end test of late events still
-backdates its events anonymously: moving that test to a signed-in caller comes first.
+must not move the analytics watermark (it would make everyone else's events late). An
+anonymous caller's ``at`` is also never more than ``ANONYMOUS_SKEW`` behind now: nobody
+accountable could otherwise reopen closed windows by the hundred or fill ``lateEvents``.
+A signed-in client may backfill: within the grace its events revise their windows,
+beyond it they are counted late.
+
+A refused batch's 429 and an accepted batch's 202 carry the limiter's headers as the
+batch's charge left the bucket (``gateway.ratelimit.charge``).
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ def _checked(body: EventsBody, principal: Principal | None) -> list[FieldError]:
         422: ("Invalid events (VALIDATION_ERROR): an unknown type, a missing sessionId or "
               "property, more than 100 events; each one named", None),
         429: ("The events limit is used up (RATE_LIMITED): each event costs a token; "
-              "Retry-After", None),
+              "Retry-After says when the whole batch could pass", None),
         503: ("The broker did not take the events; retry (Retry-After)", None),
     },
 )
@@ -164,7 +167,7 @@ async def record(request: web.Request) -> web.Response:
     viewed = {str(e.properties["productId"]) for e in body.events if e.type == "product.viewed"}
     products = await request.app[keys.ORDER_PRODUCTS].many(viewed) if viewed else {}
     now = utcnow()
-    earliest = None  # see the module docstring
+    earliest = now - ANONYMOUS_SKEW if principal is None else None
     user = principal.user_id if principal is not None else None
     instance = request.app[keys.INSTANCE_ID]
     envelopes = []
