@@ -1,25 +1,22 @@
 """Recording audit events from the gateway: what a request did, who asked, from where.
 
 Records are queued on the producer without waiting for the broker's ack (the
-response must not wait for the audit trail); a failed delivery is logged.
+response must not wait for the audit trail); a failed delivery is logged
+(``CommandBus.publish``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 from typing import Any
 
 from aiohttp import web
 
-from gateway import keys
+from gateway import commands, keys
 from gateway.addresses import client_address
-from streams.envelope import new_event
 from streams.events.audit import AuditRecord
 
-log = logging.getLogger(__name__)
 USER_AGENT_MAX = 256
 
 
@@ -53,24 +50,4 @@ def email_fingerprint(request: web.Request, email_normalized: str) -> str:
 
 async def record(request: web.Request, payload: AuditRecord) -> None:
     """Queue ``payload`` on the ``audit`` topic, keyed by its actor."""
-    settings = request.app[keys.SETTINGS]
-    producer = request.app[keys.PRODUCER]
-    key = payload.actor_id or "anonymous"
-    envelope = new_event(
-        payload,
-        key=key,
-        source=f"gateway/{request.app[keys.INSTANCE_ID]}",
-        correlation_id=request.get(keys.REQUEST_ID),
-    )
-    delivery = await producer.send(
-        settings.topic("audit"),
-        key=key.encode(),
-        value=envelope.encode(),
-        headers=envelope.headers(),
-    )
-    delivery.add_done_callback(_log_failure)
-
-
-def _log_failure(delivery: asyncio.Future[Any]) -> None:
-    if not delivery.cancelled() and delivery.exception() is not None:
-        log.error("audit record not delivered: %r", delivery.exception())
+    await commands.publish(request, payload)

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from aiohttp import web
 
-from gateway import keys
+from gateway import commands, keys
 from gateway.auth import Principal
 from gateway.commands import new_deadline
 from gateway.openapi import IF_MATCH_PATTERN
-from streams.envelope import new_event
-from streams.errors import (
-    Conflict,
-    FieldError,
-    Forbidden,
-    InvalidInput,
-    MalformedRequest,
-    MercatoError,
-    NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
-)
+from streams.errors import FieldError, InvalidInput, MalformedRequest, PreconditionRequired
 from streams.events.products import ProductCommand
 
 IF_MATCH = re.compile(IF_MATCH_PATTERN)
 
-TOPIC = "product-commands"
 MAX_FILES = 20
-# Rejection codes of the catalog agent and the domain errors they become.
-REJECTIONS: dict[str, type[MercatoError]] = {
-    "NOT_FOUND": NotFound,
-    "FORBIDDEN": Forbidden,
-    "PRECONDITION_FAILED": PreconditionFailed,
-    "PRODUCT_ARCHIVED": Conflict,
-    "PRODUCT_EXISTS": Conflict,
-    "REVIEW_EXISTS": Conflict,
-}
 
 
 def command_fields(request: web.Request, principal: Principal) -> dict[str, Any]:
@@ -53,19 +31,7 @@ def command_fields(request: web.Request, principal: Principal) -> dict[str, Any]
 
 async def send(request: web.Request, payload: ProductCommand) -> dict[str, Any]:
     """Send ``payload`` to the catalog agent and wait; its result, or a domain error."""
-    bus = request.app[keys.COMMANDS]
-    command = new_event(
-        payload,
-        key=payload.product_id,
-        source=f"gateway/{bus.instance_id}",
-        # Fresh per request: a client may reuse its X-Request-ID, answers must not cross.
-        correlation_id=uuid.uuid4().hex,
-    )
-    answer = await bus.request(TOPIC, command, key=payload.product_id)
-    if answer.outcome == "rejected":
-        error = REJECTIONS.get(answer.code or "", MercatoError)
-        raise error(answer.detail or "the catalog refused the change", code=answer.code)
-    return dict(answer.result)
+    return await commands.ask(request, payload)
 
 
 def entity_tags(header: str) -> list[str]:

@@ -1,5 +1,10 @@
 """Request/reply over Kafka: send a command, wait (bounded) for the agent's answer.
 
+Every command the gateway sends goes through ``CommandBus.ask`` (wait for the
+answer) or ``CommandBus.publish`` (fire and forget): both take the topic and the
+record key from the payload's registration and mint the envelope here, so no
+caller builds one by hand.
+
 Every gateway instance reads the whole ``replies`` topic without a consumer
 group and keeps only answers addressed to the commands it is waiting for, so
 any number of gateway instances can wait for answers at once.
@@ -18,15 +23,20 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from config import Settings
-from streams.envelope import Envelope, EnvelopeError, utcnow
+from gateway import keys
+from streams.commands import command_spec
+from streams.envelope import Envelope, EnvelopeError, new_event, utcnow
 from streams.errors import Unavailable
 from streams.events.commands import CommandAnswered
 from streams.kafka_compat import wake
+from streams.registry import Payload, spec_for_model
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +50,61 @@ def command_deadline(settings: Settings) -> timedelta:
 class CommandBus:
     """Sends commands and resolves the futures of callers waiting for their answers."""
 
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer, instance_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: AIOKafkaProducer,
+        instance_id: str,
+        *,
+        source: str | None = None,
+    ) -> None:
         self._settings = settings
         self._producer = producer
         self.instance_id = instance_id
+        self.source = source or f"gateway/{instance_id}"
         self._waiting: dict[str, asyncio.Future[CommandAnswered]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.answered = 0
         self.timed_out = 0
 
-    async def request(self, topic: str, command: Envelope, *, key: str) -> CommandAnswered:
+    async def ask(self, payload: Payload, *, correlation_id: str | None) -> dict[str, Any]:
+        """Send ``payload`` and wait for the agent: its result, or the rejection's domain error.
+
+        ``correlation_id`` (a client's ``X-Request-ID``) only ties events together in logs;
+        the answer is matched by the id minted here, fresh for every command.
+        """
+        spec = command_spec(type(payload))
+        command = new_event(
+            payload, key=payload.record_key(), source=self.source, correlation_id=correlation_id
+        )
+        answer = await self._request(spec_for_model(type(payload)).topic, command)
+        if answer.outcome == "rejected":
+            raise spec.error(answer.code, answer.detail)
+        return dict(answer.result)
+
+    async def publish(self, payload: Payload, *, correlation_id: str | None) -> None:
+        """Queue ``payload`` on its topic without waiting for the broker; failures are logged.
+
+        Nothing waits on these (audit records, queued user commands, download facts,
+        messages), so a broker outage costs the record, never the caller's response.
+        """
+        event = new_event(
+            payload, key=payload.record_key(), source=self.source, correlation_id=correlation_id
+        )
+        try:
+            delivery = await self._producer.send(
+                self._settings.topic(spec_for_model(type(payload)).topic),
+                key=event.key.encode(),
+                value=event.encode(),
+                headers=event.headers(),
+            )
+        except KafkaError as exc:
+            log.error("%s %s not queued: %r", event.type, event.id, exc)
+            return
+        delivery.add_done_callback(lambda done: _log_failure(event, done))
+
+    async def _request(self, topic: str, command: Envelope) -> CommandAnswered:
         """Publish ``command`` and wait for its answer; ``Unavailable`` if none comes in time."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[CommandAnswered] = loop.create_future()
@@ -62,7 +116,7 @@ class CommandBus:
             try:
                 await self._producer.send_and_wait(
                     self._settings.topic(topic),
-                    key=key.encode(),
+                    key=command.key.encode(),
                     value=command.encode(),
                     headers=command.headers(),
                 )
@@ -146,6 +200,21 @@ class CommandBus:
             return
         self.answered += 1
         future.set_result(answer)
+
+
+def _log_failure(event: Envelope, delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.error("%s %s not delivered: %r", event.type, event.id, delivery.exception())
+
+
+async def ask(request: web.Request, payload: Payload) -> dict[str, Any]:
+    """``CommandBus.ask`` on behalf of ``request``, correlated by its request id."""
+    return await request.app[keys.COMMANDS].ask(payload, correlation_id=request[keys.REQUEST_ID])
+
+
+async def publish(request: web.Request, payload: Payload) -> None:
+    """``CommandBus.publish`` on behalf of ``request``, correlated by its request id."""
+    await request.app[keys.COMMANDS].publish(payload, correlation_id=request.get(keys.REQUEST_ID))
 
 
 @contextlib.asynccontextmanager

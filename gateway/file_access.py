@@ -7,22 +7,16 @@ active grantees (a purchase is a grant with ``source: "purchase"``).
 
 from __future__ import annotations
 
-import logging
-import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
-from pydantic import BaseModel
 
-from gateway import keys
+from gateway import commands, keys
 from gateway.auth import Principal, authenticate
 from stores.files import FileMeta
-from streams.envelope import new_event
-from streams.errors import Forbidden, MercatoError, NotFound
-from streams.events.commands import CommandAnswered
+from streams.errors import Forbidden, NotFound
+from streams.registry import Payload
 
-log = logging.getLogger(__name__)
 FILES_SCOPE = "files"
 
 
@@ -59,35 +53,11 @@ async def managed(request: web.Request, principal: Principal, file_id: str) -> F
     return meta
 
 
-async def publish_and_wait(
-    request: web.Request, payload: BaseModel, *, file_id: str
-) -> CommandAnswered:
+async def publish_and_wait(request: web.Request, payload: Payload) -> dict[str, Any]:
     """Publish a file fact and wait (bounded) until the files agent has projected it."""
-    bus = request.app[keys.COMMANDS]
-    envelope = new_event(
-        payload,
-        key=file_id,
-        source=f"gateway/{bus.instance_id}",
-        # Fresh per request: a client may reuse its X-Request-ID, answers must not cross.
-        correlation_id=uuid.uuid4().hex,
-    )
-    answer = await bus.request("files", envelope, key=file_id)
-    if answer.outcome == "rejected":
-        if answer.code == "NOT_FOUND":
-            raise NotFound(answer.detail or "no such file")
-        raise MercatoError(answer.detail or "the files agent refused", code=answer.code)
-    return answer
+    return await commands.ask(request, payload)
 
 
-async def publish(request: web.Request, payload: BaseModel, *, file_id: str) -> None:
+async def publish(request: web.Request, payload: Payload) -> None:
     """Publish a fact nobody waits for (downloads); a broker outage only loses analytics."""
-    bus = request.app[keys.COMMANDS]
-    envelope = new_event(payload, key=file_id, source=f"gateway/{bus.instance_id}")
-    settings = request.app[keys.SETTINGS]
-    try:
-        await request.app[keys.PRODUCER].send_and_wait(
-            settings.topic("files"), key=file_id.encode(), value=envelope.encode(),
-            headers=envelope.headers(),
-        )
-    except KafkaError as exc:
-        log.warning("file event %s not published: %r", envelope.type, exc)
+    await commands.publish(request, payload)

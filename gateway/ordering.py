@@ -8,19 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import keys
+from gateway import commands, keys
 from gateway.auth import Principal
 from gateway.push.channels import OrderAccess
 from stores.product_lookup import ProductLookup
-from streams.envelope import new_event
-from streams.errors import Conflict, FieldError, InvalidInput, MercatoError, NotFound
+from streams.errors import FieldError, InvalidInput, NotFound
 from streams.events.money import OrderLine
-from streams.events.saga import TOPIC, OrderCancelRequested, OrderRequested, OrderRetryRequested
-
-# Rejection codes of the orchestrator and the domain errors they become.
-REJECTIONS: dict[str, type[MercatoError]] = {
-    "NOT_FOUND": NotFound, "ORDER_NOT_CANCELLABLE": Conflict, "ORDER_NOT_STUCK": Conflict,
-}
+from streams.events.saga import OrderCancelRequested, OrderRequested, OrderRetryRequested
 
 
 def merge_quantities(items: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -66,16 +60,7 @@ async def request_saga(
     request: web.Request, payload: OrderRequested | OrderCancelRequested | OrderRetryRequested
 ) -> dict[str, Any]:
     """Send a command to the order saga and wait for its answer; the result or a domain error."""
-    app = request.app
-    # Answers are matched by the command's id (gateway.commands); the correlation id only
-    # ties the saga's events together in logs.
-    command = new_event(payload, key=payload.order_id, source=f"gateway/{app[keys.INSTANCE_ID]}",
-                        correlation_id=request[keys.REQUEST_ID])
-    answer = await app[keys.COMMANDS].request(TOPIC, command, key=payload.order_id)
-    if answer.outcome == "rejected":
-        error = REJECTIONS.get(answer.code or "", MercatoError)
-        raise error(answer.detail or "the order saga refused the command", code=answer.code)
-    return dict(answer.result)
+    return await commands.ask(request, payload)
 
 
 def order_access(app: web.Application) -> OrderAccess:

@@ -14,8 +14,7 @@ from gateway.commands import CommandBus, new_deadline, started
 from gateway.passwords import hash_password
 from gateway.routes.schemas import RegisterBody, normalise_email
 from gateway.validation import field_errors
-from streams.envelope import new_event
-from streams.errors import Unavailable
+from streams.errors import Conflict, MercatoError, Unavailable
 from streams.events.users import RegistrationRequested
 
 NO_WORKER = "no worker answered; is `mercato worker` running?"
@@ -43,8 +42,9 @@ async def create_admin(settings: Settings, *, email: str, password: str, name: s
         sys.stderr.write(f"mercato: cannot reach the broker: {exc}\n")
         return 1
     try:
-        async with started(CommandBus(settings, producer, instance)) as bus:
-            command = new_event(
+        bus = CommandBus(settings, producer, instance, source=f"cli/{instance}")
+        async with started(bus):
+            created = await bus.ask(
                 RegistrationRequested(
                     user_id=uuid.uuid4().hex,
                     email=body.email,
@@ -55,10 +55,8 @@ async def create_admin(settings: Settings, *, email: str, password: str, name: s
                     deadline=new_deadline(settings),
                     reply_to=bus.instance_id,
                 ),
-                key=email_key,
-                source=f"cli/{instance}",
+                correlation_id=None,
             )
-            answer = await bus.request("registrations", command, key=email_key)
     except Unavailable as exc:
         message = NO_WORKER if exc.code == "WORKER_UNAVAILABLE" else exc.detail
         sys.stderr.write(f"mercato: {message}\n")
@@ -66,14 +64,13 @@ async def create_admin(settings: Settings, *, email: str, password: str, name: s
     except RuntimeError as exc:  # the replies topic is missing
         sys.stderr.write(f"mercato: {exc}\n")
         return 1
+    except Conflict:  # EMAIL_TAKEN, the registrations agent's only refusal
+        sys.stderr.write(f"mercato: an account with email {body.email} already exists\n")
+        return 1
+    except MercatoError as exc:
+        sys.stderr.write(f"mercato: refused ({exc.code}): {exc.detail}\n")
+        return 1
     finally:
         await producer.stop()
-    if answer.outcome == "rejected":
-        if answer.code == "EMAIL_TAKEN":
-            sys.stderr.write(f"mercato: an account with email {body.email} already exists\n")
-        else:
-            sys.stderr.write(f"mercato: refused ({answer.code}): {answer.detail}\n")
-        return 1
-    created = answer.result
     sys.stdout.write(f"admin {created['email']} created (user id {created['userId']})\n")
     return 0

@@ -43,6 +43,16 @@ class Payload(BaseModel):
         frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
     )
 
+    def record_key(self) -> str:
+        """The Kafka record key: the field the registered ``key`` names.
+
+        A payload whose ``key`` is a description rather than a field overrides this.
+        """
+        spec = spec_for_model(type(self))
+        if spec.key_field is None:
+            raise TypeError(f"{spec.type}: key {spec.key!r} names no field; override record_key")
+        return str(getattr(self, spec.key_field))
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class EventSpec:
@@ -54,6 +64,8 @@ class EventSpec:
     model: builtins.type[BaseModel]
     summary: str
     key: str
+    # The payload attribute whose camelCase name is ``key``, when ``key`` names one.
+    key_field: str | None = None
 
     @property
     def internal(self) -> bool:
@@ -70,7 +82,7 @@ def event(type_: str, *, version: int = 1, topic: str, key: str, summary: str) -
 
     def register(model: M) -> M:
         topic_spec(topic)  # fail at import on an unknown topic name
-        spec = EventSpec(type_, version, topic, model, summary, key)
+        spec = EventSpec(type_, version, topic, model, summary, key, _field_named(model, key))
         if (type_, version) in _BY_TYPE:
             raise ValueError(f"event {type_} v{version} is registered twice")
         _BY_TYPE[(type_, version)] = spec
@@ -78,6 +90,12 @@ def event(type_: str, *, version: int = 1, topic: str, key: str, summary: str) -
         return model
 
     return register
+
+
+def _field_named(model: type[BaseModel], name: str) -> str | None:
+    """The attribute of ``model`` whose own or camelCase wire name is ``name``, if any."""
+    fields = model.model_fields.items()
+    return next((field for field, info in fields if name in (field, info.alias)), None)
 
 
 def spec_for(type_: str, version: int) -> EventSpec | None:

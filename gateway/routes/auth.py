@@ -6,7 +6,7 @@ import uuid
 
 from aiohttp import web
 
-from gateway import auditing, keys, usercommands
+from gateway import auditing, commands, keys, usercommands
 from gateway.commands import new_deadline
 from gateway.openapi import operation
 from gateway.passwords import hash_password, needs_rehash, verify_password
@@ -14,8 +14,7 @@ from gateway.routes.schemas import LoginBody, RegisterBody, TokenOut, UserOut, n
 from gateway.routes.sessions import token_pair
 from gateway.validation import parse_body
 from stores.users import Credentials
-from streams.envelope import new_event
-from streams.errors import Conflict, MercatoError, Unauthenticated
+from streams.errors import Unauthenticated
 from streams.events.audit import LoginFailed, LoginSucceeded
 from streams.events.users import PasswordChangeRequested, RegistrationRequested
 
@@ -38,30 +37,19 @@ routes = web.RouteTableDef()
 async def register(request: web.Request) -> web.Response:
     """Hand the registration to the registrations agent and wait for its decision."""
     body = await parse_body(request, RegisterBody)
-    settings = request.app[keys.SETTINGS]
-    bus = request.app[keys.COMMANDS]
-    email_key = normalise_email(body.email)
-    command = new_event(
+    user = await commands.ask(
+        request,
         RegistrationRequested(
             user_id=uuid.uuid4().hex,
             email=body.email,
-            email_normalized=email_key,
+            email_normalized=normalise_email(body.email),
             name=body.name,
             roles=[body.role],
             password_hash=await hash_password(body.password),
-            deadline=new_deadline(settings),
-            reply_to=bus.instance_id,
+            deadline=new_deadline(request.app[keys.SETTINGS]),
+            reply_to=request.app[keys.COMMANDS].instance_id,
         ),
-        key=email_key,
-        source=f"gateway/{bus.instance_id}",
-        correlation_id=request[keys.REQUEST_ID],
     )
-    answer = await bus.request("registrations", command, key=email_key)
-    if answer.outcome == "rejected":
-        if answer.code == "EMAIL_TAKEN":
-            raise Conflict(answer.detail or "email taken", code="EMAIL_TAKEN")
-        raise MercatoError(answer.detail or "registration failed", code=answer.code)
-    user = answer.result
     return web.json_response(user, status=201, headers={"Location": f"/v1/users/{user['userId']}"})
 
 
@@ -110,8 +98,8 @@ async def login(request: web.Request) -> web.Response:
 async def _rehash(request: web.Request, credentials: Credentials, password: str) -> None:
     # The hash was made with older parameters; only now is the password at hand to redo it.
     # Fire and forget: expectedVersion makes a late copy lose against any newer change.
-    await usercommands.enqueue(
-        request.app,
+    await commands.publish(
+        request,
         PasswordChangeRequested(
             user_id=credentials.user_id,
             password_hash=await hash_password(password),
@@ -119,5 +107,4 @@ async def _rehash(request: web.Request, credentials: Credentials, password: str)
             expected_version=credentials.version,
             **usercommands.common_fields(request, actor_id=credentials.user_id),
         ),
-        correlation_id=request[keys.REQUEST_ID],
     )

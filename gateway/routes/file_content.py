@@ -55,7 +55,7 @@ async def file_content(request: web.Request) -> web.StreamResponse:
         await publish(request, FileDownloaded(
             file_id=meta.file_id, owner_id=meta.owner_id, user_id=principal.user_id, bytes=sent,
             partial=partial, at=utcnow(),
-        ), file_id=meta.file_id)
+        ))
     return response
 
 

@@ -49,8 +49,8 @@ async def grant_file_permission(request: web.Request) -> web.Response:
         source="owner" if principal.user_id == meta.owner_id else "admin",
         granted_by=principal.user_id, granted_at=utcnow(),
     )
-    answer = await publish_and_wait(request, granted, file_id=meta.file_id)
-    return web.json_response(answer.result, status=201, headers={
+    result = await publish_and_wait(request, granted)
+    return web.json_response(result, status=201, headers={
         "Location": f"/v1/files/{meta.file_id}/permissions/{body.user_id}"
     })
 
@@ -67,7 +67,7 @@ async def revoke_file_permission(request: web.Request) -> web.Response:
         raise NotFound("this user has no grant on the file")
     revoked = FilePermissionRevoked(file_id=meta.file_id, user_id=user_id,
                                     revoked_by=principal.user_id, revoked_at=utcnow())
-    await publish_and_wait(request, revoked, file_id=meta.file_id)
+    await publish_and_wait(request, revoked)
     return web.Response(status=204)
 
 

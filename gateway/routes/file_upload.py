@@ -99,7 +99,7 @@ async def _store_and_announce(
     # Before publishing: announced content is never swept as an orphan (stores.file_sweep).
     await app[keys.FILE_CONTENT].mark_announced(file_id)
     try:
-        answer = await publish_and_wait(request, uploaded, file_id=file_id)
+        result = await publish_and_wait(request, uploaded)
     except Unavailable as exc:
         if exc.code != "WORKER_UNAVAILABLE":
             # Not even published: nobody will ever project it, so the bytes must go.
@@ -111,5 +111,5 @@ async def _store_and_announce(
             retry_after=exc.retry_after, code=exc.code,
         ) from None
     return web.json_response(
-        answer.result, status=201, headers={"Location": f"/v1/files/{file_id}"}
+        result, status=201, headers={"Location": f"/v1/files/{file_id}"}
     )

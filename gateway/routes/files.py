@@ -84,7 +84,7 @@ async def delete_file(request: web.Request) -> web.Response:
     meta = await managed(request, principal, request.match_info["id"])
     deleted = FileDeleted(file_id=meta.file_id, owner_id=meta.owner_id,
                           deleted_by=principal.user_id, deleted_at=utcnow())
-    await publish_and_wait(request, deleted, file_id=meta.file_id)
+    await publish_and_wait(request, deleted)
     return web.Response(status=204)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from gateway import keys
+from gateway import commands, keys
 from gateway.auth import authenticate
 from gateway.commands import new_deadline
 from gateway.openapi import operation
@@ -16,8 +16,7 @@ from gateway.pagination import PAGE_PARAMETERS, page_request, page_response
 from gateway.routes.schemas import Out
 from gateway.validation import query_flag
 from stores.notifications import Notification
-from streams.envelope import new_event
-from streams.errors import InvalidCursor, NotFound
+from streams.errors import InvalidCursor
 from streams.events.notifications import (
     NotificationCommand,
     NotificationDeleteRequested,
@@ -119,24 +118,14 @@ async def _command(
     model: type[NotificationCommand] | type[NotificationReadAllRequested],
 ) -> web.Response:
     principal = authenticate(request, request.app[keys.TOKENS])
-    bus = request.app[keys.COMMANDS]
     fields: dict[str, Any] = {
         "user_id": principal.user_id,
         "deadline": new_deadline(request.app[keys.SETTINGS]),
-        "reply_to": bus.instance_id,
+        "reply_to": request.app[keys.COMMANDS].instance_id,
     }
     if issubclass(model, NotificationCommand):
         fields["notification_id"] = request.match_info["id"]
-    command = new_event(
-        model(**fields),
-        key=principal.user_id,
-        source=f"gateway/{bus.instance_id}",
-        correlation_id=request[keys.REQUEST_ID],
-    )
-    answer = await bus.request("outbox", command, key=principal.user_id)
-    if answer.outcome == "rejected":
-        # Someone else's notification answers exactly like a missing one.
-        raise NotFound("no such notification")
+    await commands.ask(request, model(**fields))
     return web.Response(status=204)
 
 

@@ -7,12 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import auditing, keys, usercommands
+from gateway import auditing, commands, keys, usercommands
 from gateway.openapi import operation
 from gateway.passwords import hash_password
 from gateway.routes.schemas import ResetBody, ResetConfirmBody, normalise_email
 from gateway.validation import parse_body
-from streams.envelope import new_event
 from streams.errors import InvalidResetToken, MercatoError
 from streams.events.audit import PasswordResetCompleted, PasswordResetRequested
 from streams.events.notifications import MessageRequested
@@ -58,7 +57,8 @@ async def _issue(request: web.Request, email_key: str, context: dict[str, Any]) 
     if user_id is None:
         return
     token = await app[keys.RESET_TOKENS].issue(user_id)
-    message = new_event(
+    await commands.publish(
+        request,
         MessageRequested(
             message_id=uuid.uuid4().hex,
             user_id=user_id,
@@ -66,15 +66,6 @@ async def _issue(request: web.Request, email_key: str, context: dict[str, Any]) 
             template="password_reset",
             params={"token": token, "expiresInMinutes": app[keys.RESET_TOKENS].ttl // 60},
         ),
-        key=user_id,
-        source=f"gateway/{app[keys.INSTANCE_ID]}",
-        correlation_id=request[keys.REQUEST_ID],
-    )
-    await app[keys.PRODUCER].send_and_wait(
-        app[keys.SETTINGS].topic("outbox"),
-        key=user_id.encode(),
-        value=message.encode(),
-        headers=message.headers(),
     )
 
 

@@ -11,15 +11,14 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import Field, StrictInt, field_validator
 
-from gateway import keys
+from gateway import commands, keys
 from gateway.auth import authenticate
 from gateway.commands import new_deadline
 from gateway.openapi import operation
 from gateway.routes.schemas import Out
 from gateway.validation import Body, parse_body
-from streams.envelope import new_event
-from streams.errors import Conflict, Forbidden, MercatoError, NotFound
-from streams.events.inventory import COMMANDS, AdjustRequested
+from streams.errors import Forbidden, NotFound
+from streams.events.inventory import AdjustRequested
 
 routes = web.RouteTableDef()
 # One change moves at most this many units: a typo must not create a billion units.
@@ -77,22 +76,15 @@ async def change_stock(request: web.Request) -> web.Response:
         raise NotFound("no such product")
     if seller_id != principal.user_id and not principal.is_admin:
         raise Forbidden("only the product's seller or an admin may change its stock")
-    bus = request.app[keys.COMMANDS]
-    command = new_event(
+    result = await commands.ask(
+        request,
         AdjustRequested(
             product_id=product_id,
             quantity_change=body.quantity_change,
             requested_by=principal.user_id,
-            reply_to=bus.instance_id,
+            reply_to=request.app[keys.COMMANDS].instance_id,
             deadline=new_deadline(request.app[keys.SETTINGS]),
         ),
-        key=product_id,
-        source=f"gateway/{request.app[keys.INSTANCE_ID]}",
-        correlation_id=request[keys.REQUEST_ID],
     )
-    answer = await bus.request(COMMANDS, command, key=product_id)
-    if answer.outcome == "rejected":
-        error = Conflict if answer.code == "INSUFFICIENT_STOCK" else MercatoError
-        raise error(answer.detail or "the stock change was refused", code=answer.code)
-    out = StockOut(product_id=product_id, current_stock=int(answer.result["currentStock"]))
+    out = StockOut(product_id=product_id, current_stock=int(result["currentStock"]))
     return web.json_response(out.model_dump(by_alias=True))

@@ -27,6 +27,10 @@ class AuditRecord(Payload):
     user_agent: str | None = None
     request_id: str | None = None
 
+    def record_key(self) -> str:
+        """Keyed by the actor; anonymous attempts share one key."""
+        return self.actor_id or "anonymous"
+
 
 class EmailAttempt(AuditRecord):
     """An attempt naming an email that may not exist: never the email itself."""

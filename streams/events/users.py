@@ -29,6 +29,10 @@ class RegistrationRequested(Payload):
     deadline: Timestamp = Field(description="After this instant a worker drops the command.")
     reply_to: str = Field(description="Id of the gateway instance waiting for the answer.")
 
+    def record_key(self) -> str:
+        """Keyed by the normalised email, so one address's registrations are decided in order."""
+        return self.email_normalized
+
 
 @event(
     "user.registered",
