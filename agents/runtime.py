@@ -7,12 +7,15 @@ dead-letter the rest, so no record blocks a partition or silently vanishes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import faust
+import faust.streams
 
 from agents.effects import Effects, acks_awaited_at_end
 from agents.lanes import KeyLanes
@@ -89,5 +92,48 @@ def guarded_agent(
     consume.__name__ = consume.__qualname__ = name
     # One actor per partition: partitions are processed concurrently while each keeps its
     # order (all our ordering guarantees are per key, hence per partition).
+    agent_options.setdefault("isolated_partitions", True)
+    return app.agent(topic, name=name, **agent_options)(consume)
+
+
+@contextlib.contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event while the block runs.
+
+    A table write goes to the partition (and changelog partition) of the current event,
+    which Faust sets only while an agent iterates one event at a time; a batched agent
+    sets it for each record of its batch through the same context variable.
+    """
+    token = faust.streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)
+
+
+def batched_agent(
+    app: faust.App,
+    *,
+    name: str,
+    topic: Any,
+    handle: Callable[[Sequence[Any]], Awaitable[object]],
+    size: int,
+    within: float,
+    **agent_options: Any,
+) -> Any:
+    """Declare agent ``name`` handing ``handle`` up to ``size`` events at a time.
+
+    A batch is what arrived within ``within`` seconds (or ``size`` events, if sooner); its
+    records are acked only once ``handle`` returned, so their offsets are committed after
+    its effects (Faust's ``take_events``). ``handle`` guards each record itself
+    (``agents.resilience.guarded``) and runs table writes under :func:`as_current`.
+    """
+
+    async def consume(stream: Any) -> None:
+        async for events in stream.take_events(size, within=within):
+            outcome = await handle(events)
+            log.debug("%s: %s", name, outcome)
+
+    consume.__name__ = consume.__qualname__ = name
     agent_options.setdefault("isolated_partitions", True)
     return app.agent(topic, name=name, **agent_options)(consume)

@@ -10,7 +10,8 @@ Starts an embedded stack (broker, MongoDB-protocol server, Redis), ``mercato wor
    seeded products) are produced straight onto ``analytics`` in the envelope the gateway
    publishes (``gateway/routes/analytics_events.py``; the gateway is left out so that the
    agents alone are measured, as the naive agent is fed by a plain producer too). Each
-   yields two facts (the marketplace and the seller). Rate = first send -> the last fact
+   yields two facts (the marketplace and the seller), published a batch at a time as one
+   ``analytics.facts`` record per scope. Rate = first send -> the last fact
    applied by the ``analytics`` agent (``bench.analytics_offsets`` says how that moment is
    found exactly). The worker's CPU (``/proc``) over the same window, per event. The
    dashboard must then count exactly ``--events`` views for the marketplace and the seller.
@@ -304,8 +305,8 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     written = measured["records_per_event"]
     print(f"cpu/event worker {cpu['analytics']:.2f} ms broker "
           f"{measured['broker_cpu_ms_per_event']:.2f} ms naive {cpu['naive']:.2f} ms; "
-          f"records written per event: {written['facts']:.2f} facts, "
-          f"{written['changelog']:.2f} changelog")
+          f"records written per event: {written['facts']:.3f} fact records, "
+          f"{written['changelog']:.3f} changelog")
     tail = measured["changelog_tail"]
     print("changelog tail, mean bytes per record by key kind: " + ", ".join(
         f"{kind}| {t['mean_bytes']:.0f} B x{t['records']}" for kind, t in sorted(tail.items())))

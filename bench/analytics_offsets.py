@@ -4,10 +4,11 @@
 marketplace's and the seller's snapshots count exactly the events sent, which they do
 only once every fact of both scopes was applied (each fact is applied once, see
 ``agents.analytics.windows``). *When* the last one was applied is read from the windows
-table's changelog: the decider writes a fact's ``s|{partition}|{id}`` mark last, so the
-newest such record (not a tombstone) of each changelog partition is the last fact
-applied there, and its timestamp is the moment the worker's producer took it. Ticks,
-which follow, never write such marks.
+table's changelog: the decider writes a record's applied ids (``s|{partition}|{offset}``)
+just before the partition's meta, after every window, so the newest such record (not a
+tombstone) of each changelog partition marks the last facts applied there, and its
+timestamp is the moment the worker's producer took it. Ticks, which follow, never write
+such marks.
 """
 
 from __future__ import annotations

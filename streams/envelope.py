@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -37,9 +38,21 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_ID_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
 def derived_id(*parts: str) -> str:
-    """A deterministic event id, so a redelivered command re-emits the *same* event."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "mercato:" + ":".join(parts)))
+    """A deterministic event id, so a redelivered command re-emits the *same* event.
+
+    ``uuid.uuid5(NAMESPACE_URL, "mercato:" + ":".join(parts))``, computed without building
+    a ``UUID`` (a third of the cost): the analytics stage derives two per client event.
+    """
+    name = ("mercato:" + ":".join(parts)).encode()
+    digest = bytearray(hashlib.sha1(_ID_NAMESPACE + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,31 +1,32 @@
-"""The second analytics stage: applies facts to their scope's windows once, closes windows.
+"""The second analytics stage: applies a record's facts to its scope's windows once.
 
-Records of one partition of ``analytics-facts`` are applied one at a time, and all of
-a record's writes go to one table (so one changelog partition, in order): after a crash
-the table holds a prefix of the record's writes. Each window remembers the last fact it
-applied (``lastFact``), and the fact's ``seen`` mark is written last, so a redelivered
-fact is skipped where it was applied and applied where it was not. Emitting a window is
-idempotent (same ids, the store keeps the highest revision); after a restart the first
-tick of a partition emits its closed windows again, in case the crash lost an emission.
+A record of ``analytics-facts`` carries the facts of one scope from a batch of source
+events (or is the timer's tick). All of a record's writes go to one table partition (so
+one changelog partition, in order) and are made by one :class:`~agents.analytics.windows.
+Change`, which writes each touched key once and the partition's meta last (with the
+record's offset): after a crash the table holds a prefix of the record's writes, and the
+redelivered record completes it (see ``agents.analytics.windows``). Emitting a window is
+idempotent (same ids, the store keeps the highest revision); after a restart or an
+assignment the first tick of a partition emits its closed windows again, in case the crash
+lost an emission.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 from agents.analytics import metrics
-from agents.analytics.windows import PartitionWindows, Window, start_of
+from agents.analytics.windows import Change, Memory, Window, closed_windows, start_of
 from agents.effects import Effects
 from stores.analytics import AnalyticsRepository
 from streams.envelope import Envelope, derived_id, new_event
-from streams.events.analytics import AnalyticsFact, AnalyticsTick, WindowClosed
+from streams.events.analytics import AnalyticsFact, AnalyticsFacts, AnalyticsTick, WindowClosed
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.analytics"
-VISITOR_KEEP_MS = 5 * 60_000
 
 
 def epoch_ms(moment: str | datetime) -> int:
@@ -35,124 +36,125 @@ def epoch_ms(moment: str | datetime) -> int:
 
 
 class AnalyticsDecider:
-    """Handles facts and ticks of the partitions this worker owns."""
+    """Handles the facts and ticks of the partitions this worker owns."""
 
     def __init__(self, table: MutableMapping[str, Any], effects: Effects, *, grace: float) -> None:
         self._table = table
         self._effects = effects
         self._grace_ms = int(grace * 1000)
+        self._memory: dict[int, Memory] = {}
         # Scopes this process applied facts to, with their partition (the snapshot
         # publisher's work list).
         self.live: dict[str, int] = {}
         self._reemitted: set[int] = set()
 
-    def partition(self, partition: int) -> PartitionWindows:
-        """The windows of one partition (the table is shared; keys name their partition)."""
-        return PartitionWindows(
-            self._table, self._table, partition=partition, grace_ms=self._grace_ms,
-            seen_prefix="s|",
-        )
+    def revoked(self, partitions: Iterable[int]) -> None:
+        """Partitions moved away: what is remembered of them may be stale when they return."""
+        for partition in partitions:
+            self._memory.pop(partition, None)
+            self._reemitted.discard(partition)
 
-    async def handle(self, raw: bytes, *, partition: int) -> str:
+    def _change(self, partition: int, offset: int) -> Change:
+        memory = self._memory.get(partition)
+        if memory is None:
+            memory = self._memory[partition] = Memory(self._table, partition)
+        return Change(self._table, partition, offset, self._grace_ms, memory)
+
+    async def handle(self, raw: bytes, *, partition: int, offset: int) -> str:
         """Process one record of ``analytics-facts``; returns what happened."""
         envelope = Envelope.decode(raw)
-        windows = self.partition(partition)
+        change = self._change(partition, offset)
+        if change.done_already():
+            return "duplicate record"
         if envelope.type == "analytics.tick":
-            tick = envelope.payload(AnalyticsTick)
-            return await self._tick(windows, epoch_ms(tick.at))
-        if envelope.type != "analytics.fact":
+            return await self._tick(change, epoch_ms(envelope.payload(AnalyticsTick).at))
+        if envelope.type != "analytics.facts":
             log.warning("analytics agent ignores %s", envelope.type)
             return "ignored"
-        fact = envelope.payload(AnalyticsFact)
-        scope = envelope.key
-        at = epoch_ms(envelope.occurred_at)
-        if fact.kind == "product":
-            if fact.product_id is not None and fact.name is not None:
-                names = dict(self._table.get(f"n|{scope}") or {})
-                if names.get(fact.product_id) != fact.name:
-                    names[fact.product_id] = fact.name
-                    self._table[f"n|{scope}"] = names
-            return "named"
-        verdict = windows.check(envelope.id, at)
-        if verdict == "duplicate":
-            return "duplicate"
-        if verdict == "late":
-            log.warning(
-                "analytics: late event %s for %s at %s, %d ms behind the watermark; "
-                "counted in lateEvents, not applied", envelope.id, scope, envelope.occurred_at,
-                windows.watermark - at)
-            revised = windows.update(scope, fact.seller_id, windows.clock, envelope.id,
-                                     lambda m, size: m.__setitem__(
-                                         "lateEvents", m["lateEvents"] + 1))
-            windows.mark_late(envelope.id)
-            await self._emit_all(revised)
-            return "late"
-        fresh = self._distinct(partition, scope, at, fact)
+        return await self._facts(change, envelope.key, envelope.payload(AnalyticsFacts).facts)
 
-        def change(m: metrics.Metrics, size: str) -> None:
+    async def _facts(self, change: Change, scope: str, facts: list[AnalyticsFact]) -> str:
+        counts = dict.fromkeys(("applied", "duplicate", "late", "named"), 0)
+        for fact in facts:
+            at = epoch_ms(fact.at)
+            if fact.kind == "product":
+                self._name(change, scope, fact)
+                counts["named"] += 1
+                continue
+            verdict = change.verdict(fact.id, at)
+            counts[verdict] += 1
+            if verdict == "late":
+                log.warning(
+                    "analytics: late event %s for %s at %s, %d ms behind the watermark; "
+                    "counted in lateEvents, not applied", fact.id, scope,
+                    fact.at.isoformat(), change.watermark - at)
+                change.count_late(scope, fact.seller_id, fact.id)
+                continue
+            # A duplicate's time was applied already, or by this very record before a
+            # crash (whose meta write it did not reach): the clock is the same either way.
+            change.advance_clock(at)
+            if verdict == "duplicate":
+                continue
+            self._apply(change, scope, at, fact)
+        self._sweep(change)
+        await self._emit_all(change.commit())
+        self.live[scope] = change.partition
+        return ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "empty"
+
+    def _apply(self, change: Change, scope: str, at: int, fact: AnalyticsFact) -> None:
+        day = start_of(at, "day")
+        fresh: list[str] = []
+        if fact.kind == "view" and fact.viewer is not None and change.distinct(
+                f"d|{change.partition}|{day}|{scope}|viewers|{fact.viewer}"):
+            fresh.append("viewers")
+        if fact.user_id and change.distinct(
+                f"d|{change.partition}|{day}|{scope}|activeUsers|{fact.user_id}"):
+            fresh.append("activeUsers")
+
+        def add(m: metrics.Metrics, size: str) -> None:
             metrics.apply(m, fact)
             if size == "day":
                 for counter in fresh:
                     m[counter] += 1
 
-        revised = windows.update(scope, fact.seller_id, at, envelope.id, change)
-        self._mark_distinct(partition, scope, at, fact)
+        change.update(scope, fact.seller_id, at, add)
         if fact.viewer is not None:
-            self._visit(scope, fact.viewer, at)
-        windows.mark_seen(envelope.id, at)
-        closed, forgotten = windows.advance(at)
-        self._forget(partition, forgotten)
-        self.live[scope] = partition
-        await self._emit_all(revised + closed)
-        return "revised" if revised else "applied"
+            change.visited(scope, fact.viewer, at)
+        change.applied(fact.id, at)
 
-    async def _tick(self, windows: PartitionWindows, now_ms: int) -> str:
-        closed, forgotten = windows.advance(now_ms)
-        self._forget(windows.partition, forgotten)
-        if windows.partition not in self._reemitted:
-            self._reemitted.add(windows.partition)
-            closed = [*windows.closed_windows(), *closed]
-        await self._emit_all(closed)
-        return f"tick: {len(closed)} emitted"
-
-    def _distinct_keys(self, partition: int, scope: str, at: int, fact: AnalyticsFact
-                       ) -> dict[str, str]:
-        day = start_of(at, "day")
-        keys: dict[str, str] = {}
-        if fact.kind == "view" and fact.viewer is not None:
-            keys["viewers"] = f"d|{partition}|{day}|{scope}|viewers|{fact.viewer}"
-        if fact.user_id:
-            keys["activeUsers"] = f"d|{partition}|{day}|{scope}|activeUsers|{fact.user_id}"
-        return keys
-
-    def _distinct(self, partition: int, scope: str, at: int, fact: AnalyticsFact) -> list[str]:
-        """The day's distinct counters this fact adds one to (not yet marked)."""
-        return [counter for counter, key in self._distinct_keys(partition, scope, at, fact).items()
-                if key not in self._table]
-
-    def _mark_distinct(self, partition: int, scope: str, at: int, fact: AnalyticsFact) -> None:
-        for key in self._distinct_keys(partition, scope, at, fact).values():
-            if key not in self._table:
-                self._table[key] = 1
-
-    def _visit(self, scope: str, viewer: str, at: int) -> None:
-        key = f"v|{scope}"
-        visitors: dict[str, int] = dict(self._table.get(key) or {})
-        if visitors.get(viewer, 0) >= at:
+    def _name(self, change: Change, scope: str, fact: AnalyticsFact) -> None:
+        # Product names for the top products; last write wins (names are not windowed).
+        if fact.product_id is None or fact.name is None:
             return
-        visitors[viewer] = at
-        newest = max(visitors.values())
-        self._table[key] = {v: t for v, t in visitors.items() if t > newest - VISITOR_KEEP_MS}
+        names = dict(self._table.get(f"n|{scope}") or {})
+        if names.get(fact.product_id) != fact.name:
+            names[fact.product_id] = fact.name
+            self._table[f"n|{scope}"] = names
 
-    def _forget(self, partition: int, forgotten: list[Window]) -> None:
-        days = [int(w["start"]) for w in forgotten if w["size"] == "day"]
+    def _sweep(self, change: Change) -> None:
+        days = [int(w["start"]) for w in change.sweep() if w["size"] == "day"]
         if not days:
             return
+        # A day is forgotten once a day per scope: its distinct marks go with it. They are
+        # not indexed (one bucket write per new viewer would cost more than this scan).
         last = max(days)
-        prefix = f"d|{partition}|"
+        prefix = f"d|{change.partition}|"
         for key in list(self._table.keys()):
             if key.startswith(prefix) and int(key.split("|", 3)[2]) <= last:
-                del self._table[key]
+                change.delete(key)
+
+    async def _tick(self, change: Change, now_ms: int) -> str:
+        if now_ms > int(change.meta["wall"]):
+            change.meta["wall"] = now_ms
+        self._sweep(change)
+        closed = change.commit()
+        if change.partition not in self._reemitted:
+            self._reemitted.add(change.partition)
+            again = {(w["scope"], w["size"], w["start"]): w
+                     for w in [*closed_windows(self._table, change.partition), *closed]}
+            closed = list(again.values())
+        await self._emit_all(closed)
+        return f"tick: {len(closed)} emitted"
 
     async def _emit_all(self, windows: list[Window]) -> None:
         repo = self._effects.repo(AnalyticsRepository)

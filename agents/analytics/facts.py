@@ -5,8 +5,10 @@ from ``order.placed`` in a table keyed by order id, co-partitioned with ``orders
 ``payments`` (failed charges), ``users`` (registrations), ``files`` (uploads),
 ``products`` (names for top products) and the client events on ``analytics``.
 
-Every fact is keyed by its scope (``marketplace`` or ``seller:{id}``), so each scope's
-windows live in one partition of ``analytics-facts``. A fact's id is derived from what it
+Facts are published by scope (``marketplace`` or ``seller:{id}``), so each scope's windows
+live in one partition of ``analytics-facts``: the stage reads its sources a batch at a
+time and publishes one ``analytics.facts`` record per scope per batch, which the second
+stage applies with one write per window it touches. A fact's id is derived from what it
 counts (an order's payment, a client event's id) and its scope, so a redelivered or
 replayed source event yields the same facts, which the second stage applies once.
 """
@@ -14,13 +16,12 @@ replayed source event yields the same facts, which the second stage applies once
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
-from datetime import datetime
+from collections.abc import Iterable, MutableMapping
 from decimal import Decimal
 from typing import Any
 
 from streams.envelope import Envelope, derived_id, new_event
-from streams.events.analytics import AnalyticsFact, FactLine
+from streams.events.analytics import AnalyticsFact, AnalyticsFacts, FactLine
 from streams.events.orders import OrderPlaced, OrderStatusChanged
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,16 @@ def scope_key(seller_id: str | None) -> str:
     return MARKETPLACE if seller_id is None else f"seller:{seller_id}"
 
 
+Fact = tuple[str, AnalyticsFact]  # (scope, fact)
+
+
 class FactMapper:
     """Turns one source envelope into the facts it contributes (usually zero to three)."""
 
     def __init__(self, orders: MutableMapping[str, Any]) -> None:
         self._orders = orders
 
-    def facts(self, envelope: Envelope) -> list[Envelope]:
+    def facts(self, envelope: Envelope) -> list[Fact]:
         """The facts of ``envelope``; order lines are remembered as a side effect."""
         kind = envelope.type
         if kind == "order.placed":
@@ -84,7 +88,7 @@ class FactMapper:
             "paid": False,
         }
 
-    def _status(self, envelope: Envelope, change: OrderStatusChanged) -> list[Envelope]:
+    def _status(self, envelope: Envelope, change: OrderStatusChanged) -> list[Fact]:
         order = self._orders.get(change.order_id)
         if order is None:
             if change.status in ("paid", "refunded"):
@@ -105,7 +109,7 @@ class FactMapper:
 
     def _money(
         self, envelope: Envelope, order: dict[str, Any], kind: str, counted: str
-    ) -> list[Envelope]:
+    ) -> list[Fact]:
         lines = order["lines"]
         sellers = list(dict.fromkeys(line["sellerId"] for line in lines))
         out = []
@@ -122,7 +126,7 @@ class FactMapper:
             ))
         return out
 
-    def _client(self, envelope: Envelope, kind: str) -> list[Envelope]:
+    def _client(self, envelope: Envelope, kind: str) -> list[Fact]:
         data = envelope.data
         user, session = data.get("userId"), data.get("sessionId")
         viewer = f"u:{user}" if user else (f"s:{session}" if session else None)
@@ -138,14 +142,23 @@ class FactMapper:
     @staticmethod
     def _fact(
         envelope: Envelope, seller_id: str | None, kind: str, counted: str, **fields: Any
-    ) -> Envelope:
+    ) -> Fact:
         scope = scope_key(seller_id)
-        fact = AnalyticsFact.model_validate(
-            {"sellerId": seller_id, "kind": kind, "sourceId": counted, **fields}
-        )
-        return new_event(
-            fact, key=scope, source=SOURCE,
-            correlation_id=envelope.correlation_id, causation_id=envelope.id,
-            event_id=derived_id(counted, kind, scope),
-            occurred_at=datetime.fromisoformat(envelope.occurred_at),
-        )
+        fact = AnalyticsFact.model_validate({
+            "id": derived_id(counted, kind, scope), "at": envelope.occurred_at,
+            "sellerId": seller_id, "kind": kind, "sourceId": counted, **fields,
+        })
+        return scope, fact
+
+
+def by_scope(facts: Iterable[Fact]) -> dict[str, list[AnalyticsFact]]:
+    """Facts grouped by scope, each scope's in the order given."""
+    grouped: dict[str, list[AnalyticsFact]] = {}
+    for scope, fact in facts:
+        grouped.setdefault(scope, []).append(fact)
+    return grouped
+
+
+def facts_record(scope: str, facts: list[AnalyticsFact]) -> Envelope:
+    """The ``analytics.facts`` record of one scope's facts from one batch."""
+    return new_event(AnalyticsFacts(facts=facts), key=scope, source=SOURCE)

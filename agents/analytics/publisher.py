@@ -5,7 +5,8 @@ the snapshot of each scope this worker keeps; one that says something new (its `
 aside) replaces the scope's snapshot in MongoDB (``GET /v1/analytics/dashboard``) and
 is pushed as ``analytics.snapshot`` on ``dashboard`` or ``dashboard:{sellerId}``. So a
 scope gets at most one push per interval, and none while nothing changes. The scopes
-are found in the table now and then (after a restart the in-memory list is empty); each
+are read now and then from each owned partition's list in the table (after a restart
+the in-memory list is empty); each
 tick publishes only those whose partition this worker is assigned at that moment, so a
 scope moved away by a rebalance is not published here again (its table rows are gone,
 and an all-zero snapshot would replace its new owner's).
@@ -22,7 +23,7 @@ from typing import Any
 from agents.analytics import snapshot
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import MARKETPLACE
-from agents.analytics.windows import MINUTE_MS, start_of
+from agents.analytics.windows import MINUTE_MS, scopes_key, start_of, visitors_key
 from agents.effects import Effects
 from stores.analytics import AnalyticsRepository
 from streams.envelope import new_event, utcnow
@@ -31,6 +32,7 @@ from streams.events.analytics import DashboardSnapshot
 log = logging.getLogger(__name__)
 SOURCE = "agents.analytics"
 RESCAN_SECONDS = 10.0
+VISITOR_MINUTES = 5  # "visitors now": distinct viewers of the last five minutes
 
 
 def channel_of(scope: str) -> str:
@@ -67,13 +69,15 @@ class SnapshotPublisher:
             seller, now_ms=now_ms,
             day=self._table.get(f"w|{scope}|day|{start_of(now_ms, 'day')}"),
             minutes=minutes,
-            visitors=self._table.get(f"v|{scope}") or {},
+            visitors=[self._table.get(visitors_key(scope, start)) or []
+                      for start in range(current - VISITOR_MINUTES * MINUTE_MS + MINUTE_MS,
+                                         current + 1, MINUTE_MS)],
             names=self._table.get(f"n|{scope}") or {},
         )
 
     def _rescan(self) -> None:
-        found = {stored["scope"]: int(stored["p"]) for key, stored in list(self._table.items())
-                 if key.startswith("w|")}
+        found = {scope: partition for partition in self._owned()
+                 for scope in self._table.get(scopes_key(partition)) or []}
         self._decider.live.clear()
         self._decider.live.update(found)
 

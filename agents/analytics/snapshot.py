@@ -1,12 +1,13 @@
 """The dashboard snapshot of one scope, built from its windows (pure).
 
 "Today" is the UTC day of ``now``; ``lastHour`` the 60 minutes ending with the current
-one (oldest first); ``visitorsNow`` the distinct viewers seen in the last 5 minutes.
+one (oldest first); ``visitorsNow`` the distinct viewers of the last five minutes (the
+current one included), from each minute's distinct viewers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,6 @@ from agents.analytics import metrics
 from agents.analytics.windows import MINUTE_MS, Window
 from streams.envelope import format_time
 
-VISITOR_MS = 5 * MINUTE_MS
 TOP = 10
 
 
@@ -22,9 +22,9 @@ def _time(ms: int) -> str:
     return format_time(datetime.fromtimestamp(ms / 1000, UTC))
 
 
-def visitors_now(visitors: Mapping[str, int], now_ms: int) -> int:
-    """Distinct viewers last seen within 5 minutes of ``now_ms``."""
-    return sum(1 for seen in visitors.values() if seen > now_ms - VISITOR_MS)
+def visitors_now(minutes: Iterable[Iterable[str]]) -> int:
+    """Distinct viewers across the given minutes' viewers."""
+    return len(set().union(*minutes))
 
 
 def build(
@@ -33,7 +33,7 @@ def build(
     now_ms: int,
     day: Window | None,
     minutes: Mapping[int, Window],
-    visitors: Mapping[str, int],
+    visitors: Iterable[Iterable[str]],
     names: Mapping[str, str],
 ) -> dict[str, Any]:
     """The contract's snapshot as JSON (camelCase)."""
@@ -68,7 +68,7 @@ def build(
             "conversionRate": metrics.conversion(today),
             "uploads": today["uploads"],
         },
-        "visitorsNow": visitors_now(visitors, now_ms),
+        "visitorsNow": visitors_now(visitors),
         "lastHour": buckets,
         "topProducts": [
             {"productId": pid, "name": names.get(pid), "orders": p["orders"],

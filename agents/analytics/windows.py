@@ -1,32 +1,46 @@
-"""Event-time windows of one ``analytics-facts`` partition, kept in changelogged tables (pure).
+"""Event-time windows of one ``analytics-facts`` partition, kept in a changelogged table (pure).
 
-Time: every fact carries its source event's ``occurredAt``. The partition's *clock* is the
-largest one seen (and the analytics timer's wall time, so idle partitions move on too);
-its *watermark* is the clock minus the grace period.
+Time. Every fact carries its source event's ``occurredAt``. The partition's *clock* is the
+largest one seen, its *watermark* the clock minus the grace period. The analytics timer's
+wall time (``wall``) only *closes* windows, so idle partitions close theirs too; it never
+moves the watermark, or a worker back from an outage longer than the grace would count its
+whole backlog as late.
 
-- A window (one minute, one hour or one UTC day of one scope) *closes* once the clock
-  passes its end: it is emitted with revision 1.
-- An event older than the watermark is *late*: counted (``lateEvents``, in the windows
-  the clock is in when it arrives), logged by the caller, and never applied.
-- An event within the grace whose window already closed revises it: the window is
-  emitted again with the next revision. Once the watermark passes a window's end it is
-  final (no event can reach it); minute windows are kept an hour more for the dashboard.
+- A window (one minute, one hour or one UTC day of one scope) *closes* once the clock or
+  the wall time passes its end: it is emitted with revision 1. One opened behind that
+  point (a straggler within the grace) is closed at once.
+- A fact older than the watermark is *late*: counted (``lateEvents``, in the windows of
+  the partition's present: its clock or the wall time, whichever is later), logged by
+  the caller, and never applied.
+- A fact within the grace whose window already closed revises it: the window is emitted
+  again with the next revision. Once the watermark passes a window's end + its keep time
+  it is forgotten; minute windows are kept an hour more for the dashboard's chart.
 
 Faust's own windowed tables keep their expiry index in memory, so windows restored from
-the changelog after a restart would never close. Here the index *is* the table: closing
-scans the partition's windows whenever the clock enters a new minute, so windows opened
-before a crash close after it like any other.
+the changelog after a restart would never close. Here the index is in the table: each
+window is listed under the minute it closes in (``c|``) and the minute it is forgotten in
+(``f|``), so closing and forgetting read the buckets of the minutes the clock passed,
+never the whole table, and windows opened before a crash close after it like any other.
 
-Exactly once under redelivery: every applied fact's id is kept in ``seen`` (changelogged)
-with the end of its minute, and forgotten once that minute is final. A redelivered fact
-is then either found there or older than the watermark (late, never applied), so the bound
-is the facts of the last ``grace`` + one minute per partition. Ids of late facts are kept
-in a ring of ``LATE_IDS`` per partition, so a redelivered late fact is counted once.
+Records, not facts, are the unit of work: one record of ``analytics-facts`` carries many
+facts of one scope (``agents.analytics.facts``), and a :class:`Change` gathers what all of
+them do to the partition, then writes each touched key once, in an order that makes a
+crash mid-record harmless (see :meth:`Change.commit`): every window remembers the offset
+of the last record applied to it, so a redelivered record is skipped where it was applied
+and applied where it was not; the partition's meta is written last, with that offset.
+
+Exactly once under redelivery of a *fact* in another record (a replay, or the facts stage
+redoing a batch after a crash): the ids of the facts applied by each record are kept
+(``s|{partition}|{offset}``) until the watermark passes their minutes, and a copy of them
+in memory answers "seen?" without a table read. A redelivered fact is then either seen or
+older than the watermark (late, never applied); ids of late facts are kept in a ring of
+``LATE_IDS`` per partition so a redelivered late fact is counted once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+import heapq
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, Literal
 
 import orjson
@@ -39,9 +53,12 @@ DAY_MS = 24 * HOUR_MS
 SIZES: dict[str, int] = {"minute": MINUTE_MS, "hour": HOUR_MS, "day": DAY_MS}
 # How long after its end a window is kept at least (the dashboard's last hour of minutes).
 KEEP_MS: dict[str, int] = {"minute": 61 * MINUTE_MS, "hour": 0, "day": 0}
+# A minute's distinct visitors are kept for "visitors now" (the last five minutes).
+VISITORS_KEEP_MS = 6 * MINUTE_MS
 LATE_IDS = 1000
 Window = dict[str, Any]
 Verdict = Literal["applied", "duplicate", "late"]
+Table = MutableMapping[str, Any]
 
 
 def start_of(ms: int, size: str) -> int:
@@ -54,155 +71,367 @@ def window_key(scope: str, size: str, start: int) -> str:
     return f"w|{scope}|{size}|{start}"
 
 
+def visitors_key(scope: str, minute: int) -> str:
+    """The table key of the distinct viewers of one scope's minute."""
+    return f"v|{scope}|{minute}"
+
+
+def scopes_key(partition: int) -> str:
+    """The table key listing the scopes a partition holds (for the snapshot publisher)."""
+    return f"p|{partition}"
+
+
+def _ceil_minute(ms: int) -> int:
+    return -(-ms // MINUTE_MS) * MINUTE_MS
+
+
 def _copy(value: Any) -> Any:
     # Table values are decoded anew on each read in RocksDB; a dict table (unit tests)
     # would alias, so every read works on its own copy either way.
     return orjson.loads(orjson.dumps(value))
 
 
-class PartitionWindows:
-    """The windows, clock and seen ids of one partition."""
+class Memory:
+    """What one partition's records need to know fast, kept in memory beside the table.
 
-    def __init__(
-        self,
-        windows: MutableMapping[str, Any],
-        seen: MutableMapping[str, Any],
-        *,
-        partition: int,
-        grace_ms: int,
-        seen_prefix: str = "",
-    ) -> None:
-        self._windows = windows
-        self._seen = seen
+    The applied fact ids still within reach of a redelivery (the table's ``s|{partition}|``
+    entries, loaded on first use after a restart or an assignment, then kept in step with
+    what records write), and the distinct marks (``d|``) known to be in the table, so a
+    returning viewer costs no table read.
+    """
+
+    def __init__(self, table: Table, partition: int) -> None:
+        self.prefix = f"s|{partition}|"
+        self._entries: dict[str, list[str]] = {}  # table key -> the fact ids it holds
+        self._expiry: list[tuple[int, str]] = []  # (last minute end of its ids, table key)
+        self._ids: dict[str, str] = {}  # fact id -> its entry's table key
+        self.marks: set[str] = set()
+        for key, stored in list(table.items()):
+            if key.startswith(self.prefix):
+                self.add(key, stored["ids"], int(stored["until"]))
+
+    def __contains__(self, fact_id: object) -> bool:
+        return fact_id in self._ids
+
+    def add(self, key: str, ids: list[str], until: int) -> None:
+        """Remember the ids one record applied (written under ``key``)."""
+        self._entries[key] = ids
+        heapq.heappush(self._expiry, (until, key))
+        for fact_id in ids:
+            self._ids[fact_id] = key
+
+    def expired(self, watermark: int) -> list[str]:
+        """Forget entries whose minutes the watermark passed; returns their table keys."""
+        gone = []
+        while self._expiry and self._expiry[0][0] <= watermark:
+            _, key = heapq.heappop(self._expiry)
+            for fact_id in self._entries.pop(key, ()):
+                if self._ids.get(fact_id) == key:
+                    del self._ids[fact_id]
+            gone.append(key)
+        return gone
+
+
+class Change:
+    """What one record does to its partition: read through the table, written by ``commit``."""
+
+    def __init__(self, table: Table, partition: int, offset: int, grace_ms: int,
+                 memory: Memory) -> None:
+        self._table = table
         self.partition = partition
+        self.offset = offset
         self.grace_ms = grace_ms
-        self._meta_key = f"m|{partition}"
-        # Apart from the clock (written with nearly every fact), so that stays small.
-        self._late_key = f"l|{partition}"
-        self._seen_prefix = f"{seen_prefix}{partition}|"
+        self._memory = memory
+        stored = table.get(f"m|{partition}")
+        self.meta: dict[str, Any] = {"clock": 0, "wall": 0, "closedThrough": 0,
+                                     "finalThrough": 0, "lastOffset": -1}
+        if stored is not None:
+            self.meta |= _copy(stored)
+        self._windows: dict[str, Window] = {}  # read (copies), to be written if in _dirty
+        self._dirty: set[str] = set()
+        self._emit: dict[str, Window] = {}  # closed windows to emit after the commit
+        self._buckets: dict[str, list[str]] = {}
+        self._visitors: dict[str, list[str]] = {}
+        self._visitors_known: dict[str, set[str]] = {}
+        self._marks: set[str] = set()
+        self._late: list[str] | None = None
+        self._applied: list[str] = []
+        self._applied_ids: set[str] = set()
+        self._applied_until = 0
+        self._deleted: list[str] = []
+        self._new_scopes: set[str] = set()
 
-    @property
-    def meta(self) -> dict[str, Any]:
-        """``{clock, closedThrough}`` of the partition."""
-        stored = self._windows.get(self._meta_key)
-        meta: dict[str, Any] = (
-            {"clock": 0, "closedThrough": 0} if stored is None else _copy(stored)
-        )
-        return meta
+    # -- time -------------------------------------------------------------------------
 
     @property
     def clock(self) -> int:
-        """The largest event time seen (ms)."""
+        """The largest event time applied (ms)."""
         return int(self.meta["clock"])
 
     @property
     def watermark(self) -> int:
-        """Events older than this are late."""
+        """Facts older than this are late."""
         return self.clock - self.grace_ms
 
-    def check(self, fact_id: str, at_ms: int) -> Verdict:
+    @property
+    def closing(self) -> int:
+        """Windows ending at or before this are closed: the clock or the wall time."""
+        return max(self.clock, int(self.meta["wall"]))
+
+    def done_already(self) -> bool:
+        """Whether this record was applied whole before (the meta is written last)."""
+        return self.offset <= int(self.meta["lastOffset"])
+
+    # -- facts ------------------------------------------------------------------------
+
+    def verdict(self, fact_id: str, at_ms: int) -> Verdict:
         """Whether a fact is new, a duplicate, or late (nothing is recorded yet)."""
-        if self._seen_prefix + fact_id in self._seen:
+        if fact_id in self._memory or fact_id in self._applied_ids:
             return "duplicate"
         if at_ms < self.watermark:
             return "duplicate" if fact_id in self._late_ids() else "late"
         return "applied"
 
-    def mark_seen(self, fact_id: str, at_ms: int) -> None:
-        """Record an applied fact until its minute is final (write it last: see decider)."""
-        self._seen[self._seen_prefix + fact_id] = start_of(at_ms, "minute") + MINUTE_MS
+    def advance_clock(self, at_ms: int) -> None:
+        """A fact of this record was seen at ``at_ms`` (applied now or before)."""
+        if at_ms > self.clock:
+            self.meta["clock"] = at_ms
 
-    def mark_late(self, fact_id: str) -> None:
-        """Record a late fact in the partition's bounded ring of late ids."""
-        self._windows[self._late_key] = [*self._late_ids(), fact_id][-LATE_IDS:]
-
-    def _late_ids(self) -> list[str]:
-        return list(self._windows.get(self._late_key) or [])
-
-    def update(
-        self,
-        scope: str,
-        seller_id: str | None,
-        at_ms: int,
-        fact_id: str,
-        change: Callable[[metrics.Metrics, str], None],
-    ) -> list[Window]:
-        """Apply ``change(metrics, size)`` to the scope's minute, hour and day at ``at_ms``.
-
-        A window whose ``lastFact`` is ``fact_id`` has it applied already (a redelivery
-        after a crash mid-record) and is left alone. Returns the windows that had closed
-        already: revised (next revision), or unchanged on such a redelivery; either way
-        they must be emitted (again).
-        """
-        revised: list[Window] = []
-        for size, length in SIZES.items():
-            start = start_of(at_ms, size)
-            key = window_key(scope, size, start)
-            stored = self._windows.get(key)
-            window: Window = _copy(stored) if stored is not None else {
-                "scope": scope, "sellerId": seller_id, "size": size, "start": start,
-                "end": start + length, "p": self.partition, "closed": False, "revision": 0,
-                "lastFact": None, "metrics": metrics.empty(),
-            }
-            if window["lastFact"] == fact_id:
-                if window["closed"]:
-                    revised.append(window)
+    def update(self, scope: str, seller_id: str | None, at_ms: int,
+               change: Callable[[metrics.Metrics, str], None]) -> None:
+        """Apply ``change(metrics, size)`` to the scope's minute, hour and day at ``at_ms``."""
+        for size in SIZES:
+            window = self._window(scope, seller_id, size, start_of(at_ms, size))
+            if window is None:
                 continue
             change(window["metrics"], size)
-            window["lastFact"] = fact_id
-            if window["closed"]:
-                window["revision"] += 1
-                revised.append(window)
+            self._touch(window)
+
+    def count_late(self, scope: str, seller_id: str | None, fact_id: str) -> None:
+        """A late fact: ``lateEvents`` + 1 in the present windows, and its id in the ring."""
+        def late(m: metrics.Metrics, size: str) -> None:
+            m["lateEvents"] += 1
+
+        # Where the partition is now (by event or by wall time): its arrival, not its
+        # past, so a late fact does not reopen a window that closed long ago.
+        self.update(scope, seller_id, self.closing, late)
+        self._late = [*self._late_ids(), fact_id][-LATE_IDS:]
+
+    def applied(self, fact_id: str, at_ms: int) -> None:
+        """Record an applied fact's id (kept until its minute is final)."""
+        self._applied.append(fact_id)
+        self._applied_ids.add(fact_id)
+        self._applied_until = max(self._applied_until, start_of(at_ms, "minute") + MINUTE_MS)
+
+    def visited(self, scope: str, viewer: str, at_ms: int) -> None:
+        """``viewer`` was seen in the scope's minute at ``at_ms``."""
+        key = visitors_key(scope, start_of(at_ms, "minute"))
+        viewers = self._visitors.get(key)
+        if viewers is None:
+            stored = self._table.get(key)
+            viewers = self._visitors[key] = list(stored) if stored is not None else []
+            if stored is None:
+                self._bucket("f", start_of(at_ms, "minute") + MINUTE_MS + VISITORS_KEEP_MS, key)
+            self._visitors_known[key] = set(viewers)
+        known = self._visitors_known[key]
+        if viewer not in known:
+            known.add(viewer)
+            viewers.append(viewer)
+            self._dirty.add(key)
+
+    def distinct(self, key: str) -> bool:
+        """Whether ``key`` (one distinct viewer or user of a day) is new; marks it."""
+        known = self._memory.marks
+        if key in self._marks or key in known:
+            return False
+        if key in self._table:
+            known.add(key)
+            return False
+        self._marks.add(key)
+        return True
+
+    # -- windows ----------------------------------------------------------------------
+
+    def _window(self, scope: str, seller_id: str | None, size: str, start: int
+                ) -> Window | None:
+        """The window (from this change, the table, or new); None if this record was
+        applied to it before a crash (it is then emitted again if closed)."""
+        key = window_key(scope, size, start)
+        window = self._windows.get(key)
+        if window is None:
+            stored = self._table.get(key)
+            if stored is None:
+                end = start + SIZES[size]
+                window = {
+                    "scope": scope, "sellerId": seller_id, "size": size, "start": start,
+                    "end": end, "p": self.partition, "closed": False, "revision": 0,
+                    "lastOffset": -1, "metrics": metrics.empty(),
+                }
+                if end > int(self.meta["closedThrough"]):
+                    # Otherwise it is behind the closing time: ``_touch`` closes it at once.
+                    self._bucket("c", end, key)
+                self._bucket("f", _ceil_minute(end + max(self.grace_ms, KEEP_MS[size])), key)
+                if size == "day":
+                    self._new_scopes.add(scope)
+            else:
+                window = _copy(stored)
             self._windows[key] = window
-        return revised
+        if int(window["lastOffset"]) >= self.offset:
+            if window["closed"]:
+                self._emit[key] = window
+            return None
+        return window
 
-    def closed_windows(self) -> list[Window]:
-        """Every closed window this partition still keeps."""
-        return [
-            _copy(stored) for key, stored in list(self._windows.items())
-            if key.startswith("w|") and stored.get("p") == self.partition and stored["closed"]
-        ]
-
-    def window(self, scope: str, size: str, start: int) -> Window | None:
-        """One window as stored (a copy), if it exists."""
-        stored = self._windows.get(window_key(scope, size, start))
-        return None if stored is None else dict(_copy(stored))
-
-    def advance(self, to_ms: int) -> tuple[list[Window], list[Window]]:
-        """Move the clock to ``to_ms`` (never back); close and forget windows it passed.
-
-        Returns (windows closed now, to emit with revision 1; windows forgotten).
-        """
-        meta = self.meta
-        if to_ms > meta["clock"]:
-            meta["clock"] = to_ms
-            self._windows[self._meta_key] = meta
-        minute = start_of(int(meta["clock"]), "minute")
-        if minute <= meta["closedThrough"]:
-            return [], []
-        closed, forgotten = self._sweep(int(meta["clock"]))
-        meta["closedThrough"] = minute
-        self._windows[self._meta_key] = meta
-        return closed, forgotten
-
-    def _sweep(self, clock: int) -> tuple[list[Window], list[Window]]:
-        closed: list[Window] = []
-        forgotten: list[Window] = []
-        watermark = clock - self.grace_ms
-        for key, stored in list(self._windows.items()):
-            if not key.startswith("w|") or stored.get("p") != self.partition:
-                continue
-            end = int(stored["end"])
-            window = _copy(stored)
-            if not window["closed"] and end <= clock:
+    def _touch(self, window: Window) -> None:
+        key = window_key(window["scope"], window["size"], int(window["start"]))
+        if key not in self._dirty:
+            self._dirty.add(key)
+            if window["closed"]:
+                window["revision"] += 1  # revised: emitted again, once per record
+                self._emit[key] = window
+            elif window["end"] <= self.closing:
+                # Opened or revised behind the closing time (a straggler): closed at once.
                 window["closed"] = True
                 window["revision"] = 1
-                self._windows[key] = window
-                closed.append(window)
-            if end + max(self.grace_ms, KEEP_MS[window["size"]]) <= clock:
-                forgotten.append(window)
-                del self._windows[key]
-        for key, end in list(self._seen.items()):
-            if key.startswith(self._seen_prefix) and int(end) <= watermark:
-                del self._seen[key]
-        return closed, forgotten
+                self._emit[key] = window
+
+    def _bucket(self, kind: str, minute: int, key: str) -> None:
+        if kind == "f":
+            # A key forgotten behind the swept minutes would never be: the next one then.
+            minute = max(minute, int(self.meta["finalThrough"]) + MINUTE_MS)
+        bucket_key = f"{kind}|{self.partition}|{minute}"
+        bucket = self._buckets.get(bucket_key)
+        if bucket is None:
+            bucket = self._buckets[bucket_key] = list(self._table.get(bucket_key) or [])
+        if key not in bucket:
+            bucket.append(key)
+
+    def _late_ids(self) -> list[str]:
+        if self._late is None:
+            self._late = list(self._table.get(f"l|{self.partition}") or [])
+        return self._late
+
+    # -- closing and forgetting --------------------------------------------------------
+
+    def sweep(self) -> list[Window]:
+        """Close the windows the closing time passed and forget those the clock made final.
+
+        Returns the windows forgotten (the caller drops what belongs to them).
+        """
+        closing, final = start_of(self.closing, "minute"), start_of(self.clock, "minute")
+        forgotten: list[Window] = []
+        # A partition's first time (its first fact, or first tick): nothing before it was
+        # indexed, so the sweeps start there (0 is "never": no event is from 1970).
+        if closing and not self.meta["closedThrough"]:
+            self.meta["closedThrough"] = closing - MINUTE_MS
+        if final and not self.meta["finalThrough"]:
+            self.meta["finalThrough"] = final - MINUTE_MS
+        for minute in self._minutes("closedThrough", closing):
+            for key in self._pending_bucket(f"c|{self.partition}|{minute}"):
+                window = self._stored_window(key)
+                if window is None:
+                    continue
+                if not window["closed"]:
+                    window["closed"] = True
+                    window["revision"] = max(1, int(window["revision"]))
+                    self._dirty.add(key)
+                    self._emit[key] = window
+                elif int(window["lastOffset"]) >= self.offset:
+                    self._emit[key] = window  # closed by this record before a crash
+        for minute in self._minutes("finalThrough", final) if final else ():
+            for key in self._pending_bucket(f"f|{self.partition}|{minute}"):
+                if key.startswith("w|"):
+                    window = self._stored_window(key)
+                    if window is not None:
+                        forgotten.append(window)
+                self._delete(key)
+        return forgotten
+
+    def _minutes(self, field: str, through: int) -> Iterator[int]:
+        start = int(self.meta[field]) + MINUTE_MS
+        if through >= start:
+            self.meta[field] = through
+        return iter(range(start, through + 1, MINUTE_MS))
+
+    def _pending_bucket(self, bucket_key: str) -> list[str]:
+        keys = list(self._buckets.get(bucket_key) or self._table.get(bucket_key) or [])
+        self._delete(bucket_key)
+        return keys
+
+    def _stored_window(self, key: str) -> Window | None:
+        window = self._windows.get(key)
+        if window is None:
+            stored = self._table.get(key)
+            if stored is None:
+                return None
+            window = self._windows[key] = _copy(stored)
+        return window
+
+    def _delete(self, key: str) -> None:
+        self._deleted.append(key)
+        self._dirty.discard(key)
+        self._windows.pop(key, None)
+        self._buckets.pop(key, None)
+        self._visitors.pop(key, None)
+
+    def delete(self, key: str) -> None:
+        """Forget one more key with this record (the caller's own derived keys)."""
+        self._delete(key)
+
+    # -- writing ----------------------------------------------------------------------
+
+    def commit(self) -> list[Window]:
+        """Write every change once, in crash-safe order; returns the windows to emit.
+
+        Order: index buckets (a bucket naming a window not yet written is skipped when
+        swept), windows and visitor sets (each marked with this record's offset), the
+        partition's scopes (a scope listed before its windows were written would be
+        published as all zeros), distinct
+        marks (after the day windows that counted them), the late ring, the applied ids,
+        deletions, and the meta last: a record whose offset the meta holds was written
+        whole. A crash in between leaves a prefix, which the redelivered record completes.
+        """
+        deleted = set(self._deleted)
+        for key, bucket in self._buckets.items():
+            if key not in deleted:
+                self._table[key] = bucket
+        for key in sorted(self._dirty):
+            if key in self._windows:
+                window = self._windows[key]
+                window["lastOffset"] = self.offset
+                self._table[key] = window
+            elif key in self._visitors:
+                self._table[key] = self._visitors[key]
+        if self._new_scopes:
+            known = self._table.get(scopes_key(self.partition)) or []
+            self._table[scopes_key(self.partition)] = sorted({*known, *self._new_scopes})
+        for key in sorted(self._marks):
+            self._table[key] = 1
+        if self._late is not None:
+            self._table[f"l|{self.partition}"] = self._late
+        if self._applied:
+            seen_key = f"{self._memory.prefix}{self.offset}"
+            self._table[seen_key] = {"ids": self._applied, "until": self._applied_until}
+            self._memory.add(seen_key, self._applied, self._applied_until)
+        for key in self._memory.expired(self.watermark):
+            deleted.add(key)
+        for key in sorted(deleted):
+            if key in self._table:
+                del self._table[key]
+        self.meta["lastOffset"] = max(self.offset, int(self.meta["lastOffset"]))
+        self._table[f"m|{self.partition}"] = self.meta
+        return list(self._emit.values())
+
+
+def closed_windows(table: Table, partition: int) -> list[Window]:
+    """Every closed window a partition still keeps (a full scan: once per restart)."""
+    return [
+        _copy(stored) for key, stored in list(table.items())
+        if key.startswith("w|") and stored.get("p") == partition and stored["closed"]
+    ]
+
+
+def window(table: Table, scope: str, size: str, start: int) -> Window | None:
+    """One window as stored (a copy), if it exists."""
+    stored = table.get(window_key(scope, size, start))
+    return None if stored is None else dict(_copy(stored))

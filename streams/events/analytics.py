@@ -2,8 +2,9 @@
 
 Client events are accepted by the gateway (``POST /v1/analytics/events``) and keyed by
 session (or user). The analytics agents turn every source event into *facts*, one per
-scope it counts in (the marketplace, and the seller whose product it is), keyed by scope
-on the internal ``analytics-facts`` topic; closed windows go to ``analytics-windows``.
+scope it counts in (the marketplace, and the seller whose product it is), and publish a
+batch of source events' facts as one record per scope, keyed by scope, on the internal
+``analytics-facts`` topic; closed windows go to ``analytics-windows``.
 """
 
 from __future__ import annotations
@@ -71,12 +72,14 @@ class FactLine(Payload):
     amount: Amount
 
 
-@event("analytics.fact", topic=FACTS, key="scope (marketplace or seller:{id})",
-       summary="One source event's contribution to one scope's metrics; its time is the "
-               "source event's occurredAt and its id is derived from the source event's id.")
 class AnalyticsFact(Payload):
     """What a source event adds to one scope (internal: the analytics agents' own plumbing)."""
 
+    # Derived from what it counts (the source event, an order's payment) and its scope, so
+    # a redelivered or replayed source event yields the same fact, applied once.
+    id: str
+    # The source event's occurredAt: the fact's event time.
+    at: Timestamp
     seller_id: str | None = None
     kind: FactKind
     source_id: str
@@ -90,6 +93,16 @@ class AnalyticsFact(Payload):
     # A session or user id: distinct viewers, active users and visitors now.
     viewer: str | None = None
     user_id: str | None = None
+
+
+@event("analytics.facts", topic=FACTS, key="scope (marketplace or seller:{id})",
+       summary="What a batch of source events contributes to one scope's metrics: one fact "
+               "per source event and scope, each with the source event's occurredAt as its "
+               "time and an id derived from the source event's id.")
+class AnalyticsFacts(Payload):
+    """The facts of one scope from one batch of source events, in source order."""
+
+    facts: list[AnalyticsFact] = Field(min_length=1)
 
 
 @event("analytics.tick", topic=FACTS, key="tick",
