@@ -19,14 +19,16 @@ from typing import Any
 
 import faust
 
+from agents import caused
 from agents.catalog_rules import Decision, decide
+from agents.decisions import Decisions
 from agents.effects import Effects
-from agents.replies import record_expired, reply
+from agents.replies import reply
 from agents.reviews import ReviewDecider
 from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from stores.products import Product, ProductRepository
-from streams.envelope import Envelope, derived_id, new_event, utcnow
+from streams.envelope import Envelope, utcnow
 from streams.events.inventory import AdjustRequested
 from streams.events.products import (
     ProductArchived,
@@ -37,6 +39,8 @@ from streams.events.products import (
     ProductUpdated,
     ProductUpdateRequested,
 )
+from streams.registry import Payload
+from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.catalog"
@@ -57,7 +61,9 @@ class CatalogDecider:
     def __init__(
         self, table: MutableMapping[str, Any], effects: Effects, reviews: ReviewDecider
     ) -> None:
-        self._table = table
+        self._decisions = Decisions(
+            table, effects, source=SOURCE, keep=KEEP_DECISIONS, empty={"product": None}
+        )
         self._effects = effects
         self._reviews = reviews
 
@@ -76,23 +82,17 @@ class CatalogDecider:
             log.warning("catalog agent ignores %s", envelope.type)
             return "ignored"
         command = envelope.payload(model)
-        entry = self._table.get(command.product_id) or {"product": None, "decisions": {}}
-        decision: Decision | None = entry["decisions"].get(envelope.id)
-        if decision is None:
-            if now > command.deadline:
-                # The gateway already answered 503; applying it now would surprise the client.
-                await record_expired(
-                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
-                )
-                return "expired"
-            decision = decide(command, entry["product"], now)
-            decisions = {**entry["decisions"], envelope.id: decision}
-            while len(decisions) > KEEP_DECISIONS:
-                decisions.pop(next(iter(decisions)))
-            product = entry["product"]
-            if decision["outcome"] == "accepted":
-                product = decision["product"]
-            self._table[command.product_id] = {"product": product, "decisions": decisions}
+
+        async def decide_on(entry: dict[str, Any]) -> Decision:
+            return decide(command, entry["product"], now)
+
+        decided = await self._decisions.once(
+            envelope, decide_on, key=command.product_id, deadline=command.deadline, now=now,
+            evolve=_evolve,
+        )
+        if decided is None:
+            return "expired"
+        decision = decided.decision
         if decision["outcome"] == "rejected":
             await self._reply(envelope, command, decision)
             return "rejected"
@@ -104,8 +104,10 @@ class CatalogDecider:
         kind = decision["kind"]
         if kind != "unchanged":
             await self._products.project(facts)
-            event = self._event(envelope, command, decision)
-            await self._effects.emit("products", event)
+            event = await caused.emit(
+                self._effects, _payload(command, decision), cause=envelope, source=SOURCE,
+                at=datetime.fromisoformat(decision["at"]),
+            )
             if kind == "created":
                 await self._request_initial_stock(envelope, command, decision)
             else:
@@ -117,36 +119,6 @@ class CatalogDecider:
             # The inventory agent owns stock; the answer shows what it is being created with.
             result["stock"] = decision["initialStock"]
         await self._reply(envelope, command, decision, result=result)
-
-    def _event(self, envelope: Envelope, command: ProductCommand, decision: Decision) -> Envelope:
-        facts = decision["product"]
-        kind = decision["kind"]
-        payload: Any
-        if kind == "created":
-            payload = ProductCreated.model_validate(
-                {**facts, "initialStock": decision["initialStock"]}
-            )
-        elif kind == "updated":
-            payload = ProductUpdated.model_validate(
-                {**facts, "changed": decision["changed"], "actorId": command.actor_id}
-            )
-        else:
-            payload = ProductArchived(
-                product_id=command.product_id,
-                seller_id=facts["sellerId"],
-                version=facts["version"],
-                actor_id=command.actor_id,
-                archived_at=datetime.fromisoformat(decision["at"]),
-            )
-        return new_event(
-            payload,
-            key=command.product_id,
-            source=SOURCE,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.id,
-            event_id=derived_id(envelope.id, f"product.{kind}"),
-            occurred_at=datetime.fromisoformat(decision["at"]),
-        )
 
     async def _request_initial_stock(
         self, envelope: Envelope, command: ProductCommand, decision: Decision
@@ -160,18 +132,10 @@ class CatalogDecider:
             requested_by=command.actor_id,
             reply_to="",  # nobody waits: the product's creation already answered
         )
-        await self._effects.emit(
-            "inventory-commands",
-            new_event(
-                adjust,
-                key=command.product_id,
-                source=SOURCE,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.id,
-                # Same id on redelivery: the inventory agent applies each adjustment once.
-                event_id=derived_id(envelope.id, "inventory.adjust_requested"),
-                occurred_at=datetime.fromisoformat(decision["at"]),
-            ),
+        # Same id on redelivery: the inventory agent applies each adjustment once.
+        await caused.emit(
+            self._effects, adjust, cause=envelope, source=SOURCE,
+            at=datetime.fromisoformat(decision["at"]),
         )
 
     async def _reply(
@@ -195,6 +159,31 @@ class CatalogDecider:
         )
 
 
+def _payload(command: ProductCommand, decision: Decision) -> Payload:
+    """The public event of an applied decision (there is none for "unchanged")."""
+    facts = decision["product"]
+    kind = decision["kind"]
+    if kind == "created":
+        return ProductCreated.model_validate({**facts, "initialStock": decision["initialStock"]})
+    if kind == "updated":
+        return ProductUpdated.model_validate(
+            {**facts, "changed": decision["changed"], "actorId": command.actor_id}
+        )
+    return ProductArchived(
+        product_id=command.product_id,
+        seller_id=facts["sellerId"],
+        version=facts["version"],
+        actor_id=command.actor_id,
+        archived_at=datetime.fromisoformat(decision["at"]),
+    )
+
+
+def _evolve(entry: dict[str, Any], decision: Decision) -> dict[str, Any]:
+    """An accepted decision leads to its product snapshot; a rejection changes nothing."""
+    product = decision["product"] if decision["outcome"] == "accepted" else entry["product"]
+    return {"product": product}
+
+
 def _result(stored: Product | None, facts: dict[str, Any]) -> dict[str, Any]:
     """The product as decided, with the stock and rating the read model has now."""
     out = dict(facts)
@@ -209,15 +198,16 @@ def _result(stored: Product | None, facts: dict[str, Any]) -> dict[str, Any]:
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the product-commands topic, catalog tables and agent on ``app``."""
+    partitions = topic_spec("product-commands").partitions  # the tables' source topic
     table = app.Table(
         TABLE,
-        partitions=4,
+        partitions=partitions,
         key_type=str,
         help="product id -> {product: facts incl. version, decisions: {commandId: ...}} (recent)",
     )
     reviews_table = app.Table(
         REVIEWS_TABLE,
-        partitions=4,
+        partitions=partitions,
         key_type=str,
         help="product id -> {reviewers: {buyerId: reviewId}, sum, count, decisions}",
     )

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import faust
 from pymongo.errors import PyMongoError
 
-from agents import images
+from agents import caused, images
 from agents.effects import Effects
 from agents.messages import request_message
 from agents.replies import reply
@@ -31,7 +31,7 @@ from stores.file_content import ContentMissing, ContentStore
 from stores.file_sweep import OrphanSweeper
 from stores.file_usage import UsageRepository
 from stores.files import FileMeta, FileRepository, Grant
-from streams.envelope import Envelope, derived_id, new_event, utcnow
+from streams.envelope import Envelope, derived_id, utcnow
 from streams.events.files import (
     FileAudited,
     FileDeleted,
@@ -126,7 +126,8 @@ class FilesDecider:
         if meta.processing.get("status") not in ("done", "failed"):
             return
         # Built from what was recorded, so a redelivery re-emits the very same event.
-        processed = new_event(
+        processed = await caused.emit(
+            self._effects,
             FileProcessed(
                 file_id=meta.file_id,
                 owner_id=meta.owner_id,
@@ -137,11 +138,9 @@ class FilesDecider:
                 variants=[Variant.model_validate(v) for v in meta.variants],
                 processed_at=meta.processing["processedAt"],
             ),
-            key=meta.file_id, source=SOURCE, correlation_id=envelope.correlation_id,
-            causation_id=envelope.id, event_id=processed_id,
-            occurred_at=meta.processing["processedAt"],
+            cause=envelope, source=SOURCE, event_id=processed_id,
+            at=meta.processing["processedAt"],
         )
-        await self._effects.emit("files", processed)
         await self._effects.push(f"user:{meta.owner_id}", processed)
 
     async def _render(self, meta: FileMeta, processed_id: str) -> None:
@@ -258,11 +257,10 @@ class FilesDecider:
     ) -> None:
         record = FileAudited(action=action, actor_id=actor, file_id=file_id, owner_id=owner,
                              subject_id=subject)
-        await self._effects.emit("audit", new_event(
-            record, key=actor, source=SOURCE, correlation_id=envelope.correlation_id,
-            causation_id=envelope.id, event_id=derived_id(envelope.id, "audit"),
-            occurred_at=datetime.fromisoformat(envelope.occurred_at),
-        ))
+        await caused.emit(
+            self._effects, record, cause=envelope, source=SOURCE, name="audit",
+            at=datetime.fromisoformat(envelope.occurred_at),
+        )
 
 
 def _sha256(data: bytes) -> str:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
+from agents import caused
 from agents.effects import Effects
 from agents.replies import reply
-from streams.envelope import Envelope, derived_id, new_event
+from streams.envelope import Envelope, derived_id
 from streams.events.inventory import (
     AdjustRequested,
     ReleaseRequested,
@@ -123,26 +122,14 @@ class Announcer:
         at: datetime,
     ) -> None:
         # Keyed by order id: the saga sees every result of one order, in order.
-        event = self._event(envelope, payload, payload.order_id, event_id, at)
-        await self._effects.emit("order-saga", event)
+        await caused.emit(
+            self._effects, payload, cause=envelope, source=SOURCE, event_id=event_id, at=at
+        )
 
     async def _stock(
         self, envelope: Envelope, change: StockChanged, event_id: str, at: datetime
     ) -> None:
-        event = self._event(envelope, change, change.product_id, event_id, at)
-        await self._effects.emit("inventory", event)
-        await self._effects.push(f"product:{change.product_id}", event)
-
-    @staticmethod
-    def _event(
-        envelope: Envelope, payload: BaseModel, key: str, event_id: str, at: datetime
-    ) -> Envelope:
-        return new_event(
-            payload,
-            key=key,
-            source=SOURCE,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.id,
-            event_id=event_id,
-            occurred_at=at,
+        event = await caused.emit(
+            self._effects, change, cause=envelope, source=SOURCE, event_id=event_id, at=at
         )
+        await self._effects.push(f"product:{change.product_id}", event)

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from agents import caused
 from agents.effects import Effects
-from streams.envelope import Envelope, derived_id, new_event
+from streams.envelope import Envelope, derived_id
 from streams.events.notifications import MessageRequested, Template
 
 
@@ -41,8 +42,7 @@ async def request_message(
     message = MessageRequested(
         message_id=mid, user_id=user_id, template=template, params=dict(params)
     )
-    await effects.emit("outbox", new_event(
-        message, key=user_id, source=source, correlation_id=cause.correlation_id,
-        causation_id=cause.id, event_id=derived_id(mid, "requested"),
-        occurred_at=at or datetime.fromisoformat(cause.occurred_at),
-    ))
+    await caused.emit(
+        effects, message, cause=cause, source=source, event_id=derived_id(mid, "requested"),
+        at=at or datetime.fromisoformat(cause.occurred_at),
+    )

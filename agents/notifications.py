@@ -33,14 +33,16 @@ from typing import Any
 
 import faust
 
+from agents import caused
+from agents.decisions import CommandDecisions, Decided
 from agents.effects import Effects
 from agents.notification_templates import render
-from agents.replies import record_expired, reply
+from agents.replies import reply
 from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
 from agents.sinks import Sink, sink_for
 from config import Settings
 from stores.notifications import Notification, NotificationRepository
-from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
+from streams.envelope import Envelope, derived_id, format_time, utcnow
 from streams.events.notifications import (
     MessageRequested,
     NotificationCommand,
@@ -61,6 +63,7 @@ class NotificationsDecider:
 
     def __init__(self, table: MutableMapping[str, Any], effects: Effects, sink: Sink) -> None:
         self._table = table
+        self._decisions = CommandDecisions(table, effects, source=SOURCE)
         self._effects = effects
         self._sink = sink
 
@@ -125,7 +128,8 @@ class NotificationsDecider:
         )
         if not done:
             await self._repo.create(notification)
-        created = new_event(
+        created = await caused.emit(
+            self._effects,
             NotificationCreated(
                 notification_id=notification.notification_id,
                 user_id=notification.user_id,
@@ -134,14 +138,10 @@ class NotificationsDecider:
                 body=body,
                 created_at=notification.created_at,
             ),
-            key=message.user_id,
+            cause=envelope,
             source=SOURCE,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.id,
-            event_id=derived_id(envelope.id, "notification.created"),
-            occurred_at=notification.created_at,
+            at=notification.created_at,
         )
-        await self._effects.emit("notifications", created)
         if not done:
             await self._effects.push(f"user:{message.user_id}", created)
         await self._unread_changed(
@@ -166,39 +166,23 @@ class NotificationsDecider:
             unread = await self._repo.unread_count(user_id)
         if replayed and unread != decided:
             return  # moved by a later change, which pushed the newer count itself
-        changed = new_event(
+        # Pushed only: keyed by the user like the others (the push record's key is the channel).
+        changed = caused.event(
             NotificationUnreadChanged(user_id=user_id, unread=unread, changed_at=at),
-            key=user_id,
-            source=SOURCE,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.id,
-            event_id=derived_id(envelope.id, "notification.unread_changed"),
-            occurred_at=at,
+            cause=envelope, source=SOURCE, key=user_id, at=at,
         )
         await self._effects.push(f"user:{user_id}", changed)
 
     async def _command(
         self, envelope: Envelope, command: NotificationCommand, now: datetime
     ) -> str:
-        key = f"command:{envelope.id}"
-        decision = self._table.get(key)
-        replayed = decision is not None
-        if decision is None:
-            if now > command.deadline:
-                await record_expired(
-                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
-                )
-                return "expired"
-            owned = await self._repo.owned(command.user_id, command.notification_id)
-            if owned is None:
-                decision = {"outcome": "rejected"}
-            else:
-                decision = {"outcome": "accepted", "at": format_time(now)}
-                if not owned.read:  # reading or deleting an unread one lowers the count
-                    unread = await self._repo.unread_count(command.user_id)
-                    decision["unread"] = max(unread - 1, 0)
-            self._table[key] = decision
-        if decision["outcome"] == "rejected":
+        decided = await self._decisions.once(
+            envelope, lambda _: self._decide_change(command, now),
+            key=f"command:{envelope.id}", deadline=command.deadline, now=now,
+        )
+        if decided is None:
+            return "expired"
+        if decided.decision["outcome"] == "rejected":
             await reply(
                 self._effects,
                 envelope,
@@ -213,44 +197,59 @@ class NotificationsDecider:
             await self._repo.delete(command.user_id, command.notification_id)
         else:
             await self._repo.mark_read(command.user_id, command.notification_id)
-        if "unread" in decision:
-            at = datetime.fromisoformat(decision["at"])
-            await self._unread_changed(
-                envelope, command.user_id, decision["unread"], at, replayed=replayed
-            )
-        await reply(
-            self._effects, envelope, reply_to=command.reply_to, source=SOURCE, outcome="accepted"
-        )
-        return "accepted"
+        return await self._changed(envelope, command, decided)
 
+    async def _decide_change(
+        self, command: NotificationCommand, now: datetime
+    ) -> dict[str, Any]:
+        owned = await self._repo.owned(command.user_id, command.notification_id)
+        if owned is None:
+            return {"outcome": "rejected"}
+        decision: dict[str, Any] = {"outcome": "accepted", "at": format_time(now)}
+        if not owned.read:  # reading or deleting an unread one lowers the count
+            unread = await self._repo.unread_count(command.user_id)
+            decision["unread"] = max(unread - 1, 0)
+        return decision
 
     async def _read_all(
         self, envelope: Envelope, command: NotificationReadAllRequested, now: datetime
     ) -> str:
         # Bounded by the decision's time, so a replay never reads what arrived after it.
-        key = f"command:{envelope.id}"
-        decision = self._table.get(key)
-        replayed = decision is not None
-        if decision is None:
-            if now > command.deadline:
-                await record_expired(
-                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
-                )
-                return "expired"
-            decision = {"outcome": "accepted", "at": format_time(now)}
-            if await self._repo.unread_count(command.user_id):
-                decision["unread"] = 0
-            self._table[key] = decision
-        at = datetime.fromisoformat(decision["at"])
-        await self._repo.mark_all_read(command.user_id, up_to=at)
+        decided = await self._decisions.once(
+            envelope, lambda _: self._decide_read_all(command, now),
+            key=f"command:{envelope.id}", deadline=command.deadline, now=now,
+        )
+        if decided is None:
+            return "expired"
+        up_to = datetime.fromisoformat(decided.decision["at"])
+        await self._repo.mark_all_read(command.user_id, up_to=up_to)
+        return await self._changed(envelope, command, decided)
+
+    async def _changed(
+        self,
+        envelope: Envelope,
+        command: NotificationCommand | NotificationReadAllRequested,
+        decided: Decided,
+    ) -> str:
+        """After a change is applied: its unread count, if it moved one, then the answer."""
+        decision = decided.decision
         if "unread" in decision:
+            at = datetime.fromisoformat(decision["at"])
             await self._unread_changed(
-                envelope, command.user_id, decision["unread"], at, replayed=replayed
+                envelope, command.user_id, decision["unread"], at, replayed=decided.replayed
             )
         await reply(
             self._effects, envelope, reply_to=command.reply_to, source=SOURCE, outcome="accepted"
         )
         return "accepted"
+
+    async def _decide_read_all(
+        self, command: NotificationReadAllRequested, now: datetime
+    ) -> dict[str, Any]:
+        decision: dict[str, Any] = {"outcome": "accepted", "at": format_time(now)}
+        if await self._repo.unread_count(command.user_id):
+            decision["unread"] = 0
+        return decision
 
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Any:

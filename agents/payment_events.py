@@ -13,9 +13,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from agents import caused
 from agents.effects import Effects
 from agents.payment_calls import Attempted
-from streams.envelope import Envelope, derived_id, new_event
+from streams.envelope import Envelope, derived_id
 from streams.events.payments import (
     ChargeRequested,
     PaymentCapturedPublic,
@@ -71,8 +72,8 @@ class Announcer:
             }
             saga = PaymentFailed(**failure)
             public = PaymentFailedPublic(**failure, attempts=record["attempts"])
-        await self._send(envelope, "order-saga", saga, derived_id("payment", key, "saga"), at)
-        await self._send(envelope, "payments", public, derived_id("payment", key, "public"), at)
+        await self._send(envelope, saga, derived_id("payment", key, "saga"), at)
+        await self._send(envelope, public, derived_id("payment", key, "public"), at)
 
     async def deferred(
         self, envelope: Envelope, command: ChargeRequested, attempted: Attempted[Any],
@@ -83,7 +84,7 @@ class Announcer:
             order_id=command.order_id, payment_id=command.payment_id, reason=attempted.reason,
             retry_after=attempted.retry_after,
         )
-        await self._send(envelope, "order-saga", deferred,
+        await self._send(envelope, deferred,
                          derived_id(envelope.id, "deferred"), at)
 
     async def refund_unsettled(
@@ -94,7 +95,7 @@ class Announcer:
             order_id=command.order_id, payment_id=record["paymentId"], reason=record["reason"],
             code=record["code"], retryable=True,
         )
-        await self._send(envelope, "order-saga", failed, derived_id(envelope.id, "refund"),
+        await self._send(envelope, failed, derived_id(envelope.id, "refund"),
                          datetime.fromisoformat(record["at"]))
 
     async def refund(
@@ -112,7 +113,7 @@ class Announcer:
             # every later attempt (a second cancel, an operator's retry), and each must get an
             # answer the saga has not seen, or it would wait for one, time out and send again
             # forever. A redelivered command still repeats its own answer's id.
-            await self._send(envelope, "order-saga", failed, derived_id(envelope.id, "refund"),
+            await self._send(envelope, failed, derived_id(envelope.id, "refund"),
                              at)
             return
         common: dict[str, Any] = {
@@ -123,28 +124,14 @@ class Announcer:
             "currency": record["currency"],
         }
         saga_id, public_id = derived_id("refund", key, "saga"), derived_id("refund", key, "public")
-        await self._send(envelope, "order-saga", PaymentRefunded(**common), saga_id, at)
-        await self._send(envelope, "payments", PaymentRefundedPublic(**common), public_id, at)
+        await self._send(envelope, PaymentRefunded(**common), saga_id, at)
+        await self._send(envelope, PaymentRefundedPublic(**common), public_id, at)
 
     async def _send(
-        self,
-        envelope: Envelope,
-        topic: str,
-        payload: Result,
-        event_id: str,
-        at: datetime,
+        self, envelope: Envelope, payload: Result, event_id: str, at: datetime
     ) -> None:
-        order_id = payload.order_id
-        await self._effects.emit(
-            topic,
-            new_event(
-                payload,
-                key=order_id,
-                source=SOURCE,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.id,
-                event_id=event_id,
-                occurred_at=at,
-            ),
+        """On the payload's registered topic (the saga's inbox or the public one)."""
+        await caused.emit(
+            self._effects, payload, cause=envelope, source=SOURCE, event_id=event_id, at=at
         )
 

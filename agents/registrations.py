@@ -16,11 +16,12 @@ from typing import Any
 
 import faust
 
+from agents import caused
 from agents.effects import Effects
 from agents.replies import record_expired, reply
 from agents.runtime import guarded_agent, source_topic
 from config import Settings
-from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
+from streams.envelope import Envelope, format_time, utcnow
 from streams.events.users import RegistrationRequested, UserRegistered
 from streams.topics import spec as topic_spec
 
@@ -86,7 +87,8 @@ class RegistrationDecider:
             created_at=created_at,
             event_id=envelope.id,
         )
-        registered = new_event(
+        registered = await caused.emit(
+            self._effects,
             UserRegistered(
                 user_id=command.user_id,
                 email=command.email,
@@ -94,14 +96,10 @@ class RegistrationDecider:
                 roles=list(command.roles),
                 created_at=created_at,
             ),
-            key=command.user_id,
+            cause=envelope,
             source=SOURCE,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.id,
-            event_id=derived_id(envelope.id, "user.registered"),
-            occurred_at=created_at,
+            at=created_at,
         )
-        await self._effects.emit("users", registered)
         await self._effects.push(f"user:{command.user_id}", registered)
         await reply(
             self._effects,

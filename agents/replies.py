@@ -10,8 +10,9 @@ import logging
 from datetime import datetime
 from typing import Any, Literal
 
+from agents import caused
 from agents.effects import Effects
-from streams.envelope import Envelope, derived_id, new_event
+from streams.envelope import Envelope
 from streams.events.commands import CommandAnswered, CommandExpired
 
 log = logging.getLogger(__name__)
@@ -42,17 +43,9 @@ async def reply(
         detail=detail,
         result=result or {},
     )
-    await effects.emit(
-        "replies",
-        new_event(
-            answer,
-            key=command.id,
-            source=source,
-            correlation_id=command.correlation_id,
-            causation_id=command.id,
-            event_id=derived_id(command.id, "answer"),
-        ),
-    )
+    # Keyed by the command's id, whatever the registry's older "correlationId" says: the
+    # correlation id may be a client's and shared by several waiting requests.
+    await caused.emit(effects, answer, cause=command, source=source, name="answer", key=command.id)
 
 
 async def record_expired(
@@ -68,14 +61,4 @@ async def record_expired(
         seen_at=now,
         late_by_ms=late_by,
     )
-    await effects.emit(
-        "audit",
-        new_event(
-            expired,
-            key=command.correlation_id,
-            source=source,
-            correlation_id=command.correlation_id,
-            causation_id=command.id,
-            event_id=derived_id(command.id, "expired"),
-        ),
-    )
+    await caused.emit(effects, expired, cause=command, source=source, name="expired")

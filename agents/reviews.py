@@ -13,12 +13,14 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
+from agents import caused
+from agents.decisions import Decisions
 from agents.effects import Effects
 from agents.messages import request_message
-from agents.replies import record_expired, reply
+from agents.replies import reply
 from stores.products import ProductRepository
 from stores.reviews import Review, ReviewRepository
-from streams.envelope import Envelope, derived_id, format_time, new_event
+from streams.envelope import Envelope, format_time
 from streams.events.products import ReviewCreated, ReviewSubmitRequested
 
 log = logging.getLogger(__name__)
@@ -35,34 +37,34 @@ class ReviewDecider:
         products: MutableMapping[str, Any],
         effects: Effects,
     ) -> None:
-        self._table = table
+        self._decisions = Decisions(
+            table, effects, source=SOURCE, keep=KEEP_DECISIONS,
+            empty={"reviewers": {}, "sum": 0, "count": 0},
+        )
         self._products = products
         self._effects = effects
 
     async def handle(self, envelope: Envelope, *, now: datetime) -> str:
         """Process one review command; returns what happened."""
         command = envelope.payload(ReviewSubmitRequested)
-        entry = self._table.get(command.product_id) or {
-            "reviewers": {}, "sum": 0, "count": 0, "decisions": {}
-        }
-        decision: dict[str, Any] | None = entry["decisions"].get(envelope.id)
-        if decision is None:
-            if now > command.deadline:
-                await record_expired(
-                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
-                )
-                return "expired"
-            decision = self._decide(command, entry, now)
-            entry = dict(entry)
-            if decision["outcome"] == "accepted":
-                entry["reviewers"] = {**entry["reviewers"], command.actor_id: command.review_id}
-                entry["sum"] = entry["sum"] + command.rating
-                entry["count"] = decision["count"]
-            decisions = {**entry["decisions"], envelope.id: decision}
-            while len(decisions) > KEEP_DECISIONS:
-                decisions.pop(next(iter(decisions)))
-            entry["decisions"] = decisions
-            self._table[command.product_id] = entry
+
+        def evolve(entry: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+            if decision["outcome"] != "accepted":
+                return entry
+            return {
+                **entry,
+                "reviewers": {**entry["reviewers"], command.actor_id: command.review_id},
+                "sum": entry["sum"] + command.rating,
+                "count": decision["count"],
+            }
+
+        decided = await self._decisions.once(
+            envelope, lambda entry: self._decide(command, entry, now),
+            key=command.product_id, deadline=command.deadline, now=now, evolve=evolve,
+        )
+        if decided is None:
+            return "expired"
+        decision = decided.decision
         if decision["outcome"] == "rejected":
             await reply(
                 self._effects, envelope, reply_to=command.reply_to, source=SOURCE,
@@ -72,7 +74,7 @@ class ReviewDecider:
         await self._apply(envelope, command, decision)
         return "reviewed"
 
-    def _decide(
+    async def _decide(
         self, command: ReviewSubmitRequested, entry: dict[str, Any], now: datetime
     ) -> dict[str, Any]:
         product = (self._products.get(command.product_id) or {}).get("product")
@@ -111,7 +113,8 @@ class ReviewDecider:
         await self._effects.repo(ProductRepository).apply_rating(
             command.product_id, average=decision["average"], count=decision["count"]
         )
-        event = new_event(
+        event = await caused.emit(
+            self._effects,
             ReviewCreated(
                 review_id=command.review_id,
                 product_id=command.product_id,
@@ -122,14 +125,10 @@ class ReviewDecider:
                 rating_average=decision["average"],
                 rating_count=decision["count"],
             ),
-            key=command.product_id,
+            cause=envelope,
             source=SOURCE,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.id,
-            event_id=derived_id(envelope.id, "review.created"),
-            occurred_at=at,
+            at=at,
         )
-        await self._effects.emit("products", event)
         await self._effects.push(f"product:{command.product_id}", event)
         seller = decision.get("sellerId")  # absent from decisions made before sellers were told
         if seller is not None and seller != command.actor_id:

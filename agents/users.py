@@ -16,12 +16,14 @@ from typing import Any
 
 import faust
 
+from agents import caused
+from agents.decisions import Decisions
 from agents.effects import Effects
-from agents.replies import record_expired, reply
+from agents.replies import reply
 from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from stores.users import User
-from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
+from streams.envelope import Envelope, format_time, utcnow
 from streams.events.users import (
     PasswordChangeRequested,
     ProfileUpdateRequested,
@@ -50,7 +52,9 @@ class UsersDecider:
     """Decides one user command against the account and carries it out."""
 
     def __init__(self, table: MutableMapping[str, Any], effects: Effects) -> None:
-        self._table = table
+        self._decisions = Decisions(
+            table, effects, source=SOURCE, keep=KEEP_DECISIONS, empty={"version": 0}
+        )
         self._effects = effects
 
     async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
@@ -62,22 +66,13 @@ class UsersDecider:
             return "ignored"
         command = envelope.payload(model)
         now = now or utcnow()
-        state = self._table.get(command.user_id) or {"version": 0, "decisions": {}}
-        decision = state["decisions"].get(envelope.id)
-        if decision is None:
-            if now > command.deadline:
-                # The gateway already answered 503; applying it now would surprise the client.
-                await record_expired(
-                    self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
-                )
-                return "expired"
-            user = await self._effects.users.by_id(command.user_id)
-            decision = _decide(command, user, state["version"], now)
-            decisions = {**state["decisions"], envelope.id: decision}
-            while len(decisions) > KEEP_DECISIONS:
-                decisions.pop(next(iter(decisions)))
-            version = max(state["version"], decision.get("version", 0))
-            self._table[command.user_id] = {"version": version, "decisions": decisions}
+        decided = await self._decisions.once(
+            envelope, lambda state: self._decide(command, state, now),
+            key=command.user_id, deadline=command.deadline, now=now, evolve=_evolve,
+        )
+        if decided is None:
+            return "expired"
+        decision = decided.decision
         if decision["outcome"] == "rejected":
             await reply(
                 self._effects,
@@ -91,6 +86,12 @@ class UsersDecider:
             return "rejected"
         await self._apply(envelope, command, decision)
         return "accepted"
+
+    async def _decide(
+        self, command: UserCommand, state: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        user = await self._effects.users.by_id(command.user_id)
+        return _decide(command, user, state["version"], now)
 
     async def _apply(
         self, envelope: Envelope, command: UserCommand, decision: dict[str, Any]
@@ -107,16 +108,9 @@ class UsersDecider:
             at=at,
         )
         public = _public_event(command, decision, version=version, at=at)
-        event = new_event(
-            public,
-            key=command.user_id,
-            source=SOURCE,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.id,
-            event_id=derived_id(envelope.id, "changed"),
-            occurred_at=at,
+        event = await caused.emit(
+            self._effects, public, cause=envelope, source=SOURCE, name="changed", at=at
         )
-        await self._effects.emit("users", event)
         if not (isinstance(command, PasswordChangeRequested) and command.reason == "rehash"):
             await self._effects.push(f"user:{command.user_id}", event)
         user = await self._effects.users.by_id(command.user_id)
@@ -152,6 +146,11 @@ def _decide(command: UserCommand, user: User | None, last: int, now: datetime) -
     if isinstance(command, RolesChangeRequested):
         decision["previousRoles"] = list(user.roles)
     return decision
+
+
+def _evolve(state: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+    """The last version decided, which a rejection (no version) leaves as it was."""
+    return {"version": max(state["version"], decision.get("version", 0))}
 
 
 def _changes(command: UserCommand) -> tuple[dict[str, Any], tuple[str, ...]]:

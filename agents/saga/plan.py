@@ -13,14 +13,14 @@ import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
+from agents import caused
 from agents.effects import Effects
 from agents.saga.state import State, read_model, seller_ids
 from stores.orders import OrderRepository
-from streams.envelope import Envelope, derived_id, format_time, new_event
+from streams.envelope import Envelope, derived_id, format_time
 from streams.events.commands import CommandAnswered
 from streams.events.orders import OrderStatusChanged
+from streams.registry import Payload
 
 SOURCE = "agents.orders"
 
@@ -46,14 +46,13 @@ class Plan:
                 *(f"user:{s}" for s in seller_ids(self.state))]
 
     def send(
-        self, topic: str, payload: BaseModel, *, key: str, name: str,
+        self, topic: str, payload: Payload, *, key: str, name: str,
         push: bool = False,
     ) -> Envelope:
         """Queue ``payload`` on ``topic``; ``name`` makes the event id deterministic."""
-        envelope = new_event(
-            payload, key=key, source=SOURCE, correlation_id=self.cause.correlation_id,
-            causation_id=self.cause.id, event_id=derived_id(self.order_id, name),
-            occurred_at=self.now,
+        envelope = caused.event(
+            payload, cause=self.cause, source=SOURCE, key=key,
+            event_id=derived_id(self.order_id, name), at=self.now,
         )
         self.events.append({"topic": topic, "event": envelope.to_dict(),
                             "push": self.channels() if push else []})
@@ -86,10 +85,8 @@ class Plan:
             command_id=self.cause.id, reply_to=reply_to, outcome=outcome, code=code,
             detail=detail, result={"orderId": self.order_id, "status": self.state["status"]},
         )
-        envelope = new_event(
-            answer, key=self.cause.id, source=SOURCE,
-            correlation_id=self.cause.correlation_id, causation_id=self.cause.id,
-            event_id=derived_id(self.cause.id, "answer"), occurred_at=self.now,
+        envelope = caused.event(
+            answer, cause=self.cause, source=SOURCE, name="answer", key=self.cause.id, at=self.now
         )
         self.replies.append(envelope.to_dict())
 
