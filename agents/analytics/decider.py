@@ -19,20 +19,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agents.analytics import metrics
+from agents.analytics.facts import epoch_ms
 from agents.analytics.windows import Change, Memory, Window, closed_windows, start_of
 from agents.effects import Effects
 from stores.analytics import AnalyticsRepository
-from streams.envelope import Envelope, derived_id, new_event
+from streams.envelope import Envelope, derived_id, format_time, new_event
 from streams.events.analytics import AnalyticsFact, AnalyticsFacts, AnalyticsTick, WindowClosed
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.analytics"
-
-
-def epoch_ms(moment: str | datetime) -> int:
-    """Epoch milliseconds of an RFC 3339 time (or a datetime)."""
-    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return int(when.timestamp() * 1000)
 
 
 class AnalyticsDecider:
@@ -76,7 +71,7 @@ class AnalyticsDecider:
     async def _facts(self, change: Change, scope: str, facts: list[AnalyticsFact]) -> str:
         counts = dict.fromkeys(("applied", "duplicate", "late", "named"), 0)
         for fact in facts:
-            at = epoch_ms(fact.at)
+            at = fact.at_ms
             if fact.kind == "product":
                 self._name(change, scope, fact)
                 counts["named"] += 1
@@ -87,7 +82,7 @@ class AnalyticsDecider:
                 log.warning(
                     "analytics: late event %s for %s at %s, %d ms behind the watermark; "
                     "counted in lateEvents, not applied", fact.id, scope,
-                    fact.at.isoformat(), change.watermark - at)
+                    format_time(datetime.fromtimestamp(at / 1000, UTC)), change.watermark - at)
                 change.count_late(scope, fact.seller_id, fact.id)
                 continue
             # A duplicate's time was applied already, or by this very record before a

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, MutableMapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +34,12 @@ CLIENT_KINDS = {
     "product.viewed": "view", "search.performed": "search",
     "checkout.started": "checkout", "page.viewed": "visit",
 }
+
+
+def epoch_ms(moment: str | datetime) -> int:
+    """Epoch milliseconds of an RFC 3339 time (or a datetime)."""
+    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return int(when.timestamp() * 1000)
 
 
 def scope_key(seller_id: str | None) -> str:
@@ -145,7 +152,7 @@ class FactMapper:
     ) -> Fact:
         scope = scope_key(seller_id)
         fact = AnalyticsFact.model_validate({
-            "id": derived_id(counted, kind, scope), "at": envelope.occurred_at,
+            "id": derived_id(counted, kind, scope), "atMs": epoch_ms(envelope.occurred_at),
             "sellerId": seller_id, "kind": kind, "sourceId": counted, **fields,
         })
         return scope, fact

@@ -78,8 +78,9 @@ class AnalyticsFact(Payload):
     # Derived from what it counts (the source event, an order's payment) and its scope, so
     # a redelivered or replayed source event yields the same fact, applied once.
     id: str
-    # The source event's occurredAt: the fact's event time.
-    at: Timestamp
+    # The source event's occurredAt in epoch milliseconds: the fact's event time (a number,
+    # not RFC 3339: the windows stage only computes with it, and it is read per fact).
+    at_ms: int
     seller_id: str | None = None
     kind: FactKind
     source_id: str
