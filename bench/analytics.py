@@ -19,7 +19,10 @@ Starts an embedded stack (broker, MongoDB-protocol server, Redis), ``mercato wor
    events, then ``--orders`` orders, one at a time (``bench.analytics_push``): from the
    ``202`` to the first ``analytics.snapshot`` frame counting it.
 3. **Naive.** The naive agent of ``bench.baseline`` counts ``--events`` events on the same
-   broker once the worker and gateway are stopped; ``ratio analytics/naive``.
+   broker once the worker and gateway are stopped; ``ratio analytics/naive``. Then the
+   same agent without its table (``faust-floor``: it counts in memory), which is what
+   Faust itself costs per record read: no Faust agent reading its records one by one
+   gets past it.
 
 The last line is the summary, in this fixed form (its push figures are the client
 events'; the orders' are printed above it, with the broker's CPU per event and what the
@@ -293,18 +296,24 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         naive, startup = await run_naive(
             endpoints.kafka_url, run_id=uuid.uuid4().hex[:8], datadir=scratch / "naive",
             events=args.events, partitions=4, payload=256, limit=args.timeout)
+        floor, _ = await run_naive(
+            endpoints.kafka_url, run_id=uuid.uuid4().hex[:8], datadir=scratch / "floor",
+            events=args.events, partitions=4, payload=256, limit=args.timeout, table=False)
     analytics: BenchResult = measured["analytics"]
-    print_table([analytics, naive])
+    print_table([analytics, naive, floor])
+    print(ratio_line(floor, naive) + "  (a Faust agent that only counts in memory: the most "
+          "an agent reading one record at a time reaches here)")
     ratio = ratio_line(analytics, naive)
     print(ratio)
-    cpu = {r.name: (r.cpu_seconds or 0.0) * 1000 / r.events for r in (analytics, naive)}
+    cpu = {r.name: (r.cpu_seconds or 0.0) * 1000 / r.events for r in (analytics, naive, floor)}
     pushes = {"event": measured["push_event_ms"], "order": measured["push_order_ms"]}
     for kind, (p50, p95, p99) in pushes.items():
         print(f"push after an accepted {kind}: {args.orders} samples, p50 {p50:.0f} ms "
               f"p95 {p95:.0f} ms p99 {p99:.0f} ms")
     written = measured["records_per_event"]
     print(f"cpu/event worker {cpu['analytics']:.2f} ms broker "
-          f"{measured['broker_cpu_ms_per_event']:.2f} ms naive {cpu['naive']:.2f} ms; "
+          f"{measured['broker_cpu_ms_per_event']:.2f} ms naive {cpu['naive']:.2f} ms "
+          f"faust-floor {cpu['faust-floor']:.2f} ms; "
           f"records written per event: {written['facts']:.3f} fact records, "
           f"{written['changelog']:.3f} changelog")
     tail = measured["changelog_tail"]
@@ -318,7 +327,7 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "load_average_1m_at_start": load,
         "command": " ".join(["python -m bench.analytics", *sys.argv[1:]]),
         "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "results": [r.as_dict() for r in (analytics, naive)],
+        "results": [r.as_dict() for r in (analytics, naive, floor)],
         "ratio_analytics_over_naive": analytics.rate / naive.rate, "ratio_line": ratio,
         "cpu_ms_per_event": cpu, "naive_startup_seconds": startup,
         "push_ms": {k: dict(zip(("p50", "p95", "p99"), v, strict=True))

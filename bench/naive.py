@@ -135,9 +135,12 @@ async def _measure(
 
 async def run_naive(
     kafka_url: str, *, run_id: str, datadir: Path, events: int, partitions: int,
-    payload: int, limit: float,
+    payload: int, limit: float, table: bool = True,
 ) -> tuple[BenchResult, float]:
-    """Run the naive agent over ``events``; return its result and the worker startup seconds."""
+    """Run the naive agent over ``events``; return its result and the worker startup seconds.
+
+    ``table=False``: the Faust floor (``bench.naive_app``), reported as ``faust-floor``.
+    """
     bootstrap = bootstrap_of(kafka_url)
     topic = f"bench.naive.{run_id}.events"
     await create_topics(bootstrap, {topic: partitions})
@@ -146,6 +149,7 @@ async def run_naive(
         "BENCH_APP_ID": f"mercato-bench-naive-{run_id}", "BENCH_KAFKA_URL": kafka_url,
         "BENCH_DATADIR": str(datadir / "faust"), "BENCH_SOURCE": topic,
         "BENCH_MARKS": str(marks.path), "BENCH_PARTITIONS": str(partitions),
+        "BENCH_TABLE": "1" if table else "0",
     }
     log_path = datadir / "worker.log"
     spawned = time.monotonic()
@@ -163,7 +167,7 @@ async def run_naive(
         # In a thread so the loop stays free while the worker shuts down.
         await asyncio.to_thread(terminate, worker, STOP_GRACE)
     result = BenchResult(
-        name="naive", events=events, seconds=(finished - started) / 1e9,
+        name="naive" if table else "faust-floor", events=events, seconds=(finished - started) / 1e9,
         p50_ms=summary["p50_ms"], p95_ms=summary["p95_ms"], p99_ms=summary["p99_ms"],
         peak_rss_mb=rss, cpu_seconds=cpu_seconds,
     )
