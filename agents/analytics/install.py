@@ -67,9 +67,14 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
                 with as_current(event):  # the order-lines table is written per record
                     found.extend(mapper.facts(Envelope.decode(raw)))
 
-            await guarded(agent="analytics-facts", effects=effects, topic=message.topic,
-                          partition=message.partition, offset=message.offset,
-                          key=message.key, value=message.value, process=map_one)
+            try:
+                await map_one()
+            except Exception:
+                # Retried, and dead-lettered if it keeps failing, like any agent's record;
+                # ``guarded`` only on failure, as the stage handles thousands a second.
+                await guarded(agent="analytics-facts", effects=effects, topic=message.topic,
+                              partition=message.partition, offset=message.offset,
+                              key=message.key, value=message.value, process=map_one)
         last = events[-1].message
         for scope, facts in by_scope(found).items():
             record = facts_record(scope, facts)

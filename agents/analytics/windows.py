@@ -149,6 +149,9 @@ class Change:
             self.meta |= _copy(stored)
         self._windows: dict[str, Window] = {}  # read (copies), to be written if in _dirty
         self._dirty: set[str] = set()
+        # (scope, size, start) -> the window this record changes (touched once), or None
+        # for one it was applied to before a crash: most facts of a record share windows.
+        self._ready: dict[tuple[str, str, int], Window | None] = {}
         self._emit: dict[str, Window] = {}  # closed windows to emit after the commit
         self._buckets: dict[str, list[str]] = {}
         self._visitors: dict[str, list[str]] = {}
@@ -200,12 +203,16 @@ class Change:
     def update(self, scope: str, seller_id: str | None, at_ms: int,
                change: Callable[[metrics.Metrics, str], None]) -> None:
         """Apply ``change(metrics, size)`` to the scope's minute, hour and day at ``at_ms``."""
-        for size in SIZES:
-            window = self._window(scope, seller_id, size, start_of(at_ms, size))
-            if window is None:
-                continue
-            change(window["metrics"], size)
-            self._touch(window)
+        for size, length in SIZES.items():
+            slot = (scope, size, at_ms - at_ms % length)
+            if slot in self._ready:  # touched by an earlier fact of this record
+                window = self._ready[slot]
+            else:
+                window = self._ready[slot] = self._window(scope, seller_id, size, slot[2])
+                if window is not None:
+                    self._touch(window)
+            if window is not None:
+                change(window["metrics"], size)
 
     def count_late(self, scope: str, seller_id: str | None, fact_id: str) -> None:
         """A late fact: ``lateEvents`` + 1 in the present windows, and its id in the ring."""
@@ -320,6 +327,7 @@ class Change:
         """
         closing, final = start_of(self.closing, "minute"), start_of(self.clock, "minute")
         forgotten: list[Window] = []
+        self._ready.clear()  # no fact is applied after the sweep
         # A partition's first time (its first fact, or first tick): nothing before it was
         # indexed, so the sweeps start there (0 is "never": no event is from 1970).
         if closing and not self.meta["closedThrough"]:
