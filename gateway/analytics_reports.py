@@ -1,7 +1,10 @@
-"""Reports from closed one-minute windows: rows grouped by UTC day, product or seller (pure).
+"""Reports from closed windows: rows grouped by UTC day, product or seller (pure).
 
-Only additive metrics are reported (distinct counts such as viewers do not add up across
-windows); money stays per currency. CSV flattens money into one column per currency.
+The windows are minutes, hours and days that tile the range (``stores.analytics.tiles``);
+each holds the sums of its minutes, so any tiling gives the same rows. Only additive
+metrics are reported: distinct counts (``viewers``, ``activeUsers``, on day windows only)
+do not add up across windows and are left out. Money stays per currency. CSV flattens
+money into one column per currency.
 """
 
 from __future__ import annotations

@@ -97,7 +97,8 @@ class ReportRowOut(Out):
 
 
 class ReportOut(Out):
-    """A report over closed one-minute windows in [from, to)."""
+    """A report over the closed one-minute windows in [from, to) (read as days and hours
+    where whole ones are closed: the same sums)."""
 
     from_: str = Field(alias="from")
     to: str
@@ -143,7 +144,8 @@ def _instant(request: web.Request, name: str, default: datetime) -> datetime:
     },
 )
 async def reports(request: web.Request) -> web.Response:
-    """Sum the closed minute windows of the caller's scope(s) in the range."""
+    """Sum the closed minute windows of the caller's scope(s) in the range (as the
+    coarsest closed windows that tile it)."""
     principal, seller = _seller_scope(request)
     by = request.query.get("groupBy", "day")
     if by not in get_args(GroupBy):
@@ -158,8 +160,8 @@ async def reports(request: web.Request) -> web.Response:
     repo = AnalyticsRepository(request.app[keys.MONGO_DB])
     admin_all_sellers = by == "seller" and seller is None and "dashboard" in principal.scopes
     scopes = None if admin_all_sellers else [scope_key(seller)]
-    docs = [doc async for doc in repo.windows(
-        size="minute", start=start, end=end, scopes=scopes, sellers_only=admin_all_sellers)]
+    docs = await repo.report_windows(
+        start=start, end=end, scopes=scopes, sellers_only=admin_all_sellers)
     rows = group(docs, cast(GroupBy, by))
     if "text/csv" in request.headers.get("Accept", ""):
         return web.Response(text=to_csv(rows, cast(GroupBy, by)), content_type="text/csv")
