@@ -7,6 +7,7 @@ dead-letter the rest, so no record blocks a partition or silently vanishes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -104,6 +105,8 @@ def as_current(event: Any) -> Iterator[None]:
     which Faust sets only while an agent iterates one event at a time; a batched agent
     sets it for each record of its batch through the same context variable.
     """
+    # Faust's private context variable (``faust.streams.current_event`` reads it): no public
+    # setter exists. Checked by the e2e analytics tests, whose order facts need the table.
     token = faust.streams._current_event.set(weakref.ref(event))
     try:
         yield
@@ -131,7 +134,19 @@ def batched_agent(
 
     async def consume(stream: Any) -> None:
         async for events in stream.take_events(size, within=within):
-            outcome = await handle(events)
+            # Faust acks a batch even when its handler raised (in the generator's cleanup),
+            # so a failure ``handle`` did not absorb (the dead-letter topic unreachable, say)
+            # is retried here until it passes: never acked unhandled, never lost.
+            delay = 0.2
+            while True:
+                try:
+                    outcome = await handle(events)
+                    break
+                except Exception:
+                    log.exception("%s: a batch of %d records failed; retrying in %.1fs",
+                                  name, len(events), delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
             log.debug("%s: %s", name, outcome)
 
     consume.__name__ = consume.__qualname__ = name

@@ -20,7 +20,15 @@ from typing import Any
 
 from agents.analytics import metrics
 from agents.analytics.facts import epoch_ms
-from agents.analytics.windows import Change, Memory, Window, closed_windows, start_of
+from agents.analytics.windows import (
+    Change,
+    Memory,
+    Window,
+    closed_windows,
+    emitted,
+    pending,
+    start_of,
+)
 from agents.effects import Effects
 from stores.analytics import AnalyticsRepository
 from streams.envelope import Envelope, derived_id, format_time, new_event
@@ -60,6 +68,10 @@ class AnalyticsDecider:
         envelope = Envelope.decode(raw)
         change = self._change(partition, offset)
         if change.done_already():
+            again = pending(self._table, partition)
+            if again:  # applied, but its emission failed: this is its retry
+                await self._emit_all(again)
+                emitted(self._table, partition)
             return "duplicate record"
         if envelope.type == "analytics.tick":
             return await self._tick(change, epoch_ms(envelope.payload(AnalyticsTick).at))
@@ -93,6 +105,7 @@ class AnalyticsDecider:
             self._apply(change, scope, at, fact)
         self._sweep(change)
         await self._emit_all(change.commit())
+        emitted(self._table, change.partition)
         self.live[scope] = change.partition
         return ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "empty"
 
@@ -134,21 +147,30 @@ class AnalyticsDecider:
         # not indexed (one bucket write per new viewer would cost more than this scan).
         last = max(days)
         prefix = f"d|{change.partition}|"
+
+        def gone(key: str) -> bool:
+            return key.startswith(prefix) and int(key.split("|", 3)[2]) <= last
+
         for key in list(self._table.keys()):
-            if key.startswith(prefix) and int(key.split("|", 3)[2]) <= last:
+            if gone(key):
                 change.delete(key)
+        memory = self._memory[change.partition]
+        memory.marks = {key for key in memory.marks if not gone(key)}
 
     async def _tick(self, change: Change, now_ms: int) -> str:
         if now_ms > int(change.meta["wall"]):
             change.meta["wall"] = now_ms
         self._sweep(change)
         closed = change.commit()
-        if change.partition not in self._reemitted:
-            self._reemitted.add(change.partition)
+        first = change.partition not in self._reemitted
+        if first:
             again = {(w["scope"], w["size"], w["start"]): w
                      for w in [*closed_windows(self._table, change.partition), *closed]}
             closed = list(again.values())
         await self._emit_all(closed)
+        emitted(self._table, change.partition)
+        if first:  # only once it worked: a failed emission is retried with the record
+            self._reemitted.add(change.partition)
         return f"tick: {len(closed)} emitted"
 
     async def _emit_all(self, windows: list[Window]) -> None:

@@ -1,10 +1,11 @@
 """Event-time windows of one ``analytics-facts`` partition, kept in a changelogged table (pure).
 
-Time. Every fact carries its source event's ``occurredAt``. The partition's *clock* is the
-largest one seen, its *watermark* the clock minus the grace period. The analytics timer's
-wall time (``wall``) only *closes* windows, so idle partitions close theirs too; it never
-moves the watermark, or a worker back from an outage longer than the grace would count its
-whole backlog as late.
+Time. Every fact carries its source event's ``occurredAt`` (as ``atMs``). The partition's
+*clock* is the largest one seen, its *watermark* the clock minus the grace period. The
+analytics timer's wall time (``wall``) only *closes* windows, so idle partitions close
+theirs too; it never moves the watermark, or a worker back from an outage longer than
+the grace would count its whole backlog as late. (The clock is the partition's, over all
+sources: one source far behind another, by more than the grace, has its lag counted late.)
 
 - A window (one minute, one hour or one UTC day of one scope) *closes* once the clock or
   the wall time passes its end: it is emitted with revision 1. One opened behind that
@@ -154,6 +155,7 @@ class Change:
         self._ready: dict[tuple[str, str, int], Window | None] = {}
         self._emit: dict[str, Window] = {}  # closed windows to emit after the commit
         self._buckets: dict[str, list[str]] = {}
+        self._first: dict[str, list[int]] = {"c": [], "f": []}  # bucket minutes written
         self._visitors: dict[str, list[str]] = {}
         self._visitors_known: dict[str, set[str]] = {}
         self._marks: set[str] = set()
@@ -306,6 +308,7 @@ class Change:
         if kind == "f":
             # A key forgotten behind the swept minutes would never be: the next one then.
             minute = max(minute, int(self.meta["finalThrough"]) + MINUTE_MS)
+        self._first[kind].append(minute)
         bucket_key = f"{kind}|{self.partition}|{minute}"
         bucket = self._buckets.get(bucket_key)
         if bucket is None:
@@ -330,10 +333,11 @@ class Change:
         self._ready.clear()  # no fact is applied after the sweep
         # A partition's first time (its first fact, or first tick): nothing before it was
         # indexed, so the sweeps start there (0 is "never": no event is from 1970).
+        # Buckets this very change wrote may lie before that (its facts span minutes).
         if closing and not self.meta["closedThrough"]:
-            self.meta["closedThrough"] = closing - MINUTE_MS
+            self.meta["closedThrough"] = min([closing, *self._first["c"]]) - MINUTE_MS
         if final and not self.meta["finalThrough"]:
-            self.meta["finalThrough"] = final - MINUTE_MS
+            self.meta["finalThrough"] = min([final, *self._first["f"]]) - MINUTE_MS
         for minute in self._minutes("closedThrough", closing):
             for key in self._pending_bucket(f"c|{self.partition}|{minute}"):
                 window = self._stored_window(key)
@@ -394,9 +398,9 @@ class Change:
         Order: index buckets (a bucket naming a window not yet written is skipped when
         swept), windows and visitor sets (each marked with this record's offset), the
         partition's scopes (a scope listed before its windows were written would be
-        published as all zeros), distinct
-        marks (after the day windows that counted them), the late ring, the applied ids,
-        deletions, and the meta last: a record whose offset the meta holds was written
+        published as all zeros), distinct marks (after the day windows that counted them),
+        the late ring, the applied ids, the windows to emit (``pending``), deletions (index
+        buckets last), and the meta last: a record whose offset the meta holds was written
         whole. A crash in between leaves a prefix, which the redelivered record completes.
         """
         deleted = set(self._deleted)
@@ -415,6 +419,7 @@ class Change:
             self._table[scopes_key(self.partition)] = sorted({*known, *self._new_scopes})
         for key in sorted(self._marks):
             self._table[key] = 1
+        self._memory.marks |= self._marks
         if self._late is not None:
             self._table[f"l|{self.partition}"] = self._late
         if self._applied:
@@ -423,12 +428,39 @@ class Change:
             self._memory.add(seen_key, self._applied, self._applied_until)
         for key in self._memory.expired(self.watermark):
             deleted.add(key)
-        for key in sorted(deleted):
+        # Windows an earlier record failed to emit are still owed (newest revision wins).
+        owed = {(w["scope"], w["size"], w["start"]): w
+                for w in [*pending(self._table, self.partition), *self._emit.values()]}
+        emit = list(owed.values())
+        if emit:
+            # Until emitted, and before the deletions (a window may be closed and forgotten
+            # by one record): a failed emission is retried by the redelivered record, which
+            # finds them here whether or not it got as far as the meta.
+            self._table[pending_key(self.partition)] = emit
+        # An index bucket goes after the keys it lists: a crash in between leaves the
+        # bucket, so the redelivered record deletes them again.
+        for key in sorted(deleted, key=lambda k: (k.startswith(("c|", "f|")), k)):
             if key in self._table:
                 del self._table[key]
         self.meta["lastOffset"] = max(self.offset, int(self.meta["lastOffset"]))
         self._table[f"m|{self.partition}"] = self.meta
-        return list(self._emit.values())
+        return emit
+
+
+def pending_key(partition: int) -> str:
+    """The table key of a partition's windows written but not yet emitted."""
+    return f"e|{partition}"
+
+
+def pending(table: Table, partition: int) -> list[Window]:
+    """Windows a record wrote whose emission has not been confirmed (see ``emitted``)."""
+    return list(_copy(table.get(pending_key(partition)) or []))
+
+
+def emitted(table: Table, partition: int) -> None:
+    """The pending windows reached MongoDB and ``analytics-windows``."""
+    if pending_key(partition) in table:
+        del table[pending_key(partition)]
 
 
 def closed_windows(table: Table, partition: int) -> list[Window]:

@@ -99,7 +99,8 @@ class AnalyticsFact(Payload):
 @event("analytics.facts", topic=FACTS, key="scope (marketplace or seller:{id})",
        summary="What a batch of source events contributes to one scope's metrics: one fact "
                "per source event and scope, each with the source event's occurredAt as its "
-               "time and an id derived from the source event's id.")
+               "time and an id derived from what it counts (the source event, or an order's "
+               "payment or refund) and its scope.")
 class AnalyticsFacts(Payload):
     """The facts of one scope from one batch of source events, in source order."""
 
@@ -107,8 +108,9 @@ class AnalyticsFacts(Payload):
 
 
 @event("analytics.tick", topic=FACTS, key="tick",
-       summary="The analytics timer: advances an idle partition's event clock to wall time "
-               "so its windows close too (sent to each partition explicitly).")
+       summary="The analytics timer's wall time, sent to each partition explicitly: it "
+               "closes the windows of idle partitions (it never moves the event-time "
+               "watermark).")
 class AnalyticsTick(Payload):
     """Wall-clock time of the timer that sent it."""
 

@@ -198,11 +198,14 @@ class CrashAt(dict[str, Any]):
         super().__delitem__(key)
 
 
-def crash_scenario() -> tuple[list[Envelope], list[Envelope]]:
-    """Facts already applied, then one batch whose record closes, revises and opens windows."""
+def crash_scenario(kind: str) -> tuple[list[Envelope], list[Envelope]]:
+    """Facts already applied, then one batch whose record closes, revises and opens windows
+    (``closes``), or one that also forgets the earlier day's (``forgets``)."""
     before = [placed("O1", [("P1", "S1", 1, "3.00")], at=T0),
               status("O1", "stock_reserved", "paid", T0),
               view("P1", "S1", "sess-1", T0 + timedelta(seconds=5))]
+    if kind == "forgets":
+        return before, [view("P1", "S1", "sess-2", T0 + timedelta(days=1, hours=2))]
     batch = [view("P1", "S1", "sess-2", T0 + timedelta(seconds=70)),  # closes T0's minute
              view("P1", "S1", "sess-3", T0 + timedelta(seconds=20)),  # revises it
              view("P1", "S1", "sess-3", T0 + timedelta(seconds=75)),
@@ -210,9 +213,10 @@ def crash_scenario() -> tuple[list[Envelope], list[Envelope]]:
     return before, batch
 
 
-@pytest.mark.parametrize("writes", range(0, 40))
-async def test_a_crash_anywhere_in_a_record_still_counts_it_once(writes: int) -> None:
-    before, batch = crash_scenario()
+@pytest.mark.parametrize("kind", ["closes", "forgets"])
+@pytest.mark.parametrize("writes", range(0, 45))
+async def test_a_crash_anywhere_in_a_record_still_counts_it_once(kind: str, writes: int) -> None:
+    before, batch = crash_scenario(kind)
     reference = Pipeline()
     await reference.feed(*before)
     [record, *_] = reference.records(*batch)
@@ -241,6 +245,40 @@ async def test_a_crash_anywhere_in_a_record_still_counts_it_once(writes: int) ->
     assert windows_only(pipe.table) == windows_only(reference.table)
     final = {k: v for k, v in pipe.effects.store.windows.items()}
     assert final == reference.effects.store.windows
+
+
+async def test_a_failed_emission_is_retried_with_its_record(pipe: Pipeline) -> None:
+    await pipe.feed(view("P1", None, "a", T0 + timedelta(seconds=10)))
+    await pipe.tick(T0 + timedelta(seconds=30))  # the first tick's re-emission is done
+    store = pipe.effects.store
+    real = store.upsert_window
+    failures = [ConnectionError("MongoDB stepped down")]
+
+    async def flaky(window: dict[str, Any]) -> bool:
+        if failures:
+            raise failures.pop()
+        return await real(window)
+
+    store.upsert_window = flaky  # type: ignore[method-assign]
+    record, offset = tick(T0 + timedelta(seconds=61)), pipe.offset
+    with pytest.raises(ConnectionError):
+        await pipe.handle(record)
+    assert f"marketplace|minute|{ms(T0)}" not in store.windows
+    # ``guarded`` retries the record: applied already, but its emission is still owed.
+    assert await pipe.handle(record, offset=offset) == "duplicate record"
+    assert store.windows[f"marketplace|minute|{ms(T0)}"]["revision"] == 1
+    assert not any(k.startswith("e|") for k in pipe.table)
+
+
+async def test_a_partitions_first_record_indexes_every_minute_it_spans(pipe: Pipeline) -> None:
+    # The first record after a deployment (reading history) spans minutes and hours.
+    [record] = pipe.records(view("P1", None, "a", T0 + timedelta(seconds=10)),
+                            view("P1", None, "b", T0 + timedelta(hours=3)))
+    await pipe.handle(record)
+    assert f"marketplace|minute|{ms(T0)}" in pipe.effects.store.windows
+    assert f"marketplace|hour|{ms(T0)}" in pipe.effects.store.windows
+    await pipe.feed(view("P1", None, "c", T0 + timedelta(days=3)))
+    assert [k for k in pipe.table if str(ms(T0)) in k] == []
 
 
 async def test_windows_close_when_the_clock_passes_them_even_when_idle(pipe: Pipeline) -> None:
