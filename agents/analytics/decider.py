@@ -57,30 +57,31 @@ class AnalyticsDecider:
             self._memory.pop(partition, None)
             self._reemitted.discard(partition)
 
-    def _change(self, partition: int, offset: int) -> Change:
+    def _change(self, partition: int, offset: int, source: str = "") -> Change:
         memory = self._memory.get(partition)
         if memory is None:
             memory = self._memory[partition] = Memory(self._table, partition)
-        return Change(self._table, partition, offset, self._grace_ms, memory)
+        return Change(self._table, partition, offset, self._grace_ms, memory, source)
 
     async def handle(self, raw: bytes, *, partition: int, offset: int) -> str:
         """Process one record of ``analytics-facts``; returns what happened."""
         envelope = Envelope.decode(raw)
-        change = self._change(partition, offset)
-        if change.done_already():
-            again = pending(self._table, partition)
-            if again:  # applied, but its emission failed: this is its retry
-                await self._emit_all(again)
-                emitted(self._table, partition)
-            return "duplicate record"
-        if envelope.type == "analytics.tick":
-            return await self._tick(change, epoch_ms(envelope.payload(AnalyticsTick).at))
-        if envelope.type != "analytics.facts":
+        if envelope.type == "analytics.facts":
+            batch = envelope.payload(AnalyticsFacts)
+            change = self._change(partition, offset, batch.source)
+            if change.done_already():
+                return "duplicate record"
+            return self._facts(change, envelope.key, batch.facts)
+        if envelope.type != "analytics.tick":
             log.warning("analytics agent ignores %s", envelope.type)
             return "ignored"
-        return await self._facts(change, envelope.key, envelope.payload(AnalyticsFacts).facts)
+        change = self._change(partition, offset)
+        if change.done_already():
+            # Applied, but perhaps not emitted (a failure, or a crash): emit what is owed.
+            return await self._emit_pending(partition)
+        return await self._tick(change, epoch_ms(envelope.payload(AnalyticsTick).at))
 
-    async def _facts(self, change: Change, scope: str, facts: list[AnalyticsFact]) -> str:
+    def _facts(self, change: Change, scope: str, facts: list[AnalyticsFact]) -> str:
         counts = dict.fromkeys(("applied", "duplicate", "late", "named"), 0)
         for fact in facts:
             at = fact.at_ms
@@ -104,8 +105,7 @@ class AnalyticsDecider:
                 continue
             self._apply(change, scope, at, fact)
         self._sweep(change)
-        await self._emit_all(change.commit())
-        emitted(self._table, change.partition)
+        change.commit()  # what it closed or revised is emitted by the next tick
         self.live[scope] = change.partition
         return ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "empty"
 
@@ -161,17 +161,26 @@ class AnalyticsDecider:
         if now_ms > int(change.meta["wall"]):
             change.meta["wall"] = now_ms
         self._sweep(change)
-        closed = change.commit()
-        first = change.partition not in self._reemitted
+        change.commit()
+        return await self._emit_pending(change.partition)
+
+    async def _emit_pending(self, partition: int) -> str:
+        """Emit the windows the partition's records closed or revised since the last tick.
+
+        Records only collect them (``pending``), so a window revised by many records in a
+        second, as a backlog does, is emitted once a tick with its latest revision. The
+        first tick in this process also emits every closed window, in case a crash lost
+        an emission."""
+        owed = pending(self._table, partition)
+        first = partition not in self._reemitted
         if first:
-            again = {(w["scope"], w["size"], w["start"]): w
-                     for w in [*closed_windows(self._table, change.partition), *closed]}
-            closed = list(again.values())
-        await self._emit_all(closed)
-        emitted(self._table, change.partition)
-        if first:  # only once it worked: a failed emission is retried with the record
-            self._reemitted.add(change.partition)
-        return f"tick: {len(closed)} emitted"
+            owed = list({(w["scope"], w["size"], w["start"]): w for w in [
+                *closed_windows(self._table, partition), *owed]}.values())
+        await self._emit_all(owed)
+        emitted(self._table, partition)
+        if first:  # only once it worked
+            self._reemitted.add(partition)
+        return f"tick: {len(owed)} emitted"
 
     async def _emit_all(self, windows: list[Window]) -> None:
         repo = self._effects.repo(AnalyticsRepository)

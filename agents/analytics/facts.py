@@ -166,6 +166,6 @@ def by_scope(facts: Iterable[Fact]) -> dict[str, list[AnalyticsFact]]:
     return grouped
 
 
-def facts_record(scope: str, facts: list[AnalyticsFact]) -> Envelope:
-    """The ``analytics.facts`` record of one scope's facts from one batch."""
-    return new_event(AnalyticsFacts(facts=facts), key=scope, source=SOURCE)
+def facts_record(scope: str, facts: list[AnalyticsFact], source: str) -> Envelope:
+    """The ``analytics.facts`` record of one scope's facts from one batch of ``source``."""
+    return new_event(AnalyticsFacts(source=source, facts=facts), key=scope, source=SOURCE)

@@ -59,13 +59,15 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
     facts_topic = settings.topic(FACTS)
 
     async def handle(events: Sequence[Any]) -> str:
-        found: list[Fact] = []
+        found: dict[str, list[Fact]] = {}  # by source topic and partition
         for event in events:
             message = event.message
+            into = found.setdefault(f"{message.topic}:{message.partition}", [])
 
-            async def map_one(event: Any = event, raw: bytes = message.value) -> None:
+            async def map_one(event: Any = event, raw: bytes = message.value,
+                              into: list[Fact] = into) -> None:
                 with as_current(event):  # the order-lines table is written per record
-                    found.extend(mapper.facts(Envelope.decode(raw)))
+                    into.extend(mapper.facts(Envelope.decode(raw)))
 
             try:
                 await map_one()
@@ -76,18 +78,22 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
                               partition=message.partition, offset=message.offset,
                               key=message.key, value=message.value, process=map_one)
         last = events[-1].message
-        for scope, facts in by_scope(found).items():
-            record = facts_record(scope, facts)
+        records = [facts_record(scope, facts, source)
+                   for source, mapped in found.items()
+                   for scope, facts in by_scope(mapped).items()]
 
-            async def publish(record: Envelope = record) -> None:
-                async with acks_awaited_at_end():
+        async def publish() -> None:
+            async with acks_awaited_at_end():  # one round trip for the batch's records
+                for record in records:
                     await effects.emit(FACTS, record)
 
-            # Dead-lettered with its facts if the broker refuses it for good.
+        if records:
+            # Dead-lettered with its facts if the broker refuses them for good.
             await guarded(agent="analytics-facts", effects=effects, topic=facts_topic,
-                          partition=last.partition, offset=last.offset,
-                          key=scope.encode(), value=record.encode(), process=publish)
-        return f"{len(events)} records, {len(found)} facts"
+                          partition=last.partition, offset=last.offset, key=None,
+                          value=b"[" + b",".join(r.encode() for r in records) + b"]",
+                          process=publish)
+        return f"{len(events)} records, {sum(map(len, found.values()))} facts"
 
     return batched_agent(app, name="analytics-facts", topic=topic, handle=handle,
                          size=FACT_BATCH, within=FACT_BATCH_SECONDS)

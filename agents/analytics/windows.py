@@ -1,21 +1,25 @@
 """Event-time windows of one ``analytics-facts`` partition, kept in a changelogged table (pure).
 
 Time. Every fact carries its source event's ``occurredAt`` (as ``atMs``). The partition's
-*clock* is the largest one seen, its *watermark* the clock minus the grace period. The
-analytics timer's wall time (``wall``) only *closes* windows, so idle partitions close
-theirs too; it never moves the watermark, or a worker back from an outage longer than
-the grace would count its whole backlog as late. (The clock is the partition's, over all
-sources: one source far behind another, by more than the grace, has its lag counted late.)
+*clock* is the largest one seen over all its sources; each *source* (a topic and partition
+of the facts stage) also keeps its own, and a fact is late when it is more than the grace
+behind its own source's newest fact (so a source that lags another, the client events
+behind the orders after an outage, still counts), or more than ``REACH_MS`` behind the
+clock (every window it could reach is still kept). The analytics timer's wall time
+(``wall``) only *closes* windows, so idle partitions close theirs too; it never makes a
+fact late, or a worker back from an outage would count its whole backlog as late.
 
-- A window (one minute, one hour or one UTC day of one scope) *closes* once the clock or
-  the wall time passes its end: it is emitted with revision 1. One opened behind that
-  point (a straggler within the grace) is closed at once.
-- A fact older than the watermark is *late*: counted (``lateEvents``, in the windows of
+- A window (one minute, one hour or one UTC day of one scope) *closes* once the clock, or
+  the wall time less ``WALL_SLACK_MS``, passes its end: it gets revision 1. One opened
+  behind that point (a straggler within the grace) is closed at once.
+- A fact older than its source's reach is *late*: counted (``lateEvents``, in the windows of
   the partition's present: its clock or the wall time, whichever is later), logged by
   the caller, and never applied.
-- A fact within the grace whose window already closed revises it: the window is emitted
-  again with the next revision. Once the watermark passes a window's end + its keep time
-  it is forgotten; minute windows are kept an hour more for the dashboard's chart.
+- A fact within the grace whose window already closed revises it (next revision). Records
+  collect what they closed or revised (``pending``); the next tick emits it, so a window
+  revised by many records in a second is emitted once, with its last revision.
+- Once the clock is an hour past a window's end (or the grace, if longer) it is
+  forgotten.
 
 Faust's own windowed tables keep their expiry index in memory, so windows restored from
 the changelog after a restart would never close. Here the index is in the table: each
@@ -32,9 +36,10 @@ and applied where it was not; the partition's meta is written last, with that of
 
 Exactly once under redelivery of a *fact* in another record (a replay, or the facts stage
 redoing a batch after a crash): the ids of the facts applied by each record are kept
-(``s|{partition}|{offset}``) until the watermark passes their minutes, and a copy of them
-in memory answers "seen?" without a table read. A redelivered fact is then either seen or
-older than the watermark (late, never applied); ids of late facts are kept in a ring of
+(``s|{partition}|{offset}``, with their source) until their source's reach passes their
+minutes, and a copy of them in memory answers "seen?" without a table read. A redelivered
+fact (from the same source: its source event's partition) is then either seen or older
+than that reach (late, never applied); ids of late facts are kept in a ring of
 ``LATE_IDS`` per partition so a redelivered late fact is counted once.
 """
 
@@ -53,7 +58,13 @@ HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 SIZES: dict[str, int] = {"minute": MINUTE_MS, "hour": HOUR_MS, "day": DAY_MS}
 # How long after its end a window is kept at least (the dashboard's last hour of minutes).
-KEEP_MS: dict[str, int] = {"minute": 61 * MINUTE_MS, "hour": 0, "day": 0}
+# (And at least ``REACH_MS``, the oldest a fact may be behind the clock and still count.)
+KEEP_MS: dict[str, int] = {"minute": 61 * MINUTE_MS, "hour": 61 * MINUTE_MS,
+                           "day": 61 * MINUTE_MS}
+REACH_MS = 60 * MINUTE_MS
+# The wall time closes windows this long after their end (the clock, at once): events of
+# the minute just ended still in flight would otherwise revise every minute's window.
+WALL_SLACK_MS = 5_000
 # A minute's distinct visitors are kept for "visitors now" (the last five minutes).
 VISITORS_KEEP_MS = 6 * MINUTE_MS
 LATE_IDS = 1000
@@ -104,32 +115,36 @@ class Memory:
     def __init__(self, table: Table, partition: int) -> None:
         self.prefix = f"s|{partition}|"
         self._entries: dict[str, list[str]] = {}  # table key -> the fact ids it holds
-        self._expiry: list[tuple[int, str]] = []  # (last minute end of its ids, table key)
+        # Per source: (last minute end of an entry's ids, its table key), soonest first.
+        self._expiry: dict[str, list[tuple[int, str]]] = {}
         self._ids: dict[str, str] = {}  # fact id -> its entry's table key
         self.marks: set[str] = set()
         for key, stored in list(table.items()):
             if key.startswith(self.prefix):
-                self.add(key, stored["ids"], int(stored["until"]))
+                self.add(key, stored["ids"], int(stored["until"]), str(stored.get("source")))
 
     def __contains__(self, fact_id: object) -> bool:
         return fact_id in self._ids
 
-    def add(self, key: str, ids: list[str], until: int) -> None:
-        """Remember the ids one record applied (written under ``key``)."""
+    def add(self, key: str, ids: list[str], until: int, source: str) -> None:
+        """Remember the ids one record of ``source`` applied (written under ``key``)."""
         self._entries[key] = ids
-        heapq.heappush(self._expiry, (until, key))
+        heapq.heappush(self._expiry.setdefault(source, []), (until, key))
         for fact_id in ids:
             self._ids[fact_id] = key
 
-    def expired(self, watermark: int) -> list[str]:
-        """Forget entries whose minutes the watermark passed; returns their table keys."""
+    def expired(self, reach: Callable[[str], int]) -> list[str]:
+        """Forget entries whose minutes their source's ``reach`` (the oldest time one of
+        its facts may still be applied) passed; returns their table keys."""
         gone = []
-        while self._expiry and self._expiry[0][0] <= watermark:
-            _, key = heapq.heappop(self._expiry)
-            for fact_id in self._entries.pop(key, ()):
-                if self._ids.get(fact_id) == key:
-                    del self._ids[fact_id]
-            gone.append(key)
+        for source, heap in self._expiry.items():
+            bound = reach(source)
+            while heap and heap[0][0] <= bound:
+                _, key = heapq.heappop(heap)
+                for fact_id in self._entries.pop(key, ()):
+                    if self._ids.get(fact_id) == key:
+                        del self._ids[fact_id]
+                gone.append(key)
         return gone
 
 
@@ -137,15 +152,17 @@ class Change:
     """What one record does to its partition: read through the table, written by ``commit``."""
 
     def __init__(self, table: Table, partition: int, offset: int, grace_ms: int,
-                 memory: Memory) -> None:
+                 memory: Memory, source: str = "") -> None:
+        """``source``: the topic and partition the record's facts come from (ticks: none)."""
         self._table = table
         self.partition = partition
         self.offset = offset
         self.grace_ms = grace_ms
+        self.source = source
         self._memory = memory
         stored = table.get(f"m|{partition}")
         self.meta: dict[str, Any] = {"clock": 0, "wall": 0, "closedThrough": 0,
-                                     "finalThrough": 0, "lastOffset": -1}
+                                     "finalThrough": 0, "lastOffset": -1, "sources": {}}
         if stored is not None:
             self.meta |= _copy(stored)
         self._windows: dict[str, Window] = {}  # read (copies), to be written if in _dirty
@@ -170,18 +187,27 @@ class Change:
 
     @property
     def clock(self) -> int:
-        """The largest event time applied (ms)."""
+        """The largest event time applied (ms), over all sources."""
         return int(self.meta["clock"])
+
+    def reach(self, source: str) -> int:
+        """Facts of ``source`` older than this are late: its own newest fact minus the grace
+        (a source is not judged by another's progress: one that lags, say the client
+        events behind the orders after an outage, still counts), and never older than
+        ``REACH_MS`` behind the clock, so every window a fact reaches is still kept."""
+        own = int(self.meta["sources"].get(source, 0)) - self.grace_ms
+        return max(own, self.clock - max(self.grace_ms, REACH_MS))
 
     @property
     def watermark(self) -> int:
-        """Facts older than this are late."""
-        return self.clock - self.grace_ms
+        """Facts of this record's source older than this are late."""
+        return self.reach(self.source)
 
     @property
     def closing(self) -> int:
-        """Windows ending at or before this are closed: the clock or the wall time."""
-        return max(self.clock, int(self.meta["wall"]))
+        """Windows ending at or before this are closed: the clock, or the wall time less a
+        little slack (events of the minute just ended may still be on their way)."""
+        return max(self.clock, int(self.meta["wall"]) - WALL_SLACK_MS)
 
     def done_already(self) -> bool:
         """Whether this record was applied whole before (the meta is written last)."""
@@ -201,6 +227,9 @@ class Change:
         """A fact of this record was seen at ``at_ms`` (applied now or before)."""
         if at_ms > self.clock:
             self.meta["clock"] = at_ms
+        sources = self.meta["sources"]
+        if self.source and at_ms > int(sources.get(self.source, 0)):
+            sources[self.source] = at_ms
 
     def update(self, scope: str, seller_id: str | None, at_ms: int,
                change: Callable[[metrics.Metrics, str], None]) -> None:
@@ -424,9 +453,10 @@ class Change:
             self._table[f"l|{self.partition}"] = self._late
         if self._applied:
             seen_key = f"{self._memory.prefix}{self.offset}"
-            self._table[seen_key] = {"ids": self._applied, "until": self._applied_until}
-            self._memory.add(seen_key, self._applied, self._applied_until)
-        for key in self._memory.expired(self.watermark):
+            self._table[seen_key] = {"ids": self._applied, "until": self._applied_until,
+                                     "source": self.source}
+            self._memory.add(seen_key, self._applied, self._applied_until, self.source)
+        for key in self._memory.expired(self.reach):
             deleted.add(key)
         # Windows an earlier record failed to emit are still owed (newest revision wins).
         owed = {(w["scope"], w["size"], w["start"]): w

@@ -102,8 +102,11 @@ class AnalyticsFact(Payload):
                "time and an id derived from what it counts (the source event, or an order's "
                "payment or refund) and its scope.")
 class AnalyticsFacts(Payload):
-    """The facts of one scope from one batch of source events, in source order."""
+    """The facts of one scope from one batch of one source's events, in source order."""
 
+    # The source topic and partition ("{topic}:{partition}"): each source's facts are judged
+    # late against that source's own progress, not another's.
+    source: str
     facts: list[AnalyticsFact] = Field(min_length=1)
 
 

@@ -23,6 +23,7 @@ from tests.support.recording import RecordingEffects
 R = TypeVar("R")
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 GRACE = 120.0
+SOURCE = "analytics:0"  # the source topic and partition of the facts records here
 
 
 class FakeRepo:
@@ -101,7 +102,8 @@ class Pipeline:
     def records(self, *sources: Envelope) -> list[bytes]:
         """The facts stage's records for ``sources`` read as one batch."""
         facts = [fact for source in sources for fact in self.mapper.facts(source)]
-        return [facts_record(scope, group).encode() for scope, group in by_scope(facts).items()]
+        return [facts_record(scope, group, SOURCE).encode()
+                for scope, group in by_scope(facts).items()]
 
     async def handle(self, raw: bytes, offset: int | None = None) -> str:
         """The facts stage's next record (or a redelivered one, at ``offset``)."""
@@ -221,6 +223,7 @@ async def test_a_crash_anywhere_in_a_record_still_counts_it_once(kind: str, writ
     await reference.feed(*before)
     [record, *_] = reference.records(*batch)
     await reference.handle(record)
+    await reference.tick(T0)  # windows are emitted by ticks
 
     pipe = Pipeline()
     await pipe.feed(*before)
@@ -260,12 +263,12 @@ async def test_a_failed_emission_is_retried_with_its_record(pipe: Pipeline) -> N
         return await real(window)
 
     store.upsert_window = flaky  # type: ignore[method-assign]
-    record, offset = tick(T0 + timedelta(seconds=61)), pipe.offset
+    record, offset = tick(T0 + timedelta(seconds=66)), pipe.offset  # 5 s of wall slack
     with pytest.raises(ConnectionError):
         await pipe.handle(record)
     assert f"marketplace|minute|{ms(T0)}" not in store.windows
     # ``guarded`` retries the record: applied already, but its emission is still owed.
-    assert await pipe.handle(record, offset=offset) == "duplicate record"
+    assert await pipe.handle(record, offset=offset) == "tick: 1 emitted"
     assert store.windows[f"marketplace|minute|{ms(T0)}"]["revision"] == 1
     assert not any(k.startswith("e|") for k in pipe.table)
 
@@ -275,6 +278,7 @@ async def test_a_partitions_first_record_indexes_every_minute_it_spans(pipe: Pip
     [record] = pipe.records(view("P1", None, "a", T0 + timedelta(seconds=10)),
                             view("P1", None, "b", T0 + timedelta(hours=3)))
     await pipe.handle(record)
+    await pipe.tick(T0 + timedelta(hours=3))
     assert f"marketplace|minute|{ms(T0)}" in pipe.effects.store.windows
     assert f"marketplace|hour|{ms(T0)}" in pipe.effects.store.windows
     await pipe.feed(view("P1", None, "c", T0 + timedelta(days=3)))
@@ -283,8 +287,9 @@ async def test_a_partitions_first_record_indexes_every_minute_it_spans(pipe: Pip
 
 async def test_windows_close_when_the_clock_passes_them_even_when_idle(pipe: Pipeline) -> None:
     await pipe.feed(view("P1", "S1", "sess-1", T0 + timedelta(seconds=10)))
+    await pipe.tick(T0 + timedelta(seconds=64))  # the wall time leaves 5 s of slack
     assert pipe.published("productViews") == []
-    await pipe.tick(T0 + timedelta(seconds=61))
+    await pipe.tick(T0 + timedelta(seconds=65))
     keys = {key for key, _, _ in pipe.published("productViews")}
     assert f"marketplace|productViews|minute|{ms(T0)}" in keys
     assert f"seller:S1|productViews|minute|{ms(T0)}" in keys
@@ -304,8 +309,10 @@ async def test_windows_opened_before_a_restart_close_after_it(pipe: Pipeline) ->
 async def test_a_late_event_within_the_grace_revises_its_window(pipe: Pipeline) -> None:
     await pipe.feed(view("P1", "S1", "sess-1", T0 + timedelta(seconds=10)))
     await pipe.feed(view("P1", "S1", "sess-2", T0 + timedelta(seconds=70)))  # closes T0's minute
+    await pipe.tick(T0 + timedelta(seconds=70))  # emits it
     assert await pipe.feed(view("P1", "S1", "sess-3", T0 + timedelta(seconds=20))) == [
         "1 applied", "1 applied"]
+    await pipe.tick(T0 + timedelta(seconds=71))
     revisions = [(rev, value) for key, rev, value in pipe.published("productViews")
                  if key == f"marketplace|productViews|minute|{ms(T0)}"]
     assert revisions == [(1, 1), (2, 2)]
@@ -314,13 +321,16 @@ async def test_a_late_event_within_the_grace_revises_its_window(pipe: Pipeline) 
 
 async def test_a_batch_revises_a_window_once(pipe: Pipeline) -> None:
     await pipe.feed(view("P1", None, "sess-1", T0 + timedelta(seconds=10)))
-    await pipe.tick(T0 + timedelta(seconds=61))
+    await pipe.tick(T0 + timedelta(seconds=65))
     [record] = pipe.records(*(view("P1", None, f"s-{i}", T0 + timedelta(seconds=20 + i))
                               for i in range(5)))
     assert await pipe.handle(record) == "5 applied"
+    # Many records revising it between two ticks: emitted once, with the last revision.
+    assert await pipe.feed(view("P1", None, "s-9", T0 + timedelta(seconds=30))) == ["1 applied"]
+    await pipe.tick(T0 + timedelta(seconds=66))
     revisions = [(rev, value) for key, rev, value in pipe.published("productViews")
                  if key == f"marketplace|productViews|minute|{ms(T0)}"]
-    assert revisions == [(1, 1), (2, 6)]
+    assert revisions == [(1, 1), (3, 7)]
 
 
 async def test_an_event_beyond_the_grace_is_counted_late_and_not_applied(pipe: Pipeline) -> None:
@@ -356,7 +366,32 @@ async def test_a_backlog_after_an_outage_longer_than_the_grace_is_applied_not_la
     assert later is not None
     assert later["closed"]
     assert later["revision"] == 1
+    await pipe.tick(T0 + timedelta(minutes=10, seconds=1))
     assert f"marketplace|minute|{ms(T0) + 60_000}" in pipe.effects.store.windows
+
+
+async def test_a_lagging_source_is_judged_by_its_own_progress(pipe: Pipeline) -> None:
+    # After an outage the orders' facts are read first, up to now...
+    orders = [status("O1", "stock_reserved", "paid", T0 + timedelta(minutes=10))]
+    await pipe.feed(placed("O1", [("P1", "S1", 1, "3.00")], at=T0 + timedelta(minutes=10)))
+    [paid] = [facts_record(scope, group, "orders:0").encode()
+              for scope, group in by_scope(pipe.mapper.facts(orders[0])).items()
+              if scope == "marketplace"]
+    await pipe.handle(paid)
+    # ...then the client events of the same ten minutes, from their own partition.
+    views = [view("P1", None, f"v-{i}", T0 + timedelta(seconds=20 * i)) for i in range(30)]
+    [record] = pipe.records(*views)
+    assert await pipe.handle(record) == "30 applied"
+    day = pipe.window("marketplace", "day", T0.replace(hour=0))
+    assert day is not None
+    assert (day["metrics"]["productViews"], day["metrics"]["orders"]) == (30, 1)
+    assert day["metrics"]["lateEvents"] == 0
+    # A source is still late beyond the grace of its own newest fact...
+    assert await pipe.feed(view("P1", None, "old", T0 - timedelta(minutes=1))) == ["1 late"]
+    # ...and beyond an hour behind the partition, whatever its own progress.
+    [(_, fact)] = pipe.mapper.facts(view("P1", None, "far", T0 - timedelta(minutes=51)))
+    far = facts_record("marketplace", [fact], "analytics:3")  # a source new to the partition
+    assert await pipe.handle(far.encode()) == "1 late"
 
 
 async def test_seen_ids_are_forgotten_once_their_minute_is_final(pipe: Pipeline) -> None:
