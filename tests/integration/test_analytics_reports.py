@@ -113,7 +113,7 @@ class Feed:
     async def records(self, *sources: Envelope) -> None:
         facts = [fact for source in sources for fact in self.mapper.facts(source)]
         for scope, facts_of_scope in by_scope(facts).items():
-            await self.record(facts_record(scope, facts_of_scope).encode())
+            await self.record(facts_record(scope, facts_of_scope, "test:0").encode())
 
     async def record(self, raw: bytes) -> None:
         await self.decider.handle(raw, partition=0, offset=self.offset)
