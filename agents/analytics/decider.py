@@ -32,7 +32,7 @@ from agents.analytics.windows import (
 from agents.effects import Effects
 from stores.analytics import AnalyticsRepository
 from streams.envelope import Envelope, derived_id, format_time, new_event
-from streams.events.analytics import AnalyticsFact, AnalyticsFacts, AnalyticsTick, WindowClosed
+from streams.events.analytics import AnalyticsTick, WindowClosed
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.analytics"
@@ -67,11 +67,15 @@ class AnalyticsDecider:
         """Process one record of ``analytics-facts``; returns what happened."""
         envelope = Envelope.decode(raw)
         if envelope.type == "analytics.facts":
-            batch = envelope.payload(AnalyticsFacts)
-            change = self._change(partition, offset, batch.source)
+            # As JSON, not validated into models (see ``metrics.Fact``): a malformed record
+            # fails on a missing key or a wrong type, which dead-letters it.
+            source, facts = str(envelope.data["source"]), envelope.data["facts"]
+            if not isinstance(facts, list):
+                raise TypeError("analytics.facts: facts is not a list")
+            change = self._change(partition, offset, source)
             if change.done_already():
                 return "duplicate record"
-            return self._facts(change, envelope.key, batch.facts)
+            return self._facts(change, envelope.key, facts)
         if envelope.type != "analytics.tick":
             log.warning("analytics agent ignores %s", envelope.type)
             return "ignored"
@@ -81,42 +85,43 @@ class AnalyticsDecider:
             return await self._emit_pending(partition)
         return await self._tick(change, epoch_ms(envelope.payload(AnalyticsTick).at))
 
-    def _facts(self, change: Change, scope: str, facts: list[AnalyticsFact]) -> str:
+    def _facts(self, change: Change, scope: str, facts: list[metrics.Fact]) -> str:
         counts = dict.fromkeys(("applied", "duplicate", "late", "named"), 0)
         for fact in facts:
-            at = fact.at_ms
-            if fact.kind == "product":
+            at, fact_id = int(fact["atMs"]), str(fact["id"])
+            if fact["kind"] == "product":
                 self._name(change, scope, fact)
                 counts["named"] += 1
                 continue
-            verdict = change.verdict(fact.id, at)
+            verdict = change.verdict(fact_id, at)
             counts[verdict] += 1
             if verdict == "late":
                 log.warning(
                     "analytics: late event %s for %s at %s, %d ms behind the watermark; "
-                    "counted in lateEvents, not applied", fact.id, scope,
+                    "counted in lateEvents, not applied", fact_id, scope,
                     format_time(datetime.fromtimestamp(at / 1000, UTC)), change.watermark - at)
-                change.count_late(scope, fact.seller_id, fact.id)
+                change.count_late(scope, fact.get("sellerId"), fact_id)
                 continue
             # A duplicate's time was applied already, or by this very record before a
             # crash (whose meta write it did not reach): the clock is the same either way.
             change.advance_clock(at)
             if verdict == "duplicate":
                 continue
-            self._apply(change, scope, at, fact)
+            self._apply(change, scope, at, fact_id, fact)
         self._sweep(change)
         change.commit()  # what it closed or revised is emitted by the next tick
         self.live[scope] = change.partition
         return ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "empty"
 
-    def _apply(self, change: Change, scope: str, at: int, fact: AnalyticsFact) -> None:
+    def _apply(self, change: Change, scope: str, at: int, fact_id: str,
+               fact: metrics.Fact) -> None:
         day = start_of(at, "day")
+        viewer, user = fact.get("viewer"), fact.get("userId")
         fresh: list[str] = []
-        if fact.kind == "view" and fact.viewer is not None and change.distinct(
-                f"d|{change.partition}|{day}|{scope}|viewers|{fact.viewer}"):
+        if fact["kind"] == "view" and viewer is not None and change.distinct(
+                f"d|{change.partition}|{day}|{scope}|viewers|{viewer}"):
             fresh.append("viewers")
-        if fact.user_id and change.distinct(
-                f"d|{change.partition}|{day}|{scope}|activeUsers|{fact.user_id}"):
+        if user and change.distinct(f"d|{change.partition}|{day}|{scope}|activeUsers|{user}"):
             fresh.append("activeUsers")
 
         def add(m: metrics.Metrics, size: str) -> None:
@@ -125,18 +130,19 @@ class AnalyticsDecider:
                 for counter in fresh:
                     m[counter] += 1
 
-        change.update(scope, fact.seller_id, at, add)
-        if fact.viewer is not None:
-            change.visited(scope, fact.viewer, at)
-        change.applied(fact.id, at)
+        change.update(scope, fact.get("sellerId"), at, add)
+        if viewer is not None:
+            change.visited(scope, str(viewer), at)
+        change.applied(fact_id, at)
 
-    def _name(self, change: Change, scope: str, fact: AnalyticsFact) -> None:
+    def _name(self, change: Change, scope: str, fact: metrics.Fact) -> None:
         # Product names for the top products; last write wins (names are not windowed).
-        if fact.product_id is None or fact.name is None:
+        product, name = fact.get("productId"), fact.get("name")
+        if product is None or name is None:
             return
         names = dict(self._table.get(f"n|{scope}") or {})
-        if names.get(fact.product_id) != fact.name:
-            names[fact.product_id] = fact.name
+        if names.get(product) != name:
+            names[product] = name
             self._table[f"n|{scope}"] = names
 
     def _sweep(self, change: Change) -> None:

@@ -15,7 +15,12 @@ from agents.analytics.publisher import SnapshotPublisher
 from gateway.ratelimit.policies import POLICIES, classify
 from stores.analytics import AnalyticsRepository
 from streams.envelope import Envelope, new_event
-from streams.events.analytics import AnalyticsTick, DashboardSnapshot, ProductViewed
+from streams.events.analytics import (
+    AnalyticsFacts,
+    AnalyticsTick,
+    DashboardSnapshot,
+    ProductViewed,
+)
 from streams.events.money import OrderLine
 from streams.events.orders import OrderPlaced, OrderStatusChanged
 from tests.support.recording import RecordingEffects
@@ -102,8 +107,10 @@ class Pipeline:
     def records(self, *sources: Envelope) -> list[bytes]:
         """The facts stage's records for ``sources`` read as one batch."""
         facts = [fact for source in sources for fact in self.mapper.facts(source)]
-        return [facts_record(scope, group, SOURCE).encode()
-                for scope, group in by_scope(facts).items()]
+        records = [facts_record(scope, group, SOURCE) for scope, group in by_scope(facts).items()]
+        for record in records:  # the windows stage reads them unvalidated: they must conform
+            AnalyticsFacts.model_validate(record.data)
+        return [record.encode() for record in records]
 
     async def handle(self, raw: bytes, offset: int | None = None) -> str:
         """The facts stage's next record (or a redelivered one, at ``offset``)."""
