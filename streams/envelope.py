@@ -156,7 +156,30 @@ def new_event(
     occurred_at: datetime | None = None,
 ) -> Envelope:
     """Wrap a registered payload model in an envelope (type/version come from its spec)."""
-    spec: EventSpec = spec_for_model(type(payload))
+    return envelope_of(
+        type(payload), payload.model_dump(mode="json", by_alias=True), key=key, source=source,
+        correlation_id=correlation_id, causation_id=causation_id, event_id=event_id,
+        occurred_at=occurred_at,
+    )
+
+
+def envelope_of(
+    model: builtins.type[BaseModel],
+    data: dict[str, Any],
+    *,
+    key: str,
+    source: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    """An envelope of ``model``'s event type around ``data``, its JSON form already built.
+
+    For a hot path that builds the JSON itself (the analytics facts): ``data`` is not
+    validated here, so the caller's tests check it against ``model``.
+    """
+    spec: EventSpec = spec_for_model(model)
     ident = event_id or str(uuid.uuid4())
     return Envelope(
         id=ident,
@@ -167,5 +190,5 @@ def new_event(
         source=source,
         correlation_id=correlation_id or ident,
         causation_id=causation_id,
-        data=payload.model_dump(mode="json", by_alias=True),
+        data=data,
     )
