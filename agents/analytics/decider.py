@@ -26,6 +26,7 @@ from agents.analytics.windows import (
     Window,
     closed_windows,
     emitted,
+    name_key,
     pending,
     start_of,
 )
@@ -137,13 +138,13 @@ class AnalyticsDecider:
 
     def _name(self, change: Change, scope: str, fact: metrics.Fact) -> None:
         # Product names for the top products; last write wins (names are not windowed).
+        # One key per product: a scope's map of every name would grow with the catalogue.
         product, name = fact.get("productId"), fact.get("name")
         if product is None or name is None:
             return
-        names = dict(self._table.get(f"n|{scope}") or {})
-        if names.get(product) != name:
-            names[product] = name
-            self._table[f"n|{scope}"] = names
+        key = name_key(scope, str(product))
+        if self._table.get(key) != name:
+            self._table[key] = name
 
     def _sweep(self, change: Change) -> None:
         days = [int(w["start"]) for w in change.sweep() if w["size"] == "day"]

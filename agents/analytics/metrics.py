@@ -22,6 +22,11 @@ COUNTERS = (
     "searches", "checkouts", "paymentsFailed", "lateEvents", "viewers", "activeUsers",
 )
 MONEY = ("revenue", "refunds")
+# Per-product figures are kept for a window's leading products only: a window is one table
+# value (and one changelog record, at most 1 MB), and a marketplace's day may see far more
+# products than that holds. Pruned a quarter over the bound at a time, so the cost of
+# ranking is spread over many facts. The window's own totals are always exact.
+PRODUCTS_KEPT = 2000
 # Each fact kind's counter, besides the order/refund money.
 _COUNTED = {
     "view": "productViews", "registration": "registrations", "upload": "uploads",
@@ -76,9 +81,19 @@ def apply(metrics: Metrics, fact: Fact) -> None:
 def _product(metrics: Metrics, product_id: str) -> dict[str, Any]:
     products: dict[str, Any] = metrics["products"]
     if product_id not in products:
+        if len(products) >= PRODUCTS_KEPT + PRODUCTS_KEPT // 4:
+            _keep_leading(products)
         products[product_id] = {"orders": 0, "units": 0, "views": 0, "revenue": {}, "refunds": {}}
     entry: dict[str, Any] = products[product_id]
     return entry
+
+
+def _keep_leading(products: dict[str, Any]) -> None:
+    """Keep the ``PRODUCTS_KEPT`` leading products (orders, units, then views)."""
+    ranked = sorted(products.items(), key=lambda item: (
+        -item[1]["orders"], -item[1]["units"], -item[1]["views"], item[0]))
+    products.clear()
+    products.update(ranked[:PRODUCTS_KEPT])
 
 
 def money_list(money: Money) -> list[dict[str, str]]:

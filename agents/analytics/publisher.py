@@ -23,7 +23,7 @@ from typing import Any
 from agents.analytics import snapshot
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import MARKETPLACE
-from agents.analytics.windows import MINUTE_MS, scopes_key, start_of, visitors_key
+from agents.analytics.windows import MINUTE_MS, name_key, scopes_key, start_of, visitors_key
 from agents.effects import Effects
 from stores.analytics import AnalyticsRepository
 from streams.envelope import new_event, utcnow
@@ -72,7 +72,7 @@ class SnapshotPublisher:
             visitors=[self._table.get(visitors_key(scope, start)) or []
                       for start in range(current - VISITOR_MINUTES * MINUTE_MS + MINUTE_MS,
                                          current + 1, MINUTE_MS)],
-            names=self._table.get(f"n|{scope}") or {},
+            name_of=lambda product: self._table.get(name_key(scope, product)),
         )
 
     def _rescan(self) -> None:

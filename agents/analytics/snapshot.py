@@ -7,7 +7,7 @@ current one included), from each minute's distinct viewers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ def build(
     day: Window | None,
     minutes: Mapping[int, Window],
     visitors: Iterable[Iterable[str]],
-    names: Mapping[str, str],
+    name_of: Callable[[str], str | None],
 ) -> dict[str, Any]:
     """The contract's snapshot as JSON (camelCase)."""
     today = day["metrics"] if day is not None else metrics.empty()
@@ -71,7 +71,7 @@ def build(
         "visitorsNow": visitors_now(visitors),
         "lastHour": buckets,
         "topProducts": [
-            {"productId": pid, "name": names.get(pid), "orders": p["orders"],
+            {"productId": pid, "name": name_of(pid), "orders": p["orders"],
              "units": p["units"], "revenue": metrics.money_list(p["revenue"])}
             for pid, p in ranked
         ],

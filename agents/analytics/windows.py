@@ -88,6 +88,11 @@ def visitors_key(scope: str, minute: int) -> str:
     return f"v|{scope}|{minute}"
 
 
+def name_key(scope: str, product_id: str) -> str:
+    """The table key of a product's name in a scope (for the top products; not windowed)."""
+    return f"n|{scope}|{product_id}"
+
+
 def scopes_key(partition: int) -> str:
     """The table key listing the scopes a partition holds (for the snapshot publisher)."""
     return f"p|{partition}"

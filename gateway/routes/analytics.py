@@ -69,7 +69,8 @@ async def dashboard(request: web.Request) -> web.Response:
     stored = await AnalyticsRepository(request.app[keys.MONGO_DB]).snapshot(scope_key(seller))
     if stored is None:
         now = int(utcnow().timestamp() * 1000)
-        stored = snapshot.build(seller, now_ms=now, day=None, minutes={}, visitors=[], names={})
+        stored = snapshot.build(seller, now_ms=now, day=None, minutes={}, visitors=[],
+                                name_of=lambda _: None)
     return web.json_response(stored)
 
 

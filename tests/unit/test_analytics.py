@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from agents.analytics import windows
+from agents.analytics import metrics, windows
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import FactMapper, by_scope, facts_record
 from agents.analytics.publisher import SnapshotPublisher
@@ -399,6 +399,22 @@ async def test_a_lagging_source_is_judged_by_its_own_progress(pipe: Pipeline) ->
     [(_, fact)] = pipe.mapper.facts(view("P1", None, "far", T0 - timedelta(minutes=51)))
     far = facts_record("marketplace", [fact], "analytics:3")  # a source new to the partition
     assert await pipe.handle(far.encode()) == "1 late"
+
+
+async def test_a_window_keeps_its_leading_products_only(pipe: Pipeline) -> None:
+    kept = metrics.PRODUCTS_KEPT
+    await pipe.feed(placed("O1", [("P-sold", "S1", 2, "4.00")]),
+                    status("O1", "stock_reserved", "paid"))
+    [record] = pipe.records(*(view(f"P{i}", None, f"s-{i}", T0 + timedelta(seconds=i % 50))
+                              for i in range(2 * kept)))
+    await pipe.handle(record)
+    day = pipe.window("marketplace", "day", T0.replace(hour=0))
+    assert day is not None
+    products = day["metrics"]["products"]
+    assert len(products) <= kept + kept // 4
+    assert products["P-sold"]["orders"] == 1  # what sold is never the one dropped
+    assert day["metrics"]["productViews"] == 2 * kept  # the totals stay exact
+    assert day["metrics"]["orders"] == 1
 
 
 async def test_seen_ids_are_forgotten_once_their_minute_is_final(pipe: Pipeline) -> None:
