@@ -50,6 +50,8 @@ class AnalyticsDecider:
         # Scopes this process applied facts to, with their partition (the snapshot
         # publisher's work list).
         self.live: dict[str, int] = {}
+        # Scopes a record changed since the publisher last built them.
+        self.touched: set[str] = set()
         self._reemitted: set[int] = set()
 
     def revoked(self, partitions: Iterable[int]) -> None:
@@ -112,6 +114,7 @@ class AnalyticsDecider:
         self._sweep(change)
         change.commit()  # what it closed or revised is emitted by the next tick
         self.live[scope] = change.partition
+        self.touched.add(scope)
         return ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "empty"
 
     def _apply(self, change: Change, scope: str, at: int, fact_id: str,

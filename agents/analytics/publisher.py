@@ -53,6 +53,7 @@ class SnapshotPublisher:
         self._effects = effects
         self._decider = decider
         self._last: dict[str, dict[str, Any]] = {}
+        self._built: dict[str, int] = {}  # scope -> the minute it was last built in
         self._rescanned = -RESCAN_SECONDS
 
     def build(self, scope: str, now: datetime) -> dict[str, Any]:
@@ -96,10 +97,18 @@ class SnapshotPublisher:
         for scope in [s for s, partition in live.items() if partition not in owned]:
             del live[scope]
             self._last.pop(scope, None)
+            self._built.pop(scope, None)
         published = 0
+        minute = start_of(int(now.timestamp() * 1000), "minute")
+        touched, self._decider.touched = self._decider.touched, set()
         for scope in sorted(live):
             if live.get(scope) not in self._owned():  # revoked while we were publishing
                 continue
+            # A scope no record changed only needs building again when the minute turns
+            # (its chart shifts, visitors leave): idle shops cost a build a minute, not 60.
+            if scope not in touched and self._built.get(scope) == minute:
+                continue
+            self._built[scope] = minute
             built = self.build(scope, now)
             if snapshot.same(self._last.get(scope), built):
                 continue
