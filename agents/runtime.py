@@ -150,5 +150,9 @@ def batched_agent(
             log.debug("%s: %s", name, outcome)
 
     consume.__name__ = consume.__qualname__ = name
-    agent_options.setdefault("isolated_partitions", True)
+    # One actor for every partition: a batch then spans them (bigger batches, fewer records
+    # downstream), and idle partitions do not each wake a batching loop every ``within``
+    # (an actor per partition of six topics was ~480 wake-ups a second doing nothing).
+    # Order per partition holds, and table writes follow each record's own partition.
+    agent_options.setdefault("isolated_partitions", False)
     return app.agent(topic, name=name, **agent_options)(consume)
