@@ -18,7 +18,7 @@ from streams.admin import ensure_topics
 from tests.conftest import make_settings
 from tests.support.analytics import admin, expected, listed, matches
 from tests.support.files import eventually
-from tests.support.http import gateway_client
+from tests.support.http import worker_and_gateway
 from tests.support.orders import (
     Client,
     account,
@@ -28,7 +28,6 @@ from tests.support.orders import (
     settled,
     worker_caught_up,
 )
-from tests.support.processes import running_worker
 
 # Windows close on minute boundaries: a test may wait for two of them on a busy machine.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
@@ -56,7 +55,7 @@ async def env(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 @pytest.fixture(scope="module")
 async def client(env: Settings) -> AsyncIterator[Client]:
-    async with running_worker(env, env.data_dir / "worker.log"), gateway_client(env) as c:
+    async with worker_and_gateway(env) as c:
         yield c
 
 

@@ -19,11 +19,10 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -36,12 +35,14 @@ from streams.admin import ensure_topics
 from tests.conftest import make_settings
 from tests.support import shop
 from tests.support.browser import Page, chromium, chromium_path
+from tests.support.files import eventually
 from tests.support.gateways import running_gateway
 from tests.support.processes import running_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 TTL = 4  # seconds an access token lives here (15 minutes by default)
 PASSWORD = "correct horse battery"
+PATIENCE = 60  # seconds a wait may take: a browser, a worker and a gateway share the box
 # Collects the page's CSP violations from before its first script runs.
 CSP_WATCH = (
     "window.__csp = []; document.addEventListener('securitypolicyviolation', "
@@ -90,9 +91,9 @@ async def live(
     await ensure_topics(settings)
     logs = settings.data_dir
     async with running_worker(settings, logs / "worker.log"):
-        await _eventually(
+        await eventually(
             lambda: _is(b"Worker ready" in (logs / "worker.log").read_bytes()),
-            "the worker's tables", 60,
+            "the worker's tables", PATIENCE,
         )
         async with running_gateway(settings, free_port(), logs / "gateway.log") as base:
             yield Live(base, browser, settings)
@@ -100,15 +101,6 @@ async def live(
 
 async def _is(condition: bool) -> bool:
     return condition
-
-
-async def _eventually(probe: Callable[[], Awaitable[Any]], what: str, within: float = 60) -> Any:
-    deadline = time.monotonic() + within
-    while not (value := await probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within}s")
-        await asyncio.sleep(0.2)
-    return value
 
 
 async def _register(http: aiohttp.ClientSession, email: str) -> None:
@@ -173,7 +165,7 @@ async def test_dashboard_renews_its_session_and_loses_no_event(
             return (time.monotonic() - signed_in > 2 * TTL and len(refreshed) >= 2
                     and await _sockets_opened(page) >= 2)
 
-        await _eventually(renewed, "the page renewing its session and its stream")
+        await eventually(renewed, "the page renewing its session and its stream", PATIENCE)
         await _rename(http, email, "Ada Lovelace")
         await page.wait_for(f"{ROWS}.some((r) => r[4].includes('Ada Lovelace'))", "a later event")
 
@@ -184,7 +176,7 @@ async def test_dashboard_renews_its_session_and_loses_no_event(
             return (len(page.responses("/v1/auth/refresh")) > refreshes
                     and await _sockets_opened(page) > sockets)
 
-        await _eventually(renewed_again, "another renewal")
+        await eventually(renewed_again, "another renewal", PATIENCE)
         await _rename(http, email, "Countess Ada")
         await page.wait_for(f"{ROWS}.some((r) => r[4].includes('Countess Ada'))", "the last event")
 
@@ -192,9 +184,9 @@ async def test_dashboard_renews_its_session_and_loses_no_event(
         # stream was refused with 401. An event happens while the page has no stream; once
         # it can refresh again it must resume and show that event (nothing lost).
         await page.call("Network.setBlockedURLs", urls=["*/v1/auth/refresh"])
-        await _eventually(
+        await eventually(
             lambda: _is(401 in page.responses("/v1/stream-tickets")),
-            "a stream ticket refused for an expired token",
+            "a stream ticket refused for an expired token", PATIENCE,
         )
         await _rename(http, email, "Ada, Countess of Lovelace")
         await page.call("Network.setBlockedURLs", urls=[])
@@ -303,8 +295,9 @@ async def test_seller_sees_their_orders_arrive_live(
         assert await page.evaluate("document.getElementById('scope-label').textContent") == (
             "Your shop")
         # The visit is a client event; the page does not wait for (or need) its answer.
-        await _eventually(
-            lambda: _is(bool(_posted(page, "/v1/analytics/events"))), "a page.viewed event"
+        await eventually(
+            lambda: _is(bool(_posted(page, "/v1/analytics/events"))), "a page.viewed event",
+            PATIENCE,
         )
         # It follows its own shop's channel and its own user channel.
         frames = _sent_frames(page)
@@ -337,7 +330,7 @@ async def test_seller_sees_their_orders_arrive_live(
             counted = await seller.call("GET", "/v1/notifications/unread-count")
             return bool(counted["unread"] == 0)
 
-        await shop.eventually(all_read, "the notifications read on the gateway", 30)
+        await eventually(all_read, "the notifications read on the gateway", 30)
 
         def reads(ending: str) -> list[int]:
             return [e["params"]["response"]["status"] for e in page.events
@@ -345,7 +338,9 @@ async def test_seller_sees_their_orders_arrive_live(
                     and e["params"]["response"]["url"].endswith(ending)]
 
         # One call reads them all, not one call per line.
-        await _eventually(lambda: _is(len(reads("/read-all")) == 1), "the page's read answered")
+        await eventually(
+            lambda: _is(len(reads("/read-all")) == 1), "the page's read answered", PATIENCE
+        )
         assert reads("/read-all") == [204]
         assert reads("/read") == []
         rows: list[list[str]] = await page.evaluate(ROWS)
@@ -441,9 +436,9 @@ async def test_admin_picks_a_seller(
             "document.getElementById('scope-label').textContent === 'Maya Okafor'",
             "the seller's scope",
         )
-        await _eventually(
+        await eventually(
             lambda: _is(any(f"dashboard:{seller.user_id}" in f for f in _sent_frames(page))),
-            "a subscription to the seller's dashboard channel",
+            "a subscription to the seller's dashboard channel", PATIENCE,
         )
         asked = page.requests(lambda r: f"sellerId={seller.user_id}" in r["url"])
         assert any("/v1/analytics/dashboard?" in url for url in asked), asked
@@ -464,8 +459,9 @@ async def test_dashboard_falls_back_to_sse_and_resumes(live: Live, tmp_path: Pat
         # Across several renewals of the short-lived token (each ends the stream), a change
         # made meanwhile arrives exactly once.
         streams = len(page.responses("/v1/events"))
-        await _eventually(
-            lambda: _is(len(page.responses("/v1/events")) >= streams + 2), "resumed streams"
+        await eventually(
+            lambda: _is(len(page.responses("/v1/events")) >= streams + 2), "resumed streams",
+            PATIENCE,
         )
         await seller.call("PATCH", "/v1/users/me", {"name": "Maya O."})
         await page.wait_for(f"{ROWS}.some((r) => r[4].includes('Maya O.'))", "a later event")

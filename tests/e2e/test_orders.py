@@ -18,7 +18,7 @@ from streams.admin import ensure_topics
 from streams.envelope import Envelope
 from tests.conftest import make_settings
 from tests.support.files import eventually, upload
-from tests.support.http import gateway_client
+from tests.support.http import worker_and_gateway
 from tests.support.orders import (
     Client,
     account,
@@ -30,7 +30,6 @@ from tests.support.orders import (
     stock_is,
     worker_caught_up,
 )
-from tests.support.processes import running_worker
 
 pytestmark = pytest.mark.e2e
 SAGA_TOPICS = ("order-saga", "inventory-commands", "payment-commands", "files", "outbox")
@@ -53,7 +52,7 @@ async def env(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Set
 @pytest.fixture(scope="module")
 async def client(env: Settings) -> AsyncIterator[Client]:
     """A real worker process and the gateway in process."""
-    async with running_worker(env, env.data_dir / "worker.log"), gateway_client(env) as c:
+    async with worker_and_gateway(env) as c:
         yield c
 
 

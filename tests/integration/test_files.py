@@ -25,8 +25,7 @@ from tests.conftest import make_settings
 from tests.integration.test_registration import _read_all
 from tests.support.files import Client, bearer, chunk_owners, eventually, mongo, png, upload
 from tests.support.files import png_claiming as bomb
-from tests.support.http import gateway_client
-from tests.support.processes import running_worker
+from tests.support.http import worker_and_gateway
 
 pytestmark = pytest.mark.integration
 Json = dict[str, Any]
@@ -43,7 +42,7 @@ async def env(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Set
 @pytest.fixture(scope="module")
 async def client(env: Settings) -> AsyncIterator[Client]:
     """A worker process and the in-process gateway."""
-    async with running_worker(env, env.data_dir / "worker.log"), gateway_client(env) as c:
+    async with worker_and_gateway(env) as c:
         yield c
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -27,36 +27,10 @@ from streams.events.files import (
     FileUploaded,
 )
 from tests.support.files import chunk_owners, mongo, png
+from tests.support.recording import RecordingEffects
 
 pytestmark = pytest.mark.integration
-R = TypeVar("R")
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-class RecordingEffects:
-    """Real repositories over the test database; emits and pushes are recorded."""
-
-    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
-        self._db = db
-        self._repos: dict[type[Any], Any] = {}
-        self.emitted: list[tuple[str, Envelope]] = []
-        self.pushed: list[tuple[str, Envelope]] = []
-
-    def repo(self, cls: type[R]) -> R:
-        if cls not in self._repos:
-            self._repos[cls] = cls(self._db)  # type: ignore[call-arg]
-        repo: R = self._repos[cls]
-        return repo
-
-    @property
-    def users(self) -> Any:
-        raise AssertionError("the files agent does not touch users")
-
-    async def emit(self, topic: str, envelope: Envelope) -> None:
-        self.emitted.append((topic, Envelope.decode(envelope.encode())))
-
-    async def push(self, channel: str, envelope: Envelope) -> None:
-        self.pushed.append((channel, Envelope.decode(envelope.encode())))
 
 
 @pytest.fixture
@@ -73,7 +47,7 @@ def _ids(records: list[tuple[str, Envelope]]) -> list[tuple[str, str, str]]:
 async def test_redelivered_file_events_change_nothing_twice(
     settings: Settings, db: AsyncDatabase[dict[str, Any]]
 ) -> None:
-    effects = RecordingEffects(db)
+    effects = RecordingEffects(db=db)
     data = png(64, 32)
     file_id = "f-redelivered"
     writer = effects.repo(ContentStore).writer(file_id, "a.png")
@@ -139,7 +113,7 @@ async def test_redelivered_file_events_change_nothing_twice(
 async def test_faust_agent_wiring_projects_and_survives_poison(
     settings: Settings, db: AsyncDatabase[dict[str, Any]], tmp_path: Path
 ) -> None:
-    effects = RecordingEffects(db)
+    effects = RecordingEffects(db=db)
     # Like the registrations unit test: a plain app whose transport is never started.
     plain = Settings(data_dir=tmp_path, jwt_secret="x" * 48, topic_prefix="u.")
     worker = create_worker_app(plain, store="memory://", effects=effects)

@@ -7,9 +7,9 @@ import base64
 import dataclasses
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import jwt
 import orjson
@@ -27,12 +27,12 @@ from gateway.push.sessions import CLOSE_SESSION_ENDED
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import TEST_JWT_SECRET, make_settings
+from tests.support.files import eventually
 from tests.support.http import gateway_client
 from tests.support.processes import child_env, running_worker
 
 pytestmark = pytest.mark.integration
 Client = TestClient[web.Request, web.Application]
-T = TypeVar("T")
 PASSWORD = "correct horse battery"
 OLD_SECRET = "the-previous-secret-that-signed-older-tokens-0000"
 
@@ -115,18 +115,6 @@ async def status_of(client: Client, token: str, path: str = "/v1/users/me") -> i
     """The status of a GET with ``token``."""
     response = await client.get(path, headers=bearer(token))
     return response.status
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float = 20) -> T:
-    """Poll ``probe`` until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_login_refresh_rotation_and_reuse_revokes_the_family(client: Client) -> None:

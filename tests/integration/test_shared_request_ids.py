@@ -27,9 +27,8 @@ from streams.admin import ensure_topics
 from tests.conftest import make_settings
 from tests.support.catalog import completed_order
 from tests.support.files import bearer, mongo, upload
-from tests.support.http import gateway_client
+from tests.support.http import worker_and_gateway
 from tests.support.orders import PASSWORD, Client, account, product, settled, stock_is
-from tests.support.processes import running_worker
 
 pytestmark = pytest.mark.integration
 N = 4
@@ -49,7 +48,7 @@ async def env(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Set
 @pytest.fixture(scope="module")
 async def client(env: Settings) -> AsyncIterator[Client]:
     """A real worker process and the gateway in process."""
-    async with running_worker(env, env.data_dir / "worker.log"), gateway_client(env) as c:
+    async with worker_and_gateway(env) as c:
         await account(c, patience=90)  # the worker answers once its tables are open
         yield c
 

@@ -1,11 +1,9 @@
-"""Helpers for the catalog tests: real accounts, products through REST, polling, orders."""
+"""Helpers for the catalog tests: real accounts, products through REST, orders."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -16,7 +14,6 @@ from mercato.admin import create_admin
 
 Client = TestClient[web.Request, web.Application]
 Headers = dict[str, str]
-T = TypeVar("T")
 PASSWORD = "correct horse battery"
 
 
@@ -71,18 +68,6 @@ async def list_products(client: Client, **query: str) -> dict[str, Any]:
     assert response.status == 200, await response.text()
     body: dict[str, Any] = await response.json()
     return body
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], *, within: float = 10.0
-) -> T:
-    """Poll ``probe`` until ``ok`` holds for its value (projections are asynchronous)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await probe()
-        if ok(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
 
 
 async def completed_order(settings: Settings, order_id: str, buyer_id: str, *products: str) -> None:

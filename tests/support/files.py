@@ -91,14 +91,22 @@ async def chunk_owners(db: AsyncDatabase[dict[str, Any]]) -> set[Any]:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, within: float = 20.0, what: str = "condition"
+    probe: Callable[[], Awaitable[T | None]],
+    what: str = "condition",
+    within: float = 20.0,
+    *,
+    ok: Callable[[T], bool] = bool,
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``within`` seconds."""
+    """Poll ``probe`` until ``ok`` holds for its value (by default: it is truthy).
+
+    The one polling helper of the tests: projections, workers and pushes are asynchronous.
+    After ``within`` seconds it fails with an AssertionError naming ``what``.
+    """
     deadline = time.monotonic() + within
     while True:
         value = await probe()
-        if value:
+        if value is not None and ok(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.1)

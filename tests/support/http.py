@@ -1,4 +1,4 @@
-"""An in-process gateway for tests, served on a real socket."""
+"""An in-process gateway for tests, served on a real socket (alone or with a real worker)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
 from gateway.app import create_app
+from tests.support.processes import running_worker
 
 
 @contextlib.asynccontextmanager
@@ -24,3 +25,17 @@ async def gateway_client(
         yield client
     finally:
         await client.close()
+
+
+@contextlib.asynccontextmanager
+async def worker_and_gateway(
+    settings: Settings,
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """A real ``mercato worker`` process, joined, and the gateway in process, bound to a client.
+
+    The stack most integration and e2e modules drive; the worker logs to ``worker.log`` in
+    ``settings.data_dir``.
+    """
+    log = settings.data_dir / "worker.log"
+    async with running_worker(settings, log), gateway_client(settings) as client:
+        yield client

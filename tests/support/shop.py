@@ -7,28 +7,18 @@ signs in again whenever the gateway says its token ran out.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 
+from tests.support.files import eventually
+
 PASSWORD = "correct horse battery"
 ENDS = frozenset({"completed", "rejected", "payment_failed", "cancelled", "refunded"})
 Money = dict[str, Decimal]
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], what: str, within: float = 60) -> Any:
-    """The first truthy value of ``probe`` (polled), or an AssertionError naming ``what``."""
-    deadline = time.monotonic() + within
-    while not (value := await probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within}s")
-        await asyncio.sleep(0.2)
-    return value
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pytest
 
@@ -24,10 +24,9 @@ from streams.events.products import (
     ProductUpdateRequested,
     ReviewSubmitRequested,
 )
-from tests.unit.test_registrations_agent import _close_unstarted_consumer_loop
+from tests.support.recording import RecordingEffects, close_unstarted_consumer_loop
 
 NOW = datetime(2024, 5, 17, 12, 0, 0, 250000, tzinfo=UTC)
-R = TypeVar("R")
 
 
 class FakeProducts(ProductRepository):
@@ -72,37 +71,15 @@ class FakeReviews(ReviewRepository):
         return self.reviews.setdefault(review.review_id, review) is review
 
 
-class RecordingEffects:
-    """``Effects`` that remember what the agent did instead of doing it."""
+class CatalogEffects(RecordingEffects):
+    """The recording effects over in-memory products and reviews, answers read back as pairs."""
 
     def __init__(self) -> None:
-        self.fakes: dict[type[Any], Any] = {
-            ProductRepository: FakeProducts(), ReviewRepository: FakeReviews()
-        }
-        self.emitted: list[tuple[str, Envelope]] = []
-        self.pushed: list[tuple[str, Envelope]] = []
+        super().__init__(repos={ProductRepository: FakeProducts(), ReviewRepository: FakeReviews()})
 
     @property
     def products(self) -> FakeProducts:
-        return cast(FakeProducts, self.fakes[ProductRepository])
-
-    @property
-    def users(self) -> Any:
-        raise LookupError("the catalog never reads users")
-
-    def repo(self, cls: type[R]) -> R:
-        if cls in self.fakes:
-            return cast(R, self.fakes[cls])
-        raise LookupError(f"RecordingEffects has no fake for {cls.__name__}")
-
-    async def emit(self, topic: str, envelope: Envelope) -> None:
-        self.emitted.append((topic, Envelope.decode(envelope.encode())))
-
-    async def push(self, channel: str, envelope: Envelope) -> None:
-        self.pushed.append((channel, Envelope.decode(envelope.encode())))
-
-    def on(self, topic: str) -> list[Envelope]:
-        return [envelope for t, envelope in self.emitted if t == topic]
+        return cast(FakeProducts, self.repos[ProductRepository.__name__])
 
     def answers(self) -> list[tuple[str, str | None]]:
         return [(a.outcome, a.code) for a in
@@ -130,18 +107,18 @@ def update(if_match: list[str], actor: str = "s1", *, admin: bool = False, **cha
 
 
 @pytest.fixture
-def effects() -> RecordingEffects:
-    return RecordingEffects()
+def effects() -> CatalogEffects:
+    return CatalogEffects()
 
 
 @pytest.fixture
-def decider(effects: RecordingEffects) -> CatalogDecider:
+def decider(effects: CatalogEffects) -> CatalogDecider:
     products: dict[str, Any] = {}
     return CatalogDecider(products, effects, ReviewDecider({}, products, effects))
 
 
 async def test_create_projects_emits_and_asks_inventory_for_the_initial_stock(
-    decider: CatalogDecider, effects: RecordingEffects
+    decider: CatalogDecider, effects: CatalogEffects
 ) -> None:
     command = create(stock=3)
     assert await decider.handle(command, now=NOW) == "created"
@@ -157,7 +134,7 @@ async def test_create_projects_emits_and_asks_inventory_for_the_initial_stock(
 
 
 async def test_redelivered_commands_change_nothing_twice(
-    decider: CatalogDecider, effects: RecordingEffects
+    decider: CatalogDecider, effects: CatalogEffects
 ) -> None:
     first = create()
     await decider.handle(first, now=NOW)
@@ -182,7 +159,7 @@ async def test_redelivered_commands_change_nothing_twice(
 
 
 async def test_if_match_is_checked_against_the_agents_own_version(
-    decider: CatalogDecider, effects: RecordingEffects
+    decider: CatalogDecider, effects: CatalogEffects
 ) -> None:
     await decider.handle(create(), now=NOW)
     await decider.handle(update([etag("p1", 1)], name="Lamp 2"), now=NOW)
@@ -193,7 +170,7 @@ async def test_if_match_is_checked_against_the_agents_own_version(
 
 
 async def test_only_the_seller_or_an_admin_may_change_a_product(
-    decider: CatalogDecider, effects: RecordingEffects
+    decider: CatalogDecider, effects: CatalogEffects
 ) -> None:
     await decider.handle(create(), now=NOW)
     assert await decider.handle(update(["*"], "s2", name="Mine"), now=NOW) == "rejected"
@@ -205,7 +182,7 @@ async def test_only_the_seller_or_an_admin_may_change_a_product(
 
 
 async def test_one_review_per_buyer_and_the_rating_follows(
-    decider: CatalogDecider, effects: RecordingEffects
+    decider: CatalogDecider, effects: CatalogEffects
 ) -> None:
     await decider.handle(create(), now=NOW)
 
@@ -226,7 +203,7 @@ async def test_one_review_per_buyer_and_the_rating_follows(
 
 async def test_faust_agent_wiring(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, jwt_secret="x" * 48, topic_prefix="u.")
-    effects = RecordingEffects()
+    effects = CatalogEffects()
     worker = create_worker_app(settings, store="memory://", effects=effects)
     command = raw(ProductCreateRequested(
         seller_id="s1", name="Lamp", description="", category="Lighting",
@@ -238,7 +215,7 @@ async def test_faust_agent_wiring(tmp_path: Path) -> None:
             await agent.put(key=b"p1", value=command)
             await agent.put(key=b"p1", value=command)  # redelivery
     finally:
-        _close_unstarted_consumer_loop(worker.app)
+        close_unstarted_consumer_loop(worker.app)
     assert effects.products.writes == 1
     created = effects.on("products")
     assert len(created) == 2

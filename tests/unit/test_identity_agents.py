@@ -16,10 +16,10 @@ from agents.notifications import NotificationsDecider
 from agents.sinks import FileSink, LogSink
 from agents.users import UsersDecider
 from config import Settings
-from stores.audit import AuditEntry
-from stores.notifications import Notification
+from stores.audit import AuditEntry, AuditRepository
+from stores.notifications import Notification, NotificationRepository
 from stores.users import User
-from streams.envelope import Envelope, derived_id, new_event
+from streams.envelope import derived_id, new_event
 from streams.events.audit import LoginFailed
 from streams.events.commands import CommandAnswered
 from streams.events.notifications import (
@@ -32,7 +32,7 @@ from streams.events.users import (
     ProfileUpdateRequested,
     RolesChangeRequested,
 )
-from tests.unit.test_registrations_agent import _close_unstarted_consumer_loop
+from tests.support.recording import RecordingEffects, close_unstarted_consumer_loop
 
 NOW = datetime(2024, 5, 17, 12, 0, 0, 250000, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=2)
@@ -113,33 +113,15 @@ class FakeAudit:
         return True
 
 
-class RecordingEffects:
-    """``Effects`` that remember what the agents did."""
+class IdentityEffects(RecordingEffects):
+    """The recording effects over in-memory users, notifications and audit entries."""
 
     def __init__(self) -> None:
         self.fake_users = FakeUsers()
-        self.repos: dict[str, Any] = {
-            "NotificationRepository": FakeNotifications(),
-            "AuditRepository": FakeAudit(),
-        }
-        self.emitted: list[tuple[str, Envelope]] = []
-        self.pushed: list[tuple[str, Envelope]] = []
-
-    @property
-    def users(self) -> Any:
-        return self.fake_users
-
-    def repo(self, cls: type[Any]) -> Any:
-        return self.repos[cls.__name__]
-
-    async def emit(self, topic: str, envelope: Envelope) -> None:
-        self.emitted.append((topic, Envelope.decode(envelope.encode())))
-
-    async def push(self, channel: str, envelope: Envelope) -> None:
-        self.pushed.append((channel, Envelope.decode(envelope.encode())))
-
-    def on(self, topic: str) -> list[Envelope]:
-        return [e for t, e in self.emitted if t == topic]
+        super().__init__(
+            users=self.fake_users,
+            repos={NotificationRepository: FakeNotifications(), AuditRepository: FakeAudit()},
+        )
 
     def answers(self) -> list[CommandAnswered]:
         return [e.payload(CommandAnswered) for e in self.on("replies")]
@@ -156,8 +138,8 @@ class RecordingSink:
 
 
 @pytest.fixture
-def effects() -> RecordingEffects:
-    fx = RecordingEffects()
+def effects() -> IdentityEffects:
+    fx = IdentityEffects()
     fx.fake_users.add("u-1")
     return fx
 
@@ -174,7 +156,7 @@ def _raw(payload: Any, *, key: str = "u-1") -> bytes:
 
 
 async def test_profile_update_is_applied_once_even_when_redelivered(
-    effects: RecordingEffects,
+    effects: IdentityEffects,
 ) -> None:
     table: dict[str, Any] = {}
     decider = UsersDecider(table, effects)
@@ -199,7 +181,7 @@ async def test_profile_update_is_applied_once_even_when_redelivered(
 
 
 async def test_roles_and_password_changes_bump_versions_and_keep_secrets_internal(
-    effects: RecordingEffects,
+    effects: IdentityEffects,
 ) -> None:
     decider = UsersDecider({}, effects)
     roles_command = RolesChangeRequested(roles=["seller", "buyer"], **_common())
@@ -221,7 +203,7 @@ async def test_roles_and_password_changes_bump_versions_and_keep_secrets_interna
 
 
 async def test_stale_expected_version_and_unknown_user_are_rejected(
-    effects: RecordingEffects,
+    effects: IdentityEffects,
 ) -> None:
     decider = UsersDecider({}, effects)
     rehash = PasswordChangeRequested(
@@ -238,7 +220,7 @@ async def test_stale_expected_version_and_unknown_user_are_rejected(
     assert effects.on("users") == []
 
 
-async def test_user_command_past_its_deadline_expires(effects: RecordingEffects) -> None:
+async def test_user_command_past_its_deadline_expires(effects: IdentityEffects) -> None:
     decider = UsersDecider({}, effects)
     late = _raw(ProfileUpdateRequested(name="x", **_common(NOW - timedelta(seconds=1))))
     assert await decider.handle(late, now=NOW) == "expired"
@@ -249,7 +231,7 @@ async def test_user_command_past_its_deadline_expires(effects: RecordingEffects)
 
 async def test_users_agent_in_faust(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, jwt_secret="x" * 48, topic_prefix="u.")
-    fx = RecordingEffects()
+    fx = IdentityEffects()
     fx.fake_users.add("u-1")
     worker = create_worker_app(settings, store="memory://", effects=fx)
     deadline = datetime.now(UTC) + timedelta(minutes=5)
@@ -260,7 +242,7 @@ async def test_users_agent_in_faust(tmp_path: Path) -> None:
             await agent.put(key=b"u-1", value=raw)  # redelivery
             await agent.put(key=b"u-1", value=b"not json")
     finally:
-        _close_unstarted_consumer_loop(worker.app)
+        close_unstarted_consumer_loop(worker.app)
     assert fx.fake_users.docs["u-1"]["version"] == 2
     assert fx.fake_users.writes == 1
     assert [a.outcome for a in fx.answers()] == ["accepted", "accepted"]
@@ -280,7 +262,7 @@ def _message(message_id: str = "m-1") -> bytes:
 
 
 async def test_message_is_delivered_once_and_notification_is_secret_free(
-    effects: RecordingEffects,
+    effects: IdentityEffects,
 ) -> None:
     sink = RecordingSink()
     decider = NotificationsDecider({}, effects, sink)
@@ -300,7 +282,7 @@ async def test_message_is_delivered_once_and_notification_is_secret_free(
     assert "s3cret" not in orjson.dumps([e.to_dict() for _, e in effects.emitted]).decode()
 
 
-async def test_read_and_delete_are_idempotent_and_owner_only(effects: RecordingEffects) -> None:
+async def test_read_and_delete_are_idempotent_and_owner_only(effects: IdentityEffects) -> None:
     decider = NotificationsDecider({}, effects, RecordingSink())
     await decider.handle(_message(), now=NOW)
     note_id = derived_id("m-1", "notification")
@@ -338,7 +320,7 @@ async def test_file_sink_appends_lines_and_log_sink_hides_secrets(
 # --- audit ------------------------------------------------------------------------------------
 
 
-async def test_audit_records_are_appended_once(effects: RecordingEffects) -> None:
+async def test_audit_records_are_appended_once(effects: IdentityEffects) -> None:
     decider = AuditDecider(effects)
     raw = new_event(
         LoginFailed(actor_id=None, ip="10.0.0.1", user_agent="curl", request_id="r-1",

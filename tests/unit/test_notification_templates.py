@@ -375,7 +375,7 @@ async def test_a_file_shared_by_its_owner_tells_the_grantee_once_and_a_purchase_
 
 
 async def test_a_review_tells_the_seller_once() -> None:
-    effects = catalog.RecordingEffects()
+    effects = catalog.CatalogEffects()
     products: dict[str, Any] = {}
     decider = CatalogDecider(products, effects, ReviewDecider({}, products, effects))
     await decider.handle(catalog.create(), now=catalog.NOW)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import orjson
 import pytest
@@ -19,9 +19,9 @@ from streams.envelope import Envelope, derived_id, format_time, new_event
 from streams.events.commands import CommandAnswered, CommandExpired
 from streams.events.ops import DeadLettered
 from streams.events.users import RegistrationRequested, UserRegistered
+from tests.support.recording import RecordingEffects, close_unstarted_consumer_loop
 
 NOW = datetime(2024, 5, 17, 12, 0, 0, 250000, tzinfo=UTC)
-R = TypeVar("R")
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 
 
@@ -59,34 +59,6 @@ class FakeUsers(UserRepository):
         first = user_id not in self.created
         self.created.add(user_id)
         return first
-
-
-class RecordingEffects:
-    """``Effects`` that remember what the agent did instead of doing it."""
-
-    def __init__(self) -> None:
-        self._users = FakeUsers()
-        self.emitted: list[tuple[str, Envelope]] = []
-        self.pushed: list[tuple[str, Envelope]] = []
-
-    @property
-    def users(self) -> FakeUsers:
-        return self._users
-
-    def repo(self, cls: type[R]) -> R:
-        if cls is UserRepository:
-            return cast(R, self._users)
-        raise LookupError(f"RecordingEffects has no fake for {cls.__name__}")
-
-    async def emit(self, topic: str, envelope: Envelope) -> None:
-        # Round-trip through the wire format, as a real producer would.
-        self.emitted.append((topic, Envelope.decode(envelope.encode())))
-
-    async def push(self, channel: str, envelope: Envelope) -> None:
-        self.pushed.append((channel, Envelope.decode(envelope.encode())))
-
-    def on(self, topic: str) -> list[Envelope]:
-        return [envelope for t, envelope in self.emitted if t == topic]
 
 
 def command(
@@ -130,7 +102,7 @@ def _identity(emitted: list[tuple[str, Envelope]]) -> list[tuple[str, str, str, 
 
 @pytest.fixture
 def effects() -> RecordingEffects:
-    return RecordingEffects()
+    return RecordingEffects(users=FakeUsers())
 
 
 @pytest.fixture
@@ -294,21 +266,9 @@ async def test_other_event_types_are_ignored(
 # --- (b) Faust's own harness -----------------------------------------------------------------
 
 
-def _close_unstarted_consumer_loop(app: Any) -> None:
-    # Faust quirk, not Mercato's: iterating an agent's stream touches ``app.consumer``, whose
-    # aiokafka ConsumerThread creates a private event loop in __init__ (mode/threads.py:112).
-    # test_context() never starts that thread, so nothing closes the loop and filterwarnings
-    # = error turns the ResourceWarning into a session failure.
-    consumer = app._consumer
-    thread = getattr(consumer, "_thread", None) if consumer is not None else None
-    loop = getattr(thread, "thread_loop", None)
-    if loop is not None and not loop.is_running() and not loop.is_closed():
-        loop.close()
-
-
 async def test_faust_agent_wiring(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, jwt_secret="x" * 48, topic_prefix="u.")
-    effects = RecordingEffects()
+    effects = RecordingEffects(users=FakeUsers())
     worker = create_worker_app(settings, store="memory://", effects=effects)
     raw = command(deadline=datetime.now(UTC) + timedelta(minutes=5))
     rival = command(user_id="u-2", deadline=datetime.now(UTC) + timedelta(minutes=5))
@@ -319,7 +279,7 @@ async def test_faust_agent_wiring(tmp_path: Path) -> None:
             await agent.put(key=b"ada@example.com", value=rival)
             await agent.put(key=b"ada@example.com", value=b"not json")
     finally:
-        _close_unstarted_consumer_loop(worker.app)
+        close_unstarted_consumer_loop(worker.app)
 
     cmd_id = Envelope.decode(raw).id
     assert [c["user_id"] for c in effects.users.calls] == ["u-ada", "u-ada"]

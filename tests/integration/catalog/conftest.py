@@ -15,8 +15,7 @@ from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import make_settings
 from tests.support.catalog import Client, Headers, admin, signed_up
-from tests.support.http import gateway_client
-from tests.support.processes import running_worker
+from tests.support.http import worker_and_gateway
 
 People = dict[str, tuple[str, Headers]]
 
@@ -35,7 +34,7 @@ async def env(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Set
 @pytest.fixture(scope="package")
 async def client(env: Settings) -> AsyncIterator[Client]:
     """A real ``mercato worker`` process and the gateway, in process, against ``env``."""
-    async with running_worker(env, env.data_dir / "worker.log"), gateway_client(env) as c:
+    async with worker_and_gateway(env) as c:
         yield c
 
 

@@ -9,10 +9,10 @@ from config import Settings
 from streams.envelope import new_event
 from streams.events.inventory import StockChanged
 from tests.integration.catalog.conftest import People
-from tests.support.catalog import Client, eventually, new_product
+from tests.support.catalog import Client, new_product
 from tests.support.catalog import get_product as get
 from tests.support.catalog import list_products as listing
-from tests.support.files import upload
+from tests.support.files import eventually, upload
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ async def test_crud_with_etags_ownership_and_archive(client: Client, people: Peo
     assert created["status"] == "active"
     assert created["rating"] == {"average": 0.0, "count": 0}
     # The inventory agent owns stock; the projection catches up with its stock_changed.
-    shown = await eventually(lambda: get(client, pid), lambda p: p["stock"] == 5)
+    shown = await eventually(lambda: get(client, pid), ok=lambda p: p["stock"] == 5)
     assert shown["stock"] == 5
     assert shown["_etag"] == tag
     cached = await client.get(f"/v1/products/{pid}", headers={"If-None-Match": tag})
@@ -100,7 +100,7 @@ async def test_stock_projection_follows_inventory_events(
             )
     finally:
         await producer.stop()
-    shown = await eventually(lambda: get(client, pid), lambda p: p["stock"] == 4)
+    shown = await eventually(lambda: get(client, pid), ok=lambda p: p["stock"] == 4)
     assert shown["stock"] == 4  # the later record wins
 
 
