@@ -29,11 +29,19 @@ class Expected:
                 for c in set(self.revenue) | set(self.refunds)}
 
 
+# Statuses an order reaches only once paid.
+PAID_SINCE = frozenset({"paid", "completed", "refunded"})
+
+
 def expected(orders: list[dict[str, Any]]) -> dict[str | None, Expected]:
     """Per scope (None: the marketplace): paid orders count, refunded ones count as refunds."""
     scopes: dict[str | None, Expected] = defaultdict(Expected)
     for order in orders:
-        if "paid" not in [h["status"] for h in order["history"]]:
+        # By its status too, not only its history: after a worker crash mid-saga the read
+        # model's history can lack the "paid" step of an order that completed (a saga
+        # defect this analytics check is not about; see the crash tests of the orders).
+        statuses = {order["status"], *(h["status"] for h in order["history"])}
+        if not statuses & PAID_SINCE:
             continue
         for seller in (None, *{item["sellerId"] for item in order["items"]}):
             mine = [i for i in order["items"] if seller is None or i["sellerId"] == seller]
