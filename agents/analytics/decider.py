@@ -26,6 +26,7 @@ from agents.analytics.windows import (
     Window,
     closed_windows,
     emitted,
+    latest,
     name_key,
     pending,
     start_of,
@@ -168,8 +169,7 @@ class AnalyticsDecider:
         memory.marks = {key for key in memory.marks if not gone(key)}
 
     async def _tick(self, change: Change, now_ms: int) -> str:
-        if now_ms > int(change.meta["wall"]):
-            change.meta["wall"] = now_ms
+        change.advance_wall(now_ms)
         self._sweep(change)
         change.commit()
         return await self._emit_pending(change.partition)
@@ -184,8 +184,7 @@ class AnalyticsDecider:
         owed = pending(self._table, partition)
         first = partition not in self._reemitted
         if first:
-            owed = list({(w["scope"], w["size"], w["start"]): w for w in [
-                *closed_windows(self._table, partition), *owed]}.values())
+            owed = latest([*closed_windows(self._table, partition), *owed])
         await self._emit_all(owed)
         emitted(self._table, partition)
         if first:  # only once it worked

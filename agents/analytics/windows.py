@@ -228,6 +228,11 @@ class Change:
             return "duplicate" if fact_id in self._late_ids() else "late"
         return "applied"
 
+    def advance_wall(self, now_ms: int) -> None:
+        """The analytics timer's wall time reached ``now_ms`` (it only closes windows)."""
+        if now_ms > int(self.meta["wall"]):
+            self.meta["wall"] = now_ms
+
     def advance_clock(self, at_ms: int) -> None:
         """A fact of this record was seen at ``at_ms`` (applied now or before)."""
         if at_ms > self.clock:
@@ -464,9 +469,7 @@ class Change:
         for key in self._memory.expired(self.reach):
             deleted.add(key)
         # Windows an earlier record failed to emit are still owed (newest revision wins).
-        owed = {(w["scope"], w["size"], w["start"]): w
-                for w in [*pending(self._table, self.partition), *self._emit.values()]}
-        emit = list(owed.values())
+        emit = latest([*pending(self._table, self.partition), *self._emit.values()])
         if emit:
             # Until emitted, and before the deletions (a window may be closed and forgotten
             # by one record): a failed emission is retried by the redelivered record, which
@@ -480,6 +483,11 @@ class Change:
         self.meta["lastOffset"] = max(self.offset, int(self.meta["lastOffset"]))
         self._table[f"m|{self.partition}"] = self.meta
         return emit
+
+
+def latest(windows: list[Window]) -> list[Window]:
+    """One entry per window (scope, size, start), the last given of each."""
+    return list({(w["scope"], w["size"], w["start"]): w for w in windows}.values())
 
 
 def pending_key(partition: int) -> str:
