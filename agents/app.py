@@ -27,6 +27,7 @@ from agents import (
     users,
 )
 from agents.analytics import install as analytics
+from agents.changelogs import RepairingTable, arm
 from agents.effects import Effects, LiveEffects
 from config import Settings
 
@@ -89,6 +90,8 @@ def faust_settings(
         "producer_linger": 0.005,
         "web_enabled": False,
         "table_standby_replicas": 0,
+        # Inert unless the app is armed to repair its changelogs (agents.changelogs).
+        "Table": RepairingTable,
     }
 
 
@@ -98,11 +101,18 @@ def create_worker_app(
     store: str = "rocksdb://",
     effects: Effects | None = None,
     client_id: str | None = None,
+    repair_changelogs: bool = False,
 ) -> Worker:
-    """Build the Faust app with every domain's agents installed."""
+    """Build the Faust app with every domain's agents installed.
+
+    ``repair_changelogs``: the previous run of this data dir did not exit cleanly, so its
+    local tables may be ahead of their changelogs (``agents.changelogs``).
+    """
     app = faust.App(
         settings.app_id, **faust_settings(settings, store=store, client_id=client_id)
     )
+    if repair_changelogs:
+        arm(app)
     live = effects or LiveEffects(app, settings)
     agents = {name: install(app, settings, live) for name, install in DOMAINS}
     if isinstance(live, LiveEffects):

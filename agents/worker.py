@@ -10,6 +10,7 @@ import uvloop
 from aiokafka.errors import KafkaError
 
 from agents.app import create_worker_app
+from agents.changelogs import mark_clean_exit, previous_run_crashed
 from config import Settings
 from gateway.logs import setup_logging
 from streams.kafka_compat import apply_empty_fetch_backoff
@@ -44,7 +45,11 @@ def run(settings: Settings) -> None:
     client_id, previous = next_client_id(settings.data_dir, settings.app_id)
     if previous is not None:
         _release(loop, settings, previous)
-    worker_app = create_worker_app(settings, client_id=client_id)
+    crashed = previous_run_crashed(settings.data_dir)
+    if crashed:
+        log.warning("the previous worker of this data dir did not exit cleanly: the keys "
+                    "it may have changed are re-sent to their changelogs as they are read")
+    worker_app = create_worker_app(settings, client_id=client_id, repair_changelogs=crashed)
     log.info("starting worker", extra={"settings": settings.safe_dict()})
     worker = faust.Worker(
         worker_app.app,
@@ -57,4 +62,10 @@ def run(settings: Settings) -> None:
     # "show cursor" escape code whatever stdout is: into worker.log, under `mercato dev`.
     # Our output is logs (a file or a collector), never a terminal to animate.
     worker.spinner = None
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        # Only an orderly stop (the producer flushed, offsets committed) counts as clean.
+        if exc.code in (None, 0):
+            mark_clean_exit(settings.data_dir)
+        raise

@@ -1,0 +1,107 @@
+"""A killed worker's changelogs are repaired by its next run (``agents.changelogs``).
+
+The loss itself takes a SIGKILL within the few milliseconds between a table write and its
+changelog record, which no test can aim at. What these tests pin down is the repair: a
+record the previous run applied is delivered again (as a crash before its offset commit
+does) and recognised as applied; after an unclean exit its keys are sent to their
+changelog anyway, so the changelog holds what the local store holds, and after a clean
+exit nothing extra is sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.changelogs import CLEAN_EXIT_FILE
+from config import Settings
+from mercato.embedded import Endpoints
+from streams.admin import ensure_topics
+from tests.conftest import make_settings
+from tests.support.analytics import listed
+from tests.support.files import eventually, mongo
+from tests.support.http import gateway_client
+from tests.support.orders import account, place, produce, read_all, settled, worker_caught_up
+from tests.support.processes import running_worker
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+async def _changelog(env: Settings, key: str) -> list[dict[str, Any] | None]:
+    """Every value of ``key`` on the saga table's changelog, oldest first."""
+    topic = f"{env.app_id}-order-sagas-changelog"
+    consumer = AIOKafkaConsumer(bootstrap_servers=env.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        values: list[dict[str, Any] | None] = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                values.extend(orjson.loads(r.value) if r.value else None
+                              for r in records if (r.key or b"").decode().strip('"') == key)
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def _stored_version(env: Settings, order_id: str) -> int:
+    client, db = mongo(env)
+    try:
+        doc = await db["orders"].find_one({"_id": order_id})
+        assert doc is not None
+        return int(doc["version"])
+    finally:
+        await client.close()
+
+
+async def _redeliver_last(env: Settings, order_id: str) -> None:
+    """The order's last saga record again, as if its offset had not been committed."""
+    mine = [r for r in await read_all(env, ["order-saga"]) if r[1].decode() == order_id]
+    await produce(env, mine[-1:])
+
+
+async def test_a_killed_workers_changelog_catches_up_and_a_clean_exit_costs_nothing(
+    stack: Endpoints, tmp_path: Path,
+) -> None:
+    env = make_settings(stack, tmp_path)
+    await ensure_topics(env)
+    log = env.data_dir / "worker.log"
+    async with gateway_client(env) as client:
+        async with running_worker(env, log) as proc:
+            _, seller = await account(client, "seller", patience=90)
+            _, buyer = await account(client)
+            product = await listed(client, seller, price="2.00", currency="USD")
+            order_id = await place(client, buyer, [(product, 1)])
+            await settled(client, buyer, order_id, until={"completed"})
+            proc.kill()
+            await proc.wait()
+        assert not (env.data_dir / CLEAN_EXIT_FILE).exists()
+        version = await _stored_version(env, order_id)
+        await _redeliver_last(env, order_id)
+        before = await _changelog(env, order_id)
+
+        async with running_worker(env, log):
+            async def repaired() -> bool:
+                values = await _changelog(env, order_id)
+                last = values[-1] if values else None
+                return len(values) > len(before) and last is not None \
+                    and last["version"] == version and last["status"] == "completed"
+
+            await eventually(repaired, within=60, what="the saga's changelog to be repaired")
+        # SIGTERM: an orderly stop, marked as such.
+        assert (env.data_dir / CLEAN_EXIT_FILE).exists()
+
+        await _redeliver_last(env, order_id)
+        sent = len(await _changelog(env, order_id))
+        async with running_worker(env, log):
+            await worker_caught_up(env, ["order-saga"])
+            assert len(await _changelog(env, order_id)) == sent
+            assert await _stored_version(env, order_id) == version
