@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
+import pkgutil
 from types import ModuleType
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+import stores
 from config import Settings
-from stores import analytics as analytics_store
-from stores import audit, file_content, file_usage, files, notifications, users
-from stores import orders as orders_store
-from stores import products as products_store
-from stores import reviews as reviews_store
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
-# Each repository module declares its indexes; creating them is idempotent.
-INDEXED_MODULES: tuple[ModuleType, ...] = (
-    users, audit, notifications, files, file_usage, file_content,
-)
-INDEXED_MODULES += (orders_store,)
-INDEXED_MODULES += (products_store, reviews_store)
-INDEXED_MODULES += (analytics_store,)
+
+
+@functools.cache
+def indexed_modules() -> tuple[ModuleType, ...]:
+    """Every module of the ``stores`` package that declares ``INDEXES``.
+
+    Found by scanning the package, so a new repository module needs no edit here.
+    Scanned on first use, not at import: a store module may import this one.
+    """
+    found = (
+        importlib.import_module(f"{stores.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(stores.__path__)
+    )
+    return tuple(module for module in found if hasattr(module, "INDEXES"))
 
 
 def mongo_client(settings: Settings, *, app_name: str) -> AsyncMongoClient[Document]:
@@ -45,7 +51,8 @@ def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDat
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     """Create every declared index (a no-op for indexes that already exist)."""
-    for module in INDEXED_MODULES:
+    # Each repository module declares its indexes; creating them is idempotent.
+    for module in indexed_modules():
         for collection, models in module.INDEXES.items():
             await db[collection].create_indexes(models)
     log.info("mongo indexes ready", extra={"database": db.name})

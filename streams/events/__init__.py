@@ -1,31 +1,11 @@
-"""The event catalogue. Importing this package registers every event type."""
+"""The event catalogue. Importing this package registers every event type.
 
-from streams.events import (
-    analytics,
-    audit,
-    commands,
-    files,
-    inventory,
-    notifications,
-    ops,
-    orders,
-    payments,
-    products,
-    saga,
-    users,
-)
+Every module of the package is imported (``pkgutil``), so a new events module
+registers its events without an edit here.
+"""
 
-__all__ = [
-    "analytics",
-    "audit",
-    "commands",
-    "files",
-    "inventory",
-    "notifications",
-    "ops",
-    "orders",
-    "payments",
-    "products",
-    "saga",
-    "users",
-]
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
