@@ -57,8 +57,8 @@ from bench.naive import run_naive
 from bench.order_stack import Running, running_stack, seed_users
 from config import Settings
 from gateway.auth import TokenService
-from gateway.health import WORKER_SOURCES
 from mercato.embedded import EmbeddedStack
+from streams.topics import worker_sources
 
 SELLER = "bench-seller"
 MAX_IN_FLIGHT = 256
@@ -82,7 +82,7 @@ async def _end_offsets(settings: Settings) -> int:
     await consumer.start()
     try:
         await consumer.topics()
-        parts = [TopicPartition(settings.topic(t), p) for t in WORKER_SOURCES
+        parts = [TopicPartition(settings.topic(t), p) for t in worker_sources()
                  for p in consumer.partitions_for_topic(settings.topic(t)) or ()]
         return sum((await consumer.end_offsets(parts)).values())
     finally:

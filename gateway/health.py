@@ -17,17 +17,13 @@ from config import Settings
 from gateway import keys
 from stores.heartbeats import WorkerHeartbeats
 from streams.topics import spec as topic_spec
+from streams.topics import worker_sources
 
 log = logging.getLogger("mercato.gateway")
 CHECK_TIMEOUT = 2.0
 CACHE_SECONDS = 1.0
-# Topics the worker's consumer group reads; their lag is reported.
-WORKER_SOURCES = (
-    "registrations", "user-commands", "outbox", "audit", "files",
-    "inventory-commands", "payment-commands",
-    "product-commands", "inventory",
-    "order-saga",
-)
+# Topics the worker's consumer group reads; their lag is reported (``TopicSpec.worker_source``).
+WORKER_SOURCES = worker_sources()
 
 
 class Readiness:

@@ -23,6 +23,11 @@ class TopicSpec:
     internal: bool = False
     retention_ms: int = 7 * DAY_MS
     compacted: bool = False
+    # Read by the worker's domain agents (commands and the facts they project): readiness
+    # checks these exist and reports the consumer group's lag on them, and the order bench
+    # waits for them to drain. The analytics stages' sources are left out: they read public
+    # event topics in batches, where lag delays dashboards, never an answer or an effect.
+    worker_source: bool = False
 
     def configs(self) -> dict[str, str]:
         """Broker topic configs to create the topic with."""
@@ -37,43 +42,54 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         "registrations",
         "Registration commands keyed by normalised email. Carries password hashes: internal.",
         internal=True,
+        worker_source=True,
     ),
     TopicSpec("users", "User lifecycle events keyed by user id."),
     TopicSpec(
         "user-commands",
         "Profile, role and password commands keyed by user id. Carries password hashes: internal.",
         internal=True,
+        worker_source=True,
     ),
     TopicSpec(
         "outbox",
         "Notification commands keyed by recipient user id: messages to deliver (may carry "
         "single-use tokens) and read/delete requests. Internal.",
         internal=True,
+        worker_source=True,
     ),
     TopicSpec("products", "Catalog events keyed by product id."),
-    TopicSpec("inventory", "Stock changes and reservations keyed by product id."),
+    TopicSpec(
+        "inventory", "Stock changes and reservations keyed by product id.", worker_source=True
+    ),
     TopicSpec("orders", "Order saga transitions keyed by order id."),
     TopicSpec("payments", "Charges and refunds keyed by order id."),
-    TopicSpec("files", "File lifecycle and permission events keyed by file id."),
+    TopicSpec(
+        "files", "File lifecycle and permission events keyed by file id.", worker_source=True
+    ),
     TopicSpec(
         "product-commands",
         "Catalog commands (create/update/archive) keyed by product id: internal.",
         internal=True,
+        worker_source=True,
     ),
     TopicSpec(
         "inventory-commands",
         "Stock commands (reserve/release/adjust) keyed by product id: internal.",
         internal=True,
+        worker_source=True,
     ),
     TopicSpec(
         "payment-commands",
         "Charge and refund commands keyed by order id; carry payment methods: internal.",
         internal=True,
+        worker_source=True,
     ),
     TopicSpec(
         "order-saga",
         "The order saga's inbox keyed by order id: client commands and step results: internal.",
         internal=True,
+        worker_source=True,
     ),
     TopicSpec("notifications", "Notifications to deliver, keyed by recipient user id."),
     TopicSpec("analytics", "Client and platform analytics events."),
@@ -90,7 +106,12 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         "higher revision when a late event changes it.",
         retention_ms=30 * DAY_MS,
     ),
-    TopicSpec("audit", "Security-relevant actions, keyed by actor id.", retention_ms=90 * DAY_MS),
+    TopicSpec(
+        "audit",
+        "Security-relevant actions, keyed by actor id.",
+        retention_ms=90 * DAY_MS,
+        worker_source=True,
+    ),
     TopicSpec(
         "push",
         "Real-time push feed keyed by channel (user:{id}, order:{id}, ...); gateways replay it "
@@ -114,6 +135,11 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in CATALOGUE}
+
+
+def worker_sources() -> tuple[str, ...]:
+    """The topics declared ``worker_source``, in catalogue order."""
+    return tuple(spec.name for spec in CATALOGUE if spec.worker_source)
 
 
 def spec(name: str) -> TopicSpec:
