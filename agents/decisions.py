@@ -6,11 +6,12 @@ deciding again (the state may have moved since). A command first seen after its
 deadline is dropped with a ``command.expired`` record: the gateway has already
 answered 503, and applying it now would surprise the client.
 
-Two layouts, kept as they were so that stored tables read on as before:
+Three layouts, kept as they were so that stored tables read on as before:
 ``Decisions`` keeps an aggregate's last decisions beside its state
 (``{..state, "decisions": {commandId: decision}}``, trimmed to the newest
 ``keep``); ``CommandDecisions`` keeps each command's decision as an entry of its
-own.
+own; ``ClaimDecisions`` keeps, per key, the decision of the one command that
+claimed it.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class Decisions:
             return None
         decision = await decide(entry)
         state = evolve(entry, decision) if evolve is not None else entry
-        self._table[key] = self._stored(entry, state, envelope.id, decision)
+        stored = self._stored(entry, state, envelope.id, decision)
+        if stored is not None:
+            self._table[key] = stored
         return Decided(decision, replayed=False)
 
     def _entry(self, key: str) -> Entry:
@@ -97,7 +100,10 @@ class Decisions:
         decision: Decision | None = entry["decisions"].get(command_id)
         return decision
 
-    def _stored(self, entry: Entry, state: Entry, command_id: str, decision: Decision) -> Entry:
+    def _stored(
+        self, entry: Entry, state: Entry, command_id: str, decision: Decision
+    ) -> Entry | None:
+        """The entry to store for ``decision``; None leaves the table as it is."""
         decisions = {**entry["decisions"], command_id: decision}
         while len(decisions) > self._keep:
             decisions.pop(next(iter(decisions)))  # the oldest: dicts keep insertion order
@@ -121,5 +127,33 @@ class CommandDecisions(Decisions):
     def _recall(self, entry: Entry, command_id: str) -> Decision | None:
         return entry or None
 
-    def _stored(self, entry: Entry, state: Entry, command_id: str, decision: Decision) -> Entry:
+    def _stored(
+        self, entry: Entry, state: Entry, command_id: str, decision: Decision
+    ) -> Entry | None:
         return decision
+
+
+class ClaimDecisions(Decisions):
+    """One entry per key, owned by the first command that claims it: its decision.
+
+    For keys that belong to one command for good (an email to the registration that
+    took it). A decision claims the key when its ``commandId`` is the command's; it is
+    stored as the entry (no other field is added, so stored tables read on). A refusal
+    is not stored: the key stays its owner's, so a redelivered refusal is refused again
+    by the same reasoning, and ``decide`` gets the owner's entry (``{}`` if unclaimed).
+    """
+
+    def __init__(self, table: MutableMapping[str, Any], effects: Effects, *, source: str) -> None:
+        super().__init__(table, effects, source=source, keep=1)
+
+    def _entry(self, key: str) -> Entry:
+        entry: Entry | None = self._table.get(key)
+        return entry if entry is not None else {}
+
+    def _recall(self, entry: Entry, command_id: str) -> Decision | None:
+        return entry if entry.get("commandId") == command_id else None
+
+    def _stored(
+        self, entry: Entry, state: Entry, command_id: str, decision: Decision
+    ) -> Entry | None:
+        return decision if decision.get("commandId") == command_id else None

@@ -1,8 +1,9 @@
 """Registrations: a table keyed by normalised email makes each email register once.
 
 Commands arrive keyed by normalised email, so every attempt for one email
-lands on one partition and is decided in order by one agent. The decision is
-stored in the table *before* the effects run; a redelivered command finds its
+lands on one partition and is decided in order by one agent. The decision
+(``agents.decisions.ClaimDecisions``: the email's entry is the registration that
+claimed it) is stored in the table *before* the effects run; a redelivered command finds its
 own entry and repeats the (idempotent) effects with the same ids and times,
 so a crash anywhere in between leaves nothing half-done.
 """
@@ -17,8 +18,9 @@ from typing import Any
 import faust
 
 from agents import caused
+from agents.decisions import ClaimDecisions
 from agents.effects import Effects
-from agents.replies import record_expired, reply
+from agents.replies import reply
 from agents.runtime import guarded_agent, source_topic
 from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
@@ -34,7 +36,7 @@ class RegistrationDecider:
     """Decides one registration command against the email table and carries it out."""
 
     def __init__(self, table: MutableMapping[str, Any], effects: Effects) -> None:
-        self._table = table
+        self._claims = ClaimDecisions(table, effects, source=SOURCE)
         self._effects = effects
 
     async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
@@ -45,15 +47,22 @@ class RegistrationDecider:
             return "ignored"
         command: RegistrationRequested = envelope.payload(RegistrationRequested)
         now = now or utcnow()
-        entry = self._table.get(command.email_normalized)
-        mine = entry is not None and entry["commandId"] == envelope.id
-        if now > command.deadline and not mine:
-            # The gateway already answered 503; applying it now would surprise the client.
-            await record_expired(
-                self._effects, envelope, deadline=command.deadline, now=now, source=SOURCE
-            )
+
+        async def claim(owner: dict[str, Any]) -> dict[str, Any]:
+            if owner:
+                return {"outcome": "rejected"}  # the email is another command's: not stored
+            return {
+                "userId": command.user_id,
+                "commandId": envelope.id,
+                "createdAt": format_time(now),
+            }
+
+        decided = await self._claims.once(
+            envelope, claim, key=command.email_normalized, deadline=command.deadline, now=now
+        )
+        if decided is None:
             return "expired"
-        if entry is not None and not mine:
+        if decided.decision.get("outcome") == "rejected":
             await reply(
                 self._effects,
                 envelope,
@@ -64,14 +73,7 @@ class RegistrationDecider:
                 detail="an account with this email already exists",
             )
             return "rejected"
-        if entry is None:
-            entry = {
-                "userId": command.user_id,
-                "commandId": envelope.id,
-                "createdAt": format_time(now),
-            }
-            self._table[command.email_normalized] = entry
-        await self._apply(envelope, command, datetime.fromisoformat(entry["createdAt"]))
+        await self._apply(envelope, command, datetime.fromisoformat(decided.decision["createdAt"]))
         return "accepted"
 
     async def _apply(

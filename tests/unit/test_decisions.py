@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agents import caused
-from agents.decisions import CommandDecisions, Decisions
+from agents.decisions import ClaimDecisions, CommandDecisions, Decisions
 from streams.envelope import Envelope, derived_id, new_event
 from streams.events.commands import CommandAnswered, CommandExpired
 from streams.events.files import FileAudited
@@ -134,6 +134,26 @@ async def test_command_decisions_keep_each_decision_as_its_own_entry() -> None:
     assert again.replayed
     assert again.decision == first.decision
     assert decide.calls == 1
+
+
+async def test_claim_decisions_keep_the_claiming_decision_and_store_no_refusal() -> None:
+    table: dict[str, Any] = {}
+    ledger = ClaimDecisions(table, RecordingEffects(), source=SOURCE)
+    owner, other = command(1), command(2)
+
+    async def claim(entry: dict[str, Any]) -> dict[str, Any]:
+        return {"outcome": "rejected"} if entry else {"commandId": owner.id, "userId": "u-1"}
+
+    first = await ledger.once(owner, claim, key="ada", deadline=DEADLINE, now=NOW)
+    again = await ledger.once(owner, claim, key="ada", deadline=DEADLINE, now=NOW)
+    refused = await ledger.once(other, claim, key="ada", deadline=DEADLINE, now=NOW)
+
+    assert first is not None
+    assert again is not None
+    assert refused is not None
+    assert table == {"ada": {"commandId": owner.id, "userId": "u-1"}}  # the layout as before
+    assert (again.replayed, again.decision) == (True, first.decision)
+    assert (refused.replayed, refused.decision) == (False, {"outcome": "rejected"})
 
 
 async def test_emit_derives_topic_key_and_ids_from_the_registry_and_the_cause() -> None:
