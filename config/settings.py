@@ -2,7 +2,10 @@
 
 Settings are read once, at process start, by ``Settings.from_env()``; tests
 build them explicitly with ``Settings(...)``/``dataclasses.replace``. Nothing
-here opens a connection.
+here opens a connection. Each setting is declared once, by ``setting()``
+(config/fields.py): the annotation is its type, the call gives its default,
+variable and help; ``ENV_FIELDS``, parsing, ``to_env``, ``safe_dict`` and
+docs/configuration.md are derived from the declarations.
 """
 
 from __future__ import annotations
@@ -13,11 +16,18 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from config.fields import ConfigError, Declared, declared, mask_dsn, setting
+
+__all__ = [
+    "DECLARED", "ENV_FIELDS", "JWT_ALGORITHMS", "JWT_KEYGEN", "ConfigError", "Settings",
+    "dev_jwt_secret", "mask_dsn",
+]
 
 Env = Literal["dev", "prod"]
 # HS256 signs with MERCATO_JWT_SECRET; the others sign with MERCATO_JWT_PRIVATE_KEY and
-# publish their public keys at /.well-known/jwks.json (gateway/signing.py loads the keys).
+# publish their public keys at /.well-known/jwks.json (the gateway loads the keys at start).
 JWT_ALGORITHMS = ("HS256", "EdDSA", "ES256", "RS256")
 # How to make a key each asymmetric algorithm accepts; quoted by configuration errors.
 JWT_KEYGEN: dict[str, str] = {
@@ -27,160 +37,258 @@ JWT_KEYGEN: dict[str, str] = {
 }
 
 
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message says which and how to fix it."""
-
-
-def mask_dsn(url: str) -> str:
-    """Hide the password of a DSN so it can be logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-
-
-def _env_bool(raw: str, name: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def _env_number(
-    raw: str, name: str, kind: type[int] | type[float], *, allow_zero: bool = False
-) -> Any:
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(
-            f"{name} must be {'zero or more' if allow_zero else 'positive'}, got {raw!r}"
-        )
-    return value
-
-
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Everything a Mercato process needs to know about its world."""
 
-    env: Env = "dev"
-    kafka_url: str = "kafka://127.0.0.1:9092"
-    mongo_url: str = "mongodb://127.0.0.1:27017/mercato"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    # Per process: at most this many Redis connections; a caller beyond them waits up to
-    # redis_pool_timeout seconds for one to free up (stores/redisdb.py), then gets a 503.
-    redis_max_connections: int = 128
-    redis_pool_timeout: float = 5.0
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    # Seconds a connection gets to send each request head; a slower one is answered 408
-    # and closed (a client dripping header bytes would otherwise hold a socket forever).
-    # 0 switches the deadline off (a proxy in front enforces one).
-    http_header_timeout: float = 10.0
-    data_dir: Path = Path(".mercato")
-    jwt_secret: str = dataclasses.field(default="", repr=False)
-    # Comma-separated secrets that still verify tokens (by kid) after a rotation; never sign.
-    jwt_previous_secrets: str = dataclasses.field(default="", repr=False)
-    # One of JWT_ALGORITHMS. HS256 keeps tokens verifiable only by holders of the secret.
-    jwt_algorithm: str = "HS256"
-    # PEM private key for EdDSA/ES256/RS256: a value starting with "-----BEGIN" is the PEM
-    # itself (newlines may be written as \n), anything else is the path of a PEM file.
-    jwt_private_key: str = dataclasses.field(default="", repr=False)
-    # Comma-separated retired public keys (each a path or a PEM, as above) that still verify
-    # tokens (by kid) after a rotation; never sign. PEM bodies contain no commas.
-    jwt_previous_public_keys: str = ""
-    jwt_issuer: str = "mercato"
-    jwt_audience: str = "mercato-api"
-    access_token_ttl: int = 15 * 60
-    # A signed-in session (refresh-token family) ends this long after sign-in, used or not.
-    session_max_age: int = 30 * 24 * 60 * 60
-    topic_prefix: str = "mercato."
-    app_id: str = "mercato"
-    # 1 for the single-node dev broker; 3 on a production Kafka cluster.
-    kafka_replication: int = 1
+    # Backends and the process.
+    # RUF009 below: setting() returns a dataclasses.field, which ruff cannot see through.
+    env: Env = setting(  # noqa: RUF009
+        "dev", env="MERCATO_ENV",
+        help="`dev` or `prod`; prod requires MERCATO_JWT_SECRET and sends HSTS.",
+    )
+    kafka_url: str = setting(
+        "kafka://127.0.0.1:9092", env="MERCATO_KAFKA_URL", scheme="kafka",
+        help="The Kafka brokers; comma-separate several (`kafka://b1:9092,b2:9092`).",
+    )
+    mongo_url: str = setting(
+        "mongodb://127.0.0.1:27017/mercato", env="MERCATO_MONGO_URL", scheme="mongodb",
+        help="The MongoDB server; the path names the database.",
+    )
+    redis_url: str = setting(
+        "redis://127.0.0.1:6379/0", env="MERCATO_REDIS_URL", scheme="redis",
+        help="The Redis server (sessions, revocations, rate limits, push fan-out).",
+    )
+    redis_max_connections: int = setting(
+        128, env="MERCATO_REDIS_MAX_CONNECTIONS",
+        help="Redis connections per process at most.",
+    )
+    redis_pool_timeout: float = setting(
+        5.0, env="MERCATO_REDIS_POOL_TIMEOUT",
+        help="Seconds a caller waits for a free Redis connection before it gets a 503.",
+    )
+    http_host: str = setting(
+        "127.0.0.1", env="MERCATO_HTTP_HOST", help="The address the gateway listens on.",
+    )
+    http_port: int = setting(8080, env="MERCATO_HTTP_PORT", help="The gateway's port.")
+    # A client dripping header bytes would otherwise hold a socket forever.
+    http_header_timeout: float = setting(
+        10.0, env="MERCATO_HTTP_HEADER_TIMEOUT", zero_ok=True,
+        help="Seconds a connection gets to send each request head, then 408 and closed; "
+        "0 = off (a proxy in front enforces one).",
+    )
+    data_dir: Path = setting(  # noqa: RUF009
+        Path(".mercato"), env="MERCATO_DATA_DIR",
+        help="Worker RocksDB tables; in dev also the data, the JWT secret and the outbox.",
+    )
+    # Token signing (see docs/production.md#token-signing-keys).
+    jwt_secret: str = setting(
+        "", env="MERCATO_JWT_SECRET", secret=True,
+        help="The HS256 signing secret, at least 32 characters in prod; dev generates one "
+        "and keeps it in the data dir.",
+    )
+    jwt_previous_secrets: str = setting(
+        "", env="MERCATO_JWT_PREVIOUS_SECRETS", secret=True,
+        help="Comma-separated retired secrets that still verify tokens (by kid) after a "
+        "rotation; never sign.",
+    )
+    jwt_algorithm: str = setting(
+        "HS256", env="MERCATO_JWT_ALGORITHM",
+        help="HS256 keeps tokens verifiable only by holders of the secret; EdDSA, ES256 or "
+        "RS256 sign with MERCATO_JWT_PRIVATE_KEY and publish /.well-known/jwks.json.",
+    )
+    jwt_private_key: str = setting(
+        "", env="MERCATO_JWT_PRIVATE_KEY", secret=True,
+        help="PEM private key for EdDSA/ES256/RS256: a value starting with `-----BEGIN` is "
+        "the PEM itself (newlines may be written as \\n), anything else a PEM file's path.",
+    )
+    # PEM bodies contain no commas, so a comma separates keys.
+    jwt_previous_public_keys: str = setting(
+        "", env="MERCATO_JWT_PREVIOUS_PUBLIC_KEYS",
+        help="Comma-separated retired public keys (each a path or a PEM) that still verify "
+        "tokens (by kid) after a rotation; never sign.",
+    )
+    jwt_issuer: str = setting("mercato", env="MERCATO_JWT_ISSUER", help="Tokens' `iss`.")
+    jwt_audience: str = setting(
+        "mercato-api", env="MERCATO_JWT_AUDIENCE", help="Tokens' `aud`.",
+    )
+    access_token_ttl: int = setting(
+        15 * 60, env="MERCATO_ACCESS_TOKEN_TTL",
+        help="Seconds an access token is valid (15 minutes).",
+    )
+    session_max_age: int = setting(
+        30 * 24 * 60 * 60, env="MERCATO_SESSION_MAX_AGE",
+        help="Seconds after sign-in a session (refresh-token family) ends, however often "
+        "refreshed (30 days).",
+    )
+    # Kafka and the workers.
+    topic_prefix: str = setting(
+        "mercato.", env="MERCATO_TOPIC_PREFIX", help="Prepended to every topic name.",
+    )
+    app_id: str = setting(
+        "mercato", env="MERCATO_APP_ID", help="The workers' Faust app id and consumer group.",
+    )
+    kafka_replication: int = setting(
+        1, env="MERCATO_KAFKA_REPLICATION",
+        help="Replication factor of the topics: 1 for the single-node dev broker, 3 on a "
+        "production cluster.",
+    )
     # Idempotent producers need broker support; the Tansu dev broker has none.
-    kafka_idempotent: bool = True
-    # Client-side stand-in for the broker's fetch wait (see streams/kafka_compat.py); 0 = off.
-    kafka_empty_fetch_backoff_ms: int = 10
-    # ... and after a second without records (a quiet consumer then costs ~2% of a core).
-    kafka_idle_fetch_backoff_ms: int = 100
-    # How long the gateway waits for an agent's answer before it says 503. A command's
-    # deadline is a little earlier, so one applied in time can still answer in time.
-    command_timeout: float = 5.0
-    worker_session_timeout: float = 10.0
-    push_queue_size: int = 256
-    sse_heartbeat: float = 15.0
-    log_level: str = "INFO"
-    log_json: bool = True
-    # "errors": 4xx/5xx and slow requests (counts live in /metrics); "all": every request.
-    access_log: str = "errors"
-    # Files: the largest single upload and each user's total stored bytes.
-    max_upload_bytes: int = 25 * 1024 * 1024
-    file_quota_bytes: int = 1024 * 1024 * 1024
-    # Gateway edge: rate limits (see gateway/ratelimit.py), proxies, TLS and CORS.
-    rate_limit_enabled: bool = True
-    # Overrides of gateway/ratelimit.py POLICIES: "read=600/60:100,auth=10/60:5" (q/w:burst).
-    rate_limits: str = ""
-    # Behind exactly one trusted proxy: the client is the last X-Forwarded-For entry.
-    trust_proxy: bool = False
-    # TLS is terminated in front of the gateway: send Strict-Transport-Security (always in prod).
-    tls_terminated: bool = False
-    # Comma-separated allowed origins ("*", "https://a.example", "http://localhost:*");
-    # empty means localhost origins in dev and none in prod.
-    cors_origins: str = ""
-    # Payments (agents/payment_calls.py): each provider call, retries of timeouts and 5xx with
-    # exponential backoff, and the circuit breaker. A call sequence blocks the payments agent
-    # for at most attempts * call_timeout + backoffs (defaults: about 6.6 s). The breaker opens
-    # when, among at least min_calls charges/refunds (each counted once, retries included)
-    # within the window, failure_rate of them failed (agents/circuit.py).
-    payment_call_timeout: float = 2.0
-    payment_attempts: int = 3
-    payment_backoff: float = 0.2
-    payment_breaker_min_calls: int = 10
-    payment_breaker_failure_rate: float = 0.5
-    payment_breaker_window: float = 30.0
-    payment_breaker_cooldown: float = 15.0
-    # Order saga: each step's deadline (seconds) and how often the deadline timer looks.
-    # The charge deadline must outlast the payments agent's own provider retries.
-    saga_reserve_timeout: float = 10.0
-    saga_charge_timeout: float = 30.0
-    saga_refund_timeout: float = 30.0
-    saga_tick: float = 0.5
-    # While the breaker is open a charge waits (until its deadline), re-sent this often; a
-    # failed refund is re-sent after refund_backoff * 2^n seconds, at most refund_max_backoff.
-    saga_charge_retry: float = 1.0
-    saga_refund_backoff: float = 1.0
-    saga_refund_max_backoff: float = 300.0
-    # A seller is told when a product's stock falls below this (0: never); a seller's own
-    # threshold (PATCH /v1/users/me stockLowThreshold) overrides it.
-    stock_low_threshold: int = 5
-    # Analytics (agents/analytics): how far behind its partition's newest event an event may
-    # be and still count (seconds), how often windows are closed on idle partitions, and the
-    # least time between two dashboard snapshots of one scope.
-    analytics_grace: float = 120.0
-    analytics_tick: float = 1.0
-    analytics_snapshot_interval: float = 1.0
+    kafka_idempotent: bool = setting(
+        True, env="MERCATO_KAFKA_IDEMPOTENT",
+        help="Idempotent producers; false for brokers without them (Tansu).",
+    )
+    kafka_empty_fetch_backoff_ms: int = setting(
+        10, env="MERCATO_KAFKA_EMPTY_FETCH_BACKOFF_MS", zero_ok=True,
+        help="Milliseconds a consumer waits after an empty fetch, a client-side stand-in "
+        "for the broker's fetch wait; 0 = off.",
+    )
+    kafka_idle_fetch_backoff_ms: int = setting(
+        100, env="MERCATO_KAFKA_IDLE_FETCH_BACKOFF_MS", zero_ok=True,
+        help="The same wait after a second without records (a quiet consumer then costs "
+        "~2% of a core); 0 = off.",
+    )
+    # A command's own deadline is a little earlier, so one applied in time answers in time.
+    command_timeout: float = setting(
+        5.0, env="MERCATO_COMMAND_TIMEOUT",
+        help="Seconds the gateway waits for an agent's answer before it says 503.",
+    )
+    worker_session_timeout: float = setting(
+        10.0, env="MERCATO_WORKER_SESSION_TIMEOUT",
+        help="Seconds of silence after which the group gives a worker's partitions to others.",
+    )
+    # Push and logs.
+    push_queue_size: int = setting(
+        256, env="MERCATO_PUSH_QUEUE_SIZE",
+        help="Messages queued per WebSocket/SSE client; a full queue evicts the slow client.",
+    )
+    sse_heartbeat: float = setting(
+        15.0, env="MERCATO_SSE_HEARTBEAT",
+        help="Seconds of quiet after which an SSE stream sends a keep-alive comment.",
+    )
+    log_level: str = setting("INFO", env="MERCATO_LOG_LEVEL", help="The root log level.")
+    log_json: bool = setting(
+        True, env="MERCATO_LOG_JSON", help="JSON log lines, carrying the request id.",
+    )
+    access_log: str = setting(
+        "errors", env="MERCATO_ACCESS_LOG", choices=("errors", "all"),
+        help="`errors`: 4xx/5xx and slow requests (counts live in /metrics); `all`: every "
+        "request (health probes only then: readiness logs its own changes).",
+    )
+    # Files.
+    max_upload_bytes: int = setting(
+        25 * 1024 * 1024, env="MERCATO_MAX_UPLOAD_BYTES",
+        help="The largest single upload (25 MiB).",
+    )
+    file_quota_bytes: int = setting(
+        1024 * 1024 * 1024, env="MERCATO_FILE_QUOTA_BYTES",
+        help="Each user's total stored bytes (1 GiB).",
+    )
+    # Gateway edge: rate limits, proxies, TLS and CORS.
+    rate_limit_enabled: bool = setting(
+        True, env="MERCATO_RATE_LIMIT_ENABLED", help="Rate limit requests per user or IP.",
+    )
+    rate_limits: str = setting(
+        "", env="MERCATO_RATE_LIMITS",
+        help="Overrides of the rate-limit classes (auth, write, read, stream, events), "
+        "comma-separated `class=quota/window:burst`: `read=600/60:100,auth=10/60:5`.",
+    )
+    trust_proxy: bool = setting(
+        False, env="MERCATO_TRUST_PROXY",
+        help="Behind exactly one trusted proxy: the client is the last X-Forwarded-For entry.",
+    )
+    tls_terminated: bool = setting(
+        False, env="MERCATO_TLS_TERMINATED",
+        help="TLS is terminated in front of the gateway: send Strict-Transport-Security "
+        "(always in prod).",
+    )
+    cors_origins: str = setting(
+        "", env="MERCATO_CORS_ORIGINS",
+        help="Comma-separated allowed origins (`*`, `https://a.example`, "
+        "`http://localhost:*`); empty: localhost origins in dev, none in prod.",
+    )
+    # Payments (RetryPolicy and CircuitBreaker): a call sequence blocks the payments agent
+    # for at most attempts * call_timeout + backoffs (defaults: about 6.6 s). The breaker
+    # opens when, among at least min_calls charges/refunds (each counted once, retries
+    # included) within the window, failure_rate of them failed.
+    payment_call_timeout: float = setting(
+        2.0, env="MERCATO_PAYMENT_CALL_TIMEOUT", help="Seconds each payment provider call gets.",
+    )
+    payment_attempts: int = setting(
+        3, env="MERCATO_PAYMENT_ATTEMPTS",
+        help="Attempts per provider call; timeouts and 5xx are retried.",
+    )
+    payment_backoff: float = setting(
+        0.2, env="MERCATO_PAYMENT_BACKOFF",
+        help="Seconds before the first retry of a provider call, doubled for each next one "
+        "(at most 2 s).",
+    )
+    payment_breaker_min_calls: int = setting(
+        10, env="MERCATO_PAYMENT_BREAKER_MIN_CALLS",
+        help="Charges and refunds within the window before the circuit breaker may open.",
+    )
+    payment_breaker_failure_rate: float = setting(
+        0.5, env="MERCATO_PAYMENT_BREAKER_FAILURE_RATE",
+        help="The fraction of failed charges and refunds in the window that opens the breaker.",
+    )
+    payment_breaker_window: float = setting(
+        30.0, env="MERCATO_PAYMENT_BREAKER_WINDOW",
+        help="Seconds of calls the breaker counts.",
+    )
+    payment_breaker_cooldown: float = setting(
+        15.0, env="MERCATO_PAYMENT_BREAKER_COOLDOWN",
+        help="Seconds the breaker stays open before it lets one trial call through.",
+    )
+    # Order saga. The charge deadline must outlast the payments agent's own provider retries.
+    saga_reserve_timeout: float = setting(
+        10.0, env="MERCATO_SAGA_RESERVE_TIMEOUT",
+        help="Seconds the saga waits for a stock reservation.",
+    )
+    saga_charge_timeout: float = setting(
+        30.0, env="MERCATO_SAGA_CHARGE_TIMEOUT", help="Seconds the saga waits for a charge.",
+    )
+    saga_refund_timeout: float = setting(
+        30.0, env="MERCATO_SAGA_REFUND_TIMEOUT", help="Seconds the saga waits for a refund.",
+    )
+    saga_tick: float = setting(
+        0.5, env="MERCATO_SAGA_TICK", help="Seconds between two looks of the deadline timer.",
+    )
+    saga_charge_retry: float = setting(
+        1.0, env="MERCATO_SAGA_CHARGE_RETRY",
+        help="While the breaker is open, seconds between re-sends of a charge (until its "
+        "deadline).",
+    )
+    saga_refund_backoff: float = setting(
+        1.0, env="MERCATO_SAGA_REFUND_BACKOFF",
+        help="A failed refund is re-sent after this * 2^n seconds.",
+    )
+    saga_refund_max_backoff: float = setting(
+        300.0, env="MERCATO_SAGA_REFUND_MAX_BACKOFF",
+        help="The longest wait between two re-sends of a failed refund, in seconds.",
+    )
+    stock_low_threshold: int = setting(
+        5, env="MERCATO_STOCK_LOW_THRESHOLD", zero_ok=True,
+        help="A seller is told when a product's stock falls below this (0: never); a "
+        "seller's own threshold (PATCH /v1/users/me stockLowThreshold) wins.",
+    )
+    # Analytics.
+    analytics_grace: float = setting(
+        120.0, env="MERCATO_ANALYTICS_GRACE",
+        help="Seconds behind its partition's newest event an event may be and still count "
+        "(revise its window).",
+    )
+    analytics_tick: float = setting(
+        1.0, env="MERCATO_ANALYTICS_TICK",
+        help="Seconds between two closings of windows on idle partitions.",
+    )
+    analytics_snapshot_interval: float = setting(
+        1.0, env="MERCATO_ANALYTICS_SNAPSHOT_INTERVAL",
+        help="The least seconds between two dashboard snapshots of one scope.",
+    )
 
     def __post_init__(self) -> None:
-        if self.env not in ("dev", "prod"):
-            raise ConfigError(f"MERCATO_ENV must be 'dev' or 'prod', got {self.env!r}")
-        if self.access_log not in ("errors", "all"):
-            raise ConfigError(
-                f"MERCATO_ACCESS_LOG must be 'errors' or 'all', got {self.access_log!r}"
-            )
-        for name, url, scheme in (
-            ("MERCATO_KAFKA_URL", self.kafka_url, "kafka"),
-            ("MERCATO_MONGO_URL", self.mongo_url, "mongodb"),
-            ("MERCATO_REDIS_URL", self.redis_url, "redis"),
-        ):
-            if not urlsplit(url).scheme.startswith(scheme):
-                raise ConfigError(f"{name} must be a {scheme}:// URL, got {mask_dsn(url)!r}")
+        for item in DECLARED:
+            item.check(getattr(self, item.name))
         if not 0 < self.payment_breaker_failure_rate <= 1:
             raise ConfigError(
                 "MERCATO_PAYMENT_BREAKER_FAILURE_RATE must be a fraction in (0, 1], got "
@@ -195,7 +303,7 @@ class Settings:
 
     def _check_jwt_algorithm(self) -> None:
         # Only the combination is checked here; the keys themselves are read and checked by
-        # the gateway at start (gateway/signing.py), so workers never need the private key.
+        # the gateway at start, so workers never need the private key.
         if self.jwt_algorithm not in JWT_ALGORITHMS:
             raise ConfigError(
                 f"MERCATO_JWT_ALGORITHM must be one of {', '.join(JWT_ALGORITHMS)}, "
@@ -238,47 +346,17 @@ class Settings:
 
     def safe_dict(self) -> dict[str, Any]:
         """The settings as a dict that is safe to log (passwords masked, secrets hidden)."""
-        out: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name in ("jwt_secret", "jwt_previous_secrets", "jwt_private_key"):
-                value = "***" if value else ""
-            elif field.name.endswith("_url"):
-                value = mask_dsn(value)
-            elif isinstance(value, Path):
-                value = str(value)
-            out[field.name] = value
-        return out
+        return {item.name: item.safe(getattr(self, item.name)) for item in DECLARED}
 
     def to_env(self) -> dict[str, str]:
         """``MERCATO_*`` variables that make ``from_env`` rebuild these settings (for children)."""
-        env: dict[str, str] = {}
-        for var, field in ENV_FIELDS.items():
-            value = getattr(self, field)
-            if isinstance(value, bool):
-                env[var] = "true" if value else "false"
-            else:
-                env[var] = str(value)
-        return env
+        return {item.env: item.render(getattr(self, item.name)) for item in DECLARED}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read ``MERCATO_*`` variables; dev defaults need nothing set."""
         env = os.environ if environ is None else environ
-        kwargs: dict[str, Any] = {}
-        for var, field in ENV_FIELDS.items():
-            if var not in env:
-                continue
-            raw = env[var]
-            kind = _FIELD_TYPES[field]
-            if kind is bool:
-                kwargs[field] = _env_bool(raw, var)
-            elif kind in (int, float):
-                kwargs[field] = _env_number(raw, var, kind, allow_zero=field in _ZERO_MEANS_OFF)
-            elif kind is Path:
-                kwargs[field] = Path(raw)
-            else:
-                kwargs[field] = raw
+        kwargs = {item.name: item.parse(env[item.env]) for item in DECLARED if item.env in env}
         settings = cls(**kwargs)
         if settings.env == "dev" and not settings.jwt_secret:
             settings = dataclasses.replace(settings, jwt_secret=dev_jwt_secret(settings.data_dir))
@@ -299,91 +377,6 @@ def dev_jwt_secret(data_dir: Path) -> str:
     return secret
 
 
-# Every variable Mercato reads, and the settings field it sets.
-ENV_FIELDS: dict[str, str] = {
-    "MERCATO_ENV": "env",
-    "MERCATO_KAFKA_URL": "kafka_url",
-    "MERCATO_MONGO_URL": "mongo_url",
-    "MERCATO_REDIS_URL": "redis_url",
-    "MERCATO_REDIS_MAX_CONNECTIONS": "redis_max_connections",
-    "MERCATO_REDIS_POOL_TIMEOUT": "redis_pool_timeout",
-    "MERCATO_HTTP_HOST": "http_host",
-    "MERCATO_HTTP_PORT": "http_port",
-    "MERCATO_HTTP_HEADER_TIMEOUT": "http_header_timeout",
-    "MERCATO_DATA_DIR": "data_dir",
-    "MERCATO_JWT_SECRET": "jwt_secret",
-    "MERCATO_JWT_PREVIOUS_SECRETS": "jwt_previous_secrets",
-    "MERCATO_JWT_ALGORITHM": "jwt_algorithm",
-    "MERCATO_JWT_PRIVATE_KEY": "jwt_private_key",
-    "MERCATO_JWT_PREVIOUS_PUBLIC_KEYS": "jwt_previous_public_keys",
-    "MERCATO_JWT_ISSUER": "jwt_issuer",
-    "MERCATO_JWT_AUDIENCE": "jwt_audience",
-    "MERCATO_ACCESS_TOKEN_TTL": "access_token_ttl",
-    "MERCATO_SESSION_MAX_AGE": "session_max_age",
-    "MERCATO_TOPIC_PREFIX": "topic_prefix",
-    "MERCATO_APP_ID": "app_id",
-    "MERCATO_KAFKA_REPLICATION": "kafka_replication",
-    "MERCATO_KAFKA_IDEMPOTENT": "kafka_idempotent",
-    "MERCATO_KAFKA_EMPTY_FETCH_BACKOFF_MS": "kafka_empty_fetch_backoff_ms",
-    "MERCATO_KAFKA_IDLE_FETCH_BACKOFF_MS": "kafka_idle_fetch_backoff_ms",
-    "MERCATO_COMMAND_TIMEOUT": "command_timeout",
-    "MERCATO_WORKER_SESSION_TIMEOUT": "worker_session_timeout",
-    "MERCATO_PUSH_QUEUE_SIZE": "push_queue_size",
-    "MERCATO_SSE_HEARTBEAT": "sse_heartbeat",
-    "MERCATO_LOG_LEVEL": "log_level",
-    "MERCATO_LOG_JSON": "log_json",
-    "MERCATO_ACCESS_LOG": "access_log",
-    "MERCATO_MAX_UPLOAD_BYTES": "max_upload_bytes",
-    "MERCATO_FILE_QUOTA_BYTES": "file_quota_bytes",
-    "MERCATO_RATE_LIMIT_ENABLED": "rate_limit_enabled",
-    "MERCATO_RATE_LIMITS": "rate_limits",
-    "MERCATO_TRUST_PROXY": "trust_proxy",
-    "MERCATO_TLS_TERMINATED": "tls_terminated",
-    "MERCATO_CORS_ORIGINS": "cors_origins",
-    "MERCATO_PAYMENT_CALL_TIMEOUT": "payment_call_timeout",
-    "MERCATO_PAYMENT_ATTEMPTS": "payment_attempts",
-    "MERCATO_PAYMENT_BACKOFF": "payment_backoff",
-    "MERCATO_PAYMENT_BREAKER_MIN_CALLS": "payment_breaker_min_calls",
-    "MERCATO_PAYMENT_BREAKER_FAILURE_RATE": "payment_breaker_failure_rate",
-    "MERCATO_PAYMENT_BREAKER_WINDOW": "payment_breaker_window",
-    "MERCATO_PAYMENT_BREAKER_COOLDOWN": "payment_breaker_cooldown",
-    "MERCATO_SAGA_RESERVE_TIMEOUT": "saga_reserve_timeout",
-    "MERCATO_SAGA_CHARGE_TIMEOUT": "saga_charge_timeout",
-    "MERCATO_SAGA_REFUND_TIMEOUT": "saga_refund_timeout",
-    "MERCATO_SAGA_TICK": "saga_tick",
-    "MERCATO_SAGA_CHARGE_RETRY": "saga_charge_retry",
-    "MERCATO_SAGA_REFUND_BACKOFF": "saga_refund_backoff",
-    "MERCATO_SAGA_REFUND_MAX_BACKOFF": "saga_refund_max_backoff",
-    "MERCATO_STOCK_LOW_THRESHOLD": "stock_low_threshold",
-    "MERCATO_ANALYTICS_GRACE": "analytics_grace",
-    "MERCATO_ANALYTICS_TICK": "analytics_tick",
-    "MERCATO_ANALYTICS_SNAPSHOT_INTERVAL": "analytics_snapshot_interval",
-}
-_FIELD_TYPES: dict[str, Any] = {
-    "kafka_empty_fetch_backoff_ms": int, "kafka_idle_fetch_backoff_ms": int,
-    "http_port": int, "access_token_ttl": int, "session_max_age": int,
-    "kafka_replication": int, "push_queue_size": int,
-    "command_timeout": float, "worker_session_timeout": float, "sse_heartbeat": float,
-    "http_header_timeout": float, "redis_max_connections": int, "redis_pool_timeout": float,
-    "kafka_idempotent": bool, "log_json": bool, "data_dir": Path,
-    "max_upload_bytes": int, "file_quota_bytes": int,
-    "rate_limit_enabled": bool, "trust_proxy": bool, "tls_terminated": bool,
-    "payment_call_timeout": float, "payment_attempts": int, "payment_backoff": float,
-    "payment_breaker_min_calls": int, "payment_breaker_failure_rate": float,
-    "payment_breaker_window": float,
-    "payment_breaker_cooldown": float,
-    "stock_low_threshold": int,
-}
-_FIELD_TYPES.update(dict.fromkeys(
-    ("saga_reserve_timeout", "saga_charge_timeout", "saga_refund_timeout", "saga_tick",
-     "saga_charge_retry", "saga_refund_backoff", "saga_refund_max_backoff"), float
-))
-_FIELD_TYPES.update(dict.fromkeys(
-    ("analytics_grace", "analytics_tick", "analytics_snapshot_interval"), float
-))
-_FIELD_TYPES.update({f: str for f in ENV_FIELDS.values() if f not in _FIELD_TYPES})
-# Numeric settings for which 0 is meaningful ("off"); every other number must be positive.
-_ZERO_MEANS_OFF = frozenset({
-    "kafka_empty_fetch_backoff_ms", "kafka_idle_fetch_backoff_ms", "stock_low_threshold",
-    "http_header_timeout",
-})
+# Every setting in declaration order, and every variable Mercato reads with the field it sets.
+DECLARED: tuple[Declared, ...] = declared(Settings)
+ENV_FIELDS: dict[str, str] = {item.env: item.name for item in DECLARED}
