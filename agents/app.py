@@ -17,7 +17,6 @@ from agents import (
     catalog,
     catalog_stock,
     files,
-    heartbeat,
     inventory,
     notifications,
     orders,
@@ -27,8 +26,9 @@ from agents import (
     users,
 )
 from agents.analytics import install as analytics
-from agents.changelogs import RepairingTable, arm
-from agents.effects import Effects, LiveEffects
+from agents.runtime import heartbeat
+from agents.runtime.changelogs import RepairingTable, arm
+from agents.runtime.effects import Effects, LiveEffects
 from config import Settings
 
 # Each domain module exposes ``install(app, settings, effects) -> agent``.
@@ -86,11 +86,11 @@ def faust_settings(
         "processing_guarantee": "at_least_once",
         "producer_acks": -1,
         # A few ms lets one produce request carry many records (the broker's CPU is per
-        # request); each record waits for its acks at its end anyway (agents.effects).
+        # request); each record waits for its acks at its end anyway (agents.runtime.effects).
         "producer_linger": 0.005,
         "web_enabled": False,
         "table_standby_replicas": 0,
-        # Inert unless the app is armed to repair its changelogs (agents.changelogs).
+        # Inert unless the app is armed to repair its changelogs (agents.runtime.changelogs).
         "Table": RepairingTable,
     }
 
@@ -106,7 +106,7 @@ def create_worker_app(
     """Build the Faust app with every domain's agents installed.
 
     ``repair_changelogs``: the previous run of this data dir did not exit cleanly, so its
-    local tables may be ahead of their changelogs (``agents.changelogs``).
+    local tables may be ahead of their changelogs (``agents.runtime.changelogs``).
     """
     app = faust.App(
         settings.app_id, **faust_settings(settings, store=store, client_id=client_id)

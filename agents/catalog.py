@@ -19,13 +19,13 @@ from typing import Any
 
 import faust
 
-from agents import caused
 from agents.catalog_rules import Decision, decide
-from agents.decisions import Decisions
-from agents.effects import Effects
-from agents.replies import reply
 from agents.reviews import ReviewDecider
-from agents.runtime import guarded_agent, source_topic
+from agents.runtime import caused
+from agents.runtime.decisions import Decisions
+from agents.runtime.declare import guarded_agent, source_topic
+from agents.runtime.effects import Effects
+from agents.runtime.replies import reply
 from config import Settings
 from stores.products import Product, ProductRepository
 from streams.envelope import Envelope, utcnow

@@ -15,8 +15,8 @@ from typing import Any
 
 import faust
 
-from agents.effects import Effects
-from agents.runtime import guarded_agent, source_topic
+from agents.runtime.declare import guarded_agent, source_topic
+from agents.runtime.effects import Effects
 from config import Settings
 from stores.products import ProductRepository
 from streams.envelope import Envelope

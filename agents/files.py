@@ -21,11 +21,12 @@ from typing import Any, Literal
 import faust
 from pymongo.errors import PyMongoError
 
-from agents import caused, images
-from agents.effects import Effects
-from agents.messages import request_message
-from agents.replies import reply
-from agents.runtime import guarded_agent, source_topic
+from agents import images
+from agents.runtime import caused
+from agents.runtime.declare import guarded_agent, source_topic
+from agents.runtime.effects import Effects
+from agents.runtime.messages import request_message
+from agents.runtime.replies import reply
 from config import Settings
 from stores.file_content import ContentMissing, ContentStore
 from stores.file_sweep import OrphanSweeper

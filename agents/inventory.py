@@ -28,10 +28,10 @@ from typing import Any
 
 import faust
 
-from agents.effects import Effects
 from agents.inventory_events import Announcer
-from agents.replies import record_expired
-from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime.effects import Effects
+from agents.runtime.replies import record_expired
 from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.inventory import AdjustRequested, ReleaseRequested, ReserveRequested

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from agents import caused
-from agents.effects import Effects
-from agents.replies import reply
+from agents.runtime import caused
+from agents.runtime.effects import Effects
+from agents.runtime.replies import reply
 from streams.envelope import Envelope, derived_id
 from streams.events.inventory import (
     AdjustRequested,

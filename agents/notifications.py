@@ -33,12 +33,12 @@ from typing import Any
 
 import faust
 
-from agents import caused
-from agents.decisions import CommandDecisions, Decided
-from agents.effects import Effects
 from agents.notification_templates import render
-from agents.replies import reply
-from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime import caused
+from agents.runtime.decisions import CommandDecisions, Decided
+from agents.runtime.declare import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime.effects import Effects
+from agents.runtime.replies import reply
 from agents.sinks import Sink, sink_for
 from config import Settings
 from stores.notifications import Notification, NotificationRepository

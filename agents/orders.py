@@ -6,8 +6,8 @@ from typing import Any
 
 import faust
 
-from agents.effects import Effects
-from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime.effects import Effects
 from agents.saga.deadlines import DeadlineWatch
 from agents.saga.decider import OrderSaga
 from agents.saga.steps import Deadlines

@@ -13,9 +13,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from agents import caused
-from agents.effects import Effects
 from agents.payment_calls import Attempted
+from agents.runtime import caused
+from agents.runtime.effects import Effects
 from streams.envelope import Envelope, derived_id
 from streams.events.payments import (
     ChargeRequested,

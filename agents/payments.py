@@ -33,11 +33,11 @@ from typing import Any
 import faust
 
 from agents.circuit import CircuitBreaker
-from agents.effects import Effects
 from agents.payment_calls import ResilientCalls
 from agents.payment_events import Announcer
 from agents.payment_provider import PaymentProvider, SimulatedProvider
-from agents.runtime import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime.effects import Effects
 from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.payments import ChargeRequested, RefundRequested

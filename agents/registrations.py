@@ -2,7 +2,7 @@
 
 Commands arrive keyed by normalised email, so every attempt for one email
 lands on one partition and is decided in order by one agent. The decision
-(``agents.decisions.ClaimDecisions``: the email's entry is the registration that
+(``agents.runtime.decisions.ClaimDecisions``: the email's entry is the registration that
 claimed it) is stored in the table *before* the effects run; a redelivered command finds its
 own entry and repeats the (idempotent) effects with the same ids and times,
 so a crash anywhere in between leaves nothing half-done.
@@ -17,11 +17,11 @@ from typing import Any
 
 import faust
 
-from agents import caused
-from agents.decisions import ClaimDecisions
-from agents.effects import Effects
-from agents.replies import reply
-from agents.runtime import guarded_agent, source_topic
+from agents.runtime import caused
+from agents.runtime.decisions import ClaimDecisions
+from agents.runtime.declare import guarded_agent, source_topic
+from agents.runtime.effects import Effects
+from agents.runtime.replies import reply
 from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.users import RegistrationRequested, UserRegistered

@@ -13,11 +13,11 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
-from agents import caused
-from agents.decisions import Decisions
-from agents.effects import Effects
-from agents.messages import request_message
-from agents.replies import reply
+from agents.runtime import caused
+from agents.runtime.decisions import Decisions
+from agents.runtime.effects import Effects
+from agents.runtime.messages import request_message
+from agents.runtime.replies import reply
 from stores.products import ProductRepository
 from stores.reviews import Review, ReviewRepository
 from streams.envelope import Envelope, format_time

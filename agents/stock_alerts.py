@@ -21,9 +21,9 @@ from typing import Any
 
 import faust
 
-from agents.effects import Effects
-from agents.messages import request_message
-from agents.runtime import guarded_agent, source_topic
+from agents.runtime.declare import guarded_agent, source_topic
+from agents.runtime.effects import Effects
+from agents.runtime.messages import request_message
 from config import Settings
 from stores.product_lookup import ProductLookup
 from streams.envelope import Envelope

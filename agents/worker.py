@@ -10,7 +10,7 @@ import uvloop
 from aiokafka.errors import KafkaError
 
 from agents.app import create_worker_app
-from agents.changelogs import mark_clean_exit, previous_run_crashed
+from agents.runtime.changelogs import mark_clean_exit, previous_run_crashed
 from config import Settings
 from gateway.logs import setup_logging
 from streams.kafka_compat import apply_empty_fetch_backoff

@@ -31,7 +31,7 @@ from agents.analytics.windows import (
     pending,
     start_of,
 )
-from agents.effects import Effects
+from agents.runtime.effects import Effects
 from stores.analytics import AnalyticsRepository
 from streams.envelope import Envelope, derived_id, format_time, new_event
 from streams.events.analytics import AnalyticsTick, WindowClosed

@@ -12,10 +12,10 @@ from faust.streams import current_event
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import Fact, FactMapper, by_scope, facts_record
 from agents.analytics.publisher import SnapshotPublisher
-from agents.effects import Effects, acks_awaited_at_end
-from agents.heartbeat import processing
-from agents.resilience import guarded
-from agents.runtime import as_current, batched_agent, guarded_agent, source_topic
+from agents.runtime.declare import as_current, batched_agent, guarded_agent, source_topic
+from agents.runtime.effects import Effects, acks_awaited_at_end
+from agents.runtime.heartbeat import processing
+from agents.runtime.resilience import guarded
 from config import Settings
 from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
 from streams.events.analytics import FACTS, AnalyticsTick

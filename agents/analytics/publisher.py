@@ -24,7 +24,7 @@ from agents.analytics import snapshot
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import MARKETPLACE
 from agents.analytics.windows import MINUTE_MS, name_key, scopes_key, start_of, visitors_key
-from agents.effects import Effects
+from agents.runtime.effects import Effects
 from stores.analytics import AnalyticsRepository
 from streams.envelope import new_event, utcnow
 from streams.events.analytics import DashboardSnapshot

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from agents.effects import Effects
+from agents.runtime.effects import Effects
 from agents.saga.plan import SOURCE
 from agents.saga.state import State
 from streams.envelope import derived_id, new_event, utcnow

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from agents.effects import Effects
-from agents.replies import record_expired, reply
+from agents.runtime.effects import Effects
+from agents.runtime.replies import record_expired, reply
 from agents.saga import recovery, steps
 from agents.saga.plan import SOURCE, Plan, carry_out
 from agents.saga.state import TERMINAL, State, new_state, product_ids

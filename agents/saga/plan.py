@@ -13,8 +13,8 @@ import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
-from agents import caused
-from agents.effects import Effects
+from agents.runtime import caused
+from agents.runtime.effects import Effects
 from agents.saga.state import State, read_model, seller_ids
 from stores.orders import OrderRepository
 from streams.envelope import Envelope, derived_id, format_time
@@ -80,7 +80,7 @@ class Plan:
         self, *, reply_to: str, outcome: Literal["accepted", "rejected"],
         code: str | None = None, detail: str | None = None,
     ) -> None:
-        """Answer the waiting gateway (same id as ``agents.replies.reply`` would use)."""
+        """Answer the waiting gateway (same id as ``agents.runtime.replies.reply`` would use)."""
         answer = CommandAnswered(
             command_id=self.cause.id, reply_to=reply_to, outcome=outcome, code=code,
             detail=detail, result={"orderId": self.order_id, "status": self.state["status"]},
@@ -105,7 +105,7 @@ async def carry_out(effects: Effects, state: State, recorded: dict[str, Any]) ->
         records.extend(("push", channel, envelope) for channel in item["push"])
     records.extend(("replies", r["key"], Envelope.decode(r)) for r in recorded["replies"])
     # One message can mean twenty records; the agent runtime acks them together at the
-    # end of the record (agents.effects.acks_awaited_at_end), not one round trip each.
+    # end of the record (agents.runtime.effects.acks_awaited_at_end), not one round trip each.
     for topic, key, envelope in records:
         if topic == "push":
             await effects.push(key, envelope)

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from agents.messages import message_id
+from agents.runtime.messages import message_id
 from agents.saga.plan import Plan
 from agents.saga.state import HELD, product_ids, seller_ids, set_deadline, total
 from config import Settings

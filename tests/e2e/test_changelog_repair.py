@@ -1,4 +1,4 @@
-"""A killed worker's changelogs are repaired by its next run (``agents.changelogs``).
+"""A killed worker's changelogs are repaired by its next run (``agents.runtime.changelogs``).
 
 The loss itself takes a SIGKILL within the few milliseconds between a table write and its
 changelog record, which no test can aim at. What these tests pin down is the repair: a
@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.changelogs import CLEAN_EXIT_FILE
+from agents.runtime.changelogs import CLEAN_EXIT_FILE
 from config import Settings
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics

@@ -1,11 +1,11 @@
-"""Which runs repair their changelogs, and which reads do (``agents.changelogs``)."""
+"""Which runs repair their changelogs, and which reads do (``agents.runtime.changelogs``)."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from agents.changelogs import (
+from agents.runtime.changelogs import (
     CLEAN_EXIT_FILE,
     TABLES_DIR,
     Repair,

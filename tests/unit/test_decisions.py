@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from agents import caused
-from agents.decisions import ClaimDecisions, CommandDecisions, Decisions
+from agents.runtime import caused
+from agents.runtime.decisions import ClaimDecisions, CommandDecisions, Decisions
 from streams.envelope import Envelope, derived_id, new_event
 from streams.events.commands import CommandAnswered, CommandExpired
 from streams.events.files import FileAudited

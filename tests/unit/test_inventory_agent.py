@@ -318,7 +318,7 @@ async def test_faust_agent_wiring(tmp_path: Path) -> None:
             await agent.put(key=P.encode(), value=first)  # redelivery
             await agent.put(key=P.encode(), value=reserve("o-2", 2))
             await agent.put(key=P.encode(), value=b"not json")
-            # put() returns once a record is taken, not done (agents.lanes); stopping the
+            # put() returns once a record is taken, not done (agents.runtime.lanes); stopping the
             # agent would cancel the last one. Polled: the recording effects have no wake-up.
             async with asyncio.timeout(5):
                 while not effects.on("dlq"):  # noqa: ASYNC110

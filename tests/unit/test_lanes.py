@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from agents.lanes import KeyLanes, LanesHalted
+from agents.runtime.lanes import KeyLanes, LanesHalted
 
 
 @dataclasses.dataclass

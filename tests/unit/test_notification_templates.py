@@ -15,10 +15,10 @@ import pytest
 
 from agents.catalog import CatalogDecider
 from agents.files import FilesDecider
-from agents.messages import message_id, request_message
 from agents.notification_templates import IN_APP, render
 from agents.notifications import NotificationsDecider
 from agents.reviews import ReviewDecider
+from agents.runtime.messages import message_id, request_message
 from agents.stock_alerts import StockAlerts
 from agents.users import UsersDecider
 from stores.files import FileMeta, FileRepository, Grant

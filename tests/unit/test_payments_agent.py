@@ -456,7 +456,7 @@ async def test_faust_agent_wiring(tmp_path: Path) -> None:
             await agent.put(key=b"o-2", value=charge("o-2", "tok_timeout"))
             await agent.put(key=b"o-1", value=refund("o-1"))
             await agent.put(key=b"o-3", value=b"{}")
-            # Orders are processed concurrently (agents.lanes): put() returns once a record
+            # Orders are processed concurrently (agents.runtime.lanes): put() returns once a record
             # is taken, not done; stopping the agent would cancel the slow o-2.
             async with asyncio.timeout(5):
                 # Polled: the recording effects have nothing to wait on.
@@ -465,7 +465,7 @@ async def test_faust_agent_wiring(tmp_path: Path) -> None:
     finally:
         close_unstarted_consumer_loop(worker.app)
 
-    # Orders proceed concurrently (agents.lanes): the order is per key, not across keys.
+    # Orders proceed concurrently (agents.runtime.lanes): the order is per key, not across keys.
     saga = effects.on("order-saga")
     assert [e.type for e in saga if e.key == "o-1"] == [
         "saga.payment_captured", "saga.payment_captured", "saga.payment_refunded",

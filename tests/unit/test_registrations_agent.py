@@ -12,7 +12,7 @@ import pytest
 
 from agents.app import create_worker_app
 from agents.registrations import RegistrationDecider
-from agents.resilience import guarded
+from agents.runtime.resilience import guarded
 from config import Settings
 from stores.users import UserRepository
 from streams.envelope import Envelope, derived_id, format_time, new_event

@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
-from agents.effects import Effects
-from agents.replies import record_expired
+from agents.runtime.effects import Effects
+from agents.runtime.replies import record_expired
 from streams.envelope import Envelope
 
 Decision = dict[str, Any]

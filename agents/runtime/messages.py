@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from agents import caused
-from agents.effects import Effects
+from agents.runtime import caused
+from agents.runtime.effects import Effects
 from streams.envelope import Envelope, derived_id
 from streams.events.notifications import MessageRequested, Template
 

@@ -10,8 +10,8 @@ import logging
 from datetime import datetime
 from typing import Any, Literal
 
-from agents import caused
-from agents.effects import Effects
+from agents.runtime import caused
+from agents.runtime.effects import Effects
 from streams.envelope import Envelope
 from streams.events.commands import CommandAnswered, CommandExpired
 

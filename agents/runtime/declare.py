@@ -18,9 +18,9 @@ from typing import Any
 import faust
 import faust.streams
 
-from agents.effects import Effects, acks_awaited_at_end
-from agents.lanes import KeyLanes
-from agents.resilience import guarded
+from agents.runtime.effects import Effects, acks_awaited_at_end
+from agents.runtime.lanes import KeyLanes
+from agents.runtime.resilience import guarded
 from config import Settings
 from streams.topics import spec as topic_spec
 
@@ -56,7 +56,7 @@ def guarded_agent(
 
     ``pass_offset``: call ``handle(value, offset=...)`` for projections that order by offset.
     ``keys_in_flight``: records of one partition processed at once, each key's in order
-    (``agents.lanes``); only for agents whose state is keyed like their records.
+    (``agents.runtime.lanes``); only for agents whose state is keyed like their records.
     """
 
     async def one(message: Any) -> None:
@@ -81,7 +81,7 @@ def guarded_agent(
             async for event in stream.events():
                 await one(event.message)
             return
-        # Acked by the lanes once processed, in offset order (see agents.lanes).
+        # Acked by the lanes once processed, in offset order (see agents.runtime.lanes).
         manual = stream.noack()
         lanes = KeyLanes(manual, limit=keys_in_flight)
         try:
@@ -129,7 +129,7 @@ def batched_agent(
     A batch is what arrived within ``within`` seconds (or ``size`` events, if sooner); its
     records are acked only once ``handle`` returned, so their offsets are committed after
     its effects (Faust's ``take_events``). ``handle`` guards each record itself
-    (``agents.resilience.guarded``) and runs table writes under :func:`as_current`.
+    (``agents.runtime.resilience.guarded``) and runs table writes under :func:`as_current`.
     """
 
     async def consume(stream: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypedDict, Unpack
 
-from agents.effects import Effects
+from agents.runtime.effects import Effects
 from streams.envelope import Envelope, derived_id, new_event
 from streams.registry import Payload, spec_for_model
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from agents.effects import Effects
+from agents.runtime.effects import Effects
 from streams.envelope import EnvelopeError, derived_id, new_event
 from streams.events.ops import DeadLettered
 
