@@ -12,47 +12,41 @@ from typing import Any
 
 import faust
 
-from agents import (
-    audit,
-    catalog,
-    catalog_stock,
-    files,
-    inventory,
-    notifications,
-    orders,
-    payments,
-    registrations,
-    stock_alerts,
-    users,
-)
 from agents.analytics import install as analytics
+from agents.audit import install as audit
+from agents.catalog import install as catalog
+from agents.files import install as files
+from agents.identity import install as identity
+from agents.inventory import install as inventory
+from agents.notifications import install as notifications
+from agents.payments import install as payments
 from agents.runtime import heartbeat
 from agents.runtime.changelogs import RepairingTable, arm
+from agents.runtime.declare import Agents
 from agents.runtime.effects import Effects, LiveEffects
+from agents.saga import install as saga
 from config import Settings
 
-# Each domain module exposes ``install(app, settings, effects) -> agent``.
-Installer = Callable[[faust.App, Settings, Effects], Any]
+# Each domain package's ``install`` module exposes ``install(app, settings, effects)``,
+# which declares its tables, agents and timers and returns its agents by name. This is
+# the one place a domain is registered; the order is the order of declaration.
+Installer = Callable[[faust.App, Settings, Effects], Agents]
 DOMAINS: Sequence[tuple[str, Installer]] = (
-    ("registrations", registrations.install),
-    ("users", users.install),
+    ("identity", identity.install),
     ("notifications", notifications.install),
     ("audit", audit.install),
     ("files", files.install),
     ("inventory", inventory.install),
     ("payments", payments.install),
     ("catalog", catalog.install),
-    ("catalog-stock", catalog_stock.install),
-    ("stock-alerts", stock_alerts.install),
-    ("orders", orders.install),
-    ("analytics-facts", analytics.install_facts),
+    ("saga", saga.install),
     ("analytics", analytics.install),
 )
 
 
 @dataclasses.dataclass(slots=True)
 class Worker:
-    """A configured Faust app with its agents and effects."""
+    """A configured Faust app with its agents (by name, every domain's) and effects."""
 
     app: faust.App
     agents: dict[str, Any]
@@ -114,7 +108,12 @@ def create_worker_app(
     if repair_changelogs:
         arm(app)
     live = effects or LiveEffects(app, settings)
-    agents = {name: install(app, settings, live) for name, install in DOMAINS}
+    agents: Agents = {}
+    for domain, install in DOMAINS:
+        installed = install(app, settings, live)
+        if clash := agents.keys() & installed.keys():
+            raise RuntimeError(f"domain {domain!r} declares agents already declared: {clash}")
+        agents.update(installed)
     if isinstance(live, LiveEffects):
         _wire_lifecycle(app, live)
         heartbeat.install(app, settings)

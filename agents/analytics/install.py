@@ -12,7 +12,7 @@ from faust.streams import current_event
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import Fact, FactMapper, by_scope, facts_record
 from agents.analytics.publisher import SnapshotPublisher
-from agents.runtime.declare import as_current, batched_agent, guarded_agent, source_topic
+from agents.runtime.declare import Agents, as_current, batched_agent, guarded_agent, source_topic
 from agents.runtime.effects import Effects, acks_awaited_at_end
 from agents.runtime.heartbeat import processing
 from agents.runtime.resilience import guarded
@@ -31,6 +31,14 @@ WINDOWS_TABLE = "analytics-windows"
 # to fill (a fraction of the dashboard's one-second snapshot interval).
 FACT_BATCH = 500
 FACT_BATCH_SECONDS = 0.05
+
+
+def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
+    """Declare both stages on ``app``, facts first; returns their agents by name."""
+    return {
+        "analytics-facts": install_facts(app, settings, effects),
+        "analytics": install_windows(app, settings, effects),
+    }
 
 
 def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
@@ -99,7 +107,7 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
                          size=FACT_BATCH, within=FACT_BATCH_SECONDS)
 
 
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+def install_windows(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """The second stage: facts -> windows, closed windows, snapshots; and its timers."""
     table = app.Table(
         WINDOWS_TABLE, partitions=topic_spec(FACTS).partitions, key_type=str,

@@ -7,5 +7,5 @@ the outside world), ``lanes`` (records of a partition in flight per key),
 ``messages`` (asking the notifications agent to tell a user), ``changelogs`` (repair
 after an unclean exit) and ``heartbeat`` (the worker's liveness for readiness). No
 domain logic lives here; the domain packages beside it (``agents.identity``,
-``agents.catalog``, ...) hold that.
+``agents.catalog.decider``, ...) hold that.
 """

@@ -26,6 +26,8 @@ from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[object]]
+# A domain's agents by name, as its ``install(app, settings, effects)`` returns them.
+Agents = dict[str, Any]
 # Records of one partition in flight at once for agents keyed like their state (the order
 # pipeline): enough to overlap the round trips of many orders, few enough to bound memory.
 KEYS_IN_FLIGHT = 32

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from streams.registry import Payload, Timestamp, event
 
-# One per kind of message; the in-app text of each is in agents/notification_templates.py.
+# One per kind of message; the in-app text of each is in agents/notifications/templates.py.
 Template = Literal[
     "password_reset",
     "order_completed",  # the buyer's order is paid and delivered

@@ -15,7 +15,7 @@ from gridfs import AsyncGridFSBucket
 from PIL import Image
 from pymongo.asynchronous.database import AsyncDatabase
 
-from agents.files import thumbnail_id
+from agents.files.decider import thumbnail_id
 from config import Settings
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics

@@ -15,7 +15,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from agents.app import create_worker_app
-from agents.files import FilesDecider, thumbnail_id
+from agents.files.decider import FilesDecider, thumbnail_id
 from config import Settings
 from gateway.sniff import TEXT
 from stores.file_content import ContentStore

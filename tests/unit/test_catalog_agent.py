@@ -10,8 +10,8 @@ from typing import Any, cast
 import pytest
 
 from agents.app import create_worker_app
-from agents.catalog import CatalogDecider
-from agents.reviews import ReviewDecider
+from agents.catalog.decider import CatalogDecider
+from agents.catalog.reviews import ReviewDecider
 from config import Settings
 from stores.products import Product, ProductRepository, etag, product
 from stores.reviews import Review, ReviewRepository

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.circuit import CircuitBreaker
-from agents.payment_calls import ResilientCalls, RetryPolicy
-from agents.payment_provider import ProviderError
+from agents.payments.calls import ResilientCalls, RetryPolicy
+from agents.payments.circuit import CircuitBreaker
+from agents.payments.provider import ProviderError
 
 
 class Clock:

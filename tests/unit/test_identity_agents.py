@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from agents.app import create_worker_app
-from agents.audit import AuditDecider
-from agents.notifications import NotificationsDecider
-from agents.sinks import FileSink, LogSink
-from agents.users import UsersDecider
+from agents.audit.decider import AuditDecider
+from agents.identity.users import UsersDecider
+from agents.notifications.decider import NotificationsDecider
+from agents.notifications.sinks import FileSink, LogSink
 from config import Settings
 from stores.audit import AuditEntry, AuditRepository
 from stores.notifications import Notification, NotificationRepository

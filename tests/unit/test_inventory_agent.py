@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from agents.app import create_worker_app
-from agents.inventory import KEEP_APPLIED, InventoryDecider
+from agents.inventory.decider import KEEP_APPLIED, InventoryDecider
 from config import Settings
 from streams.envelope import Envelope, derived_id, new_event
 from streams.events.commands import CommandAnswered

@@ -13,14 +13,14 @@ from typing import Any, Literal, cast, get_args
 
 import pytest
 
-from agents.catalog import CatalogDecider
-from agents.files import FilesDecider
-from agents.notification_templates import IN_APP, render
-from agents.notifications import NotificationsDecider
-from agents.reviews import ReviewDecider
+from agents.catalog.decider import CatalogDecider
+from agents.catalog.reviews import ReviewDecider
+from agents.catalog.stock_alerts import StockAlerts
+from agents.files.decider import FilesDecider
+from agents.identity.users import UsersDecider
+from agents.notifications.decider import NotificationsDecider
+from agents.notifications.templates import IN_APP, render
 from agents.runtime.messages import message_id, request_message
-from agents.stock_alerts import StockAlerts
-from agents.users import UsersDecider
 from stores.files import FileMeta, FileRepository, Grant
 from stores.notifications import Notification, NotificationRepository
 from stores.product_lookup import ProductLookup, ProductView

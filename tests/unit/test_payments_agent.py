@@ -14,15 +14,15 @@ import pytest
 from pydantic import BaseModel
 
 from agents.app import create_worker_app
-from agents.circuit import CircuitBreaker
-from agents.payment_calls import CIRCUIT_OPEN_REASON, ResilientCalls, RetryPolicy
-from agents.payment_provider import (
+from agents.payments.calls import CIRCUIT_OPEN_REASON, ResilientCalls, RetryPolicy
+from agents.payments.circuit import CircuitBreaker
+from agents.payments.decider import PaymentsDecider
+from agents.payments.provider import (
     ChargeResult,
     ProviderError,
     RefundResult,
     SimulatedProvider,
 )
-from agents.payments import PaymentsDecider
 from config import Settings
 from streams.envelope import new_event
 from streams.events.payments import (

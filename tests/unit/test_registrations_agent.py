@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from agents.app import create_worker_app
-from agents.registrations import RegistrationDecider
+from agents.identity.registrations import RegistrationDecider
 from agents.runtime.resilience import guarded
 from config import Settings
 from stores.users import UserRepository

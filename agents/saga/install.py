@@ -1,4 +1,4 @@
-"""Orders: the saga orchestrator on ``order-saga``, its table and its deadline timer."""
+"""Wiring of the order saga on a Faust app: its table, orchestrator and deadline timer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import faust
 
-from agents.runtime.declare import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_topic
 from agents.runtime.effects import Effects
 from agents.saga.deadlines import DeadlineWatch
 from agents.saga.decider import OrderSaga
@@ -17,7 +17,7 @@ from streams.topics import spec as topic_spec
 TABLE = "order-sagas"
 
 
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
+def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the saga table, the orchestrator agent and the deadline timer on ``app``."""
     table = app.Table(
         TABLE,
@@ -34,7 +34,8 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
     # Faust's decorators are untyped; register through Any rather than silence each line.
     faust_app: Any = app
     faust_app.timer(interval=settings.saga_tick)(order_deadlines)
-    return guarded_agent(
+    agent = guarded_agent(
         app, name="orders", topic=source_topic(app, settings, "order-saga"),
         effects=effects, handle=saga.handle, keys_in_flight=KEYS_IN_FLIGHT,
     )
+    return {"orders": agent}

@@ -7,7 +7,7 @@ gateway. The decision (with the product snapshot it leads to) is stored
 *before* the effects run; a redelivered command repeats the same effects with
 the same ids, and the version-guarded projection makes repeats change nothing.
 Review commands share the topic and key, so reviews are decided next to the
-rating they update (``agents.reviews``).
+rating they update (``agents.catalog.reviews``).
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
-import faust
-
-from agents.catalog_rules import Decision, decide
-from agents.reviews import ReviewDecider
+from agents.catalog.reviews import ReviewDecider
+from agents.catalog.rules import Decision, decide
 from agents.runtime import caused
 from agents.runtime.decisions import Decisions
-from agents.runtime.declare import guarded_agent, source_topic
 from agents.runtime.effects import Effects
 from agents.runtime.replies import reply
-from config import Settings
 from stores.products import Product, ProductRepository
 from streams.envelope import Envelope, utcnow
 from streams.events.inventory import AdjustRequested
@@ -40,12 +36,9 @@ from streams.events.products import (
     ProductUpdateRequested,
 )
 from streams.registry import Payload
-from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.catalog"
-TABLE = "catalog-products"
-REVIEWS_TABLE = "catalog-reviews"
 # Redelivery happens within seconds; a product's last decisions are plenty to recognise it.
 KEEP_DECISIONS = 32
 COMMANDS: dict[str, type[ProductCommand]] = {
@@ -194,29 +187,3 @@ def _result(stored: Product | None, facts: dict[str, Any]) -> dict[str, Any]:
         else {"average": 0.0, "count": 0}
     )
     return out
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the product-commands topic, catalog tables and agent on ``app``."""
-    partitions = topic_spec("product-commands").partitions  # the tables' source topic
-    table = app.Table(
-        TABLE,
-        partitions=partitions,
-        key_type=str,
-        help="product id -> {product: facts incl. version, decisions: {commandId: ...}} (recent)",
-    )
-    reviews_table = app.Table(
-        REVIEWS_TABLE,
-        partitions=partitions,
-        key_type=str,
-        help="product id -> {reviewers: {buyerId: reviewId}, sum, count, decisions}",
-    )
-    decider = CatalogDecider(table, effects, ReviewDecider(reviews_table, table, effects))
-
-    return guarded_agent(
-        app,
-        name="catalog",
-        topic=source_topic(app, settings, "product-commands"),
-        effects=effects,
-        handle=decider.handle,
-    )

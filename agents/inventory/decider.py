@@ -26,19 +26,13 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
-import faust
-
-from agents.inventory_events import Announcer
-from agents.runtime.declare import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.inventory.announcer import Announcer
 from agents.runtime.effects import Effects
 from agents.runtime.replies import record_expired
-from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.inventory import AdjustRequested, ReleaseRequested, ReserveRequested
-from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
-TABLE = "inventory-stock"
 # Redelivery happens within seconds; these are plenty to recognise it.
 KEEP_APPLIED = 64
 KEEP_SETTLED = 256
@@ -180,24 +174,3 @@ def _settle(entry: Entry, reservation_id: str, record: dict[str, Any]) -> None:
 def _trim(applied: dict[str, Any], keep: int) -> None:
     while len(applied) > keep:
         applied.pop(next(iter(applied)))
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the inventory-commands topic, the stock table and the agent on ``app``."""
-    partitions = topic_spec("inventory-commands").partitions
-    table = app.Table(
-        TABLE,
-        partitions=partitions,
-        key_type=str,
-        help="product id -> {stock, created, reservations, applied}: the stock's source of truth",
-    )
-    decider = InventoryDecider(table, effects)
-
-    return guarded_agent(
-        app,
-        name="inventory",
-        topic=source_topic(app, settings, "inventory-commands"),
-        effects=effects,
-        handle=decider.handle,
-        keys_in_flight=KEYS_IN_FLIGHT,
-    )

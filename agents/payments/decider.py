@@ -30,21 +30,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import faust
-
-from agents.circuit import CircuitBreaker
-from agents.payment_calls import ResilientCalls
-from agents.payment_events import Announcer
-from agents.payment_provider import PaymentProvider, SimulatedProvider
-from agents.runtime.declare import KEYS_IN_FLIGHT, guarded_agent, source_topic
+from agents.payments.announcer import Announcer
+from agents.payments.calls import ResilientCalls
+from agents.payments.circuit import CircuitBreaker
+from agents.payments.provider import PaymentProvider
 from agents.runtime.effects import Effects
-from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.payments import ChargeRequested, RefundRequested
-from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
-TABLE = "payments-by-order"
 Record = dict[str, Any]
 # Failures that say nothing about the refund itself: sending it again may work.
 TRANSIENT = frozenset({"provider_timeout", "provider_error", "circuit_open"})
@@ -191,26 +185,3 @@ def _refusal(
     if command.amount <= 0 or refunded + command.amount > Decimal(charge["amount"]):
         return f"a refund of {command.amount} exceeds what is left of the charge"
     return ""
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the payment-commands topic, the payments table and the agent on ``app``."""
-    partitions = topic_spec("payment-commands").partitions
-    table = app.Table(
-        TABLE,
-        partitions=partitions,
-        key_type=str,
-        help="order id -> {charges, refunds}: settled outcomes by idempotency key",
-    )
-    # The simulator hangs well past the call timeout on tok_timeout, like a stuck provider.
-    provider = SimulatedProvider(hang=settings.payment_call_timeout * 10)
-    decider = PaymentsDecider(table, effects, provider, ResilientCalls.from_settings(settings))
-
-    return guarded_agent(
-        app,
-        name="payments",
-        topic=source_topic(app, settings, "payment-commands"),
-        effects=effects,
-        handle=decider.handle,
-        keys_in_flight=KEYS_IN_FLIGHT,
-    )

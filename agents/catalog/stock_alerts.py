@@ -17,14 +17,9 @@ waits for this.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import faust
-
-from agents.runtime.declare import guarded_agent, source_topic
 from agents.runtime.effects import Effects
 from agents.runtime.messages import request_message
-from config import Settings
 from stores.product_lookup import ProductLookup
 from streams.envelope import Envelope
 from streams.events.inventory import StockChanged
@@ -70,15 +65,3 @@ class StockAlerts:
             source=SOURCE,
         )
         return "low"
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the agent reading ``inventory`` for stock alerts."""
-    alerts = StockAlerts(effects, default_threshold=settings.stock_low_threshold)
-    return guarded_agent(
-        app,
-        name="stock-alerts",
-        topic=source_topic(app, settings, "inventory"),
-        effects=effects,
-        handle=alerts.handle,
-    )

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from agents.payment_calls import Attempted
+from agents.payments.calls import Attempted
 from agents.runtime import caused
 from agents.runtime.effects import Effects
 from streams.envelope import Envelope, derived_id

@@ -18,18 +18,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Literal
 
-import faust
-from pymongo.errors import PyMongoError
-
-from agents import images
+from agents.files import images
 from agents.runtime import caused
-from agents.runtime.declare import guarded_agent, source_topic
 from agents.runtime.effects import Effects
 from agents.runtime.messages import request_message
 from agents.runtime.replies import reply
-from config import Settings
 from stores.file_content import ContentMissing, ContentStore
-from stores.file_sweep import OrphanSweeper
 from stores.file_usage import UsageRepository
 from stores.files import FileMeta, FileRepository, Grant
 from streams.envelope import Envelope, derived_id, utcnow
@@ -46,7 +40,6 @@ from streams.events.files import (
 
 log = logging.getLogger(__name__)
 # How often the leader looks for content a crashed gateway left behind (stores.file_sweep).
-SWEEP_SECONDS = 600.0
 SOURCE = "agents.files"
 GATEWAY_SOURCE = "gateway/"
 THUMBNAIL = "thumbnail"
@@ -266,30 +259,3 @@ class FilesDecider:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the files topic and agent (and the orphan sweep) on ``app``; returns the agent."""
-    decider = FilesDecider(effects, max_image_bytes=settings.max_upload_bytes)
-
-    async def sweep_orphaned_content() -> None:
-        try:
-            swept = await effects.repo(OrphanSweeper).sweep(utcnow())
-        except PyMongoError as exc:
-            log.warning("orphaned file content not swept: %r", exc)
-            return
-        if swept.files or swept.chunk_sets:
-            log.info("removed orphaned file content",
-                     extra={"files": swept.files, "chunkSets": swept.chunk_sets})
-
-    # On the leader only: one worker sweeps (a sweep on several would be harmless, just idle).
-    faust_app: Any = app  # Faust's decorators are untyped
-    faust_app.timer(interval=SWEEP_SECONDS, on_leader=True)(sweep_orphaned_content)
-
-    return guarded_agent(
-        app,
-        name="files",
-        topic=source_topic(app, settings, "files"),
-        effects=effects,
-        handle=decider.handle,
-    )

@@ -14,14 +14,10 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
-import faust
-
 from agents.runtime import caused
 from agents.runtime.decisions import Decisions
-from agents.runtime.declare import guarded_agent, source_topic
 from agents.runtime.effects import Effects
 from agents.runtime.replies import reply
-from config import Settings
 from stores.users import User
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.users import (
@@ -34,11 +30,9 @@ from streams.events.users import (
     UserProfileUpdated,
     UserRolesChanged,
 )
-from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.users"
-TABLE = "users-decisions"
 # Redelivery happens within seconds; a user's last decisions are plenty to recognise it.
 KEEP_DECISIONS = 64
 COMMANDS: dict[str, type[UserCommand]] = {
@@ -206,21 +200,3 @@ def _public_event(
     if isinstance(command, PasswordChangeRequested):
         return UserCredentialsChanged(**common, reason=command.reason)
     raise TypeError(f"not a user command: {type(command).__name__}")
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the user-commands topic, decisions table and agent on ``app``."""
-    table = app.Table(
-        TABLE,
-        partitions=topic_spec("user-commands").partitions,
-        key_type=str,
-        help="user id -> {version, decisions: {commandId: outcome/version/at}} (recent)",
-    )
-    decider = UsersDecider(table, effects)
-    return guarded_agent(
-        app,
-        name="users",
-        topic=source_topic(app, settings, "user-commands"),
-        effects=effects,
-        handle=decider.handle,
-    )

@@ -31,16 +31,12 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
-import faust
-
-from agents.notification_templates import render
+from agents.notifications.sinks import Sink
+from agents.notifications.templates import render
 from agents.runtime import caused
 from agents.runtime.decisions import CommandDecisions, Decided
-from agents.runtime.declare import KEYS_IN_FLIGHT, guarded_agent, source_topic
 from agents.runtime.effects import Effects
 from agents.runtime.replies import reply
-from agents.sinks import Sink, sink_for
-from config import Settings
 from stores.notifications import Notification, NotificationRepository
 from streams.envelope import Envelope, derived_id, format_time, utcnow
 from streams.events.notifications import (
@@ -52,11 +48,9 @@ from streams.events.notifications import (
     NotificationReadRequested,
     NotificationUnreadChanged,
 )
-from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.notifications"
-TABLE = "notifications-decisions"
 
 class NotificationsDecider:
     """Handles one outbox record: a message to deliver, or a read/delete request."""
@@ -250,24 +244,3 @@ class NotificationsDecider:
         if await self._repo.unread_count(command.user_id):
             decision["unread"] = 0
         return decision
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the outbox topic, decisions table and agent on ``app``."""
-    # Keys are message/command ids, not the record key; Faust keeps each entry in the
-    # partition of the record that wrote it, which is the user's partition either way.
-    table = app.Table(
-        TABLE,
-        partitions=topic_spec("outbox").partitions,
-        key_type=str,
-        help="message:{id} -> delivery decision; command:{id} -> read/read-all/delete outcome",
-    )
-    decider = NotificationsDecider(table, effects, sink_for(settings))
-    return guarded_agent(
-        app,
-        name="notifications",
-        topic=source_topic(app, settings, "outbox"),
-        effects=effects,
-        handle=decider.handle,
-        keys_in_flight=KEYS_IN_FLIGHT,
-    )

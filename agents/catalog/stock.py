@@ -11,13 +11,8 @@ nothing. (Offsets restart if the topic is ever re-created; so does the read mode
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import faust
-
-from agents.runtime.declare import guarded_agent, source_topic
 from agents.runtime.effects import Effects
-from config import Settings
 from stores.products import ProductRepository
 from streams.envelope import Envelope
 from streams.events.inventory import StockChanged
@@ -44,17 +39,3 @@ class StockProjector:
         # subscribers dedupe by the envelope id, which is the inventory event's own.
         await self._effects.push(f"product:{change.product_id}", envelope)
         return "applied" if applied else "duplicate"
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the agent projecting the public ``inventory`` topic onto products."""
-    projector = StockProjector(effects)
-
-    return guarded_agent(
-        app,
-        name="catalog-stock",
-        topic=source_topic(app, settings, "inventory"),
-        effects=effects,
-        handle=projector.handle,
-        pass_offset=True,
-    )

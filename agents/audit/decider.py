@@ -11,11 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import faust
-
-from agents.runtime.declare import guarded_agent, source_topic
 from agents.runtime.effects import Effects
-from config import Settings
 from stores.audit import AuditEntry, AuditRepository
 from streams.envelope import Envelope
 
@@ -50,15 +46,3 @@ class AuditDecider:
         )
         appended = await self._effects.repo(AuditRepository).append(entry)
         return "appended" if appended else "duplicate"
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the audit topic and agent on ``app``."""
-    decider = AuditDecider(effects)
-    return guarded_agent(
-        app,
-        name="audit",
-        topic=source_topic(app, settings, "audit"),
-        effects=effects,
-        handle=decider.handle,
-    )

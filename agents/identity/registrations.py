@@ -15,21 +15,15 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
-import faust
-
 from agents.runtime import caused
 from agents.runtime.decisions import ClaimDecisions
-from agents.runtime.declare import guarded_agent, source_topic
 from agents.runtime.effects import Effects
 from agents.runtime.replies import reply
-from config import Settings
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.users import RegistrationRequested, UserRegistered
-from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.registrations"
-TABLE = "registrations-by-email"
 
 
 class RegistrationDecider:
@@ -117,22 +111,3 @@ class RegistrationDecider:
                 "createdAt": format_time(created_at),
             },
         )
-
-
-def install(app: faust.App, settings: Settings, effects: Effects) -> Any:
-    """Declare the registrations topic, table and agent on ``app``; returns the agent."""
-    # Values are plain JSON objects (the app's default serializer); no model class needed.
-    table = app.Table(
-        TABLE,
-        partitions=topic_spec("registrations").partitions,
-        key_type=str,
-        help="normalised email -> {userId, commandId, createdAt} of the account that owns it",
-    )
-    decider = RegistrationDecider(table, effects)
-    return guarded_agent(
-        app,
-        name="registrations",
-        topic=source_topic(app, settings, "registrations"),
-        effects=effects,
-        handle=decider.handle,
-    )

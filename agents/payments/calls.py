@@ -18,8 +18,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, Literal, TypeVar
 
-from agents.circuit import CircuitBreaker
-from agents.payment_provider import ProviderError, ProviderTimeout
+from agents.payments.circuit import CircuitBreaker
+from agents.payments.provider import ProviderError, ProviderTimeout
 from config import Settings
 
 log = logging.getLogger(__name__)
