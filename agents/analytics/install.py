@@ -12,7 +12,14 @@ from faust.streams import current_event
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import Fact, FactMapper, by_scope, facts_record
 from agents.analytics.publisher import SnapshotPublisher
-from agents.runtime.declare import Agents, as_current, batched_agent, guarded_agent, source_topic
+from agents.runtime.declare import (
+    Agents,
+    as_current,
+    batched_agent,
+    guarded_agent,
+    source_table,
+    source_topic,
+)
 from agents.runtime.effects import Effects, acks_awaited_at_end
 from agents.runtime.heartbeat import processing
 from agents.runtime.resilience import guarded
@@ -109,8 +116,8 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
 
 def install_windows(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """The second stage: facts -> windows, closed windows, snapshots; and its timers."""
-    table = app.Table(
-        WINDOWS_TABLE, partitions=topic_spec(FACTS).partitions, key_type=str,
+    table = source_table(
+        app, WINDOWS_TABLE, topic=FACTS,
         help="windows, clocks, seen fact ids, distinct viewers, visitors, product names",
     )
     decider = AnalyticsDecider(table, effects, grace=settings.analytics_grace)

@@ -10,10 +10,9 @@ from agents.catalog.decider import CatalogDecider
 from agents.catalog.reviews import ReviewDecider
 from agents.catalog.stock import StockProjector
 from agents.catalog.stock_alerts import StockAlerts
-from agents.runtime.declare import Agents, guarded_agent, source_topic
+from agents.runtime.declare import Agents, guarded_agent, source_table, source_topic
 from agents.runtime.effects import Effects
 from config import Settings
-from streams.topics import spec as topic_spec
 
 TABLE = "catalog-products"
 REVIEWS_TABLE = "catalog-reviews"
@@ -30,17 +29,12 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
 
 def _catalog(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the product-commands topic, catalog tables and agent on ``app``."""
-    partitions = topic_spec("product-commands").partitions  # the tables' source topic
-    table = app.Table(
-        TABLE,
-        partitions=partitions,
-        key_type=str,
+    table = source_table(
+        app, TABLE, topic="product-commands",
         help="product id -> {product: facts incl. version, decisions: {commandId: ...}} (recent)",
     )
-    reviews_table = app.Table(
-        REVIEWS_TABLE,
-        partitions=partitions,
-        key_type=str,
+    reviews_table = source_table(
+        app, REVIEWS_TABLE, topic="product-commands",
         help="product id -> {reviewers: {buyerId: reviewId}, sum, count, decisions}",
     )
     decider = CatalogDecider(table, effects, ReviewDecider(reviews_table, table, effects))

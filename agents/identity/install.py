@@ -8,10 +8,9 @@ import faust
 
 from agents.identity.registrations import RegistrationDecider
 from agents.identity.users import UsersDecider
-from agents.runtime.declare import Agents, guarded_agent, source_topic
+from agents.runtime.declare import Agents, guarded_agent, source_table, source_topic
 from agents.runtime.effects import Effects
 from config import Settings
-from streams.topics import spec as topic_spec
 
 REGISTRATIONS_TABLE = "registrations-by-email"
 USERS_TABLE = "users-decisions"
@@ -28,10 +27,8 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
 def _registrations(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the registrations topic, table and agent on ``app``; returns the agent."""
     # Values are plain JSON objects (the app's default serializer); no model class needed.
-    table = app.Table(
-        REGISTRATIONS_TABLE,
-        partitions=topic_spec("registrations").partitions,
-        key_type=str,
+    table = source_table(
+        app, REGISTRATIONS_TABLE, topic="registrations",
         help="normalised email -> {userId, commandId, createdAt} of the account that owns it",
     )
     decider = RegistrationDecider(table, effects)
@@ -46,10 +43,8 @@ def _registrations(app: faust.App, settings: Settings, effects: Effects) -> Any:
 
 def _users(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the user-commands topic, decisions table and agent on ``app``."""
-    table = app.Table(
-        USERS_TABLE,
-        partitions=topic_spec("user-commands").partitions,
-        key_type=str,
+    table = source_table(
+        app, USERS_TABLE, topic="user-commands",
         help="user id -> {version, decisions: {commandId: outcome/version/at}} (recent)",
     )
     decider = UsersDecider(table, effects)

@@ -5,21 +5,17 @@ from __future__ import annotations
 import faust
 
 from agents.inventory.decider import InventoryDecider
-from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_table, source_topic
 from agents.runtime.effects import Effects
 from config import Settings
-from streams.topics import spec as topic_spec
 
 TABLE = "inventory-stock"
 
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the inventory-commands topic, the stock table and the agent on ``app``."""
-    partitions = topic_spec("inventory-commands").partitions
-    table = app.Table(
-        TABLE,
-        partitions=partitions,
-        key_type=str,
+    table = source_table(
+        app, TABLE, topic="inventory-commands",
         help="product id -> {stock, created, reservations, applied}: the stock's source of truth",
     )
     decider = InventoryDecider(table, effects)

@@ -6,10 +6,9 @@ import faust
 
 from agents.notifications.decider import NotificationsDecider
 from agents.notifications.sinks import sink_for
-from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_table, source_topic
 from agents.runtime.effects import Effects
 from config import Settings
-from streams.topics import spec as topic_spec
 
 TABLE = "notifications-decisions"
 
@@ -18,10 +17,8 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the outbox topic, decisions table and agent on ``app``; returns it by name."""
     # Keys are message/command ids, not the record key; Faust keeps each entry in the
     # partition of the record that wrote it, which is the user's partition either way.
-    table = app.Table(
-        TABLE,
-        partitions=topic_spec("outbox").partitions,
-        key_type=str,
+    table = source_table(
+        app, TABLE, topic="outbox",
         help="message:{id} -> delivery decision; command:{id} -> read/read-all/delete outcome",
     )
     decider = NotificationsDecider(table, effects, sink_for(settings))

@@ -7,21 +7,17 @@ import faust
 from agents.payments.calls import ResilientCalls
 from agents.payments.decider import PaymentsDecider
 from agents.payments.provider import SimulatedProvider
-from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_table, source_topic
 from agents.runtime.effects import Effects
 from config import Settings
-from streams.topics import spec as topic_spec
 
 TABLE = "payments-by-order"
 
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the payment-commands topic, the payments table and the agent on ``app``."""
-    partitions = topic_spec("payment-commands").partitions
-    table = app.Table(
-        TABLE,
-        partitions=partitions,
-        key_type=str,
+    table = source_table(
+        app, TABLE, topic="payment-commands",
         help="order id -> {charges, refunds}: settled outcomes by idempotency key",
     )
     # The simulator hangs well past the call timeout on tok_timeout, like a stuck provider.

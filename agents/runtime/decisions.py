@@ -133,7 +133,7 @@ class CommandDecisions(Decisions):
         return decision
 
 
-class ClaimDecisions(Decisions):
+class ClaimDecisions(CommandDecisions):
     """One entry per key, owned by the first command that claims it: its decision.
 
     For keys that belong to one command for good (an email to the registration that
@@ -142,13 +142,6 @@ class ClaimDecisions(Decisions):
     is not stored: the key stays its owner's, so a redelivered refusal is refused again
     by the same reasoning, and ``decide`` gets the owner's entry (``{}`` if unclaimed).
     """
-
-    def __init__(self, table: MutableMapping[str, Any], effects: Effects, *, source: str) -> None:
-        super().__init__(table, effects, source=source, keep=1)
-
-    def _entry(self, key: str) -> Entry:
-        entry: Entry | None = self._table.get(key)
-        return entry if entry is not None else {}
 
     def _recall(self, entry: Entry, command_id: str) -> Decision | None:
         return entry if entry.get("commandId") == command_id else None

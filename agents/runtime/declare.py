@@ -43,6 +43,16 @@ def source_topic(app: faust.App, settings: Settings, name: str) -> Any:
     )
 
 
+def source_table(app: faust.App, name: str, *, topic: str, help: str) -> Any:
+    """Table ``name`` (str keys, JSON values) co-partitioned with catalogue topic ``topic``.
+
+    Faust writes an entry to the partition of the record being processed, and a table whose
+    source topic has another partition count fails with PartitionsMismatch, so the count
+    comes from the catalogue, never written again by hand.
+    """
+    return app.Table(name, partitions=topic_spec(topic).partitions, key_type=str, help=help)
+
+
 def guarded_agent(
     app: faust.App,
     *,

@@ -6,23 +6,20 @@ from typing import Any
 
 import faust
 
-from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_table, source_topic
 from agents.runtime.effects import Effects
 from agents.saga.deadlines import DeadlineWatch
 from agents.saga.decider import OrderSaga
 from agents.saga.steps import Deadlines
 from config import Settings
-from streams.topics import spec as topic_spec
 
 TABLE = "order-sagas"
 
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the saga table, the orchestrator agent and the deadline timer on ``app``."""
-    table = app.Table(
-        TABLE,
-        partitions=topic_spec("order-saga").partitions,
-        key_type=str,
+    table = source_table(
+        app, TABLE, topic="order-saga",
         help="order id -> saga state (status, lines, reservations, payment, history, ...)",
     )
     watch = DeadlineWatch(table, effects)
