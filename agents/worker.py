@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 from agents.app import create_worker_app
 from agents.runtime.changelogs import mark_clean_exit, previous_run_crashed
 from config import Settings
-from gateway.logs import setup_logging
+from gateway.http.logs import setup_logging
 from streams.kafka_compat import apply_empty_fetch_backoff
 from streams.membership import next_client_id, release_previous
 

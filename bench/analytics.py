@@ -71,7 +71,7 @@ from bench.naive import run_naive
 from bench.order_stack import Running, running_stack, seed_users
 from bench.orders import _products as create_products
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from mercato.embedded import EmbeddedStack
 from streams.envelope import new_event, utcnow
 from streams.events.analytics import FACTS, ProductViewed

@@ -42,7 +42,7 @@ from bench.common import (
     write_json,
 )
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from mercato.embedded import EmbeddedStack, Endpoints
 from streams.admin import ensure_topics
 

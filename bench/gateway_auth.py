@@ -40,7 +40,7 @@ from bench.common import (
 )
 from bench.load import run_load, wrk_available
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from mercato._procs import free_port
 from streams.admin import ensure_topics
 
@@ -88,7 +88,7 @@ async def seed(settings: Settings) -> str:
 
 async def _seed_user(settings: Settings) -> None:
     """The user the token names, projected straight into the read model."""
-    from gateway.passwords import hash_password
+    from gateway.identity.passwords import hash_password
     from stores.mongo import database, ensure_indexes, mongo_client
     from stores.users import UserRepository
 

@@ -120,7 +120,7 @@ async def _live(base: str, log: Path) -> None:
 
 async def seed_users(settings: Settings, user_ids: Sequence[str]) -> None:
     """Accounts for the buyers and the seller, projected straight into the users read model."""
-    from gateway.passwords import hash_password
+    from gateway.identity.passwords import hash_password
     from stores.mongo import database, ensure_indexes, mongo_client
     from stores.users import UserRepository
 

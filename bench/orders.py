@@ -56,7 +56,7 @@ from bench.common import (
 from bench.naive import run_naive
 from bench.order_stack import Running, running_stack, seed_users
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from mercato.embedded import EmbeddedStack
 from streams.topics import worker_sources
 

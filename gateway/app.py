@@ -7,14 +7,35 @@ import uuid
 from aiohttp import web
 
 from config import Settings
-from gateway import docs, health, keys
-from gateway.auth import TokenService
-from gateway.catalog import SellerOwnsProduct
-from gateway.edge import Edge
-from gateway.metrics import Metrics, metrics_handler
-from gateway.ordering import order_access
+from gateway import keys
+from gateway.analytics import event_routes as analytics_events
+from gateway.analytics import report_routes as analytics
+from gateway.audit import routes as audit
+from gateway.catalog import listing_routes as product_list
+from gateway.catalog import product_routes as products
+from gateway.catalog import review_routes as reviews
+from gateway.catalog.writes import SellerOwnsProduct
+from gateway.docs import pages as docs
+from gateway.files import content_routes as file_content
+from gateway.files import permission_routes as file_permissions
+from gateway.files import routes as files
+from gateway.files import upload_routes as file_upload
+from gateway.http.edge import Edge
+from gateway.identity import auth_routes as auth
+from gateway.identity import jwks_routes as jwks
+from gateway.identity import refresh_routes as sessions
+from gateway.identity import reset_routes as passwords
+from gateway.identity import user_routes as users
+from gateway.identity.auth import TokenService
+from gateway.inventory import routes as stock
+from gateway.notifications import routes as notifications
+from gateway.ops import health
+from gateway.ops.metrics import Metrics, metrics_handler
+from gateway.orders import admin_routes as admin_orders
+from gateway.orders import routes as orders
+from gateway.orders.ordering import order_access
 from gateway.push import setup_push
-from gateway.resources import (
+from gateway.runtime.backends import (
     catalog_ctx,
     files_ctx,
     identity_ctx,
@@ -24,34 +45,13 @@ from gateway.resources import (
     ratelimit_ctx,
     redis_ctx,
 )
-from gateway.routes import (
-    admin_orders,
-    analytics,
-    analytics_events,
-    audit,
-    auth,
-    file_content,
-    file_permissions,
-    file_upload,
-    files,
-    jwks,
-    notifications,
-    orders,
-    passwords,
-    product_list,
-    products,
-    reviews,
-    sessions,
-    stock,
-    users,
-)
 
 MAX_BODY = 1024 * 1024
 
 
 def create_app(settings: Settings, *, instance_id: str | None = None) -> web.Application:
     """The gateway application for ``settings``."""
-    # One middleware and one response hook for every cross-cutting concern (gateway.edge):
+    # One middleware and one response hook for every cross-cutting concern (gateway.http.edge):
     # request ids, CORS preflights, rate limits, revocation, problems, metrics, access log;
     # security, CORS and rate-limit headers on every response, streams included.
     app = web.Application(client_max_size=MAX_BODY)

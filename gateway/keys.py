@@ -13,21 +13,21 @@ from config import Settings
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
-    from gateway.auth import Principal, TokenService
-    from gateway.background import Background
-    from gateway.commands import CommandBus
-    from gateway.edge import Edge
-    from gateway.file_access import ProductOwnership
-    from gateway.health import Readiness
-    from gateway.idempotency import IdempotencyRecords
-    from gateway.metrics import Metrics
-    from gateway.profiles import ProfileCache
+    from gateway.files.access import ProductOwnership
+    from gateway.files.quota import UploadReservations
+    from gateway.http.edge import Edge
+    from gateway.http.ratelimit import Decision, RateLimits
+    from gateway.http.revocation import Revocations
+    from gateway.identity.auth import Principal, TokenService
+    from gateway.identity.profiles import ProfileCache
+    from gateway.identity.refresh_tokens import Sessions
+    from gateway.identity.reset_tokens import ResetTokens
+    from gateway.ops.health import Readiness
+    from gateway.ops.metrics import Metrics
+    from gateway.orders.idempotency import IdempotencyRecords
     from gateway.push.hub import PushHub
-    from gateway.quota import UploadReservations
-    from gateway.ratelimit import Decision, RateLimits
-    from gateway.resets import ResetTokens
-    from gateway.revocation import Revocations
-    from gateway.sessions import Sessions
+    from gateway.runtime.background import Background
+    from gateway.runtime.commands import CommandBus
     from stores.audit import AuditRepository
     from stores.file_content import ContentStore
     from stores.file_usage import UsageRepository
@@ -56,10 +56,10 @@ FILE_USAGE: web.AppKey[UsageRepository] = web.AppKey("file_usage")
 FILE_CONTENT: web.AppKey[ContentStore] = web.AppKey("file_content")
 # Quota held by uploads in flight (Redis), so concurrent uploads cannot overshoot it.
 UPLOAD_RESERVATIONS: web.AppKey[UploadReservations] = web.AppKey("upload_reservations")
-# Whether a caller may link files to a product: gateway.catalog.SellerOwnsProduct.
+# Whether a caller may link files to a product: gateway.catalog.writes.SellerOwnsProduct.
 PRODUCT_OWNERSHIP: web.AppKey[ProductOwnership] = web.AppKey("product_ownership")
 
-# The edge (gateway.edge): its middleware, and headers for handlers that stream.
+# The edge (gateway.http.edge): its middleware, and headers for handlers that stream.
 EDGE: web.AppKey[Edge] = web.AppKey("edge")
 
 # Per-request state.

@@ -11,8 +11,8 @@ from aiohttp import web
 
 from config import Settings
 from gateway.app import create_app
-from gateway.logs import setup_logging
-from gateway.serving import GatewayRunner
+from gateway.http.logs import setup_logging
+from gateway.http.serving import GatewayRunner
 from streams.kafka_compat import apply_empty_fetch_backoff
 
 log = logging.getLogger("mercato.gateway")
@@ -33,7 +33,7 @@ def run(settings: Settings) -> None:
 
 
 async def serve(app: web.Application, settings: Settings) -> None:
-    """Run ``app`` on the configured address until a stop signal (gateway.serving)."""
+    """Run ``app`` on the configured address until a stop signal (gateway.http.serving)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

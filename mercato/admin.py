@@ -10,10 +10,10 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from config import Settings
-from gateway.commands import CommandBus, new_deadline, started
-from gateway.passwords import hash_password
-from gateway.routes.schemas import RegisterBody, normalise_email
-from gateway.validation import field_errors
+from gateway.http.validation import field_errors
+from gateway.identity.passwords import hash_password
+from gateway.identity.schemas import RegisterBody, normalise_email
+from gateway.runtime.commands import CommandBus, new_deadline, started
 from streams.errors import Conflict, MercatoError, Unavailable
 from streams.events.users import RegistrationRequested
 

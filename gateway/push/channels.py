@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from gateway.auth import Principal
+from gateway.identity.auth import Principal
 from streams.errors import Forbidden, InvalidInput
 
 INVALID_CHANNEL = "INVALID_CHANNEL"

@@ -17,7 +17,7 @@ import dataclasses
 import math
 from collections.abc import Collection
 
-from gateway.auth import Principal
+from gateway.identity.auth import Principal
 from gateway.push.events import Control, PushEvent, ReplayBatch
 
 CLOSE_NORMAL = 1000

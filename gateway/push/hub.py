@@ -20,7 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from config import Settings
-from gateway.auth import Principal
+from gateway.http.revocation import Revocations
+from gateway.identity.auth import Principal
 from gateway.keys import PUSH_HUB, REVOCATIONS, SETTINGS
 from gateway.push.channels import Channel, OrderAccess, admins_only, authorize
 from gateway.push.connection import (
@@ -34,8 +35,7 @@ from gateway.push.connection import (
 from gateway.push.events import ReplayBatch, error_frame, to_event
 from gateway.push.positions import partition_for
 from gateway.push.replay import KafkaReplayer, Replayer
-from gateway.push.sessions import CHECK_SECONDS, CLOSE_SESSION_ENDED, ended, session_end
-from gateway.revocation import Revocations
+from gateway.push.stream_expiry import CHECK_SECONDS, CLOSE_SESSION_ENDED, ended, session_end
 from streams.envelope import EnvelopeError
 from streams.errors import InvalidInput, Unavailable
 from streams.topics import spec
@@ -203,7 +203,7 @@ class PushHub:
                 self.evict(conn)
 
     async def check_sessions(self) -> None:
-        """End streams whose token expired or was revoked (see ``gateway.push.sessions``)."""
+        """End streams whose token expired or was revoked (see ``gateway.push.stream_expiry``)."""
         try:
             done = await ended(list(self._live), self._revocations, self._clock())
         except Unavailable:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from gateway.auth import authenticate
+from gateway.docs.openapi import operation
+from gateway.identity.auth import authenticate
 from gateway.keys import TOKENS
-from gateway.openapi import operation
 from gateway.push.sse import events
 from gateway.push.ws import websocket
 

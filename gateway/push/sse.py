@@ -22,8 +22,8 @@ from collections.abc import Iterable
 import orjson
 from aiohttp import web
 
-from gateway.auth import authenticate
-from gateway.edge import prepare
+from gateway.http.edge import prepare
+from gateway.identity.auth import authenticate
 from gateway.keys import PUSH_HUB, SETTINGS, TOKENS
 from gateway.push.connection import Connection
 from gateway.push.events import Control, PushEvent

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from gateway.auth import authenticate
-from gateway.edge import prepare
+from gateway.http.edge import prepare
+from gateway.identity.auth import authenticate
 from gateway.keys import PUSH_HUB, TOKENS
 from gateway.push.channels import parse_channel
 from gateway.push.connection import Connection

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from mercato._procs import free_port
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics

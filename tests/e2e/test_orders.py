@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from streams.envelope import Envelope

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from streams.envelope import Envelope

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from config import Settings
-from gateway.auth import TokenService
-from gateway.routes.analytics_events import ANONYMOUS_SKEW
+from gateway.analytics.event_routes import ANONYMOUS_SKEW
+from gateway.identity.auth import TokenService
 from tests.support.http import gateway_client
 from tests.support.orders import read_all
 

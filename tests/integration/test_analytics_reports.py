@@ -21,8 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import FactMapper, by_scope, facts_record
 from config import Settings
-from gateway.analytics_reports import GroupBy, group, to_csv
-from gateway.auth import TokenService
+from gateway.analytics.reports import GroupBy, group, to_csv
+from gateway.identity.auth import TokenService
 from mercato.embedded import Endpoints
 from stores.analytics import WINDOWS, AnalyticsRepository
 from stores.mongo import ensure_indexes

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from config import Settings
 from gateway.app import MAX_BODY, create_app
-from gateway.docs import API_VERSION
-from gateway.openapi import build_openapi
+from gateway.docs.openapi import build_openapi
+from gateway.docs.pages import API_VERSION
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import TEST_JWT_SECRET, make_settings

@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from mercato._procs import free_port
 from mercato.embedded import Endpoints
 from stores.users import UserRepository

@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from agents.app import create_worker_app
 from agents.files.decider import FilesDecider, thumbnail_id
 from config import Settings
-from gateway.sniff import TEXT
+from gateway.files.sniff import TEXT
 from stores.file_content import ContentStore
 from streams.envelope import Envelope, new_event
 from streams.events.files import (

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from config import Settings
-from gateway.serving import MAX_HEADERS, MAX_REQUEST_LINE
+from gateway.http.serving import MAX_HEADERS, MAX_REQUEST_LINE
 from mercato._procs import free_port
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics

@@ -21,9 +21,9 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from config import Settings
-from gateway.auth import TokenService, key_id
+from gateway.identity.auth import TokenService, key_id
 from gateway.keys import PUSH_HUB
-from gateway.push.sessions import CLOSE_SESSION_ENDED
+from gateway.push.stream_expiry import CLOSE_SESSION_ENDED
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import TEST_JWT_SECRET, make_settings

@@ -17,7 +17,7 @@ from aiohttp.typedefs import Handler
 from aiokafka import AIOKafkaProducer
 
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 from gateway.keys import SETTINGS, TOKENS
 from gateway.push import setup_push
 from streams.envelope import Envelope

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from config import Settings
-from gateway.auth import TokenService
-from gateway.ratelimit import POLICIES
+from gateway.http.ratelimit import POLICIES
+from gateway.identity.auth import TokenService
 from mercato._procs import free_port
 from tests.support.gateways import running_gateway
 from tests.support.http import gateway_client

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway.passwords import hash_password
+from gateway.identity.passwords import hash_password
 from mercato.embedded import Endpoints
 from stores.users import UserRepository
 from streams.admin import ensure_topics

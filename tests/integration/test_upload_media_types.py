@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from config import Settings
-from gateway.problems import PROBLEM_JSON
+from gateway.http.problems import PROBLEM_JSON
 from streams.admin import ensure_topics
 from tests.support.files import Client, bearer, chunk_owners, mongo
 from tests.support.http import gateway_client

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from config import Settings
-from gateway.quota import UploadReservations
+from gateway.files.quota import UploadReservations
 
 pytestmark = pytest.mark.integration
 NOW = 1_800_000_000_000  # ms

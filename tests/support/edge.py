@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from config import Settings
-from gateway.edge import Edge
+from gateway.http.edge import Edge
 
 
 def edge_app(settings: Settings | None = None) -> web.Application:

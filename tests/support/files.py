@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
-from gateway.auth import TokenService
+from gateway.identity.auth import TokenService
 
 Client = TestClient[web.Request, web.Application]
 T = TypeVar("T")

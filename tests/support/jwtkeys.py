@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from config import Settings
-from gateway.signing import PrivateKey
+from gateway.identity.signing import PrivateKey
 
 ASYMMETRIC = ("EdDSA", "ES256", "RS256")
 

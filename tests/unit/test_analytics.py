@@ -12,7 +12,7 @@ from agents.analytics import metrics, windows
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import FactMapper, by_scope, facts_record
 from agents.analytics.publisher import SnapshotPublisher
-from gateway.ratelimit.policies import POLICIES, classify
+from gateway.http.ratelimit.policies import POLICIES, classify
 from stores.analytics import AnalyticsRepository
 from streams.envelope import Envelope, new_event
 from streams.events.analytics import (

@@ -7,9 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.ratelimit import POLICIES, RateLimiter
-from gateway.routes.analytics import _instant
-from gateway.routes.analytics_events import (
+from gateway.analytics.event_routes import (
     ANONYMOUS_SKEW,
     MAX_EVENTS,
     EventsBody,
@@ -17,6 +15,8 @@ from gateway.routes.analytics_events import (
     event_time,
     parse_instant,
 )
+from gateway.analytics.report_routes import _instant
+from gateway.http.ratelimit import POLICIES, RateLimiter
 from streams.errors import InvalidInput
 from tests.unit.test_ratelimit import MemoryBuckets
 

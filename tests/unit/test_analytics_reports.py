@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.analytics_reports import group, to_csv
+from gateway.analytics.reports import group, to_csv
 from stores.analytics import SIZES, tiles
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from gateway.auth import Principal, scopes_for
+from gateway.identity.auth import Principal, scopes_for
 from gateway.push.channels import Channel, admins_only, authorize, parse_channel
 from gateway.push.positions import (
     format_vector,

@@ -14,9 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
-from gateway import docs, keys
-from gateway.docs import STATIC, SWAGGER_UI_FILES, SWAGGER_UI_PREFIX, SWAGGER_UI_VERSION
-from gateway.security import PAGE_CSP
+from gateway import keys
+from gateway.docs import pages as docs
+from gateway.docs.pages import STATIC, SWAGGER_UI_FILES, SWAGGER_UI_PREFIX, SWAGGER_UI_VERSION
+from gateway.http.headers import PAGE_CSP
 from tests.support.edge import edge_app
 
 Client = TestClient[web.Request, web.Application]

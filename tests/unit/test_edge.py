@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from config import Settings
 from gateway import keys
-from gateway.auth import TokenService, authenticate
-from gateway.edge import prepare
-from gateway.metrics import Metrics
-from gateway.revocation import Revocations
+from gateway.http.edge import prepare
+from gateway.http.revocation import Revocations
+from gateway.identity.auth import TokenService, authenticate
+from gateway.ops.metrics import Metrics
 from tests.support.edge import edge_app
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.ranges import ByteRange, not_modified, select
-from gateway.sniff import JSON, OCTET_STREAM, TEXT, content_disposition, safe_name, sniff
+from gateway.files.ranges import ByteRange, not_modified, select
+from gateway.files.sniff import JSON, OCTET_STREAM, TEXT, content_disposition, safe_name, sniff
 from streams.errors import RangeNotSatisfiable
 
 ETAG = '"abc"'

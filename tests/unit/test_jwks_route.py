@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from config import Settings
 from gateway import keys
-from gateway.auth import TokenService
-from gateway.openapi import build_openapi
-from gateway.routes import jwks
+from gateway.docs.openapi import build_openapi
+from gateway.identity import jwks_routes as jwks
+from gateway.identity.auth import TokenService
 from streams.errors import NotFound
 from tests.support.jwtkeys import signing_settings
 

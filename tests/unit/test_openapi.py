@@ -12,10 +12,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel
 
 from config import Settings
-from gateway import docs, keys
+from gateway import keys
 from gateway.app import create_app
-from gateway.openapi import OPERATION_ATTR, Operation, build_openapi, operation
-from gateway.routes import auth
+from gateway.docs import pages as docs
+from gateway.docs.openapi import OPERATION_ATTR, Operation, build_openapi, operation
+from gateway.identity import auth_routes as auth
 from tests.support.edge import edge_app
 
 Document = dict[str, Any]

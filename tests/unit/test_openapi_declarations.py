@@ -10,9 +10,9 @@ import pytest
 
 from config import Settings
 from gateway.app import create_app
-from gateway.openapi import build_openapi, comma_list_pattern
-from gateway.ratelimit.policies import POLICIES, classify
-from gateway.routes.product_list import parse_sort
+from gateway.catalog.listing_routes import parse_sort
+from gateway.docs.openapi import build_openapi, comma_list_pattern
+from gateway.http.ratelimit.policies import POLICIES, classify
 from stores.product_listing import SORT_FIELDS
 from stores.products import etag
 from streams.errors import FieldError

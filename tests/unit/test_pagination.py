@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from gateway.pagination import (
+from gateway.http.pagination import (
     CURSOR_PATTERN,
     MAX_CURSOR,
     PAGE_PARAMETERS,

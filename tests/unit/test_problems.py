@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.middleware import REQUEST_ID_HEADER
-from gateway.problems import PROBLEM_JSON, TYPE_BASE, status_for
+from gateway.http.boundary import REQUEST_ID_HEADER
+from gateway.http.problems import PROBLEM_JSON, TYPE_BASE, status_for
 from streams.errors import (
     Conflict,
     FieldError,

@@ -8,7 +8,7 @@ import datetime
 import orjson
 import pytest
 
-from gateway.profiles import ProfileCache
+from gateway.identity.profiles import ProfileCache
 from stores.users import User, UserRepository
 
 ADA = User("ada", "ada@example.com", "Ada", ("buyer",),

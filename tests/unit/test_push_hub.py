@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from config import Settings
-from gateway.auth import Principal, scopes_for
+from gateway.identity.auth import Principal, scopes_for
 from gateway.push.connection import CLOSE_GOING_AWAY, CLOSE_SLOW, Connection
 from gateway.push.events import Control, PushEvent
 from gateway.push.hub import MAX_SUBSCRIPTIONS, PushHub

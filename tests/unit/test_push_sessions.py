@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from config import Settings
-from gateway.auth import Principal, scopes_for
+from gateway.http.revocation import Revocations
+from gateway.identity.auth import Principal, scopes_for
 from gateway.push.hub import PushHub
-from gateway.push.sessions import CLOSE_SESSION_ENDED, session_end
-from gateway.revocation import Revocations
+from gateway.push.stream_expiry import CLOSE_SESSION_ENDED, session_end
 from streams.errors import Unavailable
 
 TTL = 900

@@ -14,8 +14,7 @@ from prometheus_client import CollectorRegistry
 from config import Settings
 from config.settings import ConfigError
 from gateway import keys
-from gateway.auth import TokenService
-from gateway.ratelimit import (
+from gateway.http.ratelimit import (
     POLICIES,
     Policy,
     RateLimiter,
@@ -23,8 +22,9 @@ from gateway.ratelimit import (
     open_rate_limits,
     with_overrides,
 )
-from gateway.ratelimit.buckets import Grant
-from gateway.ratelimit.identity import ClientIdentity
+from gateway.http.ratelimit.buckets import Grant
+from gateway.http.ratelimit.identity import ClientIdentity
+from gateway.identity.auth import TokenService
 from mercato._procs import free_port
 from tests.support.edge import edge_app
 

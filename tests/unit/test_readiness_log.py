@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from config import Settings
-from gateway.health import Readiness
+from gateway.ops.health import Readiness
 
 UP = {"kafka": {"ok": True}, "worker": {"ok": True}}
 DOWN = {"kafka": {"ok": True}, "worker": {"ok": False, "error": "no worker heartbeat"}}

@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
-from gateway.docs import DOCS_HTML, STATIC
-from gateway.security import API_CSP, PAGE_CSP, Origins, inline_script_hashes
+from gateway.docs.pages import DOCS_HTML, STATIC
+from gateway.http.headers import API_CSP, PAGE_CSP, Origins, inline_script_hashes
 from tests.support.edge import edge_app
 
 DEV = Settings()

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import (
 
 from config import ConfigError, Settings
 from gateway.app import create_app
-from gateway.auth import TokenService, key_id
-from gateway.signing import PrivateKey, key_ring, public_jwk, thumbprint
+from gateway.identity.auth import TokenService, key_id
+from gateway.identity.signing import PrivateKey, key_ring, public_jwk, thumbprint
 from streams.errors import Unauthenticated
 from tests.support.jwtkeys import (
     ASYMMETRIC,

@@ -8,8 +8,8 @@ from typing import Any, cast
 import pytest
 from redis.asyncio import Redis
 
-from gateway.revocation import Revocations
-from gateway.singleflight import SingleFlight
+from gateway.http.revocation import Revocations
+from gateway.runtime.singleflight import SingleFlight
 
 
 async def _settle() -> None:

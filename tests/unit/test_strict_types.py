@@ -10,11 +10,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel
 
-from gateway.problems import PROBLEM_JSON
-from gateway.routes.order_schemas import OrderBody
-from gateway.routes.product_schemas import CreateProductBody, ReviewBody
-from gateway.routes.schemas import RolesBody
-from gateway.validation import parse_body
+from gateway.catalog.schemas import CreateProductBody, ReviewBody
+from gateway.http.problems import PROBLEM_JSON
+from gateway.http.validation import parse_body
+from gateway.identity.schemas import RolesBody
+from gateway.orders.schemas import OrderBody
 from tests.support.edge import edge_app
 
 Client = TestClient[web.Request, web.Application]

@@ -13,8 +13,8 @@ from aiohttp.test_utils import make_mocked_request
 
 from config import Settings
 from gateway import keys
-from gateway.auth import TokenService, authenticate, key_id
-from gateway.revocation import Revocations
+from gateway.http.revocation import Revocations
+from gateway.identity.auth import TokenService, authenticate, key_id
 from streams.errors import Unauthenticated
 
 CURRENT = "current-secret-" + "c" * 49

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from config import Settings
-from gateway.auth import ROLE_SCOPES, Principal, TokenService, scopes_for
+from gateway.identity.auth import ROLE_SCOPES, Principal, TokenService, scopes_for
 from streams.errors import Forbidden, Unauthenticated
 
 # 64 characters: long enough that pyjwt does not warn even for the HS512 forgery below.

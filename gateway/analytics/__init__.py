@@ -1,0 +1,1 @@
+"""Analytics: client events in, dashboards and reports out."""

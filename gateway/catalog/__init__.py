@@ -1,0 +1,1 @@
+"""Products and reviews: writes through the catalog agent, reads from the read models."""

@@ -1,0 +1,1 @@
+"""Published descriptions: OpenAPI, the docs page, AsyncAPI and event schemas."""

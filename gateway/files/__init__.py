@@ -1,0 +1,1 @@
+"""Files: streamed uploads, metadata, content with ranges, and read grants."""

@@ -1,0 +1,64 @@
+"""Who may see and manage a file, and how the files routes publish their facts.
+
+Callers who may not know a file exists get 404, never 403: a stranger cannot
+tell a private file from a missing one. Readers are the owner, admins and
+active grantees (a purchase is a grant with ``source: "purchase"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.identity.auth import Principal, authenticate
+from gateway.runtime import commands
+from stores.files import FileMeta
+from streams.errors import Forbidden, NotFound
+from streams.registry import Payload
+
+FILES_SCOPE = "files"
+
+
+class ProductOwnership(Protocol):
+    """Whether ``principal`` may attach files to product ``product_id``."""
+
+    async def __call__(self, principal: Principal, product_id: str) -> bool: ...
+
+
+def caller(request: web.Request) -> Principal:
+    """The authenticated caller, who must hold the ``files`` scope."""
+    principal = authenticate(request, request.app[keys.TOKENS])
+    principal.require(FILES_SCOPE)
+    return principal
+
+
+async def readable(request: web.Request, principal: Principal, file_id: str) -> FileMeta:
+    """The metadata of a live file ``principal`` may read; ``NotFound`` otherwise."""
+    meta = await request.app[keys.FILES].get(file_id)
+    if meta is None or meta.deleted:
+        raise NotFound("no such file")
+    if meta.owner_id == principal.user_id or principal.is_admin:
+        return meta
+    if await request.app[keys.FILES].grant_of(file_id, principal.user_id) is None:
+        raise NotFound("no such file")
+    return meta
+
+
+async def managed(request: web.Request, principal: Principal, file_id: str) -> FileMeta:
+    """A live file ``principal`` owns or administers; 403 for mere readers, 404 for others."""
+    meta = await readable(request, principal, file_id)
+    if meta.owner_id != principal.user_id and not principal.is_admin:
+        raise Forbidden("only the file's owner or an admin may do this")
+    return meta
+
+
+async def publish_and_wait(request: web.Request, payload: Payload) -> dict[str, Any]:
+    """Publish a file fact and wait (bounded) until the files agent has projected it."""
+    return await commands.ask(request, payload)
+
+
+async def publish(request: web.Request, payload: Payload) -> None:
+    """Publish a fact nobody waits for (downloads); a broker outage only loses analytics."""
+    await commands.publish(request, payload)

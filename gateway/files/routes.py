@@ -1,0 +1,103 @@
+"""/v1/files: list own files, read metadata and variants, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.docs.openapi import operation
+from gateway.files.access import caller, managed, publish_and_wait, readable
+from gateway.files.schemas import FileListOut, FileOut, VariantsOut
+from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
+from stores.files import variant_json
+from streams.envelope import utcnow
+from streams.errors import InvalidCursor
+from streams.events.files import FileDeleted
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/files")
+@operation(
+    "The caller's files, newest first",
+    tags=("files",),
+    auth=True,
+    parameters=PAGE_PARAMETERS,
+    responses={
+        200: ("A page of files", FileListOut),
+        400: ("Invalid cursor", None),
+        401: ("Not signed in", None),
+        422: ("Invalid limit", None),
+    },
+)
+async def list_files(request: web.Request) -> web.Response:
+    """Page through the caller's live files by (createdAt, id), newest first."""
+    principal = caller(request)
+    page = page_request(request, arity=2)
+    after = (page.after[0], str(page.after[1])) if page.after is not None else None
+    if after is not None and not isinstance(after[0], datetime):
+        raise InvalidCursor("the cursor is not valid; start again without one")
+    rows = await request.app[keys.FILES].owned_by(
+        principal.user_id, limit=page.fetch, after=after
+    )
+    return web.json_response(
+        page_response(
+            rows, page, position=lambda meta: (meta.created_at, meta.file_id),
+            render=lambda meta: meta.to_json(),
+        )
+    )
+
+
+@routes.get("/v1/files/{id}")
+@operation(
+    "A file's metadata (owner, grantee, buyer, admin)",
+    tags=("files",),
+    auth=True,
+    responses={200: ("Metadata", FileOut), 401: ("Not signed in", None),
+               404: ("No such file, or not yours to see", None)},
+)
+async def get_file(request: web.Request) -> web.Response:
+    """Metadata of a file the caller may read."""
+    principal = caller(request)
+    meta = await readable(request, principal, request.match_info["id"])
+    return web.json_response(meta.to_json())
+
+
+@routes.delete("/v1/files/{id}")
+@operation(
+    "Delete a file (owner or admin)",
+    tags=("files",),
+    auth=True,
+    responses={
+        204: ("Deleted; content removed", None),
+        401: ("Not signed in", None),
+        403: ("A reader who is not the owner", None),
+        404: ("No such file, or not yours to see", None),
+        503: ("No worker confirmed in time; the deletion will still be applied", None),
+    },
+)
+async def delete_file(request: web.Request) -> web.Response:
+    """Publish ``file.deleted`` and wait until the agent soft-deleted it and removed content."""
+    principal = caller(request)
+    meta = await managed(request, principal, request.match_info["id"])
+    deleted = FileDeleted(file_id=meta.file_id, owner_id=meta.owner_id,
+                          deleted_by=principal.user_id, deleted_at=utcnow())
+    await publish_and_wait(request, deleted)
+    return web.Response(status=204)
+
+
+@routes.get("/v1/files/{id}/variants")
+@operation(
+    "Derived renditions of an image, e.g. thumbnail (content at .../variants/{name}/content)",
+    tags=("files",),
+    auth=True,
+    responses={200: ("Variants (empty until processed)", VariantsOut),
+               401: ("Not signed in", None), 404: ("No such file, or not yours to see", None)},
+)
+async def file_variants(request: web.Request) -> web.Response:
+    """The variants the files agent produced for a readable file."""
+    principal = caller(request)
+    meta = await readable(request, principal, request.match_info["id"])
+    return web.json_response({"data": [variant_json(v) for v in meta.variants]})

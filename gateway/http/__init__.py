@@ -1,0 +1,1 @@
+"""The HTTP layer under every domain: the edge, problems, bodies, pagination, rate limits."""

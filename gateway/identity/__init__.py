@@ -1,0 +1,1 @@
+"""Accounts and their credentials: registration, login, tokens, profiles, refresh, resets."""

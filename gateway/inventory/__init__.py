@@ -1,0 +1,1 @@
+"""Stock levels, changed through the inventory agent that owns them."""

@@ -1,0 +1,1 @@
+"""What operators probe: liveness, readiness and Prometheus metrics."""

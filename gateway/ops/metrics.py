@@ -1,0 +1,53 @@
+"""Prometheus metrics, one registry per application (so test apps never collide)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from gateway import keys
+from gateway.http.request_stats import RequestStats
+
+
+class Metrics:
+    """The gateway's instruments."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http = RequestStats()
+        self.registry.register(self.http)
+        self.commands = Counter(
+            "mercato_commands_total",
+            "Commands sent to agents by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.push_connections = Gauge(
+            "mercato_push_connections",
+            "Open WebSocket and SSE connections",
+            registry=self.registry,
+        )
+        self.push_delivered = Gauge(
+            "mercato_push_delivered_total",
+            "Push events queued to connections",
+            registry=self.registry,
+        )
+        self.push_evicted = Gauge(
+            "mercato_push_evicted_total",
+            "Connections evicted for being too slow",
+            registry=self.registry,
+        )
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    """GET /metrics in the Prometheus text format."""
+    metrics = request.app[keys.METRICS]
+    hub = request.app.get(keys.PUSH_HUB)
+    if hub is not None:
+        stats = hub.stats()
+        metrics.push_connections.set(stats.get("connections", 0))
+        metrics.push_delivered.set(stats.get("delivered", 0))
+        metrics.push_evicted.set(stats.get("evicted", 0))
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})

@@ -1,0 +1,1 @@
+"""Orders: placed (idempotently), read and cancelled, and the admins' view of stuck sagas."""

@@ -1,0 +1,1 @@
+"""What every gateway domain builds on: the backends, the command bus, background work."""
