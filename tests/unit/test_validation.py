@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.problems import PROBLEM_JSON
-from gateway.routes.schemas import RegisterBody, normalise_email
-from gateway.validation import field_errors, parse_body, query_flag
+from gateway.http.problems import PROBLEM_JSON
+from gateway.http.validation import field_errors, parse_body, query_flag
+from gateway.identity.schemas import RegisterBody, normalise_email
 from streams.errors import InvalidInput
 from tests.support.edge import edge_app
 
