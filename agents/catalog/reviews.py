@@ -17,7 +17,7 @@ from agents.runtime import caused
 from agents.runtime.decisions import Decisions
 from agents.runtime.effects import Effects
 from agents.runtime.messages import request_message
-from agents.runtime.replies import reply
+from agents.runtime.replies import refuse, reply
 from stores.products import ProductRepository
 from stores.reviews import Review, ReviewRepository
 from streams.envelope import Envelope, format_time
@@ -66,9 +66,8 @@ class ReviewDecider:
             return "expired"
         decision = decided.decision
         if decision["outcome"] == "rejected":
-            await reply(
-                self._effects, envelope, reply_to=command.reply_to, source=SOURCE,
-                outcome="rejected", code=decision["code"], detail=decision["detail"],
+            await refuse(
+                self._effects, envelope, decision, reply_to=command.reply_to, source=SOURCE
             )
             return "rejected"
         await self._apply(envelope, command, decision)

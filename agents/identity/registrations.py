@@ -18,7 +18,7 @@ from typing import Any
 from agents.runtime import caused
 from agents.runtime.decisions import ClaimDecisions
 from agents.runtime.effects import Effects
-from agents.runtime.replies import reply
+from agents.runtime.replies import refuse, reply
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.users import RegistrationRequested, UserRegistered
 
@@ -43,8 +43,12 @@ class RegistrationDecider:
         now = now or utcnow()
 
         async def claim(owner: dict[str, Any]) -> dict[str, Any]:
-            if owner:
-                return {"outcome": "rejected"}  # the email is another command's: not stored
+            if owner:  # the email is another command's; a refusal is not stored
+                return {
+                    "outcome": "rejected",
+                    "code": "EMAIL_TAKEN",
+                    "detail": "an account with this email already exists",
+                }
             return {
                 "userId": command.user_id,
                 "commandId": envelope.id,
@@ -57,14 +61,9 @@ class RegistrationDecider:
         if decided is None:
             return "expired"
         if decided.decision.get("outcome") == "rejected":
-            await reply(
-                self._effects,
-                envelope,
-                reply_to=command.reply_to,
+            await refuse(
+                self._effects, envelope, decided.decision, reply_to=command.reply_to,
                 source=SOURCE,
-                outcome="rejected",
-                code="EMAIL_TAKEN",
-                detail="an account with this email already exists",
             )
             return "rejected"
         await self._apply(envelope, command, datetime.fromisoformat(decided.decision["createdAt"]))

@@ -17,7 +17,7 @@ from typing import Any
 from agents.runtime import caused
 from agents.runtime.decisions import Decisions
 from agents.runtime.effects import Effects
-from agents.runtime.replies import reply
+from agents.runtime.replies import refuse, reply
 from stores.users import User
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.users import (
@@ -68,14 +68,8 @@ class UsersDecider:
             return "expired"
         decision = decided.decision
         if decision["outcome"] == "rejected":
-            await reply(
-                self._effects,
-                envelope,
-                reply_to=command.reply_to,
-                source=SOURCE,
-                outcome="rejected",
-                code=decision["code"],
-                detail=decision["detail"],
+            await refuse(
+                self._effects, envelope, decision, reply_to=command.reply_to, source=SOURCE
             )
             return "rejected"
         await self._apply(envelope, command, decision)

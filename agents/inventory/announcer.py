@@ -12,7 +12,7 @@ from typing import Any
 
 from agents.runtime import caused
 from agents.runtime.effects import Effects
-from agents.runtime.replies import reply
+from agents.runtime.replies import refuse, reply
 from streams.envelope import Envelope, derived_id
 from streams.events.inventory import (
     AdjustRequested,
@@ -93,9 +93,8 @@ class Announcer:
         """The stock change (if any) and, when someone waits, the answer."""
         if decision["outcome"] == "rejected":
             if command.reply_to:
-                await reply(
-                    self._effects, envelope, reply_to=command.reply_to, source=SOURCE,
-                    outcome="rejected", code=decision["code"], detail=decision["detail"],
+                await refuse(
+                    self._effects, envelope, decision, reply_to=command.reply_to, source=SOURCE
                 )
             return
         if command.quantity_change or decision["reason"] == "created":

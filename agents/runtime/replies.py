@@ -7,6 +7,7 @@ command answers (or expires) under the same event id and consumers dedupe it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -46,6 +47,22 @@ async def reply(
     # Keyed by the command's id, whatever the registry's older "correlationId" says: the
     # correlation id may be a client's and shared by several waiting requests.
     await caused.emit(effects, answer, cause=command, source=source, name="answer", key=command.id)
+
+
+async def refuse(
+    effects: Effects,
+    command: Envelope,
+    decision: Mapping[str, Any],
+    *,
+    reply_to: str,
+    source: str,
+) -> None:
+    """Answer ``command`` with the refusal ``decision`` records: its stable ``code`` (the
+    gateway maps it to a problem) and its ``detail``, the same on every redelivery."""
+    await reply(
+        effects, command, reply_to=reply_to, source=source, outcome="rejected",
+        code=decision["code"], detail=decision["detail"],
+    )
 
 
 async def record_expired(
