@@ -61,9 +61,11 @@ def parse_channel(raw: object) -> Channel:
 
 
 async def admins_only(principal: Principal, order_id: str) -> bool:
-    """Default ``OrderAccess``: until commerce plugs in its lookup, only admins follow orders."""
-    # TODO(commerce): replace with a lookup of the order's buyer and sellers via
-    # PushHub.order_access once the orders read model exists.
+    """``OrderAccess`` of a hub given no lookup (``setup_push`` alone): only admins follow orders.
+
+    The gateway installs push with the orders domain's lookup instead
+    (``gateway.orders.ordering.order_access``: the order's buyer and sellers).
+    """
     return principal.is_admin
 
 
