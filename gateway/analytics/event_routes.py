@@ -28,9 +28,10 @@ from pydantic import BaseModel, Field
 from gateway import keys
 from gateway.docs.openapi import operation
 from gateway.http.ratelimit import charge, too_many_requests
+from gateway.http.responses import Out
 from gateway.http.validation import Body, parse_body
 from gateway.identity.auth import Principal, authenticate, bearer_token
-from gateway.identity.schemas import Out
+from gateway.orders.keys import ORDER_PRODUCTS
 from streams.envelope import Envelope, new_event, utcnow
 from streams.errors import FieldError, InvalidInput, Unavailable
 from streams.events.analytics import (
@@ -165,7 +166,7 @@ async def record(request: web.Request) -> web.Response:
         if decision is not None and not decision.allowed:
             return too_many_requests(request, limits, decision)
     viewed = {str(e.properties["productId"]) for e in body.events if e.type == "product.viewed"}
-    products = await request.app[keys.ORDER_PRODUCTS].many(viewed) if viewed else {}
+    products = await request.app[ORDER_PRODUCTS].many(viewed) if viewed else {}
     now = utcnow()
     earliest = now - ANONYMOUS_SKEW if principal is None else None
     user = principal.user_id if principal is not None else None

@@ -19,8 +19,8 @@ from gateway import keys
 from gateway.analytics.event_routes import YEARS, parse_instant
 from gateway.analytics.reports import GroupBy, group, to_csv
 from gateway.docs.openapi import operation
+from gateway.http.responses import Out
 from gateway.identity.auth import Principal, authenticate
-from gateway.identity.schemas import Out
 from stores.analytics import AnalyticsRepository
 from streams.envelope import format_time, utcnow
 from streams.errors import FieldError, Forbidden, InvalidInput

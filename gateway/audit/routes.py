@@ -7,12 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import keys
+from gateway.audit.keys import AUDIT_LOGS
 from gateway.docs.openapi import operation
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
+from gateway.http.responses import Out, PaginationOut
 from gateway.identity.auth import require_scope
-from gateway.identity.schemas import Out
-from gateway.notifications.routes import PaginationOut
 from stores.audit import AuditEntry, AuditQuery
 from streams.errors import FieldError, InvalidCursor, InvalidInput
 
@@ -86,7 +85,7 @@ async def audit_logs(request: web.Request) -> web.Response:
         if not isinstance(at, datetime):
             raise InvalidCursor("the cursor is not valid; start again without one")
         after = (at, str(ident))
-    rows = await request.app[keys.AUDIT_LOGS].page(query, limit=page.fetch, after=after)
+    rows = await request.app[AUDIT_LOGS].page(query, limit=page.fetch, after=after)
     return web.json_response(
         page_response(rows, page, position=lambda e: (e.at, e.entry_id), render=AuditEntry.to_json)
     )

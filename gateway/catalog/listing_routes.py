@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import keys
+from gateway.catalog.keys import PRODUCTS
 from gateway.catalog.schemas import PRICE_BOUND_PATTERN, ProductPage
 from gateway.docs.openapi import comma_list_pattern, operation
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
@@ -121,7 +121,7 @@ async def list_products(request: web.Request) -> web.Response:
         if not listing.valid_position(page.after):
             raise InvalidCursor("the cursor belongs to another sort or query; start again")
         listing = dataclasses.replace(listing, after=page.after)
-    rows = await request.app[keys.PRODUCTS].page(listing)
+    rows = await request.app[PRODUCTS].page(listing)
     body = page_response(
         rows, page, position=listing.position, render=lambda doc: product(doc).to_json()
     )

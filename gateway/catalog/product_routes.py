@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import keys
 from gateway.catalog import writes
+from gateway.catalog.keys import PRODUCTS
 from gateway.catalog.schemas import CreateProductBody, ProductOut, UpdateProductBody
 from gateway.docs.openapi import ETAG_HEADER, IF_MATCH_PATTERN, LOCATION_HEADER, operation
 from gateway.http.validation import parse_body
@@ -173,7 +173,7 @@ async def archive_product(request: web.Request) -> web.Response:
 )
 async def get_product(request: web.Request) -> web.Response:
     """Read straight from the read model."""
-    product = await request.app[keys.PRODUCTS].get(request.match_info["product_id"])
+    product = await request.app[PRODUCTS].get(request.match_info["product_id"])
     if product is None:
         raise NotFound("no such product")
     if writes.not_modified(request, product.etag):

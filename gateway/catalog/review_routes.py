@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.catalog import writes
+from gateway.catalog.keys import PRODUCTS, REVIEWS
 from gateway.catalog.schemas import ReviewBody, ReviewOut, ReviewPage
 from gateway.docs.openapi import operation
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
@@ -19,10 +20,10 @@ from streams.errors import Forbidden, InvalidCursor, NotFound
 from streams.events.products import ReviewSubmitRequested
 
 routes = web.RouteTableDef()
-REVIEWS = "/v1/products/{product_id}/reviews"
+REVIEWS_PATH = "/v1/products/{product_id}/reviews"
 
 
-@routes.post(REVIEWS)
+@routes.post(REVIEWS_PATH)
 @operation(
     "Review a product you bought (one review per buyer and product)",
     tags=("reviews",),
@@ -43,9 +44,9 @@ async def create_review(request: web.Request) -> web.Response:
     principal = authenticate(request, request.app[keys.TOKENS])
     product_id = request.match_info["product_id"]
     body = await parse_body(request, ReviewBody)
-    if await request.app[keys.PRODUCTS].seller_of(product_id) is None:
+    if await request.app[PRODUCTS].seller_of(product_id) is None:
         raise NotFound("no such product")
-    if not await request.app[keys.REVIEWS].has_completed_purchase(principal.user_id, product_id):
+    if not await request.app[REVIEWS].has_completed_purchase(principal.user_id, product_id):
         raise Forbidden(
             "only buyers with a completed order of this product may review it",
             code="NOT_A_BUYER",
@@ -64,7 +65,7 @@ async def create_review(request: web.Request) -> web.Response:
     return web.json_response(result, status=201)
 
 
-@routes.get(REVIEWS)
+@routes.get(REVIEWS_PATH)
 @operation(
     "A product's reviews, newest first",
     tags=("reviews",),
@@ -86,9 +87,9 @@ async def list_reviews(request: web.Request) -> web.Response:
         if not isinstance(created, datetime) or not isinstance(ident, str):
             raise InvalidCursor("the cursor is not valid; start again without one")
         after = (created, ident)
-    if await request.app[keys.PRODUCTS].seller_of(product_id) is None:
+    if await request.app[PRODUCTS].seller_of(product_id) is None:
         raise NotFound("no such product")
-    rows = await request.app[keys.REVIEWS].page(product_id, limit=page.fetch, after=after)
+    rows = await request.app[REVIEWS].page(product_id, limit=page.fetch, after=after)
     body = page_response(rows, page, position=_position, render=Review.to_json)
     return web.json_response(body)
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from gateway.catalog.writes import MAX_FILES
+from gateway.http.responses import Out, PaginationOut
 from gateway.http.validation import Body
-from gateway.identity.schemas import Out
 
 # At most 6 decimals: prices are also stored as integer millionths for sorting.
 PRICE_PATTERN = r"^\d{1,9}(\.\d{1,6})?$"
@@ -101,14 +101,6 @@ class ProductOut(Out):
     rating: RatingOut
     created_at: str
     updated_at: str
-
-
-class PaginationOut(Out):
-    """Where the next page starts."""
-
-    limit: int
-    has_more: bool
-    next_cursor: str | None
 
 
 class ProductPage(Out):

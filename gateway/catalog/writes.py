@@ -8,7 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway import keys
+from gateway.catalog.keys import PRODUCTS
 from gateway.docs.openapi import IF_MATCH_PATTERN
+from gateway.files.keys import FILES
 from gateway.identity.auth import Principal
 from gateway.runtime import commands
 from gateway.runtime.commands import new_deadline
@@ -72,7 +74,7 @@ async def check_files(request: web.Request, principal: Principal, file_ids: list
     """Only live files of the caller (any file, for admins) may illustrate a product."""
     errors = []
     for i, file_id in enumerate(file_ids):
-        meta = await request.app[keys.FILES].get(file_id)
+        meta = await request.app[FILES].get(file_id)
         if meta is None or meta.deleted:
             errors.append(FieldError(f"fileIds.{i}", "no such file"))
         elif meta.owner_id != principal.user_id and not principal.is_admin:
@@ -94,4 +96,4 @@ class SellerOwnsProduct:
             return True
         if "seller" not in principal.roles:
             return False
-        return await self._app[keys.PRODUCTS].seller_of(product_id) == principal.user_id
+        return await self._app[PRODUCTS].seller_of(product_id) == principal.user_id

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gateway import keys
+from gateway.files.keys import FILES
 from gateway.identity.auth import Principal, authenticate
 from gateway.runtime import commands
 from stores.files import FileMeta
@@ -36,12 +37,12 @@ def caller(request: web.Request) -> Principal:
 
 async def readable(request: web.Request, principal: Principal, file_id: str) -> FileMeta:
     """The metadata of a live file ``principal`` may read; ``NotFound`` otherwise."""
-    meta = await request.app[keys.FILES].get(file_id)
+    meta = await request.app[FILES].get(file_id)
     if meta is None or meta.deleted:
         raise NotFound("no such file")
     if meta.owner_id == principal.user_id or principal.is_admin:
         return meta
-    if await request.app[keys.FILES].grant_of(file_id, principal.user_id) is None:
+    if await request.app[FILES].grant_of(file_id, principal.user_id) is None:
         raise NotFound("no such file")
     return meta
 

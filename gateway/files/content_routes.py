@@ -11,9 +11,9 @@ import logging
 
 from aiohttp import web
 
-from gateway import keys
 from gateway.docs.openapi import operation
 from gateway.files.access import caller, publish, readable
+from gateway.files.keys import FILE_CONTENT
 from gateway.files.ranges import etag_of, not_modified, select
 from gateway.files.sniff import content_disposition
 from gateway.http.edge import prepare
@@ -106,7 +106,7 @@ async def _send(
     if request.method == "HEAD" or chosen.length == 0:
         await response.write_eof()
         return response, None, chosen.partial
-    chunks = request.app[keys.FILE_CONTENT].read_range(content_id, chosen.start, chosen.end)
+    chunks = request.app[FILE_CONTENT].read_range(content_id, chosen.start, chosen.end)
     try:
         async for data in chunks:
             await response.write(data)

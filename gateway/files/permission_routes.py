@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import keys
 from gateway.docs.openapi import operation
 from gateway.files.access import caller, managed, publish_and_wait
+from gateway.files.keys import FILES
 from gateway.files.schemas import PermissionBody, PermissionOut, PermissionsOut
 from gateway.http.validation import parse_body
 from streams.envelope import utcnow
@@ -63,7 +63,7 @@ async def revoke_file_permission(request: web.Request) -> web.Response:
     principal = caller(request)
     meta = await managed(request, principal, request.match_info["id"])
     user_id = request.match_info["userId"]
-    if await request.app[keys.FILES].grant_of(meta.file_id, user_id) is None:
+    if await request.app[FILES].grant_of(meta.file_id, user_id) is None:
         raise NotFound("this user has no grant on the file")
     revoked = FilePermissionRevoked(file_id=meta.file_id, user_id=user_id,
                                     revoked_by=principal.user_id, revoked_at=utcnow())
@@ -78,5 +78,5 @@ async def list_file_permissions(request: web.Request) -> web.Response:
     """The file's active grants, oldest first."""
     principal = caller(request)
     meta = await managed(request, principal, request.match_info["id"])
-    grants = await request.app[keys.FILES].grants(meta.file_id)
+    grants = await request.app[FILES].grants(meta.file_id)
     return web.json_response({"data": [grant.to_json() for grant in grants]})

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from aiohttp import web
 
-from gateway import keys
 from gateway.docs.openapi import operation
 from gateway.files.access import caller, managed, publish_and_wait, readable
+from gateway.files.keys import FILES
 from gateway.files.schemas import FileListOut, FileOut, VariantsOut
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
 from stores.files import variant_json
@@ -39,7 +39,7 @@ async def list_files(request: web.Request) -> web.Response:
     after = (page.after[0], str(page.after[1])) if page.after is not None else None
     if after is not None and not isinstance(after[0], datetime):
         raise InvalidCursor("the cursor is not valid; start again without one")
-    rows = await request.app[keys.FILES].owned_by(
+    rows = await request.app[FILES].owned_by(
         principal.user_id, limit=page.fetch, after=after
     )
     return web.json_response(

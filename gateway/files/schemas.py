@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
+from gateway.http.responses import Out, PaginationOut
 from gateway.http.validation import Body
-from gateway.identity.schemas import Out
 
 # As gateway.files.uploads reads it.
 ProductId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
@@ -57,12 +57,9 @@ class FileOut(UploadOut):
     variants: list[VariantOut]
 
 
-class PageOut(Out):
+# The same block under the name (and description) /openapi.json already publishes for files.
+class PageOut(PaginationOut):
     """Cursor pagination state."""
-
-    limit: int
-    has_more: bool
-    next_cursor: str | None
 
 
 class FileListOut(Out):

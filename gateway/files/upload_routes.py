@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from gateway import keys
 from gateway.docs.openapi import operation
 from gateway.files.access import caller, publish_and_wait
+from gateway.files.keys import FILE_CONTENT, FILE_USAGE, PRODUCT_OWNERSHIP, UPLOAD_RESERVATIONS
 from gateway.files.schemas import UploadForm, UploadOut
 from gateway.files.uploads import Limit, limit_for, receive, reserve
 from gateway.identity.auth import Principal
@@ -58,13 +59,13 @@ async def upload_file(request: web.Request) -> web.Response:
     """Store the content under a new id, then have the files agent project its metadata."""
     principal = caller(request)
     app = request.app
-    used = await app[keys.FILE_USAGE].used(principal.user_id)
+    used = await app[FILE_USAGE].used(principal.user_id)
     settings = app[keys.SETTINGS]
     limit = limit_for(settings, used)
     if limit.bytes <= 0:
         raise limit.error()
     file_id = uuid.uuid4().hex
-    reservations = app[keys.UPLOAD_RESERVATIONS]
+    reservations = app[UPLOAD_RESERVATIONS]
     limit = await reserve(
         request, reservations, owner_id=principal.user_id, upload_id=file_id, limit=limit,
         available=settings.file_quota_bytes - used,
@@ -89,7 +90,7 @@ async def _store_and_announce(
     app = request.app
     received = await receive(
         request, principal, file_id=file_id, limit=limit,
-        content=app[keys.FILE_CONTENT], ownership=app[keys.PRODUCT_OWNERSHIP],
+        content=app[FILE_CONTENT], ownership=app[PRODUCT_OWNERSHIP],
     )
     uploaded = FileUploaded(
         file_id=file_id, owner_id=principal.user_id, name=received.name, size=received.size,
@@ -97,13 +98,13 @@ async def _store_and_announce(
         product_id=received.product_id, created_at=utcnow(),
     )
     # Before publishing: announced content is never swept as an orphan (stores.file_sweep).
-    await app[keys.FILE_CONTENT].mark_announced(file_id)
+    await app[FILE_CONTENT].mark_announced(file_id)
     try:
         result = await publish_and_wait(request, uploaded)
     except Unavailable as exc:
         if exc.code != "WORKER_UNAVAILABLE":
             # Not even published: nobody will ever project it, so the bytes must go.
-            await app[keys.FILE_CONTENT].delete(file_id)
+            await app[FILE_CONTENT].delete(file_id)
             raise
         raise Unavailable(
             f"file {file_id} is stored and will be listed once a worker has processed it; "

@@ -39,6 +39,7 @@ from gateway.http.boundary import (
     request_id_for,
 )
 from gateway.http.headers import EdgeHeaders
+from gateway.http.keys import EDGE, RATE_DECISION
 from gateway.http.logs import request_id_var
 from gateway.http.ratelimit.limiter import Decision
 from gateway.http.ratelimit.web import (
@@ -67,7 +68,7 @@ class Edge:
 
     def install(self, app: web.Application) -> None:
         """Make ``app`` (and only it) run every request through the edge (outermost)."""
-        app[keys.EDGE] = self
+        app[EDGE] = self
         app.middlewares.insert(0, self.middleware)
         # Appended after the app's cleanup contexts, so it runs once they have started.
         app.on_startup.append(self._bind)
@@ -106,7 +107,7 @@ class Edge:
                 else:
                     decision = await judged
                 if decision is not None:
-                    request[keys.RATE_DECISION] = decision  # for prepare(), if it streams
+                    request[RATE_DECISION] = decision  # for prepare(), if it streams
                     if not decision.allowed:
                         refused = too_many_requests(request, limits, decision)
                         return self._finish(request, request_id, refused, decision, started)
@@ -125,7 +126,7 @@ class Edge:
             response = render_failure(request, exc)
         if decision is not None:
             # A handler that charged more tokens (ratelimit.charge) left the later verdict.
-            decision = request[keys.RATE_DECISION]
+            decision = request[RATE_DECISION]
         return self._finish(request, request_id, response, decision, started)
 
     def _finish(
@@ -161,10 +162,10 @@ class Edge:
 
 async def prepare(request: web.Request, response: web.StreamResponse) -> None:
     """``response.prepare(request)`` with the edge's headers: for handlers that stream."""
-    edge = request.app.get(keys.EDGE)
+    edge = request.app.get(EDGE)
     request_id = request.get(keys.REQUEST_ID)
     if edge is not None and request_id is not None:
-        edge.decorate(request, request_id, response, request.get(keys.RATE_DECISION))
+        edge.decorate(request, request_id, response, request.get(RATE_DECISION))
     await response.prepare(request)
 
 

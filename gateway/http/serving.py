@@ -35,6 +35,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from gateway import keys
 from gateway.http.boundary import REQUEST_ID_HEADER, request_id_for
+from gateway.http.keys import EDGE
 from gateway.http.problems import PROBLEM_JSON, TYPE_BASE, problem
 
 log = logging.getLogger("mercato.gateway")
@@ -218,7 +219,7 @@ class GatewayRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()
-        edge = self.app.get(keys.EDGE)
+        edge = self.app.get(EDGE)
         return GatewayServer(
             base, edge_headers=() if edge is None else edge.headers.api.items(),
             header_timeout=self._header_timeout,

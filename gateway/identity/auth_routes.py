@@ -11,6 +11,7 @@ from gateway.audit import recording
 from gateway.docs.openapi import operation
 from gateway.http.validation import parse_body
 from gateway.identity import usercommands
+from gateway.identity.keys import USERS
 from gateway.identity.passwords import hash_password, needs_rehash, verify_password
 from gateway.identity.refresh_routes import token_pair
 from gateway.identity.schemas import LoginBody, RegisterBody, TokenOut, UserOut, normalise_email
@@ -71,7 +72,7 @@ async def login(request: web.Request) -> web.Response:
     """Verify the password against the users read model and open a session."""
     body = await parse_body(request, LoginBody)
     email_key = normalise_email(body.email)
-    credentials = await request.app[keys.USERS].credentials(email_key)
+    credentials = await request.app[USERS].credentials(email_key)
     ok = await verify_password(credentials.password_hash if credentials else None, body.password)
     if credentials is None or not ok:
         await recording.record(

@@ -10,6 +10,7 @@ from gateway import keys
 from gateway.audit import recording
 from gateway.docs.openapi import operation
 from gateway.http.validation import parse_body
+from gateway.identity.keys import SESSIONS, USERS
 from gateway.identity.schemas import RefreshBody, TokenOut
 from streams.errors import Unauthenticated
 from streams.events.audit import LoggedOut, RefreshReused
@@ -21,7 +22,7 @@ async def token_pair(
     request: web.Request, user_id: str, roles: Iterable[str]
 ) -> tuple[TokenOut, str]:
     """A new session for ``user_id``: the token pair and the session's public id."""
-    refresh, session_id = await request.app[keys.SESSIONS].open(user_id)
+    refresh, session_id = await request.app[SESSIONS].open(user_id)
     tokens = request.app[keys.TOKENS]
     out = TokenOut(
         access_token=tokens.issue_access(user_id, roles),
@@ -50,7 +51,7 @@ async def token_pair(
 async def refresh(request: web.Request) -> web.Response:
     """Rotate the refresh token; roles come from the account as it is now."""
     body = await parse_body(request, RefreshBody)
-    sessions = request.app[keys.SESSIONS]
+    sessions = request.app[SESSIONS]
     rotation = await sessions.rotate(body.refresh_token)
     if rotation.status == "reused" and rotation.user_id and rotation.session_id:
         await recording.record(
@@ -74,7 +75,7 @@ async def refresh(request: web.Request) -> web.Response:
     if rotation.status != "rotated" or rotation.user_id is None or rotation.token is None:
         raise Unauthenticated("the refresh token is not valid", code="INVALID_REFRESH_TOKEN")
     # Roles are read now, not copied into the session, so a role change applies on refresh.
-    user = await request.app[keys.USERS].by_id(rotation.user_id)
+    user = await request.app[USERS].by_id(rotation.user_id)
     if user is None:
         await sessions.close(rotation.token)
         raise Unauthenticated("the refresh token is not valid", code="INVALID_REFRESH_TOKEN")
@@ -97,7 +98,7 @@ async def refresh(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """Revoke the token's family; answers 204 either way, so it reveals nothing."""
     body = await parse_body(request, RefreshBody)
-    closed = await request.app[keys.SESSIONS].close(body.refresh_token)
+    closed = await request.app[SESSIONS].close(body.refresh_token)
     if closed is not None:
         user_id, session_id = closed
         await recording.record(

@@ -12,6 +12,7 @@ from gateway.audit import recording
 from gateway.docs.openapi import operation
 from gateway.http.validation import parse_body
 from gateway.identity import usercommands
+from gateway.identity.keys import RESET_TOKENS, SESSIONS, USERS
 from gateway.identity.passwords import hash_password
 from gateway.identity.schemas import ResetBody, ResetConfirmBody, normalise_email
 from gateway.runtime import commands
@@ -46,7 +47,7 @@ async def request_reset(request: web.Request) -> web.Response:
 
 async def _issue(request: web.Request, email_key: str, context: dict[str, Any]) -> None:
     app = request.app
-    credentials = await app[keys.USERS].credentials(email_key)
+    credentials = await app[USERS].credentials(email_key)
     user_id = credentials.user_id if credentials is not None else None
     await recording.record(
         request,
@@ -59,7 +60,7 @@ async def _issue(request: web.Request, email_key: str, context: dict[str, Any]) 
     )
     if user_id is None:
         return
-    token = await app[keys.RESET_TOKENS].issue(user_id)
+    token = await app[RESET_TOKENS].issue(user_id)
     await commands.publish(
         request,
         MessageRequested(
@@ -67,7 +68,7 @@ async def _issue(request: web.Request, email_key: str, context: dict[str, Any]) 
             user_id=user_id,
             to=email_key,
             template="password_reset",
-            params={"token": token, "expiresInMinutes": app[keys.RESET_TOKENS].ttl // 60},
+            params={"token": token, "expiresInMinutes": app[RESET_TOKENS].ttl // 60},
         ),
     )
 
@@ -87,7 +88,7 @@ async def _issue(request: web.Request, email_key: str, context: dict[str, Any]) 
 async def confirm_reset(request: web.Request) -> web.Response:
     """Consume the token, change the password through the users agent, revoke sessions."""
     body = await parse_body(request, ResetConfirmBody)
-    resets = request.app[keys.RESET_TOKENS]
+    resets = request.app[RESET_TOKENS]
     consumed = await resets.consume(body.token)
     if consumed is None:
         raise InvalidResetToken("the reset token is unknown, used or expired; ask for a new one")
@@ -106,7 +107,7 @@ async def confirm_reset(request: web.Request) -> web.Response:
         # Nothing was applied: give the token back for the time it had left.
         await resets.restore(body.token, user_id, remaining_ms)
         raise
-    revoked = await request.app[keys.SESSIONS].close_all(user_id)
+    revoked = await request.app[SESSIONS].close_all(user_id)
     await request.app[keys.REVOCATIONS].revoke(user_id)
     await recording.record(
         request,

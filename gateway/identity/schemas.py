@@ -6,10 +6,10 @@ import re
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from gateway.http.responses import Out
 from gateway.http.validation import Body
 
 # Deliberately permissive (RFC 5322 is wider still); delivery proves the address.
@@ -51,12 +51,6 @@ class LoginBody(Body):
 
     email: Email
     password: str = Field(min_length=1, max_length=128)
-
-
-class Out(BaseModel):
-    """Base of response bodies: camelCase on the wire."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 class AddressBody(Body):

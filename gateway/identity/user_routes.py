@@ -10,6 +10,7 @@ from gateway.docs.openapi import operation
 from gateway.http.validation import parse_body
 from gateway.identity import usercommands
 from gateway.identity.auth import authenticate, require_scope
+from gateway.identity.keys import PROFILES, USERS
 from gateway.identity.schemas import ProfilePatchBody, RolesBody, UserOut
 from streams.errors import FieldError, InvalidInput, NotFound
 from streams.events.audit import RolesChanged
@@ -28,7 +29,7 @@ routes = web.RouteTableDef()
 async def me(request: web.Request) -> web.Response:
     """Return the signed-in user's profile."""
     principal = authenticate(request, request.app[keys.TOKENS])
-    profiles = request.app[keys.PROFILES]
+    profiles = request.app[PROFILES]
     body = profiles.cached(principal.user_id) or await profiles.body(principal.user_id)
     if body is None:
         raise NotFound("this account no longer exists")
@@ -97,7 +98,7 @@ async def by_id(request: web.Request) -> web.Response:
     user_id = request.match_info["id"]
     if user_id != principal.user_id and not principal.is_admin:
         raise NotFound("no such user")
-    body = await request.app[keys.PROFILES].body(user_id)
+    body = await request.app[PROFILES].body(user_id)
     if body is None:
         raise NotFound("no such user")
     return web.Response(body=body, content_type="application/json")
@@ -123,7 +124,7 @@ async def set_roles(request: web.Request) -> web.Response:
     principal = require_scope(request, "users:admin")
     body = await parse_body(request, RolesBody)
     user_id = request.match_info["id"]
-    previous = await request.app[keys.USERS].by_id(user_id)
+    previous = await request.app[USERS].by_id(user_id)
     if previous is None:
         raise NotFound("no such user")
     profile = await usercommands.apply(

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import keys
+from gateway.identity.keys import PROFILES
 from gateway.runtime import commands
 from gateway.runtime.commands import new_deadline
 from streams.events.users import UserCommand
@@ -28,4 +29,4 @@ async def apply(request: web.Request, payload: UserCommand) -> dict[str, Any]:
     finally:
         # Whatever the answer, the cached profile may be stale now (even a command that
         # timed out may still be applied): the next read goes to the read model.
-        request.app[keys.PROFILES].invalidate(payload.user_id)
+        request.app[PROFILES].invalidate(payload.user_id)

@@ -12,10 +12,11 @@ from aiohttp import web
 from pydantic import Field, StrictInt, field_validator
 
 from gateway import keys
+from gateway.catalog.keys import PRODUCTS
 from gateway.docs.openapi import operation
+from gateway.http.responses import Out
 from gateway.http.validation import Body, parse_body
 from gateway.identity.auth import authenticate
-from gateway.identity.schemas import Out
 from gateway.runtime import commands
 from gateway.runtime.commands import new_deadline
 from streams.errors import Forbidden, NotFound
@@ -72,7 +73,7 @@ async def change_stock(request: web.Request) -> web.Response:
     principal.require("products:write")
     product_id = request.match_info["id"]
     body = await parse_body(request, StockBody)
-    seller_id = await request.app[keys.PRODUCTS].seller_of(product_id)
+    seller_id = await request.app[PRODUCTS].seller_of(product_id)
     if seller_id is None:
         raise NotFound("no such product")
     if seller_id != principal.user_id and not principal.is_admin:

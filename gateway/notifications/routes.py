@@ -11,9 +11,10 @@ from pydantic import BaseModel
 from gateway import keys
 from gateway.docs.openapi import operation
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
+from gateway.http.responses import Out, PaginationOut
 from gateway.http.validation import query_flag
 from gateway.identity.auth import authenticate
-from gateway.identity.schemas import Out
+from gateway.notifications.keys import NOTIFICATIONS
 from gateway.runtime import commands
 from gateway.runtime.commands import new_deadline
 from stores.notifications import Notification
@@ -37,14 +38,6 @@ class NotificationOut(Out):
     body: str
     read: bool
     created_at: str
-
-
-class PaginationOut(Out):
-    """Where the next page starts."""
-
-    limit: int
-    has_more: bool
-    next_cursor: str | None
 
 
 class UnreadCountOut(Out):
@@ -86,7 +79,7 @@ async def list_notifications(request: web.Request) -> web.Response:
             raise InvalidCursor("the cursor is not valid; start again without one")
         after = (page.after[0], str(page.after[1]))
     unread = query_flag(request, "unread")
-    rows = await request.app[keys.NOTIFICATIONS].page(
+    rows = await request.app[NOTIFICATIONS].page(
         principal.user_id, limit=page.fetch, unread_only=unread, after=after
     )
     return web.json_response(
@@ -110,7 +103,7 @@ async def list_notifications(request: web.Request) -> web.Response:
 async def unread_count(request: web.Request) -> web.Response:
     """Counted in the read model, the same documents the pushed count is counted from."""
     principal = authenticate(request, request.app[keys.TOKENS])
-    unread = await request.app[keys.NOTIFICATIONS].unread_count(principal.user_id)
+    unread = await request.app[NOTIFICATIONS].unread_count(principal.user_id)
     return web.json_response({"unread": unread})
 
 

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from config import Settings
 from gateway import keys
+from gateway.ops.keys import READINESS
 from stores.heartbeats import WorkerHeartbeats
 from streams.topics import spec as topic_spec
 from streams.topics import worker_sources
@@ -133,7 +134,7 @@ async def live(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     """GET /health/ready: 200 only when every dependency answers and a worker consumes."""
-    is_ready, checks = await request.app[keys.READINESS].check(request.app)
+    is_ready, checks = await request.app[READINESS].check(request.app)
     body = {"status": "ready" if is_ready else "unavailable", "checks": checks}
     headers = {} if is_ready else {"Retry-After": "2"}
     return web.Response(
@@ -159,7 +160,7 @@ async def readiness_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         await offsets.start()
         try:
-            app[keys.READINESS] = Readiness(settings, admin, offsets)
+            app[READINESS] = Readiness(settings, admin, offsets)
             yield
         finally:
             await offsets.stop()

@@ -8,6 +8,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from gateway import keys
 from gateway.http.request_stats import RequestStats
+from gateway.push.keys import PUSH_HUB
 
 
 class Metrics:
@@ -43,7 +44,7 @@ class Metrics:
 async def metrics_handler(request: web.Request) -> web.Response:
     """GET /metrics in the Prometheus text format."""
     metrics = request.app[keys.METRICS]
-    hub = request.app.get(keys.PUSH_HUB)
+    hub = request.app.get(PUSH_HUB)
     if hub is not None:
         stats = hub.stats()
         metrics.push_connections.set(stats.get("connections", 0))

@@ -13,11 +13,12 @@ from aiohttp import web
 from gateway import keys
 from gateway.docs.openapi import operation
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
+from gateway.http.responses import Out, PaginationOut
 from gateway.http.validation import query_flag
 from gateway.identity.auth import Principal, require_scope
-from gateway.identity.schemas import Out
+from gateway.orders.keys import ORDERS
 from gateway.orders.ordering import request_saga
-from gateway.orders.schemas import OrderAcceptedOut, OrderOut, PaginationOut
+from gateway.orders.schemas import OrderAcceptedOut, OrderOut
 from gateway.runtime.commands import new_deadline
 from stores.orders import order_json, stuck_reason
 from streams.envelope import format_time, utcnow
@@ -81,7 +82,7 @@ async def admin_list_orders(request: web.Request) -> web.Response:
     stuck = query_flag(request, "stuck")
     page = page_request(request, arity=2)
     now = utcnow()
-    rows = await request.app[keys.ORDERS].admin_page(
+    rows = await request.app[ORDERS].admin_page(
         limit=page.fetch, stuck_at=now if stuck else None, after=page.after)
 
     def render(doc: dict[str, object]) -> dict[str, object]:
@@ -117,7 +118,7 @@ async def admin_retry_order(request: web.Request) -> web.Response:
     """Send ``order.retry_requested`` and wait for the saga's answer."""
     principal = _admin(request)
     app = request.app
-    doc = await app[keys.ORDERS].get(request.match_info["id"])
+    doc = await app[ORDERS].get(request.match_info["id"])
     if doc is None:
         raise NotFound("no such order")
     if stuck_reason(doc, utcnow()) is None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import keys
 from gateway.identity.auth import Principal
+from gateway.orders.keys import ORDERS
 from gateway.push.channels import OrderAccess
 from gateway.runtime import commands
 from stores.product_lookup import ProductLookup
@@ -68,7 +68,7 @@ def order_access(app: web.Application) -> OrderAccess:
     """The push hook: a buyer or a seller of the order may follow ``order:{id}``."""
 
     async def may_follow(principal: Principal, order_id: str) -> bool:
-        parties = await app[keys.ORDERS].parties(order_id)
+        parties = await app[ORDERS].parties(order_id)
         if parties is None:
             return False
         buyer, sellers = parties
@@ -81,7 +81,7 @@ async def visible_order(
     request: web.Request, principal: Principal, order_id: str
 ) -> dict[str, Any]:
     """The order document if the caller is its buyer, one of its sellers, or an admin; else 404."""
-    doc = await request.app[keys.ORDERS].get(order_id)
+    doc = await request.app[ORDERS].get(order_id)
     if doc is None or not (
         principal.is_admin or doc["buyerId"] == principal.user_id
         or principal.user_id in doc.get("sellerIds", [])

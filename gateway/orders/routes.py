@@ -13,6 +13,7 @@ from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
 from gateway.http.validation import parse_body
 from gateway.identity.auth import require_scope
 from gateway.orders.idempotency import HEADER, body_hash, idempotency_key
+from gateway.orders.keys import IDEMPOTENCY, ORDER_PRODUCTS, ORDERS
 from gateway.orders.ordering import price, request_saga, visible_order
 from gateway.orders.schemas import OrderAcceptedOut, OrderBody, OrderOut, OrderPageOut
 from gateway.runtime.commands import new_deadline
@@ -57,10 +58,10 @@ async def place(request: web.Request) -> web.Response:
     body = await parse_body(request, OrderBody)
     app = request.app
     lines, total, currency = await price(
-        app[keys.ORDER_PRODUCTS], [(item.product_id, item.quantity) for item in body.items]
+        app[ORDER_PRODUCTS], [(item.product_id, item.quantity) for item in body.items]
     )
     # Claimed after validation, so a refused body does not burn the key.
-    order_id = await app[keys.IDEMPOTENCY].claim(
+    order_id = await app[IDEMPOTENCY].claim(
         principal.user_id, key, body_hash(body.model_dump(mode="json")), str(uuid.uuid4())
     )
     result = await request_saga(request, OrderRequested(
@@ -112,7 +113,7 @@ async def list_orders(request: web.Request) -> web.Response:
     if errors:
         raise InvalidInput("the query has invalid parameters", errors=errors)
     page = page_request(request, arity=2)
-    rows = await request.app[keys.ORDERS].page(
+    rows = await request.app[ORDERS].page(
         principal.user_id, role="seller" if role == "seller" else "buyer", limit=page.fetch,
         status=status, after=page.after,
     )

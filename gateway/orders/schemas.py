@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from gateway.http.responses import Out, PaginationOut
 from gateway.http.validation import Body
-from gateway.identity.schemas import Out
 
 
 class OrderItemBody(Body):
@@ -68,14 +68,6 @@ class OrderOut(Out):
     history: list[HistoryOut]
     created_at: str
     updated_at: str
-
-
-class PaginationOut(Out):
-    """Cursor pagination."""
-
-    limit: int
-    has_more: bool
-    next_cursor: str | None = None
 
 
 class OrderPageOut(Out):

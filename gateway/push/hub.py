@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from config import Settings
 from gateway.http.revocation import Revocations
 from gateway.identity.auth import Principal
-from gateway.keys import PUSH_HUB, REVOCATIONS, SETTINGS
+from gateway.keys import REVOCATIONS, SETTINGS
 from gateway.push.channels import Channel, OrderAccess, admins_only, authorize
 from gateway.push.connection import (
     CLOSE_GOING_AWAY,
@@ -33,6 +33,7 @@ from gateway.push.connection import (
     PushStats,
 )
 from gateway.push.events import ReplayBatch, error_frame, to_event
+from gateway.push.keys import PUSH_HUB
 from gateway.push.positions import partition_for
 from gateway.push.replay import KafkaReplayer, Replayer
 from gateway.push.stream_expiry import CHECK_SECONDS, CLOSE_SESSION_ENDED, ended, session_end

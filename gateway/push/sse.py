@@ -24,10 +24,11 @@ from aiohttp import web
 
 from gateway.http.edge import prepare
 from gateway.identity.auth import authenticate
-from gateway.keys import PUSH_HUB, SETTINGS, TOKENS
+from gateway.keys import SETTINGS, TOKENS
 from gateway.push.connection import Connection
 from gateway.push.events import Control, PushEvent
 from gateway.push.hub import MAX_SUBSCRIPTIONS, PushHub
+from gateway.push.keys import PUSH_HUB
 from gateway.push.positions import Vector, format_vector, parse_vector
 from streams.errors import InvalidInput
 

@@ -17,11 +17,12 @@ from aiohttp import WSMsgType, web
 
 from gateway.http.edge import prepare
 from gateway.identity.auth import authenticate
-from gateway.keys import PUSH_HUB, TOKENS
+from gateway.keys import TOKENS
 from gateway.push.channels import parse_channel
 from gateway.push.connection import Connection
 from gateway.push.events import Control, PushEvent, error_frame
 from gateway.push.hub import PushHub
+from gateway.push.keys import PUSH_HUB
 from gateway.push.positions import is_earliest, parse_position
 from streams.errors import MercatoError
 

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from config import Settings
 from gateway.identity.auth import TokenService, key_id
-from gateway.keys import PUSH_HUB
+from gateway.push.keys import PUSH_HUB
 from gateway.push.stream_expiry import CLOSE_SESSION_ENDED
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics

@@ -19,9 +19,9 @@ import pytest
 from aiohttp import ClientResponse
 
 from config import Settings
-from gateway import keys
 from gateway.app import create_app
 from gateway.docs.openapi import build_openapi
+from gateway.identity import keys
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import make_settings

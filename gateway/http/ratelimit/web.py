@@ -14,8 +14,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from config import Settings
-from gateway import keys
 from gateway.http import problems
+from gateway.http.keys import RATE_DECISION
 from gateway.http.ratelimit.buckets import SharedBuckets
 from gateway.http.ratelimit.identity import ClientIdentity
 from gateway.http.ratelimit.limiter import Decision, RateLimiter
@@ -85,7 +85,7 @@ async def charge(
     limiter = limits.limiter
     key = limiter.bucket_key(policy, limits.identity.key(request, policy, caller))
     decision = await limiter.charge(policy, key, cost)
-    request[keys.RATE_DECISION] = decision
+    request[RATE_DECISION] = decision
     return decision
 
 

@@ -1,0 +1,14 @@
+"""State of the catalog domain: the products and reviews read models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from stores.products import ProductRepository
+    from stores.reviews import ReviewRepository
+
+PRODUCTS: web.AppKey[ProductRepository] = web.AppKey("products")
+REVIEWS: web.AppKey[ReviewRepository] = web.AppKey("reviews")
