@@ -1,7 +1,7 @@
 """A gateway domain declared once: its wiring, its resources and its routes.
 
 ``gateway.app`` installs one list of these; a domain package exports its own
-(``gateway/<domain>/__init__.py``) next to the keys it owns (``keys.py``).
+(``gateway/<domain>/install.py``) next to the keys it owns (``keys.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """POST /v1/analytics/events: client events (views, searches, checkouts, pages) to ``analytics``.
 
 Anyone may send them: a signed-in caller is recorded as the user, an anonymous one must
-name a ``sessionId``. The limiter's ``events`` class applies (gateway/ratelimit), one
+name a ``sessionId``. The limiter's ``events`` class applies (gateway/http/ratelimit), one
 token per event: a batch of 100 costs what 100 single events do.
 
 Event time is the client's ``at`` but never later than now: a client clock ahead of ours

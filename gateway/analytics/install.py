@@ -1,4 +1,4 @@
-"""The analytics domain as the gateway installs it: its wiring, resources and routes."""
+"""Analytics as the gateway installs it: the events route, the dashboard and reports routes."""
 
 from __future__ import annotations
 

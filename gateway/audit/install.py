@@ -1,4 +1,4 @@
-"""The audit domain as the gateway installs it: its wiring, resources and routes."""
+"""The audit log as the gateway installs it: its read model and routes."""
 
 from __future__ import annotations
 

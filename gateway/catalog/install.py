@@ -1,4 +1,4 @@
-"""The catalog domain as the gateway installs it: its wiring, resources and routes."""
+"""The catalog as the gateway installs it: read models, product ownership for files, routes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The docs domain as the gateway installs it: its wiring, resources and routes."""
+"""The published descriptions as the gateway installs them: their routes and the live page."""
 
 from __future__ import annotations
 

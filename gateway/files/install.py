@@ -1,4 +1,4 @@
-"""The files domain as the gateway installs it: its wiring, resources and routes."""
+"""Files as the gateway installs them: repositories, GridFS content, upload reservations, routes."""
 
 from __future__ import annotations
 

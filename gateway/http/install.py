@@ -1,4 +1,4 @@
-"""The http domain as the gateway installs it: its wiring, resources and routes."""
+"""The edge as the gateway installs it: its middleware, rate limits and the revocations it reads."""
 
 from __future__ import annotations
 

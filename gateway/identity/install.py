@@ -1,4 +1,4 @@
-"""The identity domain as the gateway installs it: its wiring, resources and routes."""
+"""Identity as the gateway installs it: tokens, accounts and credentials, in two route groups."""
 
 from __future__ import annotations
 

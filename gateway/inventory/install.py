@@ -1,4 +1,4 @@
-"""The inventory domain as the gateway installs it: its wiring, resources and routes."""
+"""Stock as the gateway installs it: its route (the inventory agent keeps the levels)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The notifications domain as the gateway installs it: its wiring, resources and routes."""
+"""Notifications as the gateway installs them: their read model and routes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ops domain as the gateway installs it: its wiring, resources and routes."""
+"""The operators' probes as the gateway installs them: readiness clients, health and metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The orders domain as the gateway installs it: its wiring, resources and routes."""
+"""Orders as the gateway installs them: read model, pricing lookup, idempotency records, routes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The runtime domain as the gateway installs it: its wiring, resources and routes."""
+"""The runtime as the gateway installs it: MongoDB, Redis, Kafka and the command bus, background."""
 
 from __future__ import annotations
 
