@@ -143,6 +143,7 @@ def _instant(request: web.Request, name: str, default: datetime) -> datetime:
         422: ("Invalid parameters (VALIDATION_ERROR): from, to, groupBy or sellerId, named",
               None),
     },
+    content={200: {"text/csv": {}}},
 )
 async def reports(request: web.Request) -> web.Response:
     """Sum the closed minute windows of the caller's scope(s) in the range (as the

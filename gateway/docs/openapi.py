@@ -33,6 +33,11 @@ class Operation:
     headers: Mapping[int, Mapping[str, dict[str, Any]]] = dataclasses.field(
         default_factory=dict
     )
+    # Media types by status besides the JSON model's, e.g. {200: {"text/csv": {}}}: a
+    # download or a CSV rendering, which a body model cannot describe.
+    content: Mapping[int, Mapping[str, dict[str, Any]]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 def operation(
@@ -45,6 +50,7 @@ def operation(
     parameters: tuple[dict[str, Any], ...] = (),
     body_media: str = "application/json",
     headers: Mapping[int, Mapping[str, dict[str, Any]]] | None = None,
+    content: Mapping[int, Mapping[str, dict[str, Any]]] | None = None,
 ) -> Callable[[H], H]:
     """Attach an ``Operation`` to a handler."""
 
@@ -53,7 +59,8 @@ def operation(
             handler,
             OPERATION_ATTR,
             Operation(
-                summary, tags, body, responses, auth, parameters, body_media, headers or {}
+                summary, tags, body, responses, auth, parameters, body_media, headers or {},
+                content or {},
             ),
         )
         return handler
@@ -210,6 +217,8 @@ def build_openapi(app: web.Application, *, title: str, version: str) -> dict[str
                 response["content"] = {
                     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                 }
+            if extra := op.content.get(status):
+                response["content"] = {**response.get("content", {}), **extra}
             item["responses"][str(status)] = response
         paths.setdefault(path, {})[route.method.lower()] = item
     return {

@@ -38,11 +38,13 @@ CONTENT_RESPONSES: dict[int, tuple[str, None]] = {
     404: ("No such file, or not yours to see", None),
     416: ("The range selects no byte; Content-Range: bytes */size", None),
 }
+# The bytes go out with the type stored at upload, whatever it is.
+CONTENT_MEDIA: dict[int, dict[str, dict[str, str]]] = {200: {"*/*": {}}, 206: {"*/*": {}}}
 
 
 @routes.get("/v1/files/{id}/content")
 @operation("Download a file's content", tags=("files",), auth=True, parameters=CONDITIONAL,
-           responses=CONTENT_RESPONSES)
+           responses=CONTENT_RESPONSES, content=CONTENT_MEDIA)
 async def file_content(request: web.Request) -> web.StreamResponse:
     """Stream the original bytes to a reader."""
     principal = caller(request)
@@ -61,7 +63,7 @@ async def file_content(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/v1/files/{id}/variants/{name}/content")
 @operation("Download a variant's content (e.g. the thumbnail)", tags=("files",), auth=True,
-           parameters=CONDITIONAL, responses=CONTENT_RESPONSES)
+           parameters=CONDITIONAL, responses=CONTENT_RESPONSES, content=CONTENT_MEDIA)
 async def variant_content(request: web.Request) -> web.StreamResponse:
     """Stream a variant's bytes to anyone who may read the original."""
     principal = caller(request)

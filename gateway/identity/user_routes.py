@@ -24,7 +24,12 @@ routes = web.RouteTableDef()
     "The caller's profile",
     tags=("users",),
     auth=True,
-    responses={200: ("Profile", UserOut), 401: ("Not signed in", None)},
+    responses={
+        200: ("Profile", UserOut),
+        401: ("Not signed in", None),
+        # A valid token can outlive its account (NOT_FOUND).
+        404: ("This account no longer exists", None),
+    },
 )
 async def me(request: web.Request) -> web.Response:
     """Return the signed-in user's profile."""
