@@ -8,7 +8,7 @@ Starts an embedded stack (broker, MongoDB-protocol server, Redis), ``mercato wor
 
 1. **Throughput.** ``--events`` ``product.viewed`` events (``--sessions`` sessions, the
    seeded products) are produced straight onto ``analytics`` in the envelope the gateway
-   publishes (``gateway/routes/analytics_events.py``; the gateway is left out so that the
+   publishes (``gateway/analytics/event_routes.py``; the gateway is left out so that the
    agents alone are measured, as the naive agent is fed by a plain producer too). Each
    yields two facts (the marketplace and the seller), published a batch at a time as one
    ``analytics.facts`` record per scope. Rate = first send -> the last fact

@@ -11,7 +11,7 @@ from typing import TextIO
 import orjson
 
 PROBLEM_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
-# The first line of a record in either format of gateway/logs.py: text or JSON.
+# The first line of a record in either format of gateway/http/logs.py: text or JSON.
 _TEXT_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (?P<level>[A-Z]+) ")
 _CRASH = "Traceback (most recent call last):"
 

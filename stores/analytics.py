@@ -6,7 +6,7 @@ revision never replaced by an older one; the snapshot of a scope is replaced who
 Reports read the coarsest windows that tile their range (:func:`tiles`). Every window of
 a size holds the additive metrics of the minutes it spans, so the sums are those of the
 minute windows; only the day windows carry distinct counts (``viewers``, ``activeUsers``),
-which reports leave out (``gateway.analytics_reports``).
+which reports leave out (``gateway.analytics.reports``).
 """
 
 from __future__ import annotations

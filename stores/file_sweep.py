@@ -1,7 +1,7 @@
 """File content that nothing refers to: left by a gateway that died mid-upload.
 
 An upload writes its chunks, then its ``fs.files`` document, then marks it *announced*,
-then publishes ``file.uploaded`` (``gateway/routes/file_upload.py``). A gateway that dies
+then publishes ``file.uploaded`` (``gateway/files/upload_routes.py``). A gateway that dies
 before the mark leaves bytes no event will ever name; one that dies mid-stream leaves
 chunks without an ``fs.files`` document. Only those are removed, once older than
 ``GRACE``:

@@ -1,7 +1,7 @@
 """Domain errors: one root, stable codes, no HTTP knowledge.
 
 Stores, agents and the gateway's handlers raise these; the gateway maps each
-class to an HTTP status in exactly one place (``gateway.problems``).
+class to an HTTP status in exactly one place (``gateway.http.problems``).
 """
 
 from __future__ import annotations

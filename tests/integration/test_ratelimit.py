@@ -109,6 +109,6 @@ async def test_two_gateway_processes_share_one_bucket(
                 assert response.status in (401, 429)
                 read_ok += response.status == 401
         # Leased policy: never above the bucket; below it by at most one lease per instance
-        # (documented in gateway/ratelimit/limiter.py). 1/3600 refills nothing meanwhile.
+        # (documented in gateway/http/ratelimit/limiter.py). 1/3600 refills nothing meanwhile.
         lease = max(1, 20 // 8)
         assert 20 - 2 * lease <= read_ok <= 20

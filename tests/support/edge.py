@@ -9,7 +9,7 @@ from gateway.http.edge import Edge
 
 
 def edge_app(settings: Settings | None = None) -> web.Application:
-    """An empty application whose requests go through ``gateway.edge.Edge``."""
+    """An empty application whose requests go through ``gateway.http.edge.Edge``."""
     app = web.Application()
     Edge(settings or Settings()).install(app)
     return app

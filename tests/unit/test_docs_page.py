@@ -124,7 +124,7 @@ async def test_only_the_page_s_swagger_files_are_served(name: str) -> None:
 
 
 def test_pinned_hashes_match_the_installed_swagger_ui() -> None:
-    # Fails when the package is upgraded without updating gateway/docs.py (or is tampered with).
+    # Fails when the package is upgraded without updating gateway/docs/pages.py (or tampered with).
     folder = files("swagger_ui_bundle") / f"vendor/swagger-ui-{SWAGGER_UI_VERSION}"
     for name, integrity in SWAGGER_UI_FILES.items():
         assert _sri((folder / name).read_bytes()) == integrity, name

@@ -41,7 +41,7 @@ def test_handlers_that_stream_prepare_through_the_edge() -> None:
                 and node.func.attr == "prepare"
             ):
                 offenders.append(f"{path.relative_to(GATEWAY)}:{node.lineno}")
-    assert offenders == [], "use gateway.edge.prepare(request, response)"
+    assert offenders == [], "use gateway.http.edge.prepare(request, response)"
 
 
 class _NoRedis:
