@@ -13,7 +13,7 @@ import functools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, Protocol, cast, overload
 
 import faust
 import faust.streams
@@ -25,7 +25,20 @@ from config import Settings
 from streams.topics import spec as topic_spec
 
 log = logging.getLogger(__name__)
-Handler = Callable[..., Awaitable[object]]
+
+
+class RecordHandler(Protocol):
+    """A decider's ``handle``: one raw record in, an outcome to log out."""
+
+    def __call__(self, raw: bytes, /) -> Awaitable[object]: ...
+
+
+class OffsetHandler(Protocol):
+    """A projection's ``handle``, also told the record's offset (``pass_offset=True``)."""
+
+    def __call__(self, raw: bytes, /, *, offset: int) -> Awaitable[object]: ...
+
+
 # A domain's agents by name, as its ``install(app, settings, effects)`` returns them.
 Agents = dict[str, Any]
 # Records of one partition in flight at once for agents keyed like their state (the order
@@ -53,13 +66,43 @@ def source_table(app: faust.App, name: str, *, topic: str, help: str) -> Any:
     return app.Table(name, partitions=topic_spec(topic).partitions, key_type=str, help=help)
 
 
+# The overloads pair the flag with the handler's shape, so a handler whose signature does
+# not fit (``handle(envelope, *, now)``) fails mypy instead of raising TypeError per record.
+@overload
 def guarded_agent(
     app: faust.App,
     *,
     name: str,
     topic: Any,
     effects: Effects,
-    handle: Handler,
+    handle: RecordHandler,
+    pass_offset: Literal[False] = False,
+    keys_in_flight: int = 1,
+    **agent_options: Any,
+) -> Any: ...
+
+
+@overload
+def guarded_agent(
+    app: faust.App,
+    *,
+    name: str,
+    topic: Any,
+    effects: Effects,
+    handle: OffsetHandler,
+    pass_offset: Literal[True],
+    keys_in_flight: int = 1,
+    **agent_options: Any,
+) -> Any: ...
+
+
+def guarded_agent(
+    app: faust.App,
+    *,
+    name: str,
+    topic: Any,
+    effects: Effects,
+    handle: RecordHandler | OffsetHandler,
     pass_offset: bool = False,
     keys_in_flight: int = 1,
     **agent_options: Any,
@@ -74,7 +117,11 @@ def guarded_agent(
     async def one(message: Any) -> None:
         async def process(value: bytes = message.value, offset: int = message.offset) -> None:
             async with acks_awaited_at_end():
-                outcome = await (handle(value, offset=offset) if pass_offset else handle(value))
+                # The overloads guarantee ``handle`` has the shape ``pass_offset`` says.
+                if pass_offset:
+                    outcome = await cast(OffsetHandler, handle)(value, offset=offset)
+                else:
+                    outcome = await cast(RecordHandler, handle)(value)
             log.debug("%s: %s", name, outcome)
 
         await guarded(
