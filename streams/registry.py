@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from streams.commands import CommandSpec
 from streams.topics import spec as topic_spec
 
 M = TypeVar("M", bound=type[BaseModel])
@@ -54,6 +55,14 @@ class Payload(BaseModel):
         return str(getattr(self, spec.key_field))
 
 
+class Command(Payload):
+    """A payload an agent answers over ``replies``; its ``@event`` names what it may answer.
+
+    ``CommandBus.ask`` takes only these, so mypy refuses to wait on a payload nobody
+    answers, and ``event`` refuses at import a command registered without ``answers``.
+    """
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class EventSpec:
     """A registered event type."""
@@ -66,6 +75,8 @@ class EventSpec:
     key: str
     # The payload attribute whose camelCase name is ``key``, when ``key`` names one.
     key_field: str | None = None
+    # What an agent may answer, for a command the gateway waits on (a ``Command``).
+    answers: CommandSpec | None = None
 
     @property
     def internal(self) -> bool:
@@ -77,12 +88,30 @@ _BY_TYPE: dict[tuple[str, int], EventSpec] = {}
 _BY_MODEL: dict[type[BaseModel], EventSpec] = {}
 
 
-def event(type_: str, *, version: int = 1, topic: str, key: str, summary: str) -> Callable[[M], M]:
-    """Register a payload model as event ``type_`` v``version`` on ``topic``."""
+def event(
+    type_: str,
+    *,
+    version: int = 1,
+    topic: str,
+    key: str,
+    summary: str,
+    answers: CommandSpec | None = None,
+) -> Callable[[M], M]:
+    """Register a payload model as event ``type_`` v``version`` on ``topic``.
+
+    ``answers``: the refusals an agent may answer, given exactly when the model is a
+    ``Command`` (one the gateway waits on), so a command can never lack them.
+    """
 
     def register(model: M) -> M:
         topic_spec(topic)  # fail at import on an unknown topic name
-        spec = EventSpec(type_, version, topic, model, summary, key, _field_named(model, key))
+        if issubclass(model, Command) != (answers is not None):
+            raise TypeError(
+                f"event {type_}: a Command declares answers=..., and only a Command does"
+            )
+        spec = EventSpec(
+            type_, version, topic, model, summary, key, _field_named(model, key), answers
+        )
         if (type_, version) in _BY_TYPE:
             raise ValueError(f"event {type_} v{version} is registered twice")
         _BY_TYPE[(type_, version)] = spec
@@ -116,3 +145,18 @@ def all_specs() -> Iterator[EventSpec]:
     import streams.events  # noqa: F401  (registers the catalogue of events)
 
     yield from sorted(_BY_TYPE.values(), key=lambda s: (s.topic, s.type, s.version))
+
+
+def command_spec(model: type[BaseModel]) -> CommandSpec:
+    """What command ``model``'s agent may refuse; a payload nobody answers is not a command."""
+    answers = _BY_MODEL[model].answers if model in _BY_MODEL else None
+    if answers is None:
+        raise KeyError(f"{model.__name__} is not a command a gateway waits on")
+    return answers
+
+
+def answered_models() -> Mapping[type[BaseModel], CommandSpec]:
+    """Every command a gateway waits on, with its spec."""
+    import streams.events  # noqa: F401  (registers the catalogue of events)
+
+    return {spec.model: spec.answers for spec in _BY_TYPE.values() if spec.answers is not None}

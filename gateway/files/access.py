@@ -17,7 +17,7 @@ from gateway.identity.auth import Principal, authenticate
 from gateway.runtime import commands
 from stores.files import FileMeta
 from streams.errors import Forbidden, NotFound
-from streams.registry import Payload
+from streams.registry import Command, Payload
 
 FILES_SCOPE = "files"
 
@@ -55,7 +55,7 @@ async def managed(request: web.Request, principal: Principal, file_id: str) -> F
     return meta
 
 
-async def publish_and_wait(request: web.Request, payload: Payload) -> dict[str, Any]:
+async def publish_and_wait(request: web.Request, payload: Command) -> dict[str, Any]:
     """Publish a file fact and wait (bounded) until the files agent has projected it."""
     return await commands.ask(request, payload)
 

@@ -31,12 +31,11 @@ from aiokafka.errors import KafkaError
 
 from config import Settings
 from gateway import keys
-from streams.commands import command_spec
 from streams.envelope import Envelope, EnvelopeError, new_event, utcnow
 from streams.errors import Unavailable
 from streams.events.commands import CommandAnswered
 from streams.kafka_compat import wake
-from streams.registry import Payload, spec_for_model
+from streams.registry import Command, Payload, command_spec, spec_for_model
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class CommandBus:
         self.answered = 0
         self.timed_out = 0
 
-    async def ask(self, payload: Payload, *, correlation_id: str | None) -> dict[str, Any]:
+    async def ask(self, payload: Command, *, correlation_id: str | None) -> dict[str, Any]:
         """Send ``payload`` and wait for the agent: its result, or the rejection's domain error.
 
         ``correlation_id`` (a client's ``X-Request-ID``) only ties events together in logs;
@@ -207,7 +206,7 @@ def _log_failure(event: Envelope, delivery: asyncio.Future[Any]) -> None:
         log.error("%s %s not delivered: %r", event.type, event.id, delivery.exception())
 
 
-async def ask(request: web.Request, payload: Payload) -> dict[str, Any]:
+async def ask(request: web.Request, payload: Command) -> dict[str, Any]:
     """``CommandBus.ask`` on behalf of ``request``, correlated by its request id."""
     return await request.app[keys.COMMANDS].ask(payload, correlation_id=request[keys.REQUEST_ID])
 

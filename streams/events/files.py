@@ -12,9 +12,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from streams.commands import FILES
 from streams.events.audit import KEY as AUDIT_KEY
 from streams.events.audit import AuditRecord
-from streams.registry import Payload, event
+from streams.registry import Command, Payload, event
 
 GrantSource = Literal["owner", "admin", "purchase"]
 ProcessingStatus = Literal["done", "failed"]
@@ -25,8 +26,9 @@ ProcessingStatus = Literal["done", "failed"]
     topic="files",
     key="fileId",
     summary="A file's bytes are stored; its metadata is to be projected by the files agent.",
+    answers=FILES,
 )
-class FileUploaded(Payload):
+class FileUploaded(Command):
     """Public: a new file exists (content already in GridFS under ``fileId``)."""
 
     file_id: str
@@ -62,8 +64,9 @@ class FileDownloaded(Payload):
     topic="files",
     key="fileId",
     summary="A file was deleted: metadata is soft-deleted and the content removed.",
+    answers=FILES,
 )
-class FileDeleted(Payload):
+class FileDeleted(Command):
     """Public: the file is gone for everyone."""
 
     file_id: str
@@ -77,8 +80,9 @@ class FileDeleted(Payload):
     topic="files",
     key="fileId",
     summary="A user may now read a file (granted by its owner, an admin, or a purchase).",
+    answers=FILES,
 )
-class FilePermissionGranted(Payload):
+class FilePermissionGranted(Command):
     """Public: ``source`` says why; the order saga grants with ``purchase``."""
 
     file_id: str
@@ -95,8 +99,9 @@ class FilePermissionGranted(Payload):
     topic="files",
     key="fileId",
     summary="A user may no longer read a file.",
+    answers=FILES,
 )
-class FilePermissionRevoked(Payload):
+class FilePermissionRevoked(Command):
     """Public: takes effect for the next request once projected."""
 
     file_id: str

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from streams.registry import Payload, Timestamp, event
+from streams.commands import STOCK
+from streams.registry import Command, Payload, Timestamp, event
 
 COMMANDS = "inventory-commands"
 
@@ -32,8 +33,9 @@ class ReleaseRequested(Payload):
 
 
 @event("inventory.adjust_requested", topic=COMMANDS, key="productId",
-       summary="A seller or admin changes a product's stock (PATCH /v1/products/{id}/stock).")
-class AdjustRequested(Payload):
+       summary="A seller or admin changes a product's stock (PATCH /v1/products/{id}/stock).",
+       answers=STOCK)
+class AdjustRequested(Command):
     """Gateway → inventory (request/reply); the stock never goes negative."""
 
     product_id: str

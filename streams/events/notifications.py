@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from streams.registry import Payload, Timestamp, event
+from streams.commands import NOTIFICATIONS
+from streams.registry import Command, Payload, Timestamp, event
 
 # One per kind of message; the in-app text of each is in agents/notifications/templates.py.
 Template = Literal[
@@ -45,7 +46,7 @@ class MessageRequested(Payload):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class NotificationCommand(Payload):
+class NotificationCommand(Command):
     """A user's request about one of their notifications, answered through ``replies``."""
 
     user_id: str
@@ -59,6 +60,7 @@ class NotificationCommand(Payload):
     topic="outbox",
     key="userId",
     summary="A user marked one of their notifications as read.",
+    answers=NOTIFICATIONS,
 )
 class NotificationReadRequested(NotificationCommand):
     """Internal command."""
@@ -69,6 +71,7 @@ class NotificationReadRequested(NotificationCommand):
     topic="outbox",
     key="userId",
     summary="A user deleted one of their notifications.",
+    answers=NOTIFICATIONS,
 )
 class NotificationDeleteRequested(NotificationCommand):
     """Internal command."""
@@ -79,8 +82,9 @@ class NotificationDeleteRequested(NotificationCommand):
     topic="outbox",
     key="userId",
     summary="A user marked every notification they had as read.",
+    answers=NOTIFICATIONS,
 )
-class NotificationReadAllRequested(Payload):
+class NotificationReadAllRequested(Command):
     """Internal command: reads every notification created up to when the agent decides it."""
 
     user_id: str

@@ -10,15 +10,16 @@ from typing import Literal
 
 from pydantic import Field
 
+from streams.commands import CATALOG
 from streams.events.money import Amount, Currency
-from streams.registry import Payload, Timestamp, event
+from streams.registry import Command, Payload, Timestamp, event
 
 COMMANDS = "product-commands"
 ProductStatus = Literal["active", "archived"]
 ProductField = Literal["name", "description", "category", "price", "currency", "fileIds"]
 
 
-class ProductCommand(Payload):
+class ProductCommand(Command):
     """Fields every command on ``product-commands`` carries."""
 
     product_id: str = Field(description="The product the command is about (the record key).")
@@ -29,7 +30,8 @@ class ProductCommand(Payload):
 
 
 @event("product.create_requested", topic=COMMANDS, key="productId",
-       summary="A seller (or admin) asked to list a new product.")
+       summary="A seller (or admin) asked to list a new product.",
+       answers=CATALOG)
 class ProductCreateRequested(ProductCommand):
     """Internal command: the product as the seller described it."""
 
@@ -44,7 +46,8 @@ class ProductCreateRequested(ProductCommand):
 
 
 @event("product.update_requested", topic=COMMANDS, key="productId",
-       summary="The owner (or an admin) asked to change a product, given the ETag they saw.")
+       summary="The owner (or an admin) asked to change a product, given the ETag they saw.",
+       answers=CATALOG)
 class ProductUpdateRequested(ProductCommand):
     """Internal command: only the fields present change."""
 
@@ -59,7 +62,8 @@ class ProductUpdateRequested(ProductCommand):
 
 
 @event("product.archive_requested", topic=COMMANDS, key="productId",
-       summary="The owner (or an admin) asked to archive (soft-delete) a product.")
+       summary="The owner (or an admin) asked to archive (soft-delete) a product.",
+       answers=CATALOG)
 class ProductArchiveRequested(ProductCommand):
     """Internal command: archived products stay readable for existing orders."""
 
@@ -67,7 +71,8 @@ class ProductArchiveRequested(ProductCommand):
 
 
 @event("review.submit_requested", topic=COMMANDS, key="productId",
-       summary="A buyer who completed an order with the product asked to review it.")
+       summary="A buyer who completed an order with the product asked to review it.",
+       answers=CATALOG)
 class ReviewSubmitRequested(ProductCommand):
     """Internal command: the gateway has checked the purchase; the agent checks uniqueness."""
 

@@ -12,15 +12,17 @@ from typing import Literal
 
 from pydantic import Field
 
+from streams.commands import ORDERS
 from streams.events.money import Amount, Currency, OrderLine
-from streams.registry import Payload, Timestamp, event
+from streams.registry import Command, Payload, Timestamp, event
 
 TOPIC = "order-saga"
 
 
 @event("order.requested", topic=TOPIC, key="orderId",
-       summary="A buyer asked to place an order (from the gateway, with an Idempotency-Key).")
-class OrderRequested(Payload):
+       summary="A buyer asked to place an order (from the gateway, with an Idempotency-Key).",
+       answers=ORDERS)
+class OrderRequested(Command):
     """Client command: create the order and start the saga."""
 
     order_id: str
@@ -35,8 +37,9 @@ class OrderRequested(Payload):
 
 
 @event("order.cancel_requested", topic=TOPIC, key="orderId",
-       summary="A buyer (or admin) asked to cancel an order.")
-class OrderCancelRequested(Payload):
+       summary="A buyer (or admin) asked to cancel an order.",
+       answers=ORDERS)
+class OrderCancelRequested(Command):
     """Client command: cancel before delivery; refunds when already paid."""
 
     order_id: str
@@ -47,8 +50,9 @@ class OrderCancelRequested(Payload):
 
 
 @event("order.retry_requested", topic=TOPIC, key="orderId",
-       summary="An admin asked to re-drive a stuck order's current step (POST .../retry).")
-class OrderRetryRequested(Payload):
+       summary="An admin asked to re-drive a stuck order's current step (POST .../retry).",
+       answers=ORDERS)
+class OrderRetryRequested(Command):
     """Operator command: re-send what the saga waits for (same idempotency keys)."""
 
     order_id: str

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from streams.registry import Payload, Timestamp, event
+from streams.commands import REGISTRATIONS, USERS
+from streams.registry import Command, Payload, Timestamp, event
 
 Role = Literal["buyer", "seller", "admin"]
 
@@ -16,8 +17,9 @@ Role = Literal["buyer", "seller", "admin"]
     topic="registrations",
     key="normalised email",
     summary="A client asked to register; the registrations agent decides if the email is free.",
+    answers=REGISTRATIONS,
 )
-class RegistrationRequested(Payload):
+class RegistrationRequested(Command):
     """Internal command: carries the password hash, so it never leaves the internal topic."""
 
     user_id: str = Field(description="Id the account gets if the registration is accepted.")
@@ -61,7 +63,7 @@ class Address(Payload):
     country: str = Field(description="ISO 3166-1 alpha-2 country code.")
 
 
-class UserCommand(Payload):
+class UserCommand(Command):
     """Fields every command on ``user-commands`` carries."""
 
     user_id: str = Field(description="The account the command changes (the record key).")
@@ -78,6 +80,7 @@ class UserCommand(Payload):
     topic="user-commands",
     key="userId",
     summary="A user asked to change their name and/or address.",
+    answers=USERS,
 )
 class ProfileUpdateRequested(UserCommand):
     """Internal command: only the fields present change; ``clearAddress`` removes it."""
@@ -96,6 +99,7 @@ class ProfileUpdateRequested(UserCommand):
     topic="user-commands",
     key="userId",
     summary="An admin asked to replace a user's roles.",
+    answers=USERS,
 )
 class RolesChangeRequested(UserCommand):
     """Internal command: the complete new set of roles."""
@@ -111,6 +115,7 @@ PasswordChangeReason = Literal["reset", "rehash", "change"]
     topic="user-commands",
     key="userId",
     summary="A new password hash for a user (reset, rehash on login, or change).",
+    answers=USERS,
 )
 class PasswordChangeRequested(UserCommand):
     """Internal command: carries the new Argon2id hash, so it never leaves the internal topic."""
