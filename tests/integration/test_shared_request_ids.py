@@ -3,7 +3,8 @@
 X-Request-ID is the client's log correlation id. Answers used to be matched by it at
 some endpoints, so requests sharing one got each other's answers or none (503). Each
 test sends ``N`` different requests at once with the same X-Request-ID and checks that
-every one gets the answer to what it asked, through the real worker and broker.
+every one gets the answer to what it asked, through the real worker and broker, and
+declares the endpoints it covers with ``@covers``; a domain's own module may hold its test.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.support.catalog import completed_order
 from tests.support.files import bearer, mongo, upload
 from tests.support.http import worker_and_gateway
 from tests.support.orders import PASSWORD, Client, account, product, settled, stock_is
+from tests.support.shared_request_ids import covered, covers
 
 pytestmark = pytest.mark.integration
 N = 4
@@ -80,6 +82,7 @@ async def accounts(client: Client, role: str = "buyer") -> list[tuple[str, Heade
     return list(await asyncio.gather(*(account(client, role) for _ in range(N))))
 
 
+@covers("POST /v1/auth/register")
 async def test_registrations(client: Client) -> None:
     emails = [f"twin-{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(N)]
     answers = await at_once(*(
@@ -91,6 +94,7 @@ async def test_registrations(client: Client) -> None:
     assert [body["email"] for _, body in answers] == emails
 
 
+@covers("PATCH /v1/users/me")
 async def test_profile_changes(client: Client) -> None:
     users = await accounts(client)
     answers = await at_once(*(
@@ -102,6 +106,7 @@ async def test_profile_changes(client: Client) -> None:
         (user_id, f"Name {i}") for i, (user_id, _) in enumerate(users)]
 
 
+@covers("PUT /v1/users/{id}/roles")
 async def test_role_changes(client: Client, admin: Headers) -> None:
     users = await accounts(client)
     wanted = [["buyer", "seller"] if i % 2 else ["seller"] for i in range(N)]
@@ -114,6 +119,7 @@ async def test_role_changes(client: Client, admin: Headers) -> None:
         (user_id, roles) for (user_id, _), roles in zip(users, wanted, strict=True)]
 
 
+@covers("POST /v1/auth/password/reset/confirm")
 async def test_password_resets(client: Client) -> None:
     users = await accounts(client)
     emails = []
@@ -135,6 +141,12 @@ async def test_password_resets(client: Client) -> None:
         assert login.status == 200, await login.text()
 
 
+@covers(
+    "POST /v1/products",
+    "PATCH /v1/products/{product_id}",
+    "PATCH /v1/products/{id}/stock",
+    "DELETE /v1/products/{product_id}",
+)
 async def test_products_their_stock_and_archiving(client: Client) -> None:
     _, seller = await account(client, "seller")
     names = [f"Lamp {i} {uuid.uuid4().hex[:6]}" for i in range(N)]
@@ -181,6 +193,7 @@ async def test_products_their_stock_and_archiving(client: Client) -> None:
             "archived")
 
 
+@covers("POST /v1/products/{product_id}/reviews")
 async def test_reviews(client: Client, env: Settings) -> None:
     _, seller = await account(client, "seller")
     product_id = await product(client, seller, stock=5)
@@ -197,6 +210,10 @@ async def test_reviews(client: Client, env: Settings) -> None:
         (buyer_id, 1 + i, f"comment {i}") for i, (buyer_id, _) in enumerate(buyers)]
 
 
+@covers(
+    "POST /v1/orders",
+    "POST /v1/orders/{id}/cancel",
+)
 async def test_orders_and_their_cancellation(client: Client) -> None:
     _, seller = await account(client, "seller")
     product_id = await product(client, seller, stock=20)
@@ -223,6 +240,7 @@ async def test_orders_and_their_cancellation(client: Client) -> None:
     assert [body["orderId"] for _, body in cancelled] == order_ids
 
 
+@covers("POST /v1/admin/orders/{id}/retry")
 async def test_admin_retries(client: Client, env: Settings, admin: Headers) -> None:
     # Orders the read model shows stuck but the saga never saw: each retry reaches the saga,
     # and each is answered NOT_FOUND for its own order (a crossed or lost answer is a 503).
@@ -243,6 +261,12 @@ async def test_admin_retries(client: Client, env: Settings, admin: Headers) -> N
     assert [(status, body["code"]) for status, body in answers] == [(404, "NOT_FOUND")] * N
 
 
+@covers(
+    "POST /v1/files",
+    "POST /v1/files/{id}/permissions",
+    "DELETE /v1/files/{id}/permissions/{userId}",
+    "DELETE /v1/files/{id}",
+)
 async def test_files_and_their_permissions(client: Client, env: Settings) -> None:
     owner_id = f"owner-{uuid.uuid4().hex[:6]}"
     owner = bearer(env, owner_id)
@@ -283,6 +307,11 @@ async def test_files_and_their_permissions(client: Client, env: Settings) -> Non
         assert (await client.get(f"/v1/files/{file_id}", headers=owner)).status == 404
 
 
+@covers(
+    "POST /v1/notifications/{id}/read",
+    "DELETE /v1/notifications/{id}",
+    "POST /v1/notifications/read-all",
+)
 async def test_notification_changes(client: Client) -> None:
     users = await accounts(client)
     # Nobody has these notifications: each command is answered NOT_FOUND by the agent, and
@@ -300,8 +329,10 @@ async def test_notification_changes(client: Client) -> None:
 
 
 async def test_every_command_endpoint_is_covered_here(env: Settings) -> None:
-    # A new command endpoint must join this module. They are the operations whose 503 says
-    # that no worker answered (or confirmed) in time: those that wait for an agent.
+    # Every command endpoint needs a test like the ones above, declared with ``@covers``
+    # (tests/support/shared_request_ids.py) in this module or the domain's own. They are the
+    # operations whose 503 says that no worker answered (or confirmed) in time: those that
+    # wait for an agent.
     document = build_openapi(create_app(env), title="Mercato", version="1")
     waiting = sorted(
         f"{method.upper()} {path}"
@@ -310,27 +341,7 @@ async def test_every_command_endpoint_is_covered_here(env: Settings) -> None:
         if method != "get"
         and "worker" in operation["responses"].get("503", {}).get("description", "").lower()
     )
-    assert waiting == sorted(COVERED)
-
-
-COVERED = (
-    "POST /v1/auth/register",
-    "PATCH /v1/users/me",
-    "PUT /v1/users/{id}/roles",
-    "POST /v1/auth/password/reset/confirm",
-    "POST /v1/products",
-    "PATCH /v1/products/{product_id}",
-    "DELETE /v1/products/{product_id}",
-    "PATCH /v1/products/{id}/stock",
-    "POST /v1/products/{product_id}/reviews",
-    "POST /v1/orders",
-    "POST /v1/orders/{id}/cancel",
-    "POST /v1/admin/orders/{id}/retry",
-    "POST /v1/files",
-    "DELETE /v1/files/{id}",
-    "POST /v1/files/{id}/permissions",
-    "DELETE /v1/files/{id}/permissions/{userId}",
-    "POST /v1/notifications/{id}/read",
-    "DELETE /v1/notifications/{id}",
-    "POST /v1/notifications/read-all",
-)
+    declared = covered()
+    assert waiting == sorted(declared), (
+        f"no @covers test: {sorted(set(waiting) - set(declared))}; "
+        f"not a command endpoint: {sorted(set(declared) - set(waiting))}")
