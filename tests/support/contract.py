@@ -4,9 +4,12 @@
 path template, the status must be declared (exactly, by a ``2XX`` range or by ``default``),
 the content type must be one declared for that status, and a JSON body must validate
 against the declared schema (OpenAPI 3.1 schemas are JSON Schema 2020-12; ``$ref``s resolve
-against the document). Streams and downloads are held to status and content type only: their
-bodies are never read here. A mismatch raises ``AssertionError`` naming the operation, the
-status and the schema error's path, so the test that received it fails.
+against the document). The document's objects are held closed here: a field a response
+carries and its model does not list is the drift between a handler and its description that
+this check exists to catch (JSON Schema alone would let it through). Streams and downloads
+are held to status and content type only: their bodies are never read here. A mismatch
+raises ``AssertionError`` naming the operation, the status and the schema error's path, so
+the test that received it fails.
 
 Opting out is explicit and local: ``with unchecked("why"):`` around the requests that send
 deliberately undeclared things (raw paths, methods no operation has).
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import dataclasses
 import json
 import re
@@ -46,6 +50,7 @@ OUTSIDE_DOCUMENT: Mapping[str, frozenset[str]] = {
 # else (SSE, CSV, file bytes) may be a stream and is held to its content type only.
 _JSON_MEDIA = re.compile(r"^application/([\w.+-]+\+)?json$")
 _PARAM = re.compile(r"\{[^}/]+\}")
+_OPENNESS = frozenset({"additionalProperties", "unevaluatedProperties"})
 _SKIPPED: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "mercato_response_contract_skipped", default=None
 )
@@ -80,6 +85,7 @@ class ResponseContract:
 
     def load(self, document: Mapping[str, Any]) -> None:
         """Check every later response against ``document`` (an OpenAPI 3.1 description)."""
+        document = _closed(document)
         resource = Resource.from_contents(document, default_specification=DRAFT202012)
         self._registry = Registry().with_resource(_DOCUMENT_URI, resource)
         self._validators.clear()
@@ -184,6 +190,16 @@ class ResponseContract:
                 {"$ref": ref}, registry=self._registry
             )
         return self._validators[location]
+
+
+def _closed(document: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` with every component object that says nothing of other fields closed."""
+    closed = copy.deepcopy(dict(document))
+    for schema in closed.get("components", {}).get("schemas", {}).values():
+        if "properties" in schema and not _OPENNESS & set(schema):
+            # unevaluated, not additional: fields listed by an allOf/anyOf branch still count.
+            schema["unevaluatedProperties"] = False
+    return closed
 
 
 def _compile(template: str) -> re.Pattern[str]:

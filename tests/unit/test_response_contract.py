@@ -48,6 +48,7 @@ async def _thing(request: web.Request) -> web.Response:
     answers: dict[str, web.Response] = {
         "good": web.json_response({"id": "good", "size": 3}),
         "negative": web.json_response({"id": "negative", "size": -1}),
+        "extra": web.json_response({"id": "extra", "size": 1, "secret": "x"}),
         "teapot": web.json_response({"id": "teapot", "size": 1}, status=418),
         "text": web.Response(text="good"),
         "gone": web.json_response({"code": "NOT_FOUND"}, status=404,
@@ -102,6 +103,12 @@ async def test_a_schema_violation_fails_with_its_path(client: Client) -> None:
     with pytest.raises(AssertionError, match=r"#/components/schemas/Thing at \$\.size: "
                                              r"-1 is less than the minimum of 0"):
         await client.get("/things/negative")
+
+
+async def test_a_field_the_model_does_not_list_fails(client: Client) -> None:
+    with pytest.raises(AssertionError, match=r"at \$: Unevaluated properties are not allowed "
+                                             r"\('secret' was unexpected\)"):
+        await client.get("/things/extra")
 
 
 async def test_an_undeclared_content_type_fails(client: Client) -> None:
