@@ -44,9 +44,7 @@ async def reply(
         detail=detail,
         result=result or {},
     )
-    # Keyed by the command's id, whatever the registry's older "correlationId" says: the
-    # correlation id may be a client's and shared by several waiting requests.
-    await caused.emit(effects, answer, cause=command, source=source, name="answer", key=command.id)
+    await caused.emit(effects, answer, cause=command, source=source, name="answer")
 
 
 async def refuse(

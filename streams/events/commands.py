@@ -12,11 +12,13 @@ from streams.registry import Payload, Timestamp, event
 @event(
     "command.answered",
     topic="replies",
-    key="correlationId",
+    # The command's own id, minted by its sender: a correlation id may be a client's
+    # X-Request-ID, shared by several waiting requests (the crossed-answers defect).
+    key="commandId",
     summary="An agent's answer to a command that a gateway instance is waiting for.",
 )
 class CommandAnswered(Payload):
-    """Internal: the outcome of a command, routed back by correlation id."""
+    """Internal: the outcome of a command, routed back to its sender by the command's id."""
 
     command_id: str
     reply_to: str
