@@ -17,7 +17,7 @@ from agents.runtime import caused
 from agents.runtime.decisions import Decisions
 from agents.runtime.effects import Effects
 from agents.runtime.messages import request_message
-from agents.runtime.replies import refuse, reply
+from agents.runtime.replies import reply
 from stores.products import ProductRepository
 from stores.reviews import Review, ReviewRepository
 from streams.envelope import Envelope, format_time
@@ -58,20 +58,12 @@ class ReviewDecider:
                 "count": decision["count"],
             }
 
-        decided = await self._decisions.once(
+        return await self._decisions.settle(
             envelope, lambda entry: self._decide(command, entry, now),
             key=command.product_id, deadline=command.deadline, now=now, evolve=evolve,
+            reply_to=command.reply_to, apply=lambda d: self._apply(envelope, command, d),
+            applied="reviewed",
         )
-        if decided is None:
-            return "expired"
-        decision = decided.decision
-        if decision["outcome"] == "rejected":
-            await refuse(
-                self._effects, envelope, decision, reply_to=command.reply_to, source=SOURCE
-            )
-            return "rejected"
-        await self._apply(envelope, command, decision)
-        return "reviewed"
 
     async def _decide(
         self, command: ReviewSubmitRequested, entry: dict[str, Any], now: datetime

@@ -17,7 +17,7 @@ from typing import Any
 from agents.runtime import caused
 from agents.runtime.decisions import Decisions
 from agents.runtime.effects import Effects
-from agents.runtime.replies import refuse, reply
+from agents.runtime.replies import reply
 from stores.users import User
 from streams.envelope import Envelope, format_time, utcnow
 from streams.events.users import (
@@ -60,20 +60,11 @@ class UsersDecider:
             return "ignored"
         command = envelope.payload(model)
         now = now or utcnow()
-        decided = await self._decisions.once(
+        return await self._decisions.settle(
             envelope, lambda state: self._decide(command, state, now),
             key=command.user_id, deadline=command.deadline, now=now, evolve=_evolve,
+            reply_to=command.reply_to, apply=lambda d: self._apply(envelope, command, d),
         )
-        if decided is None:
-            return "expired"
-        decision = decided.decision
-        if decision["outcome"] == "rejected":
-            await refuse(
-                self._effects, envelope, decision, reply_to=command.reply_to, source=SOURCE
-            )
-            return "rejected"
-        await self._apply(envelope, command, decision)
-        return "accepted"
 
     async def _decide(
         self, command: UserCommand, state: dict[str, Any], now: datetime

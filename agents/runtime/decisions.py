@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from agents.runtime.effects import Effects
-from agents.runtime.replies import record_expired
+from agents.runtime.replies import record_expired, refuse
 from streams.envelope import Envelope
 
 Decision = dict[str, Any]
@@ -91,6 +91,38 @@ class Decisions:
         if stored is not None:
             self._table[key] = stored
         return Decided(decision, replayed=False)
+
+    async def settle(
+        self,
+        envelope: Envelope,
+        decide: Decide,
+        *,
+        key: str,
+        deadline: datetime,
+        now: datetime,
+        reply_to: str,
+        apply: Callable[[Decision], Awaitable[object]],
+        applied: str = "accepted",
+        evolve: Evolve | None = None,
+    ) -> str:
+        """Decide ``envelope``'s command once and end it the usual way; returns what happened.
+
+        Too late: recorded by :meth:`once` (``"expired"``). Refused: answered with the
+        decision's code and detail (``"rejected"``). Accepted: ``apply`` carries the
+        decision out and answers (``applied``). A redelivery ends the same way again.
+        """
+        decided = await self.once(
+            envelope, decide, key=key, deadline=deadline, now=now, evolve=evolve
+        )
+        if decided is None:
+            return "expired"
+        if decided.decision["outcome"] == "rejected":
+            await refuse(
+                self._effects, envelope, decided.decision, reply_to=reply_to, source=self._source
+            )
+            return "rejected"
+        await apply(decided.decision)
+        return applied
 
     def _entry(self, key: str) -> Entry:
         entry: Entry | None = self._table.get(key)

@@ -209,3 +209,37 @@ async def test_emit_takes_a_name_an_id_or_a_key_where_the_registry_cannot_say() 
     # "user:{userId}" is the push record's key (the channel), not a field: no guessing.
     with pytest.raises(TypeError, match="names no field"):
         caused.event(unread, cause=cause, source=SOURCE)
+
+
+async def test_settle_ends_a_command_expired_refused_or_applied_and_a_replay_the_same_way() -> None:
+    effects = RecordingEffects()
+    ledger = Decisions({}, effects, source=SOURCE, keep=8)
+    applied: list[dict[str, Any]] = []
+
+    async def apply(decision: dict[str, Any]) -> None:
+        applied.append(decision)
+
+    async def refuse_it(entry: dict[str, Any]) -> dict[str, Any]:
+        return {"outcome": "rejected", "code": "NOT_FOUND", "detail": "no such thing"}
+
+    def settle(cmd: Envelope, decide: Any, now: datetime = NOW) -> Any:
+        return ledger.settle(cmd, decide, key="u-1", deadline=DEADLINE, now=now,
+                             reply_to="gw-1", apply=apply, applied="done")
+
+    late = DEADLINE + timedelta(seconds=1)
+    assert await settle(command(1), Decider(), now=late) == "expired"
+    assert [e.type for _, e in effects.emitted] == ["command.expired"]
+
+    effects.clear()
+    refused = command(2)
+    for _ in range(2):  # a redelivery answers the same refusal again, still not applied
+        assert await settle(refused, refuse_it) == "rejected"
+    answers = effects.of("command.answered")
+    assert [(a.data["outcome"], a.data["code"]) for a in answers] == [("rejected", "NOT_FOUND")] * 2
+    assert applied == []
+
+    accepted, decide = command(3), Decider()
+    assert await settle(accepted, decide) == "done"
+    assert await settle(accepted, decide) == "done"
+    assert decide.calls == 1
+    assert applied == [{"outcome": "accepted", "call": 1, "seen": None}] * 2
