@@ -10,7 +10,12 @@ import uvloop
 from aiokafka.errors import KafkaError
 
 from agents.app import create_worker_app
-from agents.runtime.changelogs import mark_clean_exit, previous_run_crashed
+from agents.runtime.changelogs import (
+    drained,
+    mark_clean_exit,
+    previous_run_crashed,
+    repair_of,
+)
 from config import Settings
 from gateway.http.logs import setup_logging
 from streams.kafka_compat import apply_empty_fetch_backoff
@@ -47,8 +52,8 @@ def run(settings: Settings) -> None:
         _release(loop, settings, previous)
     crashed = previous_run_crashed(settings.data_dir)
     if crashed:
-        log.warning("the previous worker of this data dir did not exit cleanly: the keys "
-                    "it may have changed are re-sent to their changelogs as they are read")
+        log.warning("the previous worker of this data dir did not exit cleanly: its tables' "
+                    "local partitions are sent to their changelogs again once recovered")
     worker_app = create_worker_app(settings, client_id=client_id, repair_changelogs=crashed)
     log.info("starting worker", extra={"settings": settings.safe_dict()})
     worker = faust.Worker(
@@ -65,7 +70,9 @@ def run(settings: Settings) -> None:
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        # Only an orderly stop (the producer flushed, offsets committed) counts as clean.
-        if exc.code in (None, 0):
+        # Clean only if every table change went out (Faust's stop can return with some still
+        # buffered) and, after a crash, the changelogs were repaired (agents.runtime.changelogs).
+        repair = repair_of(worker_app.app)
+        if exc.code in (None, 0) and drained(worker_app.app) and (repair is None or repair.ran):
             mark_clean_exit(settings.data_dir)
         raise

@@ -1,40 +1,46 @@
 """Changelogs that catch up with the local tables after a worker was killed.
 
 Faust writes a table change to the local RocksDB store at once and to the table's
-changelog topic a few milliseconds later, from the producer's buffer. A worker killed in
-between (SIGKILL, the OOM killer, a power cut) leaves a local store *ahead* of its
-changelog. The records that made those changes were not committed (Faust flushes the
-producer before it commits offsets), so they are delivered again to the next run; but
-every agent recognises a record it has already applied and skips it (that is what makes
-it idempotent), so nothing writes those keys again and their changelog stays behind for
-good. The next worker to restore the table from its changelog (local state lost, or the
-partition moved to another host) gets the older value: found by the analytics crash test,
-where an order that had completed came back awaiting its charge, its deadline fired and
-the saga failed an order whose payment had been captured.
+changelog topic later, from the producer's buffer. A worker killed in between (SIGKILL,
+the OOM killer, a power cut) leaves a local store *ahead* of its changelog, and nothing
+brings the changelog level again: a record that made such a change is either delivered
+again and recognised as applied (every agent skips what it has already applied: that is
+what makes it idempotent), or was even committed already (Faust's commit flushes the
+producer's buffer only until no message has gone out for 0.1 s, so under load a commit
+can overtake a table write). The next worker to restore the table from its changelog
+(local state lost, or the partition moved to another host) gets older values: found by
+the analytics crash test, where an order that had completed came back awaiting its
+charge, its deadline fired and the saga failed an order whose payment had been captured.
 
-So a worker whose previous run in the same data dir did not exit cleanly repairs the
-changelogs. While it processes records that were already on a partition when it first
-saw that partition (the only ones the dead run can have applied), every key an agent
-reads is sent to the changelog once, as the local store holds it (a tombstone when it is
-absent: a lost deletion is repaired too). Agents read every key they write before they
-decide (to find the decision already taken), so each key the dead run changed is
-covered. The cost is one changelog record per distinct key read in that range, only after
-an unclean exit; a clean exit is marked in the data dir and costs nothing.
+So a worker whose previous run in the same data dir did not exit cleanly sends, once
+recovery of a table partition has completed and before its agents process anything,
+every key of that partition to the changelog as the local store holds it (the raw bytes
+Faust keeps, which are the bytes it sends). The local store is then the newest state
+there is (recovery has replayed onto it whatever the changelog holds beyond it), so the
+changelog's last record of every key is the truth again. It costs one changelog record
+per local key, once per unclean exit; a clean exit is marked in the data dir and costs
+nothing.
+
+Limits: a deletion lost the same way is not repaired (the key is absent locally, so there
+is nothing to send; the restored table would hold the deleted key again); and only the
+worker that owns the data dir repairs it, when it is assigned those partitions again.
 """
 
 from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import faust
-from faust.streams import current_event
 
 log = logging.getLogger(__name__)
 CLEAN_EXIT_FILE = "worker-clean-exit"
 TABLES_DIR = "worker"  # Faust's datadir inside the data dir (``agents.app.faust_settings``)
+# Let the producer drain now and then: a large table must not sit in its buffer whole.
+FLUSH_EVERY = 1000
 _REPAIRS: weakref.WeakKeyDictionary[Any, Repair] = weakref.WeakKeyDictionary()
 
 
@@ -57,54 +63,64 @@ def mark_clean_exit(data_dir: Path) -> None:
 
 
 class Repair:
-    """Which reads of one app are sent to their changelog (see the module docstring)."""
+    """Which table partitions of one app have been re-sent (see the module docstring)."""
 
     def __init__(self) -> None:
-        # Per source partition: its end offset when this run first saw it. Records from
-        # there on did not exist when the previous run died.
-        self._until: dict[Any, int] = {}
-        self._sent: set[tuple[str, Any]] = set()
+        self.done: set[tuple[str, int]] = set()
         self.sent = 0
 
-    def due(self, table: str, key: Any, message: Any, consumer: Any) -> bool:
-        """Whether reading ``key`` of ``table`` for ``message`` must repair its changelog."""
-        tp = message.tp
-        until = self._until.get(tp)
-        if until is None:
-            end = consumer.highwater(tp)
-            # Not known yet (no fetch answer recorded): repair, the safe side.
-            if isinstance(end, int) and end >= 0:
-                until = self._until[tp] = end
-        if until is not None and message.offset >= until:
-            return False
-        if (table, key) in self._sent:
-            return False
-        self._sent.add((table, key))
-        self.sent += 1
-        return True
+    @property
+    def ran(self) -> bool:
+        """Whether any partition was repaired: until then an exit must not count as clean."""
+        return bool(self.done)
+
+    async def resend(self, table: Any, partitions: Iterable[int]) -> None:
+        """Send every local key of ``table``'s ``partitions`` not yet re-sent to its changelog."""
+        store = table.data
+        # Faust's RocksDB store (private API, pinned with faust-streaming): one database per
+        # partition, raw keys and values. Other stores keep nothing across a crash.
+        if not hasattr(store, "_db_for_partition"):
+            return
+        for partition in sorted(partitions):
+            if (table.name, partition) in self.done:
+                continue
+            count = 0
+            for key, value in store._visible_items(store._db_for_partition(partition)):
+                table.send_changelog(partition, key, value,
+                                     key_serializer="raw", value_serializer="raw")
+                count += 1
+                if count % FLUSH_EVERY == 0:
+                    await table.app.producer.flush()
+            self.done.add((table.name, partition))
+            self.sent += count
+            log.info("changelog of %s[%d] repaired: %d keys sent again",
+                     table.name, partition, count)
 
 
 def arm(app: faust.App) -> Repair:
-    """Make ``app``'s tables repair their changelogs while they catch up."""
+    """Make ``app``'s tables repair their changelogs once recovered."""
     repair = _REPAIRS[app] = Repair()
     return repair
 
 
-class RepairingTable(faust.Table[Any, Any]):
-    """Faust's table, which re-sends what it reads while its app repairs."""
+def repair_of(app: faust.App) -> Repair | None:
+    """The repair ``app`` was armed with, if any."""
+    return _REPAIRS.get(app)
 
-    def on_key_get(self, key: Any) -> None:
-        super().on_key_get(key)
+
+def drained(app: faust.App) -> bool:
+    """Whether the producer's buffer is empty (no table change still waits to be sent)."""
+    try:
+        return int(app.producer.buffer.size) == 0
+    except (AttributeError, RuntimeError):  # no producer was ever started: unknown
+        return False
+
+
+class RepairingTable(faust.Table[Any, Any]):
+    """Faust's table, which re-sends its local partitions once recovered, if armed."""
+
+    async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
         repair = _REPAIRS.get(self.app)
-        if repair is None:
-            return
-        event = current_event()
-        if event is None or not repair.due(self.name, key, event.message, self.app.consumer):
-            return
-        partition = self.partition_for_key(key)
-        try:
-            value = self.data[key]
-        except KeyError:
-            self.send_changelog(partition, key, None, value_serializer="raw")
-        else:
-            self.send_changelog(partition, key, value)
+        if repair is not None:
+            await repair.resend(self, (tp.partition for tp in active_tps))

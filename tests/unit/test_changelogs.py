@@ -1,9 +1,9 @@
-"""Which runs repair their changelogs, and which reads do (``agents.runtime.changelogs``)."""
+"""Which runs repair their changelogs, and what a repair sends (``agents.runtime.changelogs``)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
+from typing import Any
 
 from agents.runtime.changelogs import (
     CLEAN_EXIT_FILE,
@@ -25,30 +25,54 @@ def test_only_tables_left_without_a_clean_exit_need_repair(tmp_path: Path) -> No
     assert previous_run_crashed(tmp_path)
 
 
-@dataclasses.dataclass(frozen=True)
-class Message:
-    tp: str
-    offset: int
+class Store:
+    """The two calls of Faust's RocksDB store a repair makes: one database per partition."""
+
+    def __init__(self, partitions: dict[int, dict[bytes, bytes]]) -> None:
+        self.partitions = partitions
+
+    def _db_for_partition(self, partition: int) -> dict[bytes, bytes]:
+        return self.partitions.setdefault(partition, {})
+
+    def _visible_items(self, db: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+        return list(db.items())
 
 
-class Consumer:
-    def __init__(self, ends: dict[str, int | None]) -> None:
-        self.ends = ends
-
-    def highwater(self, tp: str) -> int | None:
-        return self.ends[tp]
+class Producer:
+    async def flush(self) -> None:
+        return None
 
 
-def test_each_key_is_repaired_once_and_only_below_the_first_seen_end() -> None:
-    repair, consumer = Repair(), Consumer({"a": 10, "b": None})
-    assert repair.due("t", "k", Message("a", 3), consumer)
-    assert not repair.due("t", "k", Message("a", 4), consumer)  # sent already
-    assert repair.due("other", "k", Message("a", 4), consumer)  # another table's key
-    consumer.ends["a"] = 50  # records produced since this run first saw the partition
-    assert not repair.due("t", "new", Message("a", 10), consumer)
-    assert repair.due("t", "old", Message("a", 9), consumer)
-    # An end not known yet: on the safe side until it is.
-    assert repair.due("t", "x", Message("b", 100), consumer)
-    consumer.ends["b"] = 5
-    assert not repair.due("t", "y", Message("b", 100), consumer)
-    assert repair.sent == 4
+class App:
+    producer = Producer()
+
+
+class Table:
+    def __init__(self, name: str, store: Store) -> None:
+        self.name, self.data, self.app = name, store, App()
+        self.sent: list[tuple[int, bytes, bytes, dict[str, Any]]] = []
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes, **options: Any) -> None:
+        self.sent.append((partition, key, value, options))
+
+
+async def test_each_local_partition_is_sent_again_once_as_stored() -> None:
+    table = Table("t", Store({0: {b'"a"': b"1", b'"b"': b"2"}, 1: {b'"c"': b"3"}}))
+    repair = Repair()
+    assert not repair.ran
+
+    await repair.resend(table, [1, 0])
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    assert table.sent == [(0, b'"a"', b"1", raw), (0, b'"b"', b"2", raw), (1, b'"c"', b"3", raw)]
+    assert repair.ran
+    assert repair.sent == 3
+
+    # A later rebalance hands partition 0 back and adds 2: only 2 is new to this run.
+    table.data.partitions[2] = {b'"d"': b"4"}
+    table.sent.clear()
+    await repair.resend(table, [0, 2])
+    assert table.sent == [(2, b'"d"', b"4", raw)]
+    # Another table's partition 0 is its own.
+    other = Table("u", Store({0: {b'"e"': b"5"}}))
+    await repair.resend(other, [0])
+    assert [s[1] for s in other.sent] == [b'"e"']
