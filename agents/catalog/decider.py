@@ -79,20 +79,14 @@ class CatalogDecider:
         async def decide_on(entry: dict[str, Any]) -> Decision:
             return decide(command, entry["product"], now)
 
-        decided = await self._decisions.once(
+        return await self._decisions.settle(
             envelope, decide_on, key=command.product_id, deadline=command.deadline, now=now,
-            evolve=_evolve,
+            evolve=_evolve, reply_to=command.reply_to,
+            apply=lambda d: self._apply(envelope, command, d),
         )
-        if decided is None:
-            return "expired"
-        decision = decided.decision
-        if decision["outcome"] == "rejected":
-            await self._reply(envelope, command, decision)
-            return "rejected"
-        await self._apply(envelope, command, decision)
-        return str(decision["kind"])
 
-    async def _apply(self, envelope: Envelope, command: ProductCommand, decision: Decision) -> None:
+    async def _apply(self, envelope: Envelope, command: ProductCommand, decision: Decision) -> str:
+        """Carry out an accepted decision and answer; returns its kind (created, ...)."""
         facts: dict[str, Any] = decision["product"]
         kind = decision["kind"]
         if kind != "unchanged":
@@ -111,7 +105,11 @@ class CatalogDecider:
         if kind == "created":
             # The inventory agent owns stock; the answer shows what it is being created with.
             result["stock"] = decision["initialStock"]
-        await self._reply(envelope, command, decision, result=result)
+        await reply(
+            self._effects, envelope, reply_to=command.reply_to, source=SOURCE,
+            outcome="accepted", result=result,
+        )
+        return str(kind)
 
     async def _request_initial_stock(
         self, envelope: Envelope, command: ProductCommand, decision: Decision
@@ -129,26 +127,6 @@ class CatalogDecider:
         await caused.emit(
             self._effects, adjust, cause=envelope, source=SOURCE,
             at=datetime.fromisoformat(decision["at"]),
-        )
-
-    async def _reply(
-        self,
-        envelope: Envelope,
-        command: ProductCommand,
-        decision: Decision,
-        *,
-        result: dict[str, Any] | None = None,
-    ) -> None:
-        rejected = decision["outcome"] == "rejected"
-        await reply(
-            self._effects,
-            envelope,
-            reply_to=command.reply_to,
-            source=SOURCE,
-            outcome="rejected" if rejected else "accepted",
-            code=decision.get("code"),
-            detail=decision.get("detail"),
-            result=result,
         )
 
 

@@ -101,7 +101,7 @@ class Decisions:
         deadline: datetime,
         now: datetime,
         reply_to: str,
-        apply: Callable[[Decision], Awaitable[object]],
+        apply: Callable[[Decision], Awaitable[str | None]],
         applied: str = "accepted",
         evolve: Evolve | None = None,
     ) -> str:
@@ -109,7 +109,8 @@ class Decisions:
 
         Too late: recorded by :meth:`once` (``"expired"``). Refused: answered with the
         decision's code and detail (``"rejected"``). Accepted: ``apply`` carries the
-        decision out and answers (``applied``). A redelivery ends the same way again.
+        decision out and answers (what it returns, else ``applied``). A redelivery ends the
+        same way again.
         """
         decided = await self.once(
             envelope, decide, key=key, deadline=deadline, now=now, evolve=evolve
@@ -121,8 +122,7 @@ class Decisions:
                 self._effects, envelope, decided.decision, reply_to=reply_to, source=self._source
             )
             return "rejected"
-        await apply(decided.decision)
-        return applied
+        return await apply(decided.decision) or applied
 
     def _entry(self, key: str) -> Entry:
         entry: Entry | None = self._table.get(key)

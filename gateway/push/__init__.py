@@ -14,7 +14,8 @@ __all__ = ["OrderAccess", "PushHub", "setup_push"]
 
 
 def setup_push(app: web.Application, *, order_access: OrderAccess | None = None) -> None:
-    """Add the push routes and the hub's lifetime; call after SETTINGS and TOKENS are set up."""
+    """Add the push routes and the hub's lifetime (its context reads the revocations: install
+    it after them, as ``gateway.app.DOMAINS`` does)."""
     app.router.add_routes(routes())
     if order_access is None:
         app.cleanup_ctx.append(push_ctx)
