@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from config import Settings
 from gateway import keys
 from gateway.ops.keys import READINESS
-from stores.heartbeats import WorkerHeartbeats
+from stores.heartbeats import TableRecovery, WorkerHeartbeats
 from streams.topics import spec as topic_spec
 from streams.topics import worker_sources
 
@@ -84,13 +84,23 @@ class Readiness:
 
     async def _worker(self, heartbeats: WorkerHeartbeats) -> dict[str, Any]:
         group = self._settings.app_id
+        recovering = await heartbeats.recoveries()
+        extra = {"recovering": recovering} if recovering else {}
+        processing = await heartbeats.processing()
+        if recovering and processing == 0:
+            # Checked before the group: a recovering worker is the reason, whatever else holds.
+            restored, to_restore = _totals(recovering)
+            raise CheckFailed(
+                f"a worker is recovering its tables ({restored} of {to_restore} records "
+                "restored); not processing yet",
+                extra,
+            )
         described = await self._admin.describe_consumer_groups([group])
         info = described[0].groups[0] if described and described[0].groups else None
         state = info[2] if info else "Dead"
         members = len(info[5]) if info else 0
         if state != "Stable" or members == 0:
-            raise RuntimeError(f"no worker is consuming (group {group!r} is {state})")
-        processing = await heartbeats.processing()
+            raise CheckFailed(f"no worker is consuming (group {group!r} is {state})", extra)
         if processing == 0:
             raise RuntimeError("a worker joined but is not processing yet (opening tables)")
         # Name the partitions: Tansu cannot answer an "all partitions" offsets request.
@@ -106,7 +116,24 @@ class Readiness:
             for tp in partitions
             if tp in committed and committed[tp].offset >= 0
         )
-        return {"members": members, "processing": processing, "lag": lag}
+        return {"members": members, "processing": processing, "lag": lag, **extra}
+
+
+class CheckFailed(Exception):
+    """A failed check that still reports what it found (e.g. the workers' recovery)."""
+
+    def __init__(self, reason: str, found: dict[str, Any]) -> None:
+        super().__init__(reason)
+        self.found = found
+
+
+def _totals(recovering: Mapping[str, TableRecovery]) -> tuple[int, int]:
+    """Records restored and to restore, over every recovering worker and table."""
+    figures = [figure for tables in recovering.values() for figure in tables.values()]
+    return (
+        sum(figure["restored"] for figure in figures),
+        sum(figure["toRestore"] for figure in figures),
+    )
 
 
 async def _timed(awaitable: Awaitable[Any]) -> dict[str, Any]:
@@ -114,10 +141,12 @@ async def _timed(awaitable: Awaitable[Any]) -> dict[str, Any]:
     try:
         extra = await asyncio.wait_for(awaitable, CHECK_TIMEOUT)
     except Exception as exc:
+        found = exc.found if isinstance(exc, CheckFailed) else {}
         return {
             "ok": False,
             "error": str(exc) or type(exc).__name__,
             "ms": round((time.perf_counter() - started) * 1000, 1),
+            **found,
         }
     result = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
     if isinstance(extra, dict) and "ok" not in extra:
@@ -133,7 +162,11 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """GET /health/ready: 200 only when every dependency answers and a worker consumes."""
+    """GET /health/ready: 200 only when every dependency answers and a worker consumes.
+
+    While any worker recovers its tables, ``checks.worker.recovering`` holds
+    ``{workerId: {table: {restored, toRestore}}}``; it is 503 until one worker processes.
+    """
     is_ready, checks = await request.app[READINESS].check(request.app)
     body = {"status": "ready" if is_ready else "unavailable", "checks": checks}
     headers = {} if is_ready else {"Retry-After": "2"}
