@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.runtime.changelogs import CLEAN_EXIT_FILE
 from config import Settings
@@ -26,7 +25,7 @@ from tests.conftest import make_settings
 from tests.support.analytics import listed
 from tests.support.files import eventually, mongo
 from tests.support.http import gateway_client
-from tests.support.orders import Client, account, place, settled
+from tests.support.orders import Client, account, place, read_topics, settled
 from tests.support.processes import running_worker, tail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -34,23 +33,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 async def _changelog(env: Settings, key: str) -> list[dict[str, Any] | None]:
     """Every value of ``key`` on the saga table's changelog, oldest first."""
-    topic = f"{env.app_id}-order-sagas-changelog"
-    consumer = AIOKafkaConsumer(bootstrap_servers=env.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        values: list[dict[str, Any] | None] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                values.extend(orjson.loads(r.value) if r.value else None
-                              for r in records if (r.key or b"").decode().strip('"') == key)
-        return values
-    finally:
-        await consumer.stop()
+    records = await read_topics(env, [f"{env.app_id}-order-sagas-changelog"])
+    return [orjson.loads(value) if value else None
+            for _, k, value in records if k.decode().strip('"') == key]
 
 
 async def _stored_version(env: Settings, order_id: str) -> int:
@@ -72,11 +57,17 @@ async def _completed_order(client: Client) -> str:
     return order_id
 
 
+@pytest.fixture
+async def env(stack: Endpoints, tmp_path: Path) -> Settings:
+    """A fresh app id, topic prefix and data dir, its topics created."""
+    settings = make_settings(stack, tmp_path)
+    await ensure_topics(settings)
+    return settings
+
+
 async def test_a_killed_workers_next_run_sends_its_tables_to_their_changelogs(
-    stack: Endpoints, tmp_path: Path,
+    env: Settings,
 ) -> None:
-    env = make_settings(stack, tmp_path)
-    await ensure_topics(env)
     log = env.data_dir / "worker.log"
     async with gateway_client(env) as client:
         async with running_worker(env, log) as proc:
@@ -98,11 +89,7 @@ async def test_a_killed_workers_next_run_sends_its_tables_to_their_changelogs(
         assert "repaired" in tail(log, lines=10_000)
 
 
-async def test_after_a_clean_exit_the_next_run_sends_nothing_again(
-    stack: Endpoints, tmp_path: Path,
-) -> None:
-    env = make_settings(stack, tmp_path)
-    await ensure_topics(env)
+async def test_after_a_clean_exit_the_next_run_sends_nothing_again(env: Settings) -> None:
     log = env.data_dir / "worker.log"
     async with gateway_client(env) as client:
         async with running_worker(env, log) as proc:

@@ -97,13 +97,20 @@ async def settled(client: Client, headers: dict[str, str], order_id: str,
 
 async def read_all(settings: Settings, topics: Iterable[str]) -> list[tuple[str, bytes, bytes]]:
     """Every record now on ``topics`` (catalogue names): (topic name, key, value)."""
+    return await read_topics(settings, [settings.topic(t) for t in topics])
+
+
+async def read_topics(
+    settings: Settings, names: Iterable[str]
+) -> list[tuple[str, bytes, bytes]]:
+    """Every record now on the topics named (full names, e.g. a table's changelog)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer.topics()
-        assigned = [TopicPartition(settings.topic(t), p) for t in topics
-                    for p in sorted(consumer.partitions_for_topic(settings.topic(t)) or ())]
+        assigned = [TopicPartition(name, p) for name in names
+                    for p in sorted(consumer.partitions_for_topic(name) or ())]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
