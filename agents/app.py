@@ -21,7 +21,7 @@ from agents.inventory import install as inventory
 from agents.notifications import install as notifications
 from agents.payments import install as payments
 from agents.runtime import heartbeat
-from agents.runtime.changelogs import RepairingTable, arm
+from agents.runtime.changelogs import TABLES_DIR, RepairingTable, arm
 from agents.runtime.declare import Agents
 from agents.runtime.effects import Effects, LiveEffects
 from agents.saga import install as saga
@@ -66,7 +66,7 @@ def faust_settings(
         "broker": [f"kafka://{host}" for host in settings.kafka_bootstrap],
         # rocksdb:// picks rocksdict when it is installed (rocksdict:// is not a valid URL).
         "store": store,
-        "datadir": str(settings.data_dir / "worker"),
+        "datadir": str(settings.data_dir / TABLES_DIR),
         "topic_partitions": 4,
         "topic_replication_factor": settings.kafka_replication,
         # Faust's 60 s default makes a restarted worker wait a minute to rejoin.

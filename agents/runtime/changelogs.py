@@ -38,7 +38,8 @@ import faust
 
 log = logging.getLogger(__name__)
 CLEAN_EXIT_FILE = "worker-clean-exit"
-TABLES_DIR = "worker"  # Faust's datadir inside the data dir (``agents.app.faust_settings``)
+# Faust's datadir inside the data dir: the app factory configures it, the crash check reads it.
+TABLES_DIR = "worker"
 # Let the producer drain now and then: a large table must not sit in its buffer whole.
 FLUSH_EVERY = 1000
 _REPAIRS: weakref.WeakKeyDictionary[Any, Repair] = weakref.WeakKeyDictionary()
