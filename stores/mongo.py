@@ -1,22 +1,120 @@
-"""MongoDB wiring (pymongo's async client) and idempotent index creation."""
+"""MongoDB wiring (pymongo's async client), idempotent index creation and held writes.
+
+A repository writes through :func:`update_one`: at once, or, inside
+:func:`writes_held`, into a :class:`HeldWrites` that the agent runtime flushes as one
+unordered ``bulk_write`` per collection for many records at a time
+(``agents.runtime.commit``). Every held write is an idempotent, guarded upsert, so
+the order of writes within one flush does not matter: one key's writes never share a
+flush (the runtime commits a key's record before it starts the key's next).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import importlib
 import logging
 import pkgutil
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 import stores
 from config import Settings
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
+# A guarded upsert whose guard excluded the stored document collides with its _id: the
+# stored version is newer, so the write is (correctly) not applied.
+DUPLICATE_KEY = 11000
+_HELD: ContextVar[HeldWrites | None] = ContextVar("held_mongo_writes", default=None)
+
+
+class HeldWrites:
+    """MongoDB writes held back to be flushed together: one ``bulk_write`` per collection."""
+
+    __slots__ = ("_ops",)
+
+    def __init__(self) -> None:
+        self._ops: dict[str, tuple[AsyncCollection[Document], list[UpdateOne]]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(ops) for _, ops in self._ops.values())
+
+    def add(self, collection: AsyncCollection[Document], op: UpdateOne) -> None:
+        """Hold ``op`` on ``collection``."""
+        held = self._ops.get(collection.full_name)
+        if held is None:
+            self._ops[collection.full_name] = (collection, [op])
+        else:
+            held[1].append(op)
+
+    @classmethod
+    def merged(cls, parts: Iterable[HeldWrites]) -> HeldWrites:
+        """All writes of ``parts``, in order, per collection."""
+        out = cls()
+        for part in parts:
+            for collection, ops in part._ops.values():
+                for op in ops:
+                    out.add(collection, op)
+        return out
+
+    async def flush(self) -> None:
+        """Apply every held write: the collections concurrently, each in one round trip."""
+        await asyncio.gather(*(_bulk(collection, ops) for collection, ops in self._ops.values()))
+
+
+async def _bulk(collection: AsyncCollection[Document], ops: list[UpdateOne]) -> None:
+    try:
+        await collection.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        # Unordered: everything else was applied; only a guard's duplicate key is expected.
+        errors: list[Mapping[str, Any]] = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors) or (
+            exc.details.get("writeConcernErrors")
+        ):
+            raise
+
+
+@contextlib.contextmanager
+def writes_held(held: HeldWrites) -> Iterator[HeldWrites]:
+    """Within the block, :func:`update_one` holds its writes in ``held`` instead of writing."""
+    token = _HELD.set(held)
+    try:
+        yield held
+    finally:
+        _HELD.reset(token)
+
+
+async def update_one(
+    collection: AsyncCollection[Document],
+    query: Mapping[str, Any],
+    update: Mapping[str, Any],
+    *,
+    upsert: bool = False,
+) -> bool:
+    """``update_one``, or held for the flush when writes are held (see the module docstring).
+
+    True if the write changed or inserted a document; a held write counts as applied
+    (the flush applies it, or its guard finds a newer document: both end the same way).
+    A guarded upsert that loses its guard to a newer document is not applied: False.
+    """
+    held = _HELD.get()
+    if held is not None:
+        held.add(collection, UpdateOne(dict(query), dict(update), upsert=upsert))
+        return True
+    try:
+        result = await collection.update_one(query, update, upsert=upsert)
+    except DuplicateKeyError:
+        return False
+    return result.upserted_id is not None or result.modified_count > 0
 
 
 @functools.cache
