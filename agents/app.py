@@ -67,7 +67,7 @@ def faust_settings(
         # rocksdb:// picks rocksdict when it is installed (rocksdict:// is not a valid URL).
         "store": store,
         "datadir": str(settings.data_dir / TABLES_DIR),
-        "topic_partitions": 4,
+        "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.kafka_replication,
         # Faust's 60 s default makes a restarted worker wait a minute to rejoin.
         "broker_session_timeout": settings.worker_session_timeout,

@@ -125,6 +125,13 @@ class Settings:
     topic_prefix: str = setting(
         "mercato.", env="MERCATO_TOPIC_PREFIX", help="Prepended to every topic name.",
     )
+    # Fixed once the topics exist: a topic's partition picks which worker owns a key, so a
+    # change needs new topics (docs/production.md, "Partitions").
+    topic_partitions: int = setting(
+        4, env="MERCATO_TOPIC_PARTITIONS",
+        help="Partitions of every topic but the single-partition `dlq`, and so the most "
+        "workers that share the work: a few for dev, dozens in production.",
+    )
     app_id: str = setting(
         "mercato", env="MERCATO_APP_ID", help="The workers' Faust app id and consumer group.",
     )

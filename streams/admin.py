@@ -9,7 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from config import Settings
-from streams.topics import CATALOGUE, TopicSpec
+from streams.topics import CATALOGUE, TopicSpec, partitions
 
 log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
@@ -37,7 +37,7 @@ async def ensure_topics(
             [
                 NewTopic(
                     settings.topic(s.name),
-                    s.partitions,
+                    partitions(settings, s.name),
                     settings.kafka_replication,
                     topic_configs=s.configs(),
                 )
@@ -56,10 +56,10 @@ async def ensure_topics(
         counts = {t["topic"]: len(t["partitions"]) for t in existing}
         for s in specs:
             have = counts.get(settings.topic(s.name))
-            if have is not None and have != s.partitions:
+            if have is not None and have != partitions(settings, s.name):
                 raise TopicMismatch(
                     f"topic {settings.topic(s.name)} has {have} partitions, the catalogue says "
-                    f"{s.partitions}; recreate it or change streams/topics.py"
+                    f"{partitions(settings, s.name)}; recreate it or change streams/topics.py"
                 )
         log.info("topics ready", extra={"topics": result})
         return result

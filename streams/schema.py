@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from config import Settings
 from streams.registry import EventSpec, all_specs
-from streams.topics import CATALOGUE
+from streams.topics import CATALOGUE, partitions
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -67,9 +68,14 @@ def _rebase_refs(node: Any, base: str) -> Any:
 
 
 def asyncapi_document(
-    prefix: str = "mercato.", *, servers: dict[str, Any] | None = None
+    settings: Settings | None = None, *, servers: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """AsyncAPI 3.0 description of every topic and event, internal ones marked ``x-internal``."""
+    """AsyncAPI 3.0 description of every topic and event, internal ones marked ``x-internal``.
+
+    ``settings`` give the topics' prefix and partitions (the defaults when omitted).
+    """
+    settings = settings or Settings()
+    prefix = settings.topic_prefix
     specs = list(all_specs())
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -98,7 +104,7 @@ def asyncapi_document(
             "messages": channel_messages,
             "bindings": {
                 "kafka": {
-                    "partitions": topic.partitions,
+                    "partitions": partitions(settings, topic.name),
                     "topicConfiguration": {
                         "cleanup.policy": ["compact" if topic.compacted else "delete"],
                         "retention.ms": topic.retention_ms,

@@ -3,11 +3,18 @@
 Faust does not create agent source topics, and a table whose source topic has
 another partition count fails with PartitionsMismatch, so every topic is
 declared here and created explicitly (``mercato topics create``).
+
+The partition count is a deployment setting (``MERCATO_TOPIC_PARTITIONS``), the most
+workers that share the pipeline: every topic takes it, so the topics an agent joins with
+its table stay co-partitioned, except a topic with a ``fixed_partitions`` count. Every
+reader asks ``partitions(settings, name)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+from config import Settings
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -18,7 +25,9 @@ class TopicSpec:
 
     name: str
     description: str
-    partitions: int = 4
+    # None: the deployment's count (Settings.topic_partitions). A number: this count whatever
+    # the setting, for a topic no agent joins with a table and that must keep one order.
+    fixed_partitions: int | None = None
     # Internal topics may carry secrets or gateway plumbing; data teams must not rely on them.
     internal: bool = False
     retention_ms: int = 7 * DAY_MS
@@ -128,7 +137,9 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         "dlq",
         "Records an agent could not process after bounded retries, with the error. May hold "
         "copies of internal records: internal.",
-        partitions=1,
+        # Rare, and no agent joins it with a table, so it need not grow with the workers; one
+        # partition keeps the dead letters in the order they failed.
+        fixed_partitions=1,
         internal=True,
         retention_ms=30 * DAY_MS,
     ),
@@ -148,3 +159,9 @@ def spec(name: str) -> TopicSpec:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown topic {name!r}; known: {sorted(BY_NAME)}") from None
+
+
+def partitions(settings: Settings, name: str) -> int:
+    """How many partitions topic ``name`` has in the deployment ``settings`` describe."""
+    fixed = spec(name).fixed_partitions
+    return settings.topic_partitions if fixed is None else fixed

@@ -26,7 +26,7 @@ from agents.runtime.resilience import guarded
 from config import Settings
 from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
 from streams.events.analytics import FACTS, AnalyticsTick
-from streams.topics import spec as topic_spec
+from streams.topics import partitions as topic_partitions
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.analytics"
@@ -57,7 +57,7 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """
     # All sources have the same partition count, so the order-lines table (written only
     # by ``orders`` records, keyed by order id) is co-partitioned with them.
-    partitions = {topic_spec(name).partitions for name in SOURCES}
+    partitions = {topic_partitions(settings, name) for name in SOURCES}
     if len(partitions) != 1:
         raise RuntimeError(f"analytics sources must share a partition count, got {partitions}")
     table = app.Table(
@@ -67,7 +67,7 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
     mapper = FactMapper(table)
     topic = app.topic(
         *(settings.topic(name) for name in SOURCES),
-        partitions=topic_spec("orders").partitions,
+        partitions=topic_partitions(settings, "orders"),
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -117,7 +117,7 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
 def install_windows(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """The second stage: facts -> windows, closed windows, snapshots; and its timers."""
     table = source_table(
-        app, WINDOWS_TABLE, topic=FACTS,
+        app, settings, WINDOWS_TABLE, topic=FACTS,
         help="windows, clocks, seen fact ids, distinct viewers, visitors, product names",
     )
     decider = AnalyticsDecider(table, effects, grace=settings.analytics_grace)

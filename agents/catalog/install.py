@@ -30,11 +30,11 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
 def _catalog(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the product-commands topic, catalog tables and agent on ``app``."""
     table = source_table(
-        app, TABLE, topic="product-commands",
+        app, settings, TABLE, topic="product-commands",
         help="product id -> {product: facts incl. version, decisions: {commandId: ...}} (recent)",
     )
     reviews_table = source_table(
-        app, REVIEWS_TABLE, topic="product-commands",
+        app, settings, REVIEWS_TABLE, topic="product-commands",
         help="product id -> {reviewers: {buyerId: reviewId}, sum, count, decisions}",
     )
     decider = CatalogDecider(table, effects, ReviewDecider(reviews_table, table, effects))

@@ -28,7 +28,7 @@ def _registrations(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the registrations topic, table and agent on ``app``; returns the agent."""
     # Values are plain JSON objects (the app's default serializer); no model class needed.
     table = source_table(
-        app, REGISTRATIONS_TABLE, topic="registrations",
+        app, settings, REGISTRATIONS_TABLE, topic="registrations",
         help="normalised email -> {userId, commandId, createdAt} of the account that owns it",
     )
     decider = RegistrationDecider(table, effects)
@@ -44,7 +44,7 @@ def _registrations(app: faust.App, settings: Settings, effects: Effects) -> Any:
 def _users(app: faust.App, settings: Settings, effects: Effects) -> Any:
     """Declare the user-commands topic, decisions table and agent on ``app``."""
     table = source_table(
-        app, USERS_TABLE, topic="user-commands",
+        app, settings, USERS_TABLE, topic="user-commands",
         help="user id -> {version, decisions: {commandId: outcome/version/at}} (recent)",
     )
     decider = UsersDecider(table, effects)

@@ -15,7 +15,7 @@ TABLE = "inventory-stock"
 def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the inventory-commands topic, the stock table and the agent on ``app``."""
     table = source_table(
-        app, TABLE, topic="inventory-commands",
+        app, settings, TABLE, topic="inventory-commands",
         help="product id -> {stock, created, reservations, applied}: the stock's source of truth",
     )
     decider = InventoryDecider(table, effects)

@@ -18,7 +18,7 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     # Keys are message/command ids, not the record key; Faust keeps each entry in the
     # partition of the record that wrote it, which is the user's partition either way.
     table = source_table(
-        app, TABLE, topic="outbox",
+        app, settings, TABLE, topic="outbox",
         help="message:{id} -> delivery decision; command:{id} -> read/read-all/delete outcome",
     )
     decider = NotificationsDecider(table, effects, sink_for(settings))

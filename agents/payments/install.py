@@ -17,7 +17,7 @@ TABLE = "payments-by-order"
 def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the payment-commands topic, the payments table and the agent on ``app``."""
     table = source_table(
-        app, TABLE, topic="payment-commands",
+        app, settings, TABLE, topic="payment-commands",
         help="order id -> {charges, refunds}: settled outcomes by idempotency key",
     )
     # The simulator hangs well past the call timeout on tok_timeout, like a stuck provider.

@@ -22,7 +22,7 @@ from agents.runtime.effects import Effects, acks_awaited_at_end
 from agents.runtime.lanes import KeyLanes
 from agents.runtime.resilience import guarded
 from config import Settings
-from streams.topics import spec as topic_spec
+from streams.topics import partitions
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +50,20 @@ def source_topic(app: faust.App, settings: Settings, name: str) -> Any:
     """The catalogue topic ``name`` as a raw-bytes Faust topic with its declared partitions."""
     return app.topic(
         settings.topic(name),
-        partitions=topic_spec(name).partitions,
+        partitions=partitions(settings, name),
         key_serializer="raw",
         value_serializer="raw",
     )
 
 
-def source_table(app: faust.App, name: str, *, topic: str, help: str) -> Any:
+def source_table(app: faust.App, settings: Settings, name: str, *, topic: str, help: str) -> Any:
     """Table ``name`` (str keys, JSON values) co-partitioned with catalogue topic ``topic``.
 
     Faust writes an entry to the partition of the record being processed, and a table whose
     source topic has another partition count fails with PartitionsMismatch, so the count
     comes from the catalogue, never written again by hand.
     """
-    return app.Table(name, partitions=topic_spec(topic).partitions, key_type=str, help=help)
+    return app.Table(name, partitions=partitions(settings, topic), key_type=str, help=help)
 
 
 # The overloads pair the flag with the handler's shape, so a handler whose signature does

@@ -20,7 +20,7 @@ from config import Settings
 from stores.mongo import database, ensure_indexes, mongo_client
 from stores.users import UserRepository
 from streams.envelope import Envelope
-from streams.topics import CATALOGUE
+from streams.topics import CATALOGUE, partitions
 
 R = TypeVar("R")
 _PENDING_ACKS: ContextVar[list[Awaitable[Any]] | None] = ContextVar(
@@ -76,7 +76,7 @@ class LiveEffects:
         self._topics = {
             spec.name: app.topic(
                 settings.topic(spec.name),
-                partitions=spec.partitions,
+                partitions=partitions(settings, spec.name),
                 key_serializer="raw",
                 value_serializer="raw",
             )

@@ -19,7 +19,7 @@ TABLE = "order-sagas"
 def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the saga table, the orchestrator agent and the deadline timer on ``app``."""
     table = source_table(
-        app, TABLE, topic="order-saga",
+        app, settings, TABLE, topic="order-saga",
         help="order id -> saga state (status, lines, reservations, payment, history, ...)",
     )
     watch = DeadlineWatch(table, effects)

@@ -83,7 +83,7 @@ async def asyncapi_json(request: web.Request) -> web.Response:
     """GET /asyncapi.json: every topic and event, internal ones marked."""
     documents = request.app[DOCUMENTS]
     if "asyncapi" not in documents:
-        documents["asyncapi"] = asyncapi_document(request.app[keys.SETTINGS].topic_prefix)
+        documents["asyncapi"] = asyncapi_document(request.app[keys.SETTINGS])
     return web.json_response(documents["asyncapi"])
 
 

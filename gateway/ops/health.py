@@ -17,7 +17,7 @@ from config import Settings
 from gateway import keys
 from gateway.ops.keys import READINESS
 from stores.heartbeats import TableRecovery, WorkerHeartbeats
-from streams.topics import spec as topic_spec
+from streams.topics import partitions as topic_partitions
 from streams.topics import worker_sources
 
 log = logging.getLogger("mercato.gateway")
@@ -107,7 +107,7 @@ class Readiness:
         partitions = [
             TopicPartition(self._settings.topic(name), p)
             for name in WORKER_SOURCES
-            for p in range(topic_spec(name).partitions)
+            for p in range(topic_partitions(self._settings, name))
         ]
         committed = await self._admin.list_consumer_group_offsets(group, partitions=partitions)
         ends = await self._offsets.end_offsets(partitions)

@@ -39,7 +39,7 @@ from gateway.push.replay import KafkaReplayer, Replayer
 from gateway.push.stream_expiry import CHECK_SECONDS, CLOSE_SESSION_ENDED, ended, session_end
 from streams.envelope import EnvelopeError
 from streams.errors import InvalidInput, Unavailable
-from streams.topics import spec
+from streams.topics import partitions
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class PushHub:
         # Commerce replaces this with a buyer/seller lookup (see channels.admins_only).
         self.order_access: OrderAccess = order_access
         self.counters = PushStats()
-        self.partitions = spec("push").partitions
+        self.partitions = partitions(settings, "push")
         self._replayer: Replayer = replayer or KafkaReplayer(settings)
         self._replay_slots = asyncio.Semaphore(MAX_CONCURRENT_REPLAYS)
         self._subs: dict[str, set[Connection]] = {}

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from config import Settings
 from mercato.embedded import EmbeddedStack, Endpoints, Service, ServiceFailed
 from streams.admin import ensure_topics
-from streams.topics import CATALOGUE
+from streams.topics import CATALOGUE, partitions
 from tests.support.processes import exited, survivors, watched
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,9 @@ async def test_ensure_topics_creates_then_reports_exists(settings: Settings) -> 
     finally:
         await admin.close()
     counts = {t["topic"]: len(t["partitions"]) for t in described}
-    assert counts == {settings.topic(spec.name): spec.partitions for spec in CATALOGUE}
+    assert counts == {
+        settings.topic(spec.name): partitions(settings, spec.name) for spec in CATALOGUE
+    }
 
 
 def test_port_in_use_fails_at_once(tmp_path: Path) -> None:

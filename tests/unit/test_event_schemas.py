@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from config import Settings
 from streams.envelope import new_event
 from streams.events.ops import DeadLettered
 from streams.registry import EventSpec, all_specs, spec_for
@@ -146,7 +147,7 @@ def test_dead_letter_of_a_keyless_record_matches_its_schema() -> None:
 
 
 def test_asyncapi_document_describes_every_topic() -> None:
-    doc = asyncapi_document("u.")
+    doc = asyncapi_document(Settings(topic_prefix="u."))
     assert doc["asyncapi"] == "3.0.0"
     assert set(doc["channels"]) == {t.name for t in CATALOGUE}
     for topic in CATALOGUE:
