@@ -47,11 +47,14 @@ def _gateway(args: argparse.Namespace) -> int:
 def _topics_create(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
-    from streams.admin import ensure_topics
+    from streams.admin import TopicMismatch, ensure_topics
 
     settings = _stack_settings(args)
     try:
         result = asyncio.run(asyncio.wait_for(ensure_topics(settings), args.timeout))
+    except TopicMismatch as exc:
+        sys.stderr.write(f"mercato: {exc}\n")
+        return 1
     except (TimeoutError, KafkaError, OSError) as exc:
         reason = f"no answer within {args.timeout:g}s" if isinstance(exc, TimeoutError) else exc
         sys.stderr.write(

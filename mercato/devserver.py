@@ -237,9 +237,12 @@ def _supervise(
     env = dev_environment(options.data_dir, record)
     # Built once here so the dev JWT secret file is created before two children race for it.
     settings = Settings.from_env(env)
-    from streams.admin import ensure_topics
+    from streams.admin import TopicMismatch, ensure_topics
 
-    asyncio.run(asyncio.wait_for(ensure_topics(settings), TOPICS_TIMEOUT))
+    try:
+        asyncio.run(asyncio.wait_for(ensure_topics(settings), TOPICS_TIMEOUT))
+    except TopicMismatch as exc:
+        raise DevFailed(str(exc)) from None  # says what to do; a traceback would bury it
     follower = LogFollower(out)
     logs = options.data_dir.absolute() / "logs"
     try:

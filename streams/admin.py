@@ -16,7 +16,27 @@ TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
 class TopicMismatch(RuntimeError):
-    """An existing topic has fewer partitions than the catalogue asks for."""
+    """Existing topics have another partition count than the settings give them."""
+
+    def __init__(self, found: dict[str, tuple[int, int]], *, created: bool = False) -> None:
+        self.found = found  # topic -> (partitions it has, partitions the settings give it)
+        listed = ", ".join(f"{t} has {have} (wants {want})" for t, (have, want) in found.items())
+        counts = sorted({have for have, _ in found.values()})
+        keep = " or ".join(map(str, counts))
+        done = "The missing topics were created" if created else "Nothing was created"
+        super().__init__(
+            f"topics have another partition count than MERCATO_TOPIC_PARTITIONS gives them: "
+            f"{listed}. {done}.\n"
+            "  A key's partition picks the worker that holds its table state, and adding "
+            "partitions in place (Kafka can) moves keys away from their state, so migrate:\n"
+            "  - production: create the new count under a new MERCATO_TOPIC_PREFIX and "
+            "MERCATO_APP_ID (fresh topics, consumer group and changelogs), copy the records "
+            "over (`mercato backup` with the old settings, restore with the new), then move "
+            "the workers and gateways to the new settings;\n"
+            "  - dev: start over (`mercato dev --reset`) or use a new MERCATO_TOPIC_PREFIX;\n"
+            f"  - or keep these topics: MERCATO_TOPIC_PARTITIONS={keep}.\n"
+            '  See docs/production.md, "Partitions".'
+        )
 
 
 async def ensure_topics(
@@ -24,20 +44,23 @@ async def ensure_topics(
 ) -> dict[str, str]:
     """Create every missing topic; report ``{name: "created"|"exists"}``.
 
-    Existing topics are checked: a partition count that differs from the
-    catalogue would break Faust tables (PartitionsMismatch), so it is an error.
+    Existing topics are checked first: a partition count that differs from the settings
+    would break Faust tables (PartitionsMismatch), so it is refused before anything is
+    created, and the deployment is never left with topics of two counts.
     """
     specs = list(specs)
+    wanted = {settings.topic(s.name): partitions(settings, s.name) for s in specs}
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-admin"
     )
     await admin.start()
     try:
+        await _refuse_mismatches(admin, wanted)
         response = await admin.create_topics(
             [
                 NewTopic(
                     settings.topic(s.name),
-                    partitions(settings, s.name),
+                    wanted[settings.topic(s.name)],
                     settings.kafka_replication,
                     topic_configs=s.configs(),
                 )
@@ -52,16 +75,28 @@ async def ensure_topics(
                 result[topic] = "exists"
             else:
                 raise RuntimeError(f"creating topic {topic} failed: error {code} {message}")
-        existing = await admin.describe_topics([settings.topic(s.name) for s in specs])
-        counts = {t["topic"]: len(t["partitions"]) for t in existing}
-        for s in specs:
-            have = counts.get(settings.topic(s.name))
-            if have is not None and have != partitions(settings, s.name):
-                raise TopicMismatch(
-                    f"topic {settings.topic(s.name)} has {have} partitions, the catalogue says "
-                    f"{partitions(settings, s.name)}; recreate it or change streams/topics.py"
-                )
+        # Again: a topic another client created meanwhile (a producer's auto-create takes
+        # the broker's default count) exists with whatever count it was given.
+        await _refuse_mismatches(admin, wanted, created=True)
         log.info("topics ready", extra={"topics": result})
         return result
     finally:
         await admin.close()
+
+
+async def _refuse_mismatches(
+    admin: AIOKafkaAdminClient, wanted: dict[str, int], *, created: bool = False
+) -> None:
+    # Described by name only once listed: a metadata request naming a missing topic makes
+    # a broker with auto-create on create it, with its default count.
+    existing = [name for name in await admin.list_topics() if name in wanted]
+    if not existing:
+        return
+    counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(existing)}
+    found = {
+        name: (counts[name], wanted[name])
+        for name in sorted(counts)
+        if counts[name] != wanted[name]
+    }
+    if found:
+        raise TopicMismatch(found, created=created)
