@@ -148,9 +148,14 @@ def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDat
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
-    """Create every declared index (a no-op for indexes that already exist)."""
-    # Each repository module declares its indexes; creating them is idempotent.
+    """Create every declared index and drop retired ones (idempotent both ways)."""
+    # Each repository module declares its indexes, and may name the ones it no longer
+    # wants (RETIRED_INDEXES): an index nobody queries still costs every write.
     for module in indexed_modules():
         for collection, models in module.INDEXES.items():
             await db[collection].create_indexes(models)
+        for collection, names in getattr(module, "RETIRED_INDEXES", {}).items():
+            existing = await (await db[collection].list_indexes()).to_list()
+            for name in set(names) & {index["name"] for index in existing}:
+                await db[collection].drop_index(name)
     log.info("mongo indexes ready", extra={"database": db.name})

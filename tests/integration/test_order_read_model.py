@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
 from stores.mongo import ensure_indexes
-from stores.orders import OrderRepository
+from stores.orders import RETIRED_INDEXES, OrderRepository
 from stores.users import UserRepository
 
 pytestmark = pytest.mark.integration
@@ -76,6 +76,50 @@ async def test_a_later_version_without_the_first_writes_the_whole_document(
     expected = snapshot(3, "o-late")
     assert stored is not None
     assert {k: stored[k] for k in expected} == expected
+
+
+def in_flight(order_id: str, *, deadline: datetime | None, payment: str = "none",
+              version: int = 2) -> dict[str, Any]:
+    """``snapshot(version)`` awaiting a step until ``deadline`` with that payment status."""
+    doc = snapshot(version, order_id)
+    doc["deadline"] = None if deadline is None else {"step": "charge", "at": deadline}
+    doc["payment"] = {**doc["payment"], "status": payment}
+    return doc
+
+
+async def test_the_stuck_list_is_one_range_on_a_field_derived_at_projection(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    orders = OrderRepository(db)
+    now = PLACED + timedelta(hours=1)
+    assert await orders.project(in_flight("o-overdue", deadline=now - timedelta(seconds=1)))
+    assert await orders.project(in_flight("o-waiting", deadline=now + timedelta(minutes=5)))
+    assert await orders.project(in_flight("o-refund", deadline=None, payment="refund_failed"))
+    assert await orders.project(in_flight("o-settled", deadline=None, payment="captured"))
+    # Overdue, then settled by a later version: no longer stuck.
+    assert await orders.project(in_flight("o-moved", deadline=now - timedelta(minutes=1)))
+    assert await orders.project(in_flight("o-moved", deadline=None, version=3))
+
+    stuck = await orders.admin_page(limit=10, stuck_at=now)
+
+    assert sorted(doc["_id"] for doc in stuck) == ["o-overdue", "o-refund"]
+    moved = await orders.get("o-moved")
+    assert moved is not None
+    assert "stuckFrom" not in moved
+
+
+async def test_ensure_indexes_drops_the_indexes_orders_retired(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # A database an earlier release indexed: the review check's own index, among others.
+    await db["orders"].create_indexes([IndexModel(
+        [("buyerId", 1), ("items.productId", 1), ("status", 1)], name="purchases")])
+
+    await ensure_indexes(db)
+
+    names = {index["name"] for index in await (await db["orders"].list_indexes()).to_list()}
+    assert names.isdisjoint(RETIRED_INDEXES["orders"])
+    assert {"by_buyer_newest", "by_seller_newest", "newest", "by_stuck_from"} <= names
 
 
 async def test_emails_of_many_users_in_one_lookup(db: AsyncDatabase[dict[str, Any]]) -> None:
