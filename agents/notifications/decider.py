@@ -8,10 +8,11 @@ repeats only the idempotent effects with the same ids and values, and the sink
 is skipped once delivered. A crash between the sink and the table write can
 still deliver twice: email is at-least-once everywhere.
 
-The unread count is counted from the read model when a change is decided: every
-earlier change of the user has finished by then (one user's records are handled
-in order), so it is exact, and ``GET /v1/notifications/unread-count`` counts the
-same documents. It is pushed on ``user:{id}`` (``notification.unread_changed``)
+The unread count and the recipient's address are the agent's own, per user in its table
+(``recipients``): a message reads nothing from MongoDB (only a user the table does not know
+yet is counted there once) and writes its notification once. The count after each change is
+part of the change's decision, and ``GET /v1/notifications/unread-count`` counts the same
+documents the changes wrote. It is pushed on ``user:{id}`` (``notification.unread_changed``)
 only when a change moves it: a new notification, reading or deleting an unread one, or
 reading all of them while some are unread.
 A replayed record (its decision already stored) pushes its count again only while it
@@ -31,6 +32,7 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
+from agents.notifications.recipients import Recipients
 from agents.notifications.sinks import Sink
 from agents.notifications.templates import render
 from agents.runtime import caused
@@ -60,6 +62,7 @@ class NotificationsDecider:
         self._decisions = CommandDecisions(table, effects, source=SOURCE)
         self._effects = effects
         self._sink = sink
+        self._recipients = Recipients(table, effects)
 
     @property
     def _repo(self) -> NotificationRepository:
@@ -88,18 +91,19 @@ class NotificationsDecider:
         replayed = decision is not None
         done = decision is not None and bool(decision.get("done"))
         if decision is None:
-            to = message.to or (await self._effects.users.emails([message.user_id])).get(
-                message.user_id
-            )
+            to = message.to or await self._recipients.address(message.user_id)
             if to is None:
                 log.warning("message %s: user %s has no address; shown in-app only",
                             message.message_id, message.user_id)
+            change = await self._recipients.change(
+                message.user_id, key, now=now, to=lambda unread: unread + 1, creates=True
+            )
             decision = {
                 "notificationId": derived_id(message.message_id, "notification"),
-                "createdAt": format_time(now),
+                "createdAt": format_time(change.at),
                 "to": to,
                 "delivered": to is None,
-                "unread": await self._repo.unread_count(message.user_id) + 1,
+                "unread": change.after,
             }
             self._table[key] = decision
         if not decision["delivered"]:
@@ -155,14 +159,13 @@ class NotificationsDecider:
         *,
         replayed: bool,
     ) -> None:
-        unread = decided
-        if replayed or unread is None:  # None: decided before counts were kept
-            unread = await self._repo.unread_count(user_id)
-        if replayed and unread != decided:
+        if decided is None:
+            return  # a replay decided before counts were kept: later changes pushed theirs
+        if replayed and decided != await self._recipients.unread(user_id):
             return  # moved by a later change, which pushed the newer count itself
         # Pushed only: keyed by the user like the others (the push record's key is the channel).
         changed = caused.event(
-            NotificationUnreadChanged(user_id=user_id, unread=unread, changed_at=at),
+            NotificationUnreadChanged(user_id=user_id, unread=decided, changed_at=at),
             cause=envelope, source=SOURCE, key=user_id, at=at,
         )
         await self._effects.push(f"user:{user_id}", changed)
@@ -170,9 +173,10 @@ class NotificationsDecider:
     async def _command(
         self, envelope: Envelope, command: NotificationCommand, now: datetime
     ) -> str:
+        key = f"command:{envelope.id}"
         decided = await self._decisions.once(
-            envelope, lambda _: self._decide_change(command, now),
-            key=f"command:{envelope.id}", deadline=command.deadline, now=now,
+            envelope, lambda _: self._decide_change(command, key, now),
+            key=key, deadline=command.deadline, now=now,
         )
         if decided is None:
             return "expired"
@@ -194,24 +198,26 @@ class NotificationsDecider:
         return await self._changed(envelope, command, decided)
 
     async def _decide_change(
-        self, command: NotificationCommand, now: datetime
+        self, command: NotificationCommand, key: str, now: datetime
     ) -> dict[str, Any]:
         owned = await self._repo.owned(command.user_id, command.notification_id)
         if owned is None:
             return {"outcome": "rejected"}
-        decision: dict[str, Any] = {"outcome": "accepted", "at": format_time(now)}
-        if not owned.read:  # reading or deleting an unread one lowers the count
-            unread = await self._repo.unread_count(command.user_id)
-            decision["unread"] = max(unread - 1, 0)
-        return decision
+        if owned.read:  # only reading or deleting an unread one lowers the count
+            return {"outcome": "accepted", "at": format_time(now)}
+        change = await self._recipients.change(
+            command.user_id, key, now=now, to=lambda unread: unread - 1
+        )
+        return {"outcome": "accepted", "at": format_time(change.at), "unread": change.after}
 
     async def _read_all(
         self, envelope: Envelope, command: NotificationReadAllRequested, now: datetime
     ) -> str:
         # Bounded by the decision's time, so a replay never reads what arrived after it.
+        key = f"command:{envelope.id}"
         decided = await self._decisions.once(
-            envelope, lambda _: self._decide_read_all(command, now),
-            key=f"command:{envelope.id}", deadline=command.deadline, now=now,
+            envelope, lambda _: self._decide_read_all(command, key, now),
+            key=key, deadline=command.deadline, now=now,
         )
         if decided is None:
             return "expired"
@@ -238,9 +244,11 @@ class NotificationsDecider:
         return "accepted"
 
     async def _decide_read_all(
-        self, command: NotificationReadAllRequested, now: datetime
+        self, command: NotificationReadAllRequested, key: str, now: datetime
     ) -> dict[str, Any]:
-        decision: dict[str, Any] = {"outcome": "accepted", "at": format_time(now)}
-        if await self._repo.unread_count(command.user_id):
-            decision["unread"] = 0
+        # Always a change, even with nothing unread: its time orders the messages after it.
+        change = await self._recipients.change(command.user_id, key, now=now, to=lambda _: 0)
+        decision: dict[str, Any] = {"outcome": "accepted", "at": format_time(change.at)}
+        if change.before:
+            decision["unread"] = change.after
         return decision

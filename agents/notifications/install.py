@@ -15,11 +15,12 @@ TABLE = "notifications-decisions"
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     """Declare the outbox topic, decisions table and agent on ``app``; returns it by name."""
-    # Keys are message/command ids, not the record key; Faust keeps each entry in the
+    # Keys are message/command/user ids, not the record key; Faust keeps each entry in the
     # partition of the record that wrote it, which is the user's partition either way.
     table = source_table(
         app, settings, TABLE, topic="outbox",
-        help="message:{id} -> delivery decision; command:{id} -> read/read-all/delete outcome",
+        help="message:{id} -> delivery decision; command:{id} -> read/read-all/delete outcome; "
+        "user:{id} -> unread count and address",
     )
     decider = NotificationsDecider(table, effects, sink_for(settings))
     agent = guarded_agent(

@@ -19,12 +19,13 @@ from config import Settings
 from stores.audit import AuditEntry, AuditRepository
 from stores.notifications import Notification, NotificationRepository
 from stores.users import User
-from streams.envelope import derived_id, new_event
+from streams.envelope import Envelope, derived_id, new_event
 from streams.events.audit import LoginFailed
 from streams.events.commands import CommandAnswered
 from streams.events.notifications import (
     MessageRequested,
     NotificationDeleteRequested,
+    NotificationReadAllRequested,
     NotificationReadRequested,
 )
 from streams.events.users import (
@@ -44,6 +45,7 @@ class FakeUsers:
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
         self.writes = 0
+        self.lookups = 0
 
     def add(self, user_id: str, *, roles: tuple[str, ...] = ("buyer",)) -> None:
         self.docs[user_id] = {"email": f"{user_id}@example.com", "name": "Ada", "roles": roles,
@@ -55,6 +57,10 @@ class FakeUsers:
             return None
         return User(user_id, doc["email"], doc["name"], tuple(doc["roles"]), doc["createdAt"],
                     doc.get("address"), doc["version"])
+
+    async def emails(self, user_ids: list[str]) -> dict[str, str]:
+        self.lookups += 1
+        return {u: self.docs[u]["email"] for u in user_ids if u in self.docs}
 
     async def apply_change(
         self, user_id: str, *, version: int, changes: dict[str, Any],
@@ -75,6 +81,7 @@ class FakeNotifications:
 
     def __init__(self) -> None:
         self.docs: dict[str, Notification] = {}
+        self.counts = 0
 
     async def create(self, notification: Notification) -> bool:
         if notification.notification_id in self.docs:
@@ -87,7 +94,17 @@ class FakeNotifications:
         return found if found is not None and found.user_id == user_id else None
 
     async def unread_count(self, user_id: str) -> int:
+        self.counts += 1
+        return self.unread(user_id)
+
+    def unread(self, user_id: str) -> int:
+        """The count, as the test sees it (not counted as the agent's query)."""
         return sum(1 for n in self.docs.values() if n.user_id == user_id and not n.read)
+
+    async def mark_all_read(self, user_id: str, *, up_to: datetime) -> None:
+        for note in list(self.docs.values()):
+            if note.user_id == user_id and note.created_at <= up_to:
+                self.docs[note.notification_id] = dataclasses.replace(note, read=True)
 
     async def mark_read(self, user_id: str, notification_id: str) -> None:
         if await self.owned(user_id, notification_id):
@@ -252,13 +269,33 @@ async def test_users_agent_in_faust(tmp_path: Path) -> None:
 # --- notifications ----------------------------------------------------------------------------
 
 
-def _message(message_id: str = "m-1") -> bytes:
+def _message(message_id: str = "m-1", *, to: str | None = "ada@example.com") -> bytes:
     return _raw(
         MessageRequested(
-            message_id=message_id, user_id="u-1", to="ada@example.com",
+            message_id=message_id, user_id="u-1", to=to,
             template="password_reset", params={"token": "s3cret-token"},
         )
     )
+
+
+def _pushed_counts(effects: IdentityEffects) -> list[int]:
+    """The unread counts pushed, once per event id (a replay repeats an id)."""
+    seen: dict[str, int] = {}
+    for _, envelope in effects.pushed:
+        if envelope.type == "notification.unread_changed":
+            seen.setdefault(envelope.id, envelope.data["unread"])
+    return list(seen.values())
+
+
+def _request(kind: type[Any], message_id: str, at: datetime = NOW) -> bytes:
+    """A read or delete of the notification of ``message_id``, as u-1."""
+    return _raw(kind(user_id="u-1", notification_id=derived_id(message_id, "notification"),
+                     deadline=at + timedelta(seconds=5), reply_to="gw-1"))
+
+
+def _read_all(at: datetime = NOW) -> bytes:
+    return _raw(NotificationReadAllRequested(user_id="u-1", deadline=at + timedelta(seconds=5),
+                                             reply_to="gw-1"))
 
 
 async def test_message_is_delivered_once_and_notification_is_secret_free(
@@ -300,6 +337,106 @@ async def test_read_and_delete_are_idempotent_and_owner_only(effects: IdentityEf
     assert [(a.outcome, a.code) for a in effects.answers()] == [
         ("accepted", None), ("rejected", "NOT_FOUND"), ("accepted", None), ("accepted", None),
     ]
+
+
+async def test_counts_and_addresses_come_from_the_table_not_a_read_per_message(
+    effects: IdentityEffects,
+) -> None:
+    sink = RecordingSink()
+    decider = NotificationsDecider({}, effects, sink)
+    notes = effects.repos["NotificationRepository"]
+    steps = [
+        _message("m-1", to=None), _message("m-2", to=None), _message("m-3", to=None),
+        _request(NotificationReadRequested, "m-1"),
+        _request(NotificationDeleteRequested, "m-2"),
+        _request(NotificationDeleteRequested, "m-1"),  # a read one: the count stays
+        _read_all(), _read_all(),  # the second finds nothing unread
+        _message("m-4", to=None),
+    ]
+    for raw in steps:
+        await decider.handle(raw, now=NOW)
+    assert _pushed_counts(effects) == [1, 2, 3, 2, 1, 0, 1]
+    assert notes.unread("u-1") == 1
+    for raw in steps:  # every record delivered again: no count moves, none is new
+        await decider.handle(raw, now=LATER)
+    assert _pushed_counts(effects) == [1, 2, 3, 2, 1, 0, 1]
+    assert notes.unread("u-1") == 1
+    assert {m["to"] for m in sink.delivered} == {"u-1@example.com"}
+    assert len(sink.delivered) == 4
+    # Counted and looked up once, for a user the table did not know; never per message.
+    assert (notes.counts, effects.fake_users.lookups) == (1, 1)
+
+
+class FailingOnce(dict[str, Any]):
+    """A table whose first write of ``key`` fails, as a worker killed just before it."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key: str | None = key
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key == self.key:
+            self.key = None
+            raise ConnectionError("killed before the decision was stored")
+        super().__setitem__(key, value)
+
+
+async def test_a_change_interrupted_before_its_decision_moves_the_count_once(
+    effects: IdentityEffects,
+) -> None:
+    table = FailingOnce("message:m-1")
+    decider = NotificationsDecider(table, effects, RecordingSink())
+    with pytest.raises(ConnectionError):
+        await decider.handle(_message("m-1"), now=NOW)
+    await decider.handle(_message("m-1"), now=NOW)  # delivered again
+    await decider.handle(_message("m-2"), now=NOW)
+    read = _request(NotificationReadRequested, "m-1")
+    table.key = f"command:{Envelope.decode(read).id}"
+    with pytest.raises(ConnectionError):
+        await decider.handle(read, now=NOW)
+    await decider.handle(read, now=NOW)
+    read_all = _read_all()
+    table.key = f"command:{Envelope.decode(read_all).id}"
+    with pytest.raises(ConnectionError):
+        await decider.handle(read_all, now=NOW)
+    await decider.handle(read_all, now=NOW)
+    assert _pushed_counts(effects) == [1, 2, 1, 0]
+    assert effects.repos["NotificationRepository"].unread("u-1") == 0
+
+
+async def test_a_table_from_before_counts_were_kept_counts_once_from_the_read_model(
+    effects: IdentityEffects,
+) -> None:
+    notes = effects.repos["NotificationRepository"]
+    for n in (1, 2):  # notified before this agent kept counts
+        await notes.create(Notification(f"old-{n}", "u-1", "file_shared", "t", "b", False, NOW))
+    decided = {"notificationId": "old-2", "createdAt": "2024-05-17T12:00:00.250Z",
+               "to": None, "delivered": True, "done": True}  # no "unread": kept no count
+    decider = NotificationsDecider({"message:m-old": decided}, effects, RecordingSink())
+    await decider.handle(_message("m-old"), now=LATER)  # a replay pushes no unknown count
+    await decider.handle(_message("m-1"), now=LATER)
+    await decider.handle(_message("m-2"), now=LATER)
+    assert _pushed_counts(effects) == [3, 4]
+    assert notes.counts == 1
+
+
+async def test_read_all_reads_what_came_before_it_whatever_the_clock(
+    effects: IdentityEffects,
+) -> None:
+    decider = NotificationsDecider({}, effects, RecordingSink())
+    notes = effects.repos["NotificationRepository"]
+    await decider.handle(_message("m-1"), now=NOW)
+    # Decided by a worker whose clock is behind: it still reads m-1 ...
+    read_all = _read_all(NOW)
+    await decider.handle(read_all, now=NOW - timedelta(seconds=1))
+    assert notes.unread("u-1") == 0
+    # ... and m-2, decided after it in the same millisecond, comes after it.
+    await decider.handle(_message("m-2"), now=NOW - timedelta(seconds=1))
+    await decider.handle(read_all, now=LATER)  # delivered again: m-2 stays unread
+    assert notes.unread("u-1") == 1
+    assert _pushed_counts(effects) == [1, 0, 1]
+    created = [n.created_at for n in sorted(notes.docs.values(), key=lambda n: n.created_at)]
+    assert created == [NOW, NOW + timedelta(milliseconds=1)]
 
 
 async def test_file_sink_appends_lines_and_log_sink_hides_secrets(
