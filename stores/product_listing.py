@@ -90,7 +90,8 @@ def filters(listing: Listing) -> dict[str, Any]:
     if listing.status is not None:
         query["status"] = listing.status
     else:
-        # Stock-only documents (stock arrived before the product) have no status yet.
+        # Stock-only documents (stock arrived before the product, in databases written
+        # before stock moved to stores.stock) have no status.
         query["status"] = {"$exists": True}
     if listing.category_key is not None:
         query["categoryKey"] = listing.category_key

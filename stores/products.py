@@ -1,8 +1,9 @@
 """The products read model: catalog fields (catalog agent), stock and rating projections.
 
-Three agents write disjoint fields of one document, each behind its own guard,
-so any of them may run first or be re-applied: catalog fields by ``version``,
-``stock`` by the inventory record's offset, ``rating`` by the review count.
+Two agents write disjoint fields of one document, each behind its own guard, so
+either may run first or be re-applied: catalog fields by ``version``, ``rating``
+by the review count. Stock lives apart, in ``stores.stock`` (an update here
+rewrites every index below), and is joined onto every product served here.
 
 Prices are kept twice: the decimal string the API shows, and ``priceMicros``
 (integer millionths of the currency unit) for filtering and sorting, because
@@ -25,6 +26,7 @@ from pymongo.errors import DuplicateKeyError
 
 from stores.product_listing import Listing, pipeline
 from stores.search import ALL_FIELD, search_fields
+from stores.stock import StockLevels
 from streams.envelope import format_time
 
 COLLECTION = "products"
@@ -109,6 +111,7 @@ class ProductRepository:
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._products = db[COLLECTION]
+        self._stock = StockLevels(db)
 
     async def project(self, facts: dict[str, Any]) -> bool:
         """Write the catalog fields of ``facts`` (a ProductFacts dict) unless already newer.
@@ -138,22 +141,16 @@ class ProductRepository:
         }
         return await self._guarded_upsert(
             {"_id": facts["productId"], "version": {"$not": {"$gte": version}}},
-            {"$set": fields, "$setOnInsert": {"stock": 0, "rating": _NEW_RATING}},
+            {"$set": fields, "$setOnInsert": {"rating": _NEW_RATING}},
         )
 
     async def apply_stock(self, product_id: str, *, stock: int, position: int) -> bool:
         """Set ``stock`` from the inventory record at ``position`` unless a later one applied.
 
-        Upserts, so a stock change that overtakes the product's creation is kept; such
-        a document has no status and stays invisible until the catalog fields arrive.
+        A stock change that overtakes the product's creation is kept, and shown once
+        the catalog fields arrive.
         """
-        return await self._guarded_upsert(
-            {"_id": product_id, "stockPosition": {"$not": {"$gte": position}}},
-            {
-                "$set": {"stock": stock, "stockPosition": position},
-                "$setOnInsert": {"version": 0, "rating": _NEW_RATING},
-            },
-        )
+        return await self._stock.apply(product_id, stock=stock, position=position)
 
     async def apply_rating(self, product_id: str, *, average: float, count: int) -> bool:
         """Set the rating reached after ``count`` reviews unless a later one applied."""
@@ -166,7 +163,9 @@ class ProductRepository:
     async def get(self, product_id: str) -> Product | None:
         """The product ``product_id`` (archived ones too), if its catalog fields exist."""
         doc = await self._products.find_one({"_id": product_id}, {"terms": 0})
-        return None if doc is None or "sellerId" not in doc else product(doc)
+        if doc is None or "sellerId" not in doc:
+            return None
+        return product(_with_stock(doc, await self._stock.many([product_id])))
 
     async def seller_of(self, product_id: str) -> str | None:
         """Who sells ``product_id``, if it exists."""
@@ -176,7 +175,9 @@ class ProductRepository:
     async def page(self, listing: Listing) -> list[dict[str, Any]]:
         """Raw documents of one page of ``listing`` (``listing.fetch`` rows at most)."""
         cursor = await self._products.aggregate(pipeline(listing))
-        return await cursor.to_list()
+        rows = await cursor.to_list()
+        levels = await self._stock.many(str(row["_id"]) for row in rows)
+        return [_with_stock(row, levels) for row in rows]
 
     async def _guarded_upsert(self, query: dict[str, Any], update: dict[str, Any]) -> bool:
         try:
@@ -184,6 +185,14 @@ class ProductRepository:
         except DuplicateKeyError:
             return False  # the document exists and its guard says it is already newer
         return result.upserted_id is not None or result.modified_count == 1
+
+
+def _with_stock(doc: dict[str, Any], levels: dict[str, int]) -> dict[str, Any]:
+    # A product without a stock row keeps its own ``stock`` field: databases written
+    # before stock moved out hold it there until the product's next stock change.
+    if doc["_id"] in levels:
+        doc["stock"] = levels[doc["_id"]]
+    return doc
 
 
 def product(doc: dict[str, Any]) -> Product:

@@ -1,7 +1,8 @@
-"""Stock projection: the inventory agent's public stock changes, into the products read model.
+"""Stock projection: the inventory agent's public stock changes, into the stock read model.
 
 The inventory agent's table is the source of truth for stock; this agent only
-copies ``currentStock`` onto the product document. Records are keyed by
+copies ``currentStock`` into ``stores.stock`` (beside the product document, not
+in it: see there), which every product read joins back. Records are keyed by
 product id, so one product's changes sit in one partition in order and the
 record offset orders them: the projection keeps the highest offset it applied
 ("last writer by offset wins"), so a redelivered or older record changes
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class StockProjector:
-    """Applies one ``inventory`` record to the products read model and pushes it."""
+    """Applies one ``inventory`` record to the stock read model and pushes it."""
 
     def __init__(self, effects: Effects) -> None:
         self._effects = effects

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
 from stores.mongo import ensure_indexes
+from stores.product_listing import Listing
 from stores.products import ProductRepository
 
 pytestmark = pytest.mark.integration
@@ -25,15 +27,21 @@ def facts(version: int, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def repo(env: Settings) -> AsyncIterator[ProductRepository]:
+async def db(env: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.mongo_url, tz_aware=True)
-    db = mongo[env.mongo_database]
-    await ensure_indexes(db)
+    database = mongo[env.mongo_database]
+    await ensure_indexes(database)
     try:
-        yield ProductRepository(db)
+        yield database
     finally:
-        await db["products"].delete_one({"_id": "p-guard"})
+        for collection in ("products", "stock"):
+            await database[collection].delete_many({"_id": {"$regex": "^p-guard"}})
         await mongo.close()
+
+
+@pytest.fixture
+def repo(db: AsyncDatabase[dict[str, Any]]) -> ProductRepository:
+    return ProductRepository(db)
 
 
 async def test_stock_that_overtakes_the_product_and_replays_converge(
@@ -54,3 +62,38 @@ async def test_stock_that_overtakes_the_product_and_replays_converge(
     assert product is not None
     assert (product.name, product.version, product.stock) == ("Two", 2, 3)
     assert (product.rating_average, product.rating_count) == (4.0, 1)
+
+
+async def test_stock_is_kept_beside_the_product_and_joined_onto_every_read(
+    repo: ProductRepository, db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    assert await repo.project(facts(1, "One"))
+    assert await repo.apply_stock("p-guard", stock=7, position=1)
+    # A stock change rewrites the small stock row, never the indexed product document.
+    stored = await db["products"].find_one({"_id": "p-guard"})
+    assert stored is not None
+    assert "stock" not in stored
+    assert await db["stock"].find_one({"_id": "p-guard"}) == {
+        "_id": "p-guard", "stock": 7, "position": 1}
+
+    shown = await repo.get("p-guard")
+    assert shown is not None
+    assert shown.stock == 7
+    rows = await repo.page(Listing(seller_id="s", fetch=5))
+    assert [(row["_id"], row["stock"]) for row in rows] == [("p-guard", 7)]
+
+
+async def test_a_product_stored_with_its_stock_keeps_it_until_its_next_stock_change(
+    repo: ProductRepository, db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # What databases written before stock moved out hold: stock on the document.
+    assert await repo.project(facts(1, "One"))
+    await db["products"].update_one({"_id": "p-guard"}, {"$set": {"stock": 4}})
+    shown = await repo.get("p-guard")
+    assert shown is not None
+    assert shown.stock == 4
+
+    assert await repo.apply_stock("p-guard", stock=2, position=9)
+    shown = await repo.get("p-guard")
+    assert shown is not None
+    assert shown.stock == 2
