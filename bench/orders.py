@@ -2,6 +2,7 @@
 
     python -m bench.orders [--rate 100] [--seconds 20] [--buyers 100] [--products 8]
                            [--naive-events 20000] [--timeout 180]
+    python -m bench.orders --find-ceiling [--seconds 10] [--max-rate 500]
 
 Starts an embedded stack (broker, MongoDB-protocol server, Redis), ``mercato worker``
 and ``mercato gateway`` processes, seeds accounts and products, then offers
@@ -23,12 +24,19 @@ the figure to compare across machines. The last line is the summary, in this fix
     gateway G ms total T ms; naive N ms/event
 
 (on one line; ``total`` includes Redis, which the line before it shows).
+
+``--find-ceiling`` offers the rates of ``bench.order_ceiling`` in turn, ``--seconds``
+each, on one stack (seeded once, no naive agent), until a step misses saga p95 < 250 ms
+or completes fewer than 98% of its orders, and ends with that module's line:
+
+    orders ceiling: R/s at saga p95 < 250 ms; above: <the first failing step>
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import os
 import random
@@ -54,6 +62,7 @@ from bench.common import (
     write_json,
 )
 from bench.naive import run_naive
+from bench.order_ceiling import Step, ceiling_line, rates
 from bench.order_stack import Running, running_stack, seed_users
 from config import Settings
 from gateway.identity.auth import TokenService
@@ -73,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--products", type=int, default=8, help="distinct products")
     parser.add_argument("--naive-events", type=int, default=20_000, help="naive agent events")
     parser.add_argument("--timeout", type=float, default=180.0, help="hard limit per phase")
+    parser.add_argument("--find-ceiling", action="store_true",
+                        help="step the offered rate up to --max-rate; report the highest "
+                             "that meets saga p95 < 250 ms")
+    parser.add_argument("--max-rate", type=float, default=500.0,
+                        help="with --find-ceiling: the last rate to try")
     return parser
 
 
@@ -198,21 +212,35 @@ async def _offer(session: aiohttp.ClientSession, base: str, tokens: list[str],
 PROCESSES = ("worker", "broker", "mongo", "gateway", "redis")
 
 
-async def _orders_phase(
-    stack: Running, services: dict[str, int], args: argparse.Namespace
-) -> dict[str, Any]:
-    settings, base = stack.settings, stack.base
+@dataclasses.dataclass(frozen=True, slots=True)
+class World:
+    """Seeded once per stack: the buyers with their tokens, the products, a watcher's token."""
+
+    tokens: dict[str, str]
+    products: list[str]
+    admin: str
+
+
+async def _world(stack: Running, args: argparse.Namespace) -> World:
+    settings = stack.settings
     buyers = [f"bench-buyer-{i}" for i in range(args.buyers)]
     await seed_users(settings, [*buyers, SELLER])
     issuer = TokenService(settings)
-    tokens = {b: issuer.issue_access(b, ["buyer"]) for b in buyers}
     seller = {"Authorization": f"Bearer {issuer.issue_access(SELLER, ['seller'])}"}
+    async with aiohttp.ClientSession(headers=seller) as seller_session:
+        products = await _products(seller_session, stack.base, args.products)
     # One client follows many buyers' channels, so it needs the admin's view.
-    admin = issuer.issue_access("bench-admin", ["admin"])
+    return World(tokens={b: issuer.issue_access(b, ["buyer"]) for b in buyers},
+                 products=products, admin=issuer.issue_access("bench-admin", ["admin"]))
+
+
+async def _orders_phase(
+    stack: Running, services: dict[str, int], args: argparse.Namespace, world: World
+) -> dict[str, Any]:
+    settings, base = stack.settings, stack.base
+    buyers, tokens, products, admin = list(world.tokens), world.tokens, world.products, world.admin
     watch = Watch()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        async with aiohttp.ClientSession(headers=seller) as seller_session:
-            products = await _products(seller_session, base, args.products)
         ws_url = base.replace("http://", "ws://") + "/v1/ws"
         followers = []
         for start in range(0, len(buyers), CHANNELS_PER_SOCKET):
@@ -221,28 +249,31 @@ async def _orders_phase(
             followers.append(asyncio.create_task(watch.follow(
                 session, ws_url, admin, [f"user:{b}" for b in group], ready)))
             await asyncio.wait_for(ready.wait(), 30)
-        events_before = await _end_offsets(settings)
-        cpu = CpuMeter({"worker": stack.worker_pid, "broker": services["kafka"],
-                        "mongo": services["mongo"], "gateway": stack.gateway_pid,
-                        "redis": services["redis"]})
-        cpu.start()
-        started = time.perf_counter_ns()
         try:
-            async with asyncio.timeout(args.timeout):
-                accepted, post_latencies = await _offer(
-                    session, base, list(tokens.values()), products, args.rate, args.seconds)
-                watch.expect(len(accepted))
-                await watch.all_ended.wait()
-        except TimeoutError:
-            raise BenchError(f"only {len(watch.completed)} orders completed within "
-                             f"{args.timeout:.0f}s") from None
-        spent = cpu.stop()
-        finished = max(watch.completed.values(), default=started)
-        events = await _end_offsets(settings) - events_before
-        rss = pid_peak_rss_mb(stack.worker_pid)
-        for task in followers:
-            task.cancel()
-        await asyncio.gather(*followers, return_exceptions=True)
+            events_before = await _end_offsets(settings)
+            cpu = CpuMeter({"worker": stack.worker_pid, "broker": services["kafka"],
+                            "mongo": services["mongo"], "gateway": stack.gateway_pid,
+                            "redis": services["redis"]})
+            cpu.start()
+            started = time.perf_counter_ns()
+            try:
+                async with asyncio.timeout(args.timeout):
+                    accepted, post_latencies = await _offer(
+                        session, base, list(tokens.values()), products, args.rate, args.seconds)
+                    watch.expect(len(accepted))
+                    await watch.all_ended.wait()
+            except TimeoutError:
+                raise BenchError(f"only {len(watch.completed)} orders completed within "
+                                 f"{args.timeout:.0f}s") from None
+            spent = cpu.stop()
+            finished = max(watch.completed.values(), default=started)
+            events = await _end_offsets(settings) - events_before
+            rss = pid_peak_rss_mb(stack.worker_pid)
+        finally:
+            # Also when the phase fails: no follower outlives it.
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
     saga = [watch.completed[o] - watch.placed[o] for o in watch.completed if o in watch.placed]
     p50, p95, p99 = percentiles_ms(saga)
     window = (finished - started) / 1e9
@@ -262,7 +293,8 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     services = EmbeddedStack(scratch / "stack", startup_timeout=60.0)
     with services as endpoints:
         async with running_stack(endpoints, scratch) as stack:
-            measured = await _orders_phase(stack, services.pids, args)
+            measured = await _orders_phase(
+                stack, services.pids, args, await _world(stack, args))
         naive, _ = await run_naive(
             endpoints.kafka_url, run_id=uuid.uuid4().hex[:8], datadir=scratch / "naive",
             events=args.naive_events, partitions=4, payload=256, limit=args.timeout)
@@ -289,6 +321,34 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     }
 
 
+async def _find_ceiling(args: argparse.Namespace, scratch: Path) -> list[Step]:
+    """Each rate in turn on one stack, stopping at the first that misses the target."""
+    steps: list[Step] = []
+    services = EmbeddedStack(scratch / "stack", startup_timeout=60.0)
+    with services as endpoints:
+        async with running_stack(endpoints, scratch) as stack:
+            world = await _world(stack, args)
+            for rate in rates(args.max_rate):
+                # A step whose orders have not all ended well after its offer has failed
+                # already; waiting out a saturated backlog would only delay the answer.
+                step_args = argparse.Namespace(**{**vars(args), "rate": rate,
+                                                  "timeout": min(args.timeout, args.seconds + 15)})
+                offered = int(rate * args.seconds)
+                try:
+                    measured = await _orders_phase(stack, services.pids, step_args, world)
+                except BenchError as exc:
+                    steps.append(Step(rate, offered, 0, 0.0, None, failure=str(exc)))
+                else:
+                    orders: BenchResult = measured["orders"]
+                    steps.append(Step(rate, offered, orders.events, orders.rate, orders.p95_ms))
+                    per_order = measured["cpu_ms_per_order"]
+                    print(f"step {steps[-1].describe()}; cpu/order "
+                          + " ".join(f"{n} {per_order[n]:.1f} ms" for n in PROCESSES))
+                if not steps[-1].passed:
+                    break
+    return steps
+
+
 def summary_line(
     rate: float, orders: BenchResult, per_order: dict[str, float], naive_ms: float
 ) -> str:
@@ -306,6 +366,8 @@ def summary_line(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 1 with the reason when a figure is not trustworthy."""
     args = _parser().parse_args(argv)
+    if args.find_ceiling:
+        return _ceiling_main(args)
     with tempfile.TemporaryDirectory(prefix="mercato-bench-orders-") as scratch:
         try:
             report = asyncio.run(_run(args, Path(scratch)))
@@ -316,6 +378,25 @@ def main(argv: list[str] | None = None) -> int:
           f"{report['load_average_1m_at_start']:.2f}")
     print(f"results: {write_json('orders', report)}")
     print(report["summary"])  # last, always: see the module docstring
+    return 0
+
+
+def _ceiling_main(args: argparse.Namespace) -> int:
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="mercato-bench-ceiling-") as scratch:
+        try:
+            steps = asyncio.run(_find_ceiling(args, Path(scratch)))
+        except BenchError as exc:
+            print(f"orders ceiling search failed: {exc}", file=sys.stderr)
+            return 1
+    line = ceiling_line(steps)
+    report = {"summary": line, "steps": [dataclasses.asdict(step) for step in steps],
+              "date": datetime.date.today().isoformat(), "machine": machine_note(),
+              "load_average_1m_at_start": load, "params": vars(args),
+              "command": " ".join(["python -m bench.orders", *sys.argv[1:]])}
+    print(f"machine: {report['machine']}, 1-min load average at start {load:.2f}")
+    print(f"results: {write_json('orders_ceiling', report)}")
+    print(line)  # last, always: see the module docstring
     return 0
 
 

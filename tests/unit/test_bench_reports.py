@@ -10,6 +10,7 @@ import pytest
 
 from bench.analytics import summary_line as analytics_summary_line
 from bench.common import BenchError, BenchResult, CpuMeter, pid_cpu_seconds
+from bench.order_ceiling import Step, ceiling_line, rates
 from bench.orders import PROCESSES, summary_line
 
 SUMMARY = re.compile(
@@ -64,3 +65,31 @@ def test_the_analytics_summary_line_has_its_fixed_form() -> None:
         "analytics: events 250/s naive 1250/s ratio 0.20; cpu/event worker 2.44 ms "
         "naive 0.30 ms; push p50 449 ms p95 1604 ms"
     )
+
+
+CEILING = re.compile(r"^orders ceiling: \d+\.\d/s at saga p95 < 250 ms; above: .+$")
+
+
+def test_the_ceiling_steps_up_to_the_max_rate_and_names_the_first_rate_that_missed() -> None:
+    assert rates(130.0) == [40.0, 60.0, 80.0, 100.0, 125.0, 130.0]
+    steps = [
+        Step(40.0, 200, 200, 38.9, 120.0),
+        Step(60.0, 300, 295, 58.0, 240.0),  # 98.3% completed: still passes
+        Step(80.0, 400, 400, 78.0, 251.0),  # p95 over the limit
+    ]
+    assert [step.passed for step in steps] == [True, True, False]
+    line = ceiling_line(steps)
+    assert CEILING.match(line), line
+    assert line == ("orders ceiling: 60.0/s at saga p95 < 250 ms; above: 80.0/s completed "
+                    "400/400 (78.0/s) p95 251.0 ms")
+
+
+def test_a_step_that_drops_orders_or_never_finishes_fails_the_ceiling() -> None:
+    dropped = Step(40.0, 200, 195, 39.0, 100.0)  # 97.5% completed
+    timed_out = Step(40.0, 200, 0, 0.0, None, failure="only 12 orders completed within 20s")
+    assert not dropped.passed
+    assert ceiling_line([timed_out]) == (
+        "orders ceiling: 0.0/s at saga p95 < 250 ms; above: 40.0/s failed: only 12 orders "
+        "completed within 20s")
+    assert ceiling_line([Step(40.0, 200, 200, 39.0, 90.0)]).endswith(
+        "above: not reached (max 40.0/s)")
