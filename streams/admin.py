@@ -29,13 +29,14 @@ class TopicMismatch(RuntimeError):
             f"{listed}. {done}.\n"
             "  A key's partition picks the worker that holds its table state, and adding "
             "partitions in place (Kafka can) moves keys away from their state, so migrate:\n"
-            "  - production: create the new count under a new MERCATO_TOPIC_PREFIX and "
-            "MERCATO_APP_ID (fresh topics, consumer group and changelogs), copy the records "
-            "over (`mercato backup` with the old settings, restore with the new), then move "
-            "the workers and gateways to the new settings;\n"
-            "  - dev: start over (`mercato dev --reset`) or use a new MERCATO_TOPIC_PREFIX;\n"
-            f"  - or keep these topics: MERCATO_TOPIC_PARTITIONS={keep}.\n"
-            '  See docs/production.md, "Partitions".'
+            "  - production: new topics with the new count under a new MERCATO_TOPIC_PREFIX "
+            "and MERCATO_APP_ID (fresh consumer group and changelogs), the records copied "
+            "over from the old ones (`mercato backup` with the old settings, restored with "
+            "the new), then the workers and gateways moved over: the steps are in "
+            'docs/production.md, "Partitions";\n'
+            "  - dev: start over (`mercato dev --reset`) or use a new MERCATO_TOPIC_PREFIX "
+            "and MERCATO_APP_ID;\n"
+            f"  - or keep these topics: MERCATO_TOPIC_PARTITIONS={keep}."
         )
 
 
