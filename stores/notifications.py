@@ -9,6 +9,7 @@ from typing import Any
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from stores import mongo
 from stores.keyset import keyset_after
 from streams.envelope import format_time
 
@@ -54,8 +55,10 @@ class NotificationRepository:
         self._notifications = db[COLLECTION]
 
     async def create(self, notification: Notification) -> bool:
-        """Insert once; re-applying the same notification changes nothing."""
-        result = await self._notifications.update_one(
+        """Insert once (True if this call inserted it); re-applying it changes nothing."""
+        # Held and flushed with other records' writes when the agent runtime holds writes.
+        return await mongo.update_one(
+            self._notifications,
             {"_id": notification.notification_id},
             {
                 "$setOnInsert": {
@@ -69,7 +72,6 @@ class NotificationRepository:
             },
             upsert=True,
         )
-        return result.upserted_id is not None
 
     async def owned(self, user_id: str, notification_id: str) -> Notification | None:
         """The notification if it exists and belongs to ``user_id``."""

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+
+from stores import mongo
 
 COLLECTION = "stock"
 
@@ -31,15 +32,14 @@ class StockLevels:
 
     async def apply(self, product_id: str, *, stock: int, position: int) -> bool:
         """Set ``stock`` from the record at ``position`` unless a later one applied."""
-        try:
-            result = await self._stock.update_one(
-                {"_id": product_id, "position": {"$not": {"$gte": position}}},
-                {"$set": {"stock": stock, "position": position}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False  # the row exists and holds a later (or the same) position
-        return result.upserted_id is not None or result.modified_count == 1
+        # A row holding a later (or the same) position is left as it is. Held and flushed
+        # with other records' writes when the agent runtime holds writes.
+        return await mongo.update_one(
+            self._stock,
+            {"_id": product_id, "position": {"$not": {"$gte": position}}},
+            {"$set": {"stock": stock, "position": position}},
+            upsert=True,
+        )
 
     async def many(self, product_ids: Iterable[str]) -> dict[str, int]:
         """The stock of each of ``product_ids`` that has one (one round trip)."""

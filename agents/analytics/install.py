@@ -20,7 +20,7 @@ from agents.runtime.declare import (
     source_table,
     source_topic,
 )
-from agents.runtime.effects import Effects, acks_awaited_at_end
+from agents.runtime.effects import Effects, committed_at_end
 from agents.runtime.heartbeat import processing
 from agents.runtime.resilience import guarded
 from config import Settings
@@ -98,7 +98,7 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
                    for scope, facts in by_scope(mapped).items()]
 
         async def publish() -> None:
-            async with acks_awaited_at_end():  # one round trip for the batch's records
+            async with committed_at_end():  # one round trip for the batch's records
                 for record in records:
                     await effects.emit(FACTS, record)
 

@@ -10,7 +10,7 @@ from agents.catalog.decider import CatalogDecider
 from agents.catalog.reviews import ReviewDecider
 from agents.catalog.stock import StockProjector
 from agents.catalog.stock_alerts import StockAlerts
-from agents.runtime.declare import Agents, guarded_agent, source_table, source_topic
+from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source_table, source_topic
 from agents.runtime.effects import Effects
 from config import Settings
 
@@ -59,6 +59,8 @@ def _stock(app: faust.App, settings: Settings, effects: Effects) -> Any:
         effects=effects,
         handle=projector.handle,
         pass_offset=True,
+        # Keyed by product id: many products' stock rows share one bulk write.
+        keys_in_flight=KEYS_IN_FLIGHT,
     )
 
 

@@ -18,7 +18,8 @@ from typing import Any, Literal, Protocol, cast, overload
 import faust
 import faust.streams
 
-from agents.runtime.effects import Effects, acks_awaited_at_end
+from agents.runtime.commit import CommitGroup
+from agents.runtime.effects import Effects, held
 from agents.runtime.lanes import KeyLanes
 from agents.runtime.resilience import guarded
 from config import Settings
@@ -114,14 +115,16 @@ def guarded_agent(
     (``agents.runtime.lanes``); only for agents whose state is keyed like their records.
     """
 
-    async def one(message: Any) -> None:
+    async def one(message: Any, group: CommitGroup) -> None:
         async def process(value: bytes = message.value, offset: int = message.offset) -> None:
-            async with acks_awaited_at_end():
+            with held() as effects_of_record:
                 # The overloads guarantee ``handle`` has the shape ``pass_offset`` says.
                 if pass_offset:
                     outcome = await cast(OffsetHandler, handle)(value, offset=offset)
                 else:
                     outcome = await cast(RecordHandler, handle)(value)
+            # Durable before the record is acked; a failure retries the record whole.
+            await group.commit(effects_of_record)
             log.debug("%s: %s", name, outcome)
 
         await guarded(
@@ -136,18 +139,23 @@ def guarded_agent(
         )
 
     async def consume(stream: Any) -> None:
-        if keys_in_flight <= 1:
-            async for event in stream.events():
-                await one(event.message)
-            return
-        # Acked by the lanes once processed, in offset order (see agents.runtime.lanes).
-        manual = stream.noack()
-        lanes = KeyLanes(manual, limit=keys_in_flight)
+        # This actor's partition commits its records' effects together (agents.runtime.commit).
+        group = CommitGroup()
         try:
-            async for event in manual.events():
-                await lanes.submit(event, functools.partial(one, event.message))
+            if keys_in_flight <= 1:
+                async for event in stream.events():
+                    await one(event.message, group)
+                return
+            # Acked by the lanes once processed, in offset order (see agents.runtime.lanes).
+            manual = stream.noack()
+            lanes = KeyLanes(manual, limit=keys_in_flight)
+            try:
+                async for event in manual.events():
+                    await lanes.submit(event, functools.partial(one, event.message, group))
+            finally:
+                await lanes.aclose()
         finally:
-            await lanes.aclose()
+            await group.aclose()
 
     consume.__name__ = consume.__qualname__ = name
     # One actor per partition: partitions are processed concurrently while each keeps its

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+import dataclasses
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
@@ -17,38 +18,83 @@ import faust
 from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
-from stores.mongo import database, ensure_indexes, mongo_client
+from stores.mongo import HeldWrites, database, ensure_indexes, mongo_client, writes_held
 from stores.users import UserRepository
 from streams.envelope import Envelope
-from streams.topics import CATALOGUE, partitions
+from streams.topics import CATALOGUE
 
 R = TypeVar("R")
-_PENDING_ACKS: ContextVar[list[Awaitable[Any]] | None] = ContextVar(
-    "pending_acks", default=None
-)
+_HELD: ContextVar[Held | None] = ContextVar("held_effects", default=None)
+
+
+@dataclasses.dataclass(slots=True)
+class Send:
+    """A record to produce: the producer, the topic's full name, the record's key and value."""
+
+    producer: Any
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclasses.dataclass(slots=True)
+class Held:
+    """One record's effects, held to be committed (with other records') after it is decided."""
+
+    sends: list[Send] = dataclasses.field(default_factory=list)
+    writes: HeldWrites = dataclasses.field(default_factory=HeldWrites)
+
+    def __bool__(self) -> bool:
+        return bool(self.sends) or len(self.writes) > 0
+
+
+@contextlib.contextmanager
+def held() -> Iterator[Held]:
+    """Within the block, sends and repository writes are held in the yielded ``Held``.
+
+    Carry them out with :func:`commit`. A context variable keeps each record's effects
+    apart (agents share ``LiveEffects``; a record's task has its own context).
+    """
+    effects = Held()
+    token = _HELD.set(effects)
+    try:
+        with writes_held(effects.writes):
+            yield effects
+    finally:
+        _HELD.reset(token)
+
+
+async def commit(records: Sequence[Held]) -> None:
+    """Carry out the held effects of ``records``; returns once every one is durable.
+
+    MongoDB first (one unordered ``bulk_write`` per collection), then every record is
+    handed to the producer (which batches them per partition, in order) and their acks
+    are awaited together: a GET after a command's answer sees the read model, and the
+    caller acks the records' offsets only after their effects are durable.
+    """
+    writes = HeldWrites.merged(record.writes for record in records)
+    if len(writes):
+        await writes.flush()
+    deliveries = [
+        # Faust's producer, not ``Topic.send``: our records are bytes already, and the
+        # topic layer's per-record futures and sensors were a tenth of the worker's time.
+        await send.producer.send(send.topic, send.key, send.value, None, None, send.headers)
+        for record in records for send in record.sends
+    ]
+    await asyncio.gather(*deliveries)
 
 
 @contextlib.asynccontextmanager
-async def acks_awaited_at_end() -> AsyncIterator[None]:
-    """Within the block, sends are queued and their broker acks awaited together at the end.
+async def committed_at_end() -> AsyncIterator[None]:
+    """Within the block, effects are held, then committed together when it ends.
 
-    One record's effects are then one round trip, not one per event (in order: the
-    producer keeps per-partition order), and the block still ends only when every
-    send is durable, so the record's offset is committed only after its effects.
-    A context variable keeps each agent's record separate: agents share ``LiveEffects``.
+    One round trip for many sends and writes; the block still ends only when they are
+    durable. An error in the block drops what it held (the record is retried whole).
     """
-    pending: list[Awaitable[Any]] = []
-    token = _PENDING_ACKS.set(pending)
-    try:
+    with held() as effects:
         yield
-    except BaseException:
-        # The record will be retried; let what is in flight settle, results irrelevant.
-        await asyncio.gather(*pending, return_exceptions=True)
-        raise
-    else:
-        await asyncio.gather(*pending)
-    finally:
-        _PENDING_ACKS.reset(token)
+    await commit([effects])
 
 
 class Effects(Protocol):
@@ -72,16 +118,9 @@ class LiveEffects:
     """Effects on the real broker and MongoDB, opened lazily inside the worker's loop."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
+        self._app = app
         self._settings = settings
-        self._topics = {
-            spec.name: app.topic(
-                settings.topic(spec.name),
-                partitions=partitions(settings, spec.name),
-                key_serializer="raw",
-                value_serializer="raw",
-            )
-            for spec in CATALOGUE
-        }
+        self._names = {spec.name: settings.topic(spec.name) for spec in CATALOGUE}
         self._client: Any = None
         self._repos: dict[type[Any], Any] = {}
 
@@ -109,7 +148,7 @@ class LiveEffects:
         await ensure_indexes(self.db)
 
     async def emit(self, topic: str, envelope: Envelope) -> None:
-        """Send keyed by the aggregate key; durable by the end of the record (see below)."""
+        """Send keyed by the aggregate key: at once, or held with the record's effects."""
         await self._send(topic, envelope.key, envelope)
 
     async def push(self, channel: str, envelope: Envelope) -> None:
@@ -117,14 +156,13 @@ class LiveEffects:
         await self._send("push", channel, envelope)
 
     async def _send(self, topic: str, key: str, envelope: Envelope) -> None:
-        delivery = await self._topics[topic].send(
-            key=key.encode(), value=envelope.encode(), headers=envelope.headers()
-        )
-        pending = _PENDING_ACKS.get()
-        if pending is None:
-            await delivery
+        send = Send(self._app.producer, self._names[topic], key.encode(), envelope.encode(),
+                    envelope.headers())
+        holding = _HELD.get()
+        if holding is None:
+            await commit([Held(sends=[send])])
         else:
-            pending.append(delivery)
+            holding.sends.append(send)
 
     async def aclose(self) -> None:
         """Close the MongoDB client."""

@@ -104,8 +104,9 @@ async def carry_out(effects: Effects, state: State, recorded: dict[str, Any]) ->
         records.append((item["topic"], envelope.key, envelope))
         records.extend(("push", channel, envelope) for channel in item["push"])
     records.extend(("replies", r["key"], Envelope.decode(r)) for r in recorded["replies"])
-    # One message can mean twenty records; the agent runtime acks them together at the
-    # end of the record (agents.runtime.effects.acks_awaited_at_end), not one round trip each.
+    # One message can mean twenty records; the agent runtime holds them with the read model
+    # write and commits them with other records' (agents.runtime.commit): the write goes
+    # first, the broker's acks are awaited once.
     for topic, key, envelope in records:
         if topic == "push":
             await effects.push(key, envelope)

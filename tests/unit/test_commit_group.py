@@ -1,0 +1,104 @@
+"""Group commit: records decided during a flush share the next one; a bad one fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agents.runtime.commit import CommitGroup
+from agents.runtime.effects import Held, Send
+
+
+class Producer:
+    """Faust's producer interface: ``send`` queues a record and returns its delivery future.
+
+    Records whose key is in ``refuse`` are refused by "the broker"; ``gate``, while clear,
+    holds every delivery back, as a slow broker would.
+    """
+
+    def __init__(self, *, refuse: frozenset[bytes] = frozenset()) -> None:
+        self.flushes: list[list[bytes]] = []
+        self.refuse = refuse
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self._current: list[bytes] | None = None
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: None, timestamp: None,
+                   headers: list[tuple[str, bytes]]) -> asyncio.Future[None]:
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().create_task(self._deliver(key, delivery))
+        return delivery
+
+    async def _deliver(self, key: bytes, delivery: asyncio.Future[None]) -> None:
+        await self.gate.wait()
+        if key in self.refuse:
+            delivery.set_exception(RuntimeError(f"refused {key!r}"))
+        else:
+            delivery.set_result(None)
+
+
+def record(producer: Producer, *keys: str) -> Held:
+    return Held(sends=[Send(producer, "t", k.encode(), b"{}", []) for k in keys])
+
+
+class Counting(Producer):
+    """Counts the records handed over before each await of their acks."""
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: None, timestamp: None,
+                   headers: list[tuple[str, bytes]]) -> asyncio.Future[None]:
+        if self._current is None:
+            self._current = []
+            self.flushes.append(self._current)
+            asyncio.get_running_loop().call_soon(self._end_flush)
+        self._current.append(key)
+        return await super().send(topic, key, value, partition, timestamp, headers)
+
+    def _end_flush(self) -> None:
+        self._current = None
+
+
+async def test_records_decided_during_a_flush_are_committed_together_in_the_next() -> None:
+    producer = Counting()
+    group = CommitGroup()
+    producer.gate.clear()  # the first flush waits for its acks...
+    first = asyncio.create_task(group.commit(record(producer, "a")))
+    await asyncio.sleep(0)
+    # ...while three more records are decided.
+    rest = [asyncio.create_task(group.commit(record(producer, k, k + "2"))) for k in "bcd"]
+    await asyncio.sleep(0.01)
+    producer.gate.set()
+    await asyncio.gather(first, *rest)
+
+    assert producer.flushes == [[b"a"], [b"b", b"b2", b"c", b"c2", b"d", b"d2"]]
+
+
+async def test_a_refused_record_fails_alone_and_the_others_commit() -> None:
+    producer = Producer(refuse=frozenset({b"bad"}))
+    group = CommitGroup()
+    producer.gate.clear()
+    blocker = asyncio.create_task(group.commit(record(producer, "first")))
+    await asyncio.sleep(0)
+    good = asyncio.create_task(group.commit(record(producer, "good")))
+    bad = asyncio.create_task(group.commit(record(producer, "bad")))
+    other = asyncio.create_task(group.commit(record(producer, "other")))
+    await asyncio.sleep(0)
+    producer.gate.set()
+
+    await asyncio.gather(blocker, good, other)
+    with pytest.raises(RuntimeError, match="refused"):
+        await bad
+
+
+async def test_nothing_held_commits_at_once_and_close_fails_what_waits() -> None:
+    producer = Producer()
+    group = CommitGroup()
+    await group.commit(Held())  # nothing to flush, no task
+
+    producer.gate.clear()
+    waiting = asyncio.create_task(group.commit(record(producer, "x")))
+    await asyncio.sleep(0.01)
+    await group.aclose()
+
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
