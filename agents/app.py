@@ -82,6 +82,10 @@ def faust_settings(
         # A few ms lets one produce request carry many records (the broker's CPU is per
         # request); each record waits for its acks at its end anyway (agents.runtime.effects).
         "producer_linger": 0.005,
+        # A partition's batch must hold a whole group commit's records (agents.runtime.commit):
+        # at aiokafka's 16 KiB a flush stalled on every full batch until it was sent, one
+        # request in flight per broker (measured: 34 -> 61 orders/s at an offered 100).
+        "producer_max_batch_size": 256 * 1024,
         "web_enabled": False,
         "table_standby_replicas": 0,
         # Inert unless the app is armed to repair its changelogs (agents.runtime.changelogs).
