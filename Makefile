@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test install browser lint typecheck unit integration e2e bench schemas clean
+.PHONY: run test install browser lint typecheck unit integration e2e chaos bench schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ integration: $(STAMP)
 
 e2e: $(STAMP) browser
 	@$(call pytest_tier,tests/e2e)
+
+chaos: $(STAMP)
+	@$(call pytest_tier,tests/chaos)
 
 test: lint typecheck browser
 	@$(call pytest_tier,tests)
