@@ -6,16 +6,22 @@ order and the table below is the source of truth for it:
     product id -> {
         "stock": int,             # available units, never negative
         "created": bool,          # an adjustment (the catalog's initial stock) has been applied
-        "reservations": {reservationId: {status, orderId, quantity, stock, at, ...}},
+        "recent": {reservationId: {status, orderId, quantity, stock, at, ...}},  # newest
         "applied": {adjust command id: decision},   # recent, bounded
     }
+    "reservation:{reservationId}" -> {status, orderId, quantity, stock, at, ...}
 
 A reservation's record is its decision (reserved / rejected / released), stored before
-any effect runs and kept while the reservation is active (settled ones: the most
-recent ``KEEP_SETTLED``). A redelivered reserve or release therefore changes nothing
-twice and repeats the same events: ids derive from the reservation id, times and
-levels come from the record. Adjustments are not naturally idempotent, so they are
-deduplicated by the command's envelope id in ``applied``.
+any effect runs, in the same table write as the stock it changed: in the product's
+``recent`` while it is among the newest ``KEEP_RECENT``, then under a key of its own
+(written before the product entry that lets it go, and in the product's partition, like
+every write made for the product's commands). So a product's entry stays small however
+many orders it sells (it once held every reservation of every completed order, rewritten
+on each sale), and a reservation stays releasable (a refund) for as long as the table
+lives. A redelivered reserve or release therefore changes nothing twice and repeats the
+same events: ids derive from the reservation id, times and levels come from the record.
+Adjustments are not naturally idempotent, so they are deduplicated by the command's
+envelope id in ``applied``.
 """
 
 from __future__ import annotations
@@ -35,13 +41,20 @@ from streams.events.inventory import AdjustRequested, ReleaseRequested, ReserveR
 log = logging.getLogger(__name__)
 # Redelivery happens within seconds; these are plenty to recognise it.
 KEEP_APPLIED = 64
-KEEP_SETTLED = 256
+# Reservations kept in their product's entry: enough for the redeliveries of seconds later
+# to find theirs without a second read; older ones are read from their own key.
+KEEP_RECENT = 32
 Entry = dict[str, Any]
+
+
+def reservation_key(reservation_id: str) -> str:
+    """The table key of a reservation that has left its product's ``recent``."""
+    return f"reservation:{reservation_id}"
 
 
 def empty_entry() -> Entry:
     """The state of a product the inventory has never heard of."""
-    return {"stock": 0, "created": False, "reservations": {}, "applied": {}}
+    return {"stock": 0, "created": False, "recent": {}, "applied": {}}
 
 
 class InventoryDecider:
@@ -68,19 +81,45 @@ class InventoryDecider:
     def _entry(self, product_id: str) -> Entry:
         # A copy: the table is only changed by assignment, which also writes the changelog.
         stored = self._table.get(product_id)
-        return copy.deepcopy(stored) if stored is not None else empty_entry()
+        entry = copy.deepcopy(stored) if stored is not None else empty_entry()
+        entry.setdefault("recent", {})  # stored before reservations left the entry
+        return entry
+
+    def _record(self, entry: Entry, reservation_id: str) -> dict[str, Any] | None:
+        """The stored record of ``reservation_id`` (a copy), if any."""
+        found = entry["recent"].get(reservation_id)
+        if found is None:
+            found = self._table.get(reservation_key(reservation_id))
+        if found is None:  # the layout before reservations left the entry
+            found = entry.get("reservations", {}).get(reservation_id)
+        return None if found is None else dict(found)
+
+    def _store(self, product_id: str, entry: Entry, reservation_id: str,
+               record: dict[str, Any]) -> None:
+        """Store ``record`` with ``entry`` (one write), moving the oldest out to their keys."""
+        recent: dict[str, Any] = entry["recent"]
+        recent.pop(reservation_id, None)
+        recent[reservation_id] = record
+        moving = dict(entry.pop("reservations", {}))  # the old layout's, moved once
+        moving.pop(reservation_id, None)
+        while len(recent) > KEEP_RECENT:
+            oldest = next(iter(recent))
+            moving[oldest] = recent.pop(oldest)
+        # Their own keys first: until the entry below is written, the entry still holds them.
+        for rid, moved in moving.items():
+            self._table[reservation_key(rid)] = moved
+        self._table[product_id] = entry
 
     async def _reserve(self, envelope: Envelope, command: ReserveRequested, now: datetime) -> str:
         if command.quantity <= 0:
             raise ValueError(f"reservation {command.reservation_id} has quantity <= 0")
         entry = self._entry(command.product_id)
-        record = entry["reservations"].get(command.reservation_id)
+        record = self._record(entry, command.reservation_id)
         if record is None:
             record = _decide_reserve(entry, command, now)
-            _settle(entry, command.reservation_id, record)
             if record["status"] == "reserved":
                 entry["stock"] = record["stock"]
-            self._table[command.product_id] = entry
+            self._store(command.product_id, entry, command.reservation_id, record)
         elif "at" not in record:
             # Released before this reserve arrived: the saga has moved on; reserving now
             # would hold stock nobody will ever release.
@@ -91,7 +130,7 @@ class InventoryDecider:
 
     async def _release(self, envelope: Envelope, command: ReleaseRequested, now: datetime) -> str:
         entry = self._entry(command.product_id)
-        record = entry["reservations"].get(command.reservation_id)
+        record = self._record(entry, command.reservation_id)
         if record is None or "releasedAt" not in record:
             record = dict(record or {"orderId": command.order_id, "status": "released"})
             record["releasedAt"] = format_time(now)
@@ -100,8 +139,7 @@ class InventoryDecider:
                 entry["stock"] += record["quantity"]
                 record.update(status="released", released=record["quantity"])
                 record["releasedStock"] = entry["stock"]
-            _settle(entry, command.reservation_id, record)
-            self._table[command.product_id] = entry
+            self._store(command.product_id, entry, command.reservation_id, record)
         await self._announce.release(envelope, command, record)
         return "released" if record["released"] else "noop"
 
@@ -159,16 +197,6 @@ def _decide_adjust(entry: Entry, command: AdjustRequested, now: datetime) -> dic
         "reason": "adjusted" if entry["created"] else "created",
         "at": format_time(now),
     }
-
-
-def _settle(entry: Entry, reservation_id: str, record: dict[str, Any]) -> None:
-    """Store ``record`` last, and forget the oldest settled reservations beyond the bound."""
-    reservations: dict[str, Any] = entry["reservations"]
-    reservations.pop(reservation_id, None)
-    reservations[reservation_id] = record
-    settled = [rid for rid, r in reservations.items() if r["status"] != "reserved"]
-    for rid in settled[: max(0, len(settled) - KEEP_SETTLED)]:
-        del reservations[rid]
 
 
 def _trim(applied: dict[str, Any], keep: int) -> None:

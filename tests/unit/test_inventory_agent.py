@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from agents.app import create_worker_app
-from agents.inventory.decider import KEEP_APPLIED, InventoryDecider
+from agents.inventory.decider import KEEP_APPLIED, KEEP_RECENT, InventoryDecider, reservation_key
 from config import Settings
 from streams.envelope import Envelope, derived_id, new_event
 from streams.events.commands import CommandAnswered
@@ -170,7 +170,7 @@ async def test_reserve_takes_stock_and_tells_the_saga_and_the_public(
     assert await decider.handle(reserve("o-1", 3), now=NOW) == "reserved"
 
     assert table[P]["stock"] == 7
-    assert table[P]["reservations"]["o-1:p-lamp"]["status"] == "reserved"
+    assert table[P]["recent"]["o-1:p-lamp"]["status"] == "reserved"
     [saga] = effects.on("order-saga")
     assert saga.key == "o-1"  # keyed by ORDER id
     assert saga.id == derived_id("reservation", "o-1:p-lamp", "reserved")
@@ -196,7 +196,7 @@ async def test_redelivered_reserve_changes_nothing_twice(
     for again in (command, reserve("o-1", 3)):
         assert await decider.handle(again, now=NOW + timedelta(seconds=3)) == "reserved"
     assert table[P]["stock"] == 7
-    assert table[P]["reservations"] == state["reservations"]
+    assert table[P]["recent"] == state["recent"]
     assert [(t, e.id, e.data, e.occurred_at) for t, e in effects.emitted] == [
         (t, e.id, e.data, e.occurred_at) for t, e in first
     ] * 3
@@ -336,3 +336,45 @@ async def test_faust_agent_wiring(tmp_path: Path) -> None:
     assert levels == [3, 1, 1]
     [letter] = effects.on("dlq")
     assert letter.data["agent"] == "inventory"
+
+
+async def test_a_product_entry_stays_small_however_many_orders_it_sells(
+    decider: InventoryDecider, effects: RecordingEffects, table: dict[str, Any]
+) -> None:
+    # Completed orders' reservations stay "reserved" (a refund may release them): they used
+    # to stay in the product's entry, which every sale then rewrote whole.
+    sales = KEEP_RECENT * 3
+    await stocked(decider, effects, sales)
+    for n in range(sales):
+        assert await decider.handle(reserve(f"o-{n}", 1), now=NOW) == "reserved"
+
+    assert table[P]["stock"] == 0
+    assert len(table[P]["recent"]) == KEEP_RECENT
+    oldest = table[reservation_key("o-0:p-lamp")]
+    assert (oldest["status"], oldest["quantity"]) == ("reserved", 1)
+    # The oldest is still recognised when redelivered, and still releasable (a refund).
+    effects.emitted.clear()
+    assert await decider.handle(reserve("o-0", 1), now=NOW) == "reserved"
+    assert table[P]["stock"] == 0
+    assert await decider.handle(release("o-0"), now=NOW) == "released"
+    assert table[P]["stock"] == 1
+    assert await decider.handle(release("o-0"), now=NOW) == "released"  # redelivered
+    assert table[P]["stock"] == 1
+
+
+async def test_an_entry_stored_with_every_reservation_inside_reads_on_and_moves_out(
+    decider: InventoryDecider, effects: RecordingEffects, table: dict[str, Any]
+) -> None:
+    record = {"orderId": "o-old", "quantity": 2, "at": NOW.isoformat(), "status": "reserved",
+              "stock": 3}
+    table[P] = {"stock": 3, "created": True, "applied": {},
+                "reservations": {"o-old:p-lamp": record}}
+
+    assert await decider.handle(reserve("o-old", 2), now=NOW) == "reserved"  # recognised
+    assert table[P]["stock"] == 3
+    assert await decider.handle(reserve("o-new", 1), now=NOW) == "reserved"
+
+    assert "reservations" not in table[P]
+    assert table[reservation_key("o-old:p-lamp")] == record
+    assert await decider.handle(release("o-old"), now=NOW) == "released"
+    assert table[P]["stock"] == 4
