@@ -11,7 +11,9 @@ notifications agent keeps the seller's notifications and unread count.
 The threshold is the seller's own (``stockLowThreshold`` on their profile) or
 ``Settings.stock_low_threshold``; 0 turns alerts off. Only falling changes are
 looked up (product, then seller), off the order path: the inventory agent never
-waits for this.
+waits for this. Both lookups are kept ``LOOKUP_TTL`` seconds: every sale is a falling
+change, and two MongoDB reads per sale were a tenth of the worker's time under load; a
+seller's new threshold (or a product archived) then applies within that.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import logging
 
 from agents.runtime.effects import Effects
 from agents.runtime.messages import request_message
-from stores.product_lookup import ProductLookup
+from stores.expiring import Expiring
+from stores.product_lookup import ProductLookup, ProductView
 from streams.envelope import Envelope
 from streams.events.inventory import StockChanged
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.stock-alerts"
+LOOKUP_TTL = 5.0
+LOOKUP_SIZE = 10_000
 
 
 def crossed(change: StockChanged, threshold: int) -> bool:
@@ -40,6 +45,9 @@ class StockAlerts:
     def __init__(self, effects: Effects, *, default_threshold: int) -> None:
         self._effects = effects
         self._default = default_threshold
+        self._products: Expiring[str, ProductView | None] = Expiring(
+            ttl=LOOKUP_TTL, size=LOOKUP_SIZE)
+        self._thresholds: Expiring[str, int | None] = Expiring(ttl=LOOKUP_TTL, size=LOOKUP_SIZE)
 
     async def handle(self, raw: bytes) -> str:
         """Process one ``inventory`` record; returns what happened (for logs and tests)."""
@@ -49,12 +57,15 @@ class StockAlerts:
         change = envelope.payload(StockChanged)
         if change.change >= 0:
             return "rising"
-        product = (await self._effects.repo(ProductLookup).many([change.product_id])).get(
-            change.product_id
-        )
+        # A product not found (not projected yet) is looked up again next time.
+        product = await self._products.get(
+            change.product_id, lambda: self._product(change.product_id),
+            keep=lambda found: found is not None)
         if product is None or not product.available:
             return "unknown"
-        own = await self._effects.users.stock_low_threshold(product.seller_id)
+        seller = product.seller_id
+        own = await self._thresholds.get(
+            seller, lambda: self._effects.users.stock_low_threshold(seller))
         threshold = self._default if own is None else own
         if not crossed(change, threshold):
             return "enough"
@@ -65,3 +76,6 @@ class StockAlerts:
             source=SOURCE,
         )
         return "low"
+
+    async def _product(self, product_id: str) -> ProductView | None:
+        return (await self._effects.repo(ProductLookup).many([product_id])).get(product_id)
