@@ -141,6 +141,7 @@ class EmbeddedStack:
         self._ports = dict(ports or {})
         self.startup_timeout = startup_timeout
         self._running: list[_Running] = []
+        self._ports_in_use: dict[str, int] = {}
 
     @property
     def pids(self) -> dict[str, int]:
@@ -159,10 +160,11 @@ class EmbeddedStack:
         if self._running:
             raise RuntimeError("the embedded stack is already started")
         ports = self._choose_ports()
+        self._ports_in_use = ports
         try:
             for name in self.services:
                 self._spawn(name, ports[name])
-            self._wait_ready()
+            self._wait_ready(list(self._running))
         except BaseException:
             self.stop()
             raise
@@ -176,6 +178,40 @@ class EmbeddedStack:
         """
         while self._running:
             terminate(self._running.pop().proc, STOP_GRACE)
+
+    def halt(self, name: Service, grace: float = STOP_GRACE) -> None:
+        """Stop one running service as an outage would; its port and data dir are kept.
+
+        SIGTERM, then SIGKILL after ``grace`` seconds (secantus' graceful stop can hang).
+        """
+        item = self._find(name)
+        terminate(item.proc, grace)
+
+    def resume(self, name: Service) -> None:
+        """Start a halted service again on the same port and data dir; returns once it answers.
+
+        For restart tests: clients keep their URLs, and the server finds its data (noida's
+        log, secantus' journal, Redis' AOF) as a restarted production server would.
+        """
+        item = self._find(name)
+        if item.proc.poll() is None:
+            raise RuntimeError(f"{name} is still running; halt() it first")
+        index = self._running.index(item)
+        self._running.remove(item)
+        self._spawn(name, self._ports_in_use[name])
+        # Back at its place, so stop() still stops the services in reverse start order.
+        self._running.insert(index, self._running.pop())
+        try:
+            self._wait_ready([self._running[index]])
+        except BaseException:
+            terminate(self._running[index].proc, STOP_GRACE)
+            raise
+
+    def _find(self, name: Service) -> _Running:
+        for item in self._running:
+            if item.name == name:
+                return item
+        raise RuntimeError(f"{name} was not started by this stack")
 
     def __enter__(self) -> Endpoints:
         return self.start()
@@ -234,9 +270,8 @@ class EmbeddedStack:
         proc = spawn(argv, log, cwd=self.data_dir)
         self._running.append(_Running(name, argv, log, since, probe, proc))
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, pending: list[_Running]) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        pending = list(self._running)
         last_error: dict[str, str] = {}
         while pending:
             # Check every pending process for an early exit first: a crash must be
