@@ -20,6 +20,9 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
+from aiokafka.errors import KafkaError
+from pymongo.errors import ConnectionFailure
+
 from agents.analytics import snapshot
 from agents.analytics.decider import AnalyticsDecider
 from agents.analytics.facts import MARKETPLACE
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 SOURCE = "agents.analytics"
 RESCAN_SECONDS = 10.0
 VISITOR_MINUTES = 5  # "visitors now": distinct viewers of the last five minutes
+# MongoDB or the broker unreachable or too slow: a later tick can succeed.
+OUTAGES = (ConnectionFailure, KafkaError)
 
 
 def channel_of(scope: str) -> str:
@@ -112,10 +117,19 @@ class SnapshotPublisher:
             built = self.build(scope, now)
             if snapshot.same(self._last.get(scope), built):
                 continue
-            await self._effects.repo(AnalyticsRepository).put_snapshot(scope, built)
-            payload = DashboardSnapshot.model_validate(built)
-            await self._effects.push(channel_of(scope), new_event(
-                payload, key=channel_of(scope), source=SOURCE, occurred_at=now))
+            try:
+                await self._effects.repo(AnalyticsRepository).put_snapshot(scope, built)
+                payload = DashboardSnapshot.model_validate(built)
+                await self._effects.push(channel_of(scope), new_event(
+                    payload, key=channel_of(scope), source=SOURCE, occurred_at=now))
+            except OUTAGES as exc:
+                # This runs on a Faust timer, and a timer that raises crashes the whole
+                # worker (a MongoDB restart did). Skip the round instead; this scope and
+                # every touched one not reached yet are built again on the next tick.
+                log.warning("analytics snapshots not published: %r", exc)
+                self._built.pop(scope, None)
+                self._decider.touched |= touched
+                return published
             self._last[scope] = built
             published += 1
         return published

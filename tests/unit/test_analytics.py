@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from agents.analytics import metrics, windows
 from agents.analytics.decider import AnalyticsDecider
@@ -37,6 +38,7 @@ class FakeRepo:
     def __init__(self) -> None:
         self.windows: dict[str, dict[str, Any]] = {}
         self.snapshots: dict[str, dict[str, Any]] = {}
+        self.down = False  # MongoDB unreachable: every write fails as pymongo's would
 
     async def upsert_window(self, window: dict[str, Any]) -> bool:
         key = f"{window['scope']}|{window['size']}|{window['start']}"
@@ -45,7 +47,11 @@ class FakeRepo:
         self.windows[key] = window
         return True
 
+        self.down = False  # MongoDB unreachable: every write fails as pymongo's would
+
     async def put_snapshot(self, scope: str, snapshot: dict[str, Any]) -> None:
+        if self.down:
+            raise AutoReconnect("127.0.0.1:27017: connection refused")
         self.snapshots[scope] = snapshot
 
 
@@ -465,6 +471,20 @@ async def test_the_snapshot_has_the_contract_shape_and_is_pushed_only_when_it_ch
     assert len(seller["lastHour"]) == 60
     assert seller["lastHour"][-1]["orders"] == 2
     assert seller["topProducts"][0]["productId"] == "P1"
+
+
+async def test_a_mongodb_outage_skips_a_tick_and_the_next_one_publishes(pipe: Pipeline) -> None:
+    # The tick runs on a Faust timer: raising would crash the worker (issue #14).
+    now = datetime.now(UTC)
+    await pipe.feed(view("P1", "S1", "sess-1", now))
+    publisher = SnapshotPublisher(pipe.table, pipe.effects, pipe.decider, owned=lambda: {0})
+    pipe.effects.store.down = True
+    assert await publisher.tick(now) == 0
+    assert pipe.effects.pushed == []
+    pipe.effects.store.down = False
+    # Same minute, nothing new fed: what the failed tick did not publish is still due.
+    assert await publisher.tick(now) == 2
+    assert sorted(pipe.effects.store.snapshots) == ["marketplace", "seller:S1"]
 
 
 async def test_scopes_of_a_revoked_partition_are_not_published_here(pipe: Pipeline) -> None:
