@@ -43,6 +43,7 @@ def run(settings: Settings) -> None:
     apply_empty_fetch_backoff(
         settings.kafka_empty_fetch_backoff_ms,
         idle_milliseconds=settings.kafka_idle_fetch_backoff_ms,
+        interval_milliseconds=settings.kafka_fetch_interval_ms,
     )
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     loop = asyncio.new_event_loop()

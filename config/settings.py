@@ -155,6 +155,12 @@ class Settings:
         help="The same wait after a second without records (a quiet consumer then costs "
         "~2% of a core); 0 = off.",
     )
+    kafka_fetch_interval_ms: int = setting(
+        5, env="MERCATO_KAFKA_FETCH_INTERVAL_MS", zero_ok=True,
+        help="Least milliseconds between one consumer's fetches, so a busy consumer takes "
+        "records in batches rather than one fetch per record or two; 0 = none. Needs the "
+        "empty-fetch backoff on.",
+    )
     # A command's own deadline is a little earlier, so one applied in time answers in time.
     command_timeout: float = setting(
         5.0, env="MERCATO_COMMAND_TIMEOUT",

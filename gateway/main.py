@@ -27,6 +27,7 @@ def run(settings: Settings) -> None:
     apply_empty_fetch_backoff(
         settings.kafka_empty_fetch_backoff_ms,
         idle_milliseconds=settings.kafka_idle_fetch_backoff_ms,
+        interval_milliseconds=settings.kafka_fetch_interval_ms,
     )
     log.info("starting gateway", extra={"settings": settings.safe_dict()})
     uvloop.run(serve(create_app(settings), settings))

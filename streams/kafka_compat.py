@@ -13,6 +13,13 @@ seconds, then the longer ``idle`` one (a consumer with nothing to read costs
 ~2% of a core instead of ~10% at 10 ms). A process that knows records are
 coming (the gateway, right after sending a command) calls ``wake`` to end the
 wait and go back to the short pace.
+
+Under load the other extreme costs too: every fetch returns a record or two, and the
+next is sent at once, so a busy consumer fetches hundreds of times a second for a few
+records each (a broker's ``fetch.min.bytes`` with a short ``fetch.max.wait.ms`` is
+Kafka's remedy; noida ignores the wait). ``interval`` is the least time between the
+starts of one consumer's fetches: records arriving meanwhile come in the next fetch,
+together, at most ``interval`` later (the records already fetched are never held).
 """
 
 from __future__ import annotations
@@ -34,18 +41,22 @@ IDLE_AFTER = 1.0
 class _Pace:
     """One fetcher's idleness and the wait it is in, if any."""
 
-    __slots__ = ("idle_since", "waiting")
+    __slots__ = ("idle_since", "started", "waiting")
 
     def __init__(self) -> None:
         self.idle_since: float | None = None
+        self.started = float("-inf")
         self.waiting: asyncio.Future[None] | None = None
 
 
-def apply_empty_fetch_backoff(milliseconds: float, *, idle_milliseconds: float = 0) -> None:
+def apply_empty_fetch_backoff(
+    milliseconds: float, *, idle_milliseconds: float = 0, interval_milliseconds: float = 0
+) -> None:
     """Install (or, with 0, remove) the backoff for every consumer in this process.
 
     ``idle_milliseconds``: the pace after ``IDLE_AFTER`` seconds without records (0 or
     anything not longer than ``milliseconds``: always ``milliseconds``).
+    ``interval_milliseconds``: the least time between one consumer's fetches (0 = none).
     """
     original: Callable[..., Awaitable[bool]] = getattr(
         Fetcher, _ORIGINAL_ATTR, Fetcher._proc_fetch_request
@@ -55,16 +66,20 @@ def apply_empty_fetch_backoff(milliseconds: float, *, idle_milliseconds: float =
         return
     backoff = milliseconds / 1000
     idle = max(backoff, idle_milliseconds / 1000)
+    interval = interval_milliseconds / 1000
 
     @functools.wraps(original)
     async def proc_fetch_request(self: Fetcher, *args: Any, **kwargs: Any) -> bool:
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        needs_wakeup = await original(self, *args, **kwargs)
         pace: _Pace | None = getattr(self, _PACE_ATTR, None)
         if pace is None:
             pace = _Pace()
             setattr(self, _PACE_ATTR, pace)
+        early = pace.started + interval - loop.time()
+        if early > 0 and not await _paused(pace, early):
+            return False  # cancelled before the request went out: nothing to lose
+        started = pace.started = loop.time()
+        needs_wakeup = await original(self, *args, **kwargs)
         # needs_wakeup is False when the response added neither records nor errors.
         if needs_wakeup:
             pace.idle_since = None
@@ -74,20 +89,11 @@ def apply_empty_fetch_backoff(milliseconds: float, *, idle_milliseconds: float =
             pace.idle_since = started
         wait = idle if now - pace.idle_since >= IDLE_AFTER else backoff
         remaining = wait - (now - started)
-        if remaining <= 0:
-            return needs_wakeup
-        waiting = pace.waiting = loop.create_future()
-        timer = loop.call_later(remaining, _end_wait, waiting)
-        try:
-            await waiting
-        except asyncio.CancelledError:
-            # The wrapped method's own contract: a cancelled fetch task returns
-            # quietly ("no longer of interest"); Fetcher.close() awaits it and
-            # would otherwise fail. Nothing is lost: this response was empty.
-            pass
-        finally:
-            timer.cancel()
-            pace.waiting = None
+        if remaining > 0:
+            # A cancelled wait returns quietly, as the wrapped method's contract wants (a
+            # cancelled fetch task is "no longer of interest"; Fetcher.close() awaits it and
+            # would otherwise fail). Nothing is lost: this response was empty.
+            await _paused(pace, remaining)
         return needs_wakeup
 
     setattr(Fetcher, _ORIGINAL_ATTR, original)
@@ -103,6 +109,21 @@ def wake(consumer: AIOKafkaConsumer) -> None:
     pace.idle_since = None
     if pace.waiting is not None:
         _end_wait(pace.waiting)
+
+
+async def _paused(pace: _Pace, seconds: float) -> bool:
+    """Wait ``seconds`` (or until ``wake``); False if cancelled meanwhile."""
+    loop = asyncio.get_running_loop()
+    waiting = pace.waiting = loop.create_future()
+    timer = loop.call_later(seconds, _end_wait, waiting)
+    try:
+        await waiting
+    except asyncio.CancelledError:
+        return False
+    finally:
+        timer.cancel()
+        pace.waiting = None
+    return True
 
 
 def _end_wait(waiting: asyncio.Future[None]) -> None:

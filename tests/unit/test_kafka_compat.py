@@ -104,3 +104,33 @@ async def test_a_cancelled_pause_returns_quietly(fetches: list[bool]) -> None:
 
 def test_wake_ignores_consumers_that_never_fetched() -> None:
     wake(_FakeConsumer(_FakeFetcher()))
+
+
+async def test_back_to_back_fetches_with_records_are_spaced_by_the_interval(
+    fetches: list[bool],
+) -> None:
+    apply_empty_fetch_backoff(10, interval_milliseconds=400)
+    fetcher = _FakeFetcher()
+    assert await _timed(fetcher, True) < 0.2  # the first goes at once, its records too
+    assert 0.35 <= await _timed(fetcher, True) < 5  # the next waits out the interval
+    await asyncio.sleep(0.45)
+    assert await _timed(fetcher, True) < 0.2  # the interval has passed: no wait
+
+
+async def test_wake_ends_the_interval_and_a_cancelled_one_sends_nothing(
+    fetches: list[bool],
+) -> None:
+    apply_empty_fetch_backoff(10, interval_milliseconds=10_000)
+    fetcher = _FakeFetcher()
+    await _timed(fetcher, True)
+    pending = asyncio.ensure_future(_timed(fetcher, True))
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+    wake(_FakeConsumer(fetcher))
+    assert await asyncio.wait_for(pending, 1) < 0.5
+
+    task = asyncio.ensure_future(Fetcher._proc_fetch_request(fetcher, True))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    assert await task is False
+    assert fetches == [True, True]  # the cancelled one never reached the broker
