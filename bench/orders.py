@@ -284,6 +284,7 @@ async def _orders_phase(
     completed = max(len(watch.completed), 1)
     return {"orders": orders, "pipeline": pipeline, "accepted": len(accepted),
             "cpu_ms_per_order": {n: spent[n] * 1000 / completed for n in PROCESSES},
+            "worker_cpu_ms_per_record": spent["worker"] * 1000 / max(events, 1),
             "offered": int(args.rate * args.seconds), "failed_ends": len(watch.other_ends),
             "post_p50_ms": post[0], "post_p95_ms": post[1], "post_p99_ms": post[2]}
 
@@ -309,6 +310,11 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     per_order = measured["cpu_ms_per_order"]
     naive_ms = (naive.cpu_seconds or 0.0) * 1000 / naive.events
     print("cpu/order " + " ".join(f"{n} {per_order[n]:.1f} ms" for n in PROCESSES))
+    per_record = measured["worker_cpu_ms_per_record"]
+    # The yardstick: the worker's CPU per pipeline record against the naive agent's
+    # per event (one RocksDB increment and its changelog record), same broker, same run.
+    print(f"worker cpu/record {per_record:.2f} ms, naive {naive_ms:.2f} ms/event: "
+          f"ratio worker/naive = {per_record / naive_ms if naive_ms else 0.0:.2f}")
     return {
         "summary": summary_line(args.rate, orders, per_order, naive_ms),
         "naive_cpu_ms_per_event": naive_ms,
