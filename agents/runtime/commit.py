@@ -17,7 +17,9 @@ finds the unflushed one last.
 
 A flush that fails is retried record by record, so one record's bad write (a document
 too large, say) fails that record alone; each caller retries or dead-letters its own
-record as usual (``agents.runtime.resilience.guarded``).
+record as usual (``agents.runtime.resilience.guarded``). A flush that failed for want of
+MongoDB or the broker (``UNREACHABLE``) fails every record at once instead: retrying them
+one by one would only wait out the same timeout once per record.
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from pymongo.errors import ConnectionFailure
+
 from agents.runtime.effects import Held, commit
 
 # Records committed in one flush at most: bounds one bulk_write and one produce burst.
 FLUSH_LIMIT = 256
+# Failures of the connection, not of any one record's effects.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    ConnectionFailure, KafkaConnectionError, KafkaTimeoutError, TimeoutError,
+)
 
 
 class CommitGroup:
@@ -75,8 +84,9 @@ async def _commit_batch(batch: list[tuple[Held, asyncio.Future[None]]]) -> None:
     try:
         await commit([effects for effects, _ in batch])
     except Exception as exc:
-        if len(batch) == 1:
-            _settle(batch[0][1], exc)
+        if len(batch) == 1 or isinstance(exc, UNREACHABLE):
+            for _, done in batch:
+                _settle(done, exc)
             return
         # Find the record at fault: each alone (their effects are idempotent).
         for effects, done in batch:

@@ -102,3 +102,32 @@ async def test_nothing_held_commits_at_once_and_close_fails_what_waits() -> None
 
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_an_unreachable_broker_fails_every_waiting_record_at_once() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    class Down(Producer):
+        calls = 0
+
+        async def send(self, topic: str, key: bytes, value: bytes, partition: None,
+                       timestamp: None, headers: list[tuple[str, bytes]]) -> asyncio.Future[None]:
+            Down.calls += 1
+            if key != b"first":
+                raise KafkaConnectionError("no broker")
+            return await super().send(topic, key, value, partition, timestamp, headers)
+
+    producer = Down()
+    group = CommitGroup()
+    producer.gate.clear()
+    blocker = asyncio.create_task(group.commit(record(producer, "first")))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(group.commit(record(producer, k))) for k in "abc"]
+    await asyncio.sleep(0)
+    producer.gate.set()
+    await blocker
+
+    for task in waiting:
+        with pytest.raises(KafkaConnectionError):
+            await task
+    assert Down.calls == 2  # "first", then "a" failed the flush: not one try per record
