@@ -20,9 +20,15 @@ is still the user's count, as a plain duplicate (same id, same time): once a lat
 change has moved it, that change pushed the newer count, and a client showing the last
 count pushed must not go back to a stale one.
 
-A message whose effects all ran is marked ``done``; replayed, it re-emits the same
-``notification.created`` record (consumers dedupe it by id) but neither recreates the
-notification nor pushes it to the page: the user may have read or deleted it since.
+A message's decision holds the offset of the record that made it. The same record
+delivered again (its offset was not committed: a crash, a rebalance) repeats every effect,
+which may not all have happened: they are committed with other records' after the
+decision is stored (``agents.runtime.commit``), and whatever this user did after it is
+delivered again after it too (one user, one partition, in order). A later copy of the
+message (another offset: its producer sent it again, as the saga does when it repeats its
+last plan) re-emits the same ``notification.created`` record (consumers dedupe it by id)
+but neither recreates the notification nor pushes it to the page: the user may have read
+or deleted it since. (Decisions stored before offsets were kept carry ``done`` instead.)
 """
 
 from __future__ import annotations
@@ -68,12 +74,15 @@ class NotificationsDecider:
     def _repo(self) -> NotificationRepository:
         return self._effects.repo(NotificationRepository)
 
-    async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
-        """Process one record; returns what happened (for logs and tests)."""
+    async def handle(
+        self, raw: bytes, *, offset: int | None = None, now: datetime | None = None
+    ) -> str:
+        """Process the record at ``offset``; returns what happened (for logs and tests)."""
         envelope = Envelope.decode(raw)
         now = now or utcnow()
         if envelope.type == "message.requested":
-            return await self._message(envelope, envelope.payload(MessageRequested), now)
+            message = envelope.payload(MessageRequested)
+            return await self._message(envelope, message, now, offset)
         if envelope.type == "notification.read_requested":
             return await self._command(envelope, envelope.payload(NotificationReadRequested), now)
         if envelope.type == "notification.delete_requested":
@@ -85,11 +94,15 @@ class NotificationsDecider:
         log.warning("notifications agent ignores %s", envelope.type)
         return "ignored"
 
-    async def _message(self, envelope: Envelope, message: MessageRequested, now: datetime) -> str:
+    async def _message(
+        self, envelope: Envelope, message: MessageRequested, now: datetime, offset: int | None
+    ) -> str:
         key = f"message:{message.message_id}"
         decision = self._table.get(key)
         replayed = decision is not None
-        done = decision is not None and bool(decision.get("done"))
+        # Another copy of a message already carried out (see the module docstring).
+        done = decision is not None and (
+            bool(decision.get("done")) or decision.get("offset") != offset)
         if decision is None:
             to = message.to or await self._recipients.address(message.user_id)
             if to is None:
@@ -104,6 +117,7 @@ class NotificationsDecider:
                 "to": to,
                 "delivered": to is None,
                 "unread": change.after,
+                "offset": offset,
             }
             self._table[key] = decision
         if not decision["delivered"]:
@@ -146,8 +160,6 @@ class NotificationsDecider:
             envelope, message.user_id, decision.get("unread"), notification.created_at,
             replayed=replayed,
         )
-        if not done:
-            self._table[key] = {**decision, "done": True}
         return "delivered"
 
     async def _unread_changed(

@@ -29,6 +29,7 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
         topic=source_topic(app, settings, "outbox"),
         effects=effects,
         handle=decider.handle,
+        pass_offset=True,  # tells a record delivered again from a later copy of its message
         keys_in_flight=KEYS_IN_FLIGHT,
     )
     return {"notifications": agent}

@@ -108,14 +108,14 @@ async def test_a_known_recipients_message_is_one_write_and_no_read(
     decider = NotificationsDecider(table, effects, sink)
 
     mark = len(commands.sent)
-    await decider.handle(_message(1), now=AT)
+    await decider.handle(_message(1), offset=1, now=AT)
     # A recipient the table does not know: their address and count are read, once.
     assert commands.since(mark) == [
         ("find", "users"), ("aggregate", "notifications"), ("update", "notifications"),
     ]
     for n in (2, 3):
         mark = len(commands.sent)
-        await decider.handle(_message(n), now=AT)
+        await decider.handle(_message(n), offset=n, now=AT)
         assert commands.since(mark) == [("update", "notifications")]
 
     mark = len(commands.sent)
@@ -130,13 +130,13 @@ async def test_a_known_recipients_message_is_one_write_and_no_read(
     # A table restored elsewhere from its changelog holds the same entries: no read either.
     restored = NotificationsDecider(dict(table), effects, sink)
     mark = len(commands.sent)
-    await restored.handle(_message(4), now=AT)
+    await restored.handle(_message(4), offset=4, now=AT)
     assert commands.since(mark) == [("update", "notifications")]
 
     assert _pushed_counts(effects) == [1, 2, 3, 2, 1, 2]
     pushed = len(effects.pushed)
-    for raw in [_message(n) for n in (1, 2, 3, 4)]:  # delivered again: nothing moves
-        await restored.handle(raw, now=AT + timedelta(seconds=1))
+    for n in (1, 2, 3, 4):  # sent again, at later offsets: nothing moves
+        await restored.handle(_message(n), offset=10 + n, now=AT + timedelta(seconds=1))
     # A replay pushes its count again only while it is the user's count (m-2's and m-4's).
     assert {e.data["unread"] for _, e in effects.pushed[pushed:]
             if e.type == "notification.unread_changed"} == {2}

@@ -204,23 +204,23 @@ async def test_a_replayed_cause_never_pushes_a_stale_count_nor_a_deleted_notific
 ) -> None:
     decider = NotificationsDecider({}, fx, Sink())
     first, second = message("m-1"), message("m-2")
-    await decider.handle(first, now=NOW)
-    await decider.handle(second, now=NOW)
+    await decider.handle(first, offset=1, now=NOW)
+    await decider.handle(second, offset=2, now=NOW)
     one, two = (derived_id(m, "notification") for m in ("m-1", "m-2"))
     read = change(NotificationReadRequested, two)
     await decider.handle(read, now=NOW)
     await decider.handle(change(NotificationDeleteRequested, one), now=NOW)
     fx.clear()
-    # Old causes again, after later changes: the badge shows the last count pushed, so
-    # nothing stale, nor the deleted notification, is pushed again.
-    await decider.handle(second, now=NOW + timedelta(minutes=1))
+    # Old causes again, after later changes (copies sent again, at later offsets): the badge
+    # shows the last count pushed, so nothing stale, nor the deleted notification, is pushed.
+    await decider.handle(second, offset=12, now=NOW + timedelta(minutes=1))
     await decider.handle(read, now=NOW + timedelta(minutes=1))
-    await decider.handle(first, now=NOW + timedelta(minutes=1))
+    await decider.handle(first, offset=11, now=NOW + timedelta(minutes=1))
     assert fx.pushed == []
     # While its count is still the count, a replay repeats its push as it was.
     third = message("m-3")
-    await decider.handle(third, now=NOW)
-    await decider.handle(third, now=NOW + timedelta(minutes=1))
+    await decider.handle(third, offset=3, now=NOW)
+    await decider.handle(third, offset=3, now=NOW + timedelta(minutes=1))
     pushes = fx.unread_pushes()
     assert [count for _, _, count in pushes] == [1, 1]
     assert pushes[0] == pushes[1]
@@ -452,3 +452,22 @@ async def test_a_seller_sets_and_clears_their_own_threshold(fx: Effects) -> None
     changed = [e.data for e in fx.on("users")]
     assert [c["changed"] for c in changed] == [["stockLowThreshold"]] * 2
     assert [c["stockLowThreshold"] for c in changed] == [12, None]
+
+
+async def test_the_same_record_delivered_again_repeats_effects_that_never_happened(
+    fx: Effects,
+) -> None:
+    # Decided, then the worker died before the record's effects were committed (they are
+    # held until its group commits: agents.runtime.commit); the decision is in the table.
+    table: dict[str, Any] = {}
+    raw = message("m-1")
+    await NotificationsDecider(table, fx, Sink()).handle(raw, offset=7, now=NOW)
+    fx.clear()
+    fx.notes.docs.clear()
+
+    again = NotificationsDecider(table, fx, Sink())
+    assert await again.handle(raw, offset=7, now=NOW + timedelta(seconds=3)) == "delivered"
+
+    assert set(fx.notes.docs) == {derived_id("m-1", "notification")}
+    assert [e.type for _, e in fx.pushed] == ["notification.created",
+                                              "notification.unread_changed"]
