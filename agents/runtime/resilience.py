@@ -2,6 +2,10 @@
 
 Faust acks a record whose agent raised and restarts the agent, which would
 lose the record; agents therefore handle each record through ``guarded``.
+
+A dependency that is down is not a bad record: the record waits for it (its
+partition stalls) however long the outage lasts, and only failures of the record
+itself use up its attempts.
 """
 
 from __future__ import annotations
@@ -9,6 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from pymongo.errors import ConnectionFailure
+from redis.exceptions import ConnectionError as RedisUnreachable
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from agents.runtime.effects import Effects
 from streams.envelope import EnvelopeError, derived_id, new_event
@@ -18,6 +27,18 @@ log = logging.getLogger(__name__)
 
 # Errors in the record itself: retrying cannot help.
 PERMANENT: tuple[type[Exception], ...] = (EnvelopeError, ValueError, KeyError, TypeError)
+# MongoDB unreachable or not answering in time (pymongo's ConnectionFailure covers
+# AutoReconnect, NetworkTimeout and ServerSelectionTimeoutError), Redis likewise, and the
+# broker's delivery timeout (aiokafka's other retriable errors are told by ``retriable``).
+OUTAGES: tuple[type[Exception], ...] = (
+    ConnectionFailure, RedisUnreachable, RedisTimeout, KafkaTimeoutError,
+)
+OUTAGE_MAX_BACKOFF = 5.0
+
+
+def is_outage(exc: Exception) -> bool:
+    """Whether ``exc`` says a dependency is down or too slow, not that the record is bad."""
+    return isinstance(exc, OUTAGES) or (isinstance(exc, KafkaError) and exc.retriable)
 
 
 async def guarded(
@@ -33,15 +54,34 @@ async def guarded(
     attempts: int = 5,
     backoff: float = 0.2,
 ) -> None:
-    """Run ``process``; retry transient failures with backoff; dead-letter what still fails."""
-    for attempt in range(1, attempts + 1):
+    """Run ``process``; retry transient failures with backoff; dead-letter what still fails.
+
+    An outage (``is_outage``) does not count as an attempt: the record is retried, with a
+    backoff capped at ``OUTAGE_MAX_BACKOFF``, until the dependency answers. Counting it
+    dead-lettered saga records after ~30 s of MongoDB being down, and their accepted
+    orders never ended (issue #14).
+    """
+    attempt = 0
+    waits = 0
+    while True:
         try:
             await process()
             return
         except PERMANENT as exc:
+            attempt += 1
             error: Exception = exc
             break
         except Exception as exc:
+            if is_outage(exc):
+                delay = min(OUTAGE_MAX_BACKOFF, backoff * 2 ** min(waits, 10))
+                waits += 1
+                log.warning(
+                    "agent %s waits for a dependency on %s[%d]@%d (%d tries), retrying in "
+                    "%.1fs: %r", agent, topic, partition, offset, waits, delay, exc,
+                )
+                await asyncio.sleep(delay)
+                continue
+            attempt += 1
             error = exc
             if attempt == attempts:
                 break

@@ -9,6 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from pymongo.errors import AutoReconnect
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from agents.app import create_worker_app
 from agents.identity.registrations import RegistrationDecider
@@ -373,6 +376,22 @@ async def test_persistent_transient_failure_is_dead_lettered_after_all_attempts(
     letter = envelope.payload(DeadLettered)
     assert letter.attempts == 3
     assert letter.error == "TimeoutError: mongo slow"
+
+
+@pytest.mark.parametrize("error", [
+    AutoReconnect("127.0.0.1:27017: connection refused"),
+    RedisConnectionError("Error 111 connecting to 127.0.0.1:6379"),
+    KafkaConnectionError("broker away"),
+    KafkaTimeoutError(),
+])
+async def test_an_outage_is_waited_out_whatever_its_length(
+    effects: RecordingEffects, error: Exception,
+) -> None:
+    # A dependency down is not a bad record: dead-lettering it lost accepted orders (#14).
+    process = Flaky(20, error)
+    await _guard(effects, process, attempts=3)
+    assert process.calls == 21
+    assert effects.emitted == []
 
 
 async def test_dead_letter_id_is_deterministic_per_record(effects: RecordingEffects) -> None:
