@@ -20,7 +20,7 @@ from agents.identity import install as identity
 from agents.inventory import install as inventory
 from agents.notifications import install as notifications
 from agents.payments import install as payments
-from agents.runtime import heartbeat
+from agents.runtime import heartbeat, peers
 from agents.runtime.changelogs import TABLES_DIR, RepairingTable, arm
 from agents.runtime.declare import Agents
 from agents.runtime.effects import Effects, LiveEffects
@@ -121,6 +121,8 @@ def create_worker_app(
     if isinstance(live, LiveEffects):
         _wire_lifecycle(app, live)
         heartbeat.install(app, settings)
+        if client_id is not None:  # a worker run, named to the broker: it watches its peers
+            peers.install(app, settings, client_id)
     return Worker(app=app, agents=agents, effects=live)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -45,37 +46,55 @@ def next_client_id(data_dir: Path, app_id: str) -> tuple[str, str | None]:
     return current, previous
 
 
-async def release_previous(settings: Settings, client_id: str) -> list[str]:
-    """Send LeaveGroup for every member of the workers' group named ``client_id``.
+async def worker_members(
+    settings: Settings, admin: AIOKafkaAdminClient | None = None,
+) -> dict[str, str]:
+    """The workers' group members that are worker runs: member id -> client id.
 
-    Returns the member ids let go of (none when the previous run left cleanly).
+    ``admin``: a started client to ask with (a caller asking every second keeps one).
     """
-    group = settings.app_id
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    members = [
-        member[0]
+    if admin is None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            return await worker_members(settings, admin)
+        finally:
+            await admin.close()
+    described = await admin.describe_consumer_groups([settings.app_id])
+    prefix = f"{settings.app_id}-worker-"
+    return {
+        member[0]: member[1]
         for response in described
         for info in response.groups
         for member in info[5]
-        if member[1] == client_id
-    ]
-    if not members:
-        return []
+        if member[1].startswith(prefix)  # never a member this module did not name
+    }
+
+
+async def leave_group(settings: Settings, member_ids: Iterable[str]) -> None:
+    """Send LeaveGroup for each of ``member_ids``, as the member itself would on its way out."""
+    group = settings.app_id
     client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap)
     await client.bootstrap()
     try:
         coordinator = await client.coordinator_lookup(CoordinationType.GROUP, group)
-        for member_id in members:
+        for member_id in member_ids:
             answer = await client.send(coordinator, LeaveGroupRequest(group, member_id))
             if answer.error_code not in (0, UNKNOWN_MEMBER_ID):
                 raise RuntimeError(f"LeaveGroup for {member_id} failed: error {answer.error_code}")
     finally:
         await client.close()
+
+
+async def release_previous(settings: Settings, client_id: str) -> list[str]:
+    """Send LeaveGroup for every member of the workers' group named ``client_id``.
+
+    Returns the member ids let go of (none when the previous run left cleanly).
+    """
+    members = [m for m, c in (await worker_members(settings)).items() if c == client_id]
+    if not members:
+        return []
+    await leave_group(settings, members)
     log.warning(
         "the previous worker of this data dir did not leave its group (it crashed or was "
         "killed); released its membership so the group can rebalance now",
