@@ -113,16 +113,22 @@ class CommandBus:
             wake(self._consumer)  # the answer comes soon: stop any idle pause on replies
         try:
             try:
-                await self._producer.send_and_wait(
-                    self._settings.topic(topic),
-                    key=command.key.encode(),
-                    value=command.encode(),
-                    headers=command.headers(),
-                )
-            except KafkaError as exc:
+                # Bounded by the same wait as the answer: with the broker down, aiokafka
+                # holds a send for its own timeouts (metadata, then delivery, retried), and
+                # a 30 s broker restart left requests unanswered past 15 s. A command sent
+                # later than this is past its deadline, and the worker drops it.
+                async with asyncio.timeout(self._settings.command_timeout):
+                    await self._producer.send_and_wait(
+                        self._settings.topic(topic),
+                        key=command.key.encode(),
+                        value=command.encode(),
+                        headers=command.headers(),
+                    )
+            except (KafkaError, TimeoutError) as exc:
                 log.warning("command %s not sent: %r", command.id, exc)
                 raise Unavailable(
-                    "the event broker is unavailable; retry shortly", retry_after=2
+                    "the event broker is unavailable; nothing was applied, retry shortly",
+                    retry_after=2,
                 ) from None
             remaining = self._settings.command_timeout - (time.monotonic() - started)
             try:

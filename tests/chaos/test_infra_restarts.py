@@ -38,10 +38,12 @@ RATE = 4.0  # orders per second, started whether or not earlier ones have answer
 # a busy two-core box.
 REQUEST_DEADLINE = 15.0
 READY_DEADLINE = 5.0  # readiness bounds each check at 2 s
-# Seconds a dependency stays down once readiness has noticed. MongoDB's outage outlasts
-# what an agent's five attempts used to span (~30 s of 5 s server selections): records
-# were dead-lettered then, and their accepted orders never ended.
-DOWN_FOR: dict[Service, float] = {"kafka": 3.0, "mongo": 35.0, "redis": 3.0}
+# Seconds a dependency stays down once readiness has noticed. Each outage is long enough
+# to have found a defect: the broker's left order requests unanswered past 15 s (the
+# gateway's send was not bounded); MongoDB's outlasts what an agent's five attempts used
+# to span (~30 s of 5 s server selections), when records were dead-lettered and their
+# accepted orders never ended.
+DOWN_FOR: dict[Service, float] = {"kafka": 20.0, "mongo": 32.0, "redis": 5.0}
 HALT_GRACE = 5.0  # then SIGKILL: secantus' graceful stop can hang
 PATIENCE = 60.0
 REFUSAL_CODES = frozenset({"SERVICE_UNAVAILABLE", "WORKER_UNAVAILABLE"})
