@@ -24,7 +24,8 @@ from agents.runtime.effects import Effects, committed_at_end
 from agents.runtime.heartbeat import processing
 from agents.runtime.resilience import guarded
 from config import Settings
-from streams.envelope import Envelope, derived_id, format_time, new_event, utcnow
+from streams.admission import admit
+from streams.envelope import derived_id, format_time, new_event, utcnow
 from streams.events.analytics import FACTS, AnalyticsTick
 from streams.topics import partitions as topic_partitions
 
@@ -82,7 +83,7 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
             async def map_one(event: Any = event, raw: bytes = message.value,
                               into: list[Fact] = into) -> None:
                 with as_current(event):  # the order-lines table is written per record
-                    into.extend(mapper.facts(Envelope.decode(raw)))
+                    into.extend(mapper.facts(admit(raw)))
 
             try:
                 await map_one()

@@ -23,6 +23,7 @@ from agents.runtime.effects import Effects, held
 from agents.runtime.lanes import KeyLanes
 from agents.runtime.resilience import guarded
 from config import Settings
+from streams.admission import admit
 from streams.topics import partitions
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,9 @@ def guarded_agent(
 
     async def one(message: Any, group: CommitGroup) -> None:
         async def process(value: bytes = message.value, offset: int = message.offset) -> None:
+            # Oversized, unknown or newer records are dead-lettered here, whatever the
+            # decider would have made of them (streams.admission).
+            admit(value)
             with held() as effects_of_record:
                 # The overloads guarantee ``handle`` has the shape ``pass_offset`` says.
                 if pass_offset:

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisUnreachable
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from agents.runtime.effects import Effects
+from streams.admission import MAX_RECORD_BYTES
 from streams.envelope import EnvelopeError, derived_id, new_event
 from streams.events.ops import DeadLettered
 
@@ -49,7 +50,7 @@ async def guarded(
     partition: int,
     offset: int,
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     process: Callable[[], Awaitable[None]],
     attempts: int = 5,
     backoff: float = 0.2,
@@ -107,13 +108,18 @@ async def guarded(
         error,
         exc_info=error,
     )
+    raw = value or b""
     letter = DeadLettered(
         agent=agent,
         topic=topic,
         partition=partition,
         offset=offset,
         key=None if key is None else key.decode("utf-8", "replace"),
-        value=value.decode("utf-8", "replace"),
+        # Cut to the limit: a dead letter carrying a whole oversized value would itself be
+        # refused by the broker, and the agent would stall on a record it cannot set aside.
+        value=raw[:MAX_RECORD_BYTES].decode("utf-8", "replace"),
+        size=len(raw),
+        truncated=len(raw) > MAX_RECORD_BYTES,
         error=f"{type(error).__name__}: {error}",
         attempts=attempt,
     )
@@ -123,7 +129,8 @@ async def guarded(
             letter,
             key=f"{topic}:{partition}:{offset}",
             source=f"agents.{agent}",
-            # Redelivery of the same record dead-letters it under the same id.
-            event_id=derived_id("dlq", topic, str(partition), str(offset)),
+            # Redelivery of the same record dead-letters it under the same id; the agent is
+            # part of it, as every agent reading a topic dead-letters the record on its own.
+            event_id=derived_id("dlq", agent, topic, str(partition), str(offset)),
         ),
     )

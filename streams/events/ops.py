@@ -21,6 +21,13 @@ class DeadLettered(Payload):
     partition: int
     offset: int
     key: str | None = None
-    value: str = Field(description="The original value, decoded as UTF-8 with replacement.")
+    value: str = Field(
+        description="The original value, decoded as UTF-8 with replacement; cut to the "
+        "record size limit when ``truncated``."
+    )
+    size: int | None = Field(default=None, description="The original value's size in bytes.")
+    truncated: bool = Field(
+        default=False, description="The value was over the record size limit and is cut."
+    )
     error: str = Field(description="Exception class and message of the last attempt.")
     attempts: int

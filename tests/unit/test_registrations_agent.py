@@ -399,5 +399,5 @@ async def test_dead_letter_id_is_deterministic_per_record(effects: RecordingEffe
     await _guard(effects, Flaky(99, KeyError("x")))
     await _guard(effects, Flaky(99, KeyError("x")), offset=8)
     first, again, other = (e for _, e in effects.emitted)
-    assert first.id == again.id == derived_id("dlq", "u.registrations", "2", "7")
+    assert first.id == again.id == derived_id("dlq", "registrations", "u.registrations", "2", "7")
     assert other.id != first.id
