@@ -15,6 +15,7 @@ import faust
 from agents.analytics import install as analytics
 from agents.audit import install as audit
 from agents.catalog import install as catalog
+from agents.deadletters import install as deadletters
 from agents.files import install as files
 from agents.identity import install as identity
 from agents.inventory import install as inventory
@@ -41,6 +42,7 @@ DOMAINS: Sequence[tuple[str, Installer]] = (
     ("catalog", catalog.install),
     ("saga", saga.install),
     ("analytics", analytics.install),
+    ("deadletters", deadletters.install),
 )
 
 

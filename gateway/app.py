@@ -12,6 +12,7 @@ from gateway import keys
 from gateway.analytics import install as analytics
 from gateway.audit import install as audit
 from gateway.catalog import install as catalog
+from gateway.deadletters import install as deadletters
 from gateway.docs import install as docs
 from gateway.domain import Domain
 from gateway.files import install as files
@@ -44,6 +45,7 @@ DOMAINS: Sequence[Domain] = (
     audit.DOMAIN,
     files.DOMAIN,
     analytics.DOMAIN,
+    deadletters.DOMAIN,
     ops.DOMAIN,
     docs.DOMAIN,
 )

@@ -98,6 +98,26 @@ def _admin_create(args: argparse.Namespace) -> int:
     )
 
 
+def _page_size(raw: str) -> int:
+    size = int(raw) if raw.isdigit() else 0
+    if not 1 <= size <= 1000:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 1000")
+    return size
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from mercato.deadletters import list_letters
+
+    return asyncio.run(list_letters(_stack_settings(args), topic=args.topic, agent=args.agent,
+                                    limit=args.limit))
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from mercato.deadletters import redrive_letter
+
+    return asyncio.run(redrive_letter(_stack_settings(args), args.id))
+
+
 def _schemas_export(args: argparse.Namespace) -> int:
     for path in export_schemas(Path(args.directory)):
         sys.stdout.write(f"{path}\n")
@@ -154,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     admin_create.add_argument("--name", default="Administrator")
     _stack_options(admin_create)
     admin_create.set_defaults(handler=_admin_create)
+
+    dlq = commands.add_parser("dlq", help="dead letters: records agents could not process")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    dlq_list = dlq_commands.add_parser("list", help="the newest dead letters, newest first")
+    dlq_list.add_argument("--topic", default=None, help="only this topic (its full name)")
+    dlq_list.add_argument("--agent", default=None, help="only this agent's")
+    dlq_list.add_argument("--limit", type=_page_size, default=20, help="how many (default 20)")
+    _stack_options(dlq_list)
+    dlq_list.set_defaults(handler=_dlq_list)
+    dlq_redrive = dlq_commands.add_parser(
+        "redrive", help="produce a dead letter's record again to its topic, once")
+    dlq_redrive.add_argument("id", metavar="ID")
+    _stack_options(dlq_redrive)
+    dlq_redrive.set_defaults(handler=_dlq_redrive)
     return parser
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 
+import orjson
+
 from streams.envelope import Envelope, EnvelopeError
 from streams.registry import all_specs
 
@@ -57,3 +59,18 @@ def admit(raw: bytes | None) -> Envelope:
             f"(known: {', '.join(f'v{v}' for v in sorted(versions))})"
         )
     return envelope
+
+
+def kept_value(raw: bytes | None) -> tuple[str, bool]:
+    """``raw`` as a dead letter keeps it: UTF-8 text whose JSON fits the limit, and if cut.
+
+    Cutting the bytes alone is not enough: escaped control bytes take six bytes each in
+    JSON and undecodable ones three, so a cut value could still make a dead letter the
+    broker refuses; the text is halved until its JSON fits (a few rounds at most).
+    """
+    value = raw or b""
+    text = value[:MAX_RECORD_BYTES].decode("utf-8", "replace")
+    truncated = len(value) > MAX_RECORD_BYTES
+    while len(orjson.dumps(text)) > MAX_RECORD_BYTES:
+        text, truncated = text[: len(text) // 2], True
+    return text, truncated

@@ -35,7 +35,8 @@ class TopicSpec:
     # Read by the worker's domain agents (commands and the facts they project): readiness
     # checks these exist and reports the consumer group's lag on them, and the order bench
     # waits for them to drain. The analytics stages' sources are left out: they read public
-    # event topics in batches, where lag delays dashboards, never an answer or an effect.
+    # event topics in batches, where lag delays dashboards, never an answer or an effect;
+    # so is ``dlq``, whose projection only lists dead letters for operators.
     worker_source: bool = False
 
     def configs(self) -> dict[str, str]:

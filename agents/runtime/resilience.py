@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisUnreachable
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from agents.runtime.effects import Effects
-from streams.admission import MAX_RECORD_BYTES
+from streams.admission import kept_value
 from streams.envelope import EnvelopeError, derived_id, new_event
 from streams.events.ops import DeadLettered
 
@@ -108,7 +108,7 @@ async def guarded(
         error,
         exc_info=error,
     )
-    raw = value or b""
+    kept, truncated = kept_value(value)
     letter = DeadLettered(
         agent=agent,
         topic=topic,
@@ -117,9 +117,9 @@ async def guarded(
         key=None if key is None else key.decode("utf-8", "replace"),
         # Cut to the limit: a dead letter carrying a whole oversized value would itself be
         # refused by the broker, and the agent would stall on a record it cannot set aside.
-        value=raw[:MAX_RECORD_BYTES].decode("utf-8", "replace"),
-        size=len(raw),
-        truncated=len(raw) > MAX_RECORD_BYTES,
+        value=kept,
+        size=len(value or b""),
+        truncated=truncated,
         error=f"{type(error).__name__}: {error}",
         attempts=attempt,
     )

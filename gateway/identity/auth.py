@@ -57,6 +57,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "dashboard:own",
             "users:admin",
             "audit:read",
+            "deadletters:admin",
         }
     ),
 }

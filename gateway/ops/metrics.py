@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -17,6 +19,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.http = RequestStats()
+        # Run before each scrape by the domains whose figures live elsewhere (MongoDB).
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
         self.registry.register(self.http)
         self.commands = Counter(
             "mercato_commands_total",
@@ -50,5 +54,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
         metrics.push_connections.set(stats.get("connections", 0))
         metrics.push_delivered.set(stats.get("delivered", 0))
         metrics.push_evicted.set(stats.get("evicted", 0))
+    for refresh in metrics.refreshers:
+        await refresh()
     body = generate_latest(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})

@@ -11,6 +11,7 @@ from streams.admission import (
     UnknownEventType,
     UnsupportedVersion,
     admit,
+    kept_value,
 )
 from streams.envelope import EnvelopeError, new_event
 from streams.events.ops import DeadLettered
@@ -46,3 +47,16 @@ def test_a_record_at_the_limit_is_judged_on_its_content() -> None:
     padded = _value(source="s" * (MAX_RECORD_BYTES - len(_value()) + len("tests")))
     assert len(padded) == MAX_RECORD_BYTES
     assert admit(padded).source.startswith("s")
+
+
+@pytest.mark.parametrize("raw", [b"x" * 1_000_000, b"\x00" * 1_000_000, b"\xff" * 1_000_000])
+def test_a_dead_letter_keeps_what_fits_on_the_topic(raw: bytes) -> None:
+    kept, truncated = kept_value(raw)
+    assert truncated
+    assert 0 < len(orjson.dumps(kept)) <= MAX_RECORD_BYTES
+    assert raw.decode("utf-8", "replace").startswith(kept)
+
+
+def test_a_small_value_is_kept_whole() -> None:
+    assert kept_value(b'{"a": 1}') == ('{"a": 1}', False)
+    assert kept_value(None) == ("", False)

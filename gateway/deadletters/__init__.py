@@ -1,0 +1,1 @@
+"""Dead letters for admins: list what agents set aside, and re-drive a record after a fix."""
