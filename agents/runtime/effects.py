@@ -44,9 +44,11 @@ class Held:
 
     sends: list[Send] = dataclasses.field(default_factory=list)
     writes: HeldWrites = dataclasses.field(default_factory=HeldWrites)
+    # The broker's acks of the changelog records of the record's table changes.
+    changelog: list[asyncio.Future[Any]] = dataclasses.field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.sends) or len(self.writes) > 0
+        return bool(self.sends) or len(self.writes) > 0 or bool(self.changelog)
 
 
 @contextlib.contextmanager
@@ -65,6 +67,16 @@ def held() -> Iterator[Held]:
         _HELD.reset(token)
 
 
+def hold_changelog(sent: asyncio.Future[Any]) -> None:
+    """Make the current record's commit wait for ``sent``, a table change's changelog record.
+
+    Outside a record whose effects are held (a timer, the changelog repair) nothing waits.
+    """
+    holding = _HELD.get()
+    if holding is not None:
+        holding.changelog.append(sent)
+
+
 async def commit(records: Sequence[Held]) -> None:
     """Carry out the held effects of ``records``; returns once every one is durable.
 
@@ -72,6 +84,14 @@ async def commit(records: Sequence[Held]) -> None:
     handed to the producer (which batches them per partition, in order) and their acks
     are awaited together: a GET after a command's answer sees the read model, and the
     caller acks the records' offsets only after their effects are durable.
+
+    Their table changes count among those effects: Faust sends a change's changelog record
+    from its own buffer, and its offset commit stops waiting for that buffer after 0.1 s
+    without a send, so a record could be committed before its table change was on the
+    changelog; a worker killed then and restored from the changelogs alone (local state
+    lost, a partition moved) lost the change for good, the record not being delivered
+    again (what ``tests/chaos/test_worker_kill.py`` does: a kill under load, then a
+    restore without local state).
     """
     writes = HeldWrites.merged(record.writes for record in records)
     if len(writes):
@@ -82,7 +102,10 @@ async def commit(records: Sequence[Held]) -> None:
         await send.producer.send(send.topic, send.key, send.value, None, None, send.headers)
         for record in records for send in record.sends
     ]
-    await asyncio.gather(*deliveries)
+    # Shielded: a cancelled commit must not cancel Faust's own futures (it sets their
+    # results when the acks come, and keeps its changelog offsets by them).
+    changelogs = [asyncio.shield(sent) for record in records for sent in record.changelog]
+    await asyncio.gather(*deliveries, *changelogs)
 
 
 @contextlib.asynccontextmanager

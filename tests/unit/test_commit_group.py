@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import types
+from pathlib import Path
 
+import faust
 import pytest
 
+from agents.app import faust_settings
+from agents.runtime.changelogs import RepairingTable
 from agents.runtime.commit import CommitGroup
-from agents.runtime.effects import Held, Send
+from agents.runtime.declare import as_current
+from agents.runtime.effects import Held, Send, held
+from config import Settings
+from tests.support.recording import close_unstarted_consumer_loop
 
 
 class Producer:
@@ -131,3 +139,59 @@ async def test_an_unreachable_broker_fails_every_waiting_record_at_once() -> Non
         with pytest.raises(KafkaConnectionError):
             await task
     assert Down.calls == 2  # "first", then "a" failed the flush: not one try per record
+
+
+class Event:
+    """What a table write reads of Faust's current event: the partition it belongs to."""
+
+    def __init__(self) -> None:
+        self.message = types.SimpleNamespace(partition=0, topic="t")
+
+
+class ChangelogProducer:
+    """Faust's producer as a table's changelog send meets it: a buffer, and send_soon."""
+
+    def __init__(self, *, running: bool) -> None:
+        self.buffer = types.SimpleNamespace(started=running, should_stop=False)
+        self.queued: list[asyncio.Future[None]] = []
+
+    def send_soon(self, fut: asyncio.Future[None]) -> None:
+        self.queued.append(fut)
+
+
+async def test_a_record_is_durable_only_once_its_table_changes_are_on_their_changelog(
+    tmp_path: Path,
+) -> None:
+    # The table every agent's tables are, on an app that is never started.
+    settings = Settings(data_dir=tmp_path, jwt_secret="x" * 48, topic_prefix="u.")
+    app = faust.App(settings.app_id, **faust_settings(settings, store="memory://"))
+    try:
+        table = app.Table("t", partitions=1, key_type=str)
+        assert isinstance(table, RepairingTable)
+        producer = ChangelogProducer(running=True)
+        app.producer = producer  # type: ignore[assignment]
+        event = Event()
+        with as_current(event), held() as effects:
+            table["k"] = {"stock": 1}
+        # A record whose only effect is a table change still has something to commit.
+        assert effects
+        assert effects.changelog == producer.queued
+        (changelog,) = effects.changelog
+
+        group = CommitGroup()
+        committing = asyncio.create_task(group.commit(effects))
+        await asyncio.sleep(0.01)
+        assert not committing.done()  # not durable while its changelog record is unacked
+        changelog.set_result(None)
+        await committing
+
+        # Outside a record (a timer, the changelog repair) a change holds nothing back.
+        with as_current(event):
+            table["k"] = {"stock": 2}
+        # Nor with no producer running (Faust's test harness): no ack would ever come.
+        app.producer = ChangelogProducer(running=False)  # type: ignore[assignment]
+        with as_current(event), held() as effects:
+            table["k"] = {"stock": 3}
+        assert not effects
+    finally:
+        close_unstarted_consumer_loop(app)
