@@ -188,6 +188,39 @@ class Settings:
         help="`errors`: 4xx/5xx and slow requests (counts live in /metrics); `all`: every "
         "request (health probes only then: readiness logs its own changes).",
     )
+    # HTTP caching of public reads, and the shared response cache (Redis).
+    cache_product_max_age: int = setting(
+        300, env="MERCATO_CACHE_PRODUCT_MAX_AGE", zero_ok=True,
+        help="`Cache-Control` max-age (seconds) of GET /v1/products/{id}: how long a "
+        "browser or CDN may show a product page without asking again.",
+    )
+    cache_listing_max_age: int = setting(
+        60, env="MERCATO_CACHE_LISTING_MAX_AGE", zero_ok=True,
+        help="`Cache-Control` max-age (seconds) of GET /v1/products (browse and search).",
+    )
+    cache_reviews_max_age: int = setting(
+        60, env="MERCATO_CACHE_REVIEWS_MAX_AGE", zero_ok=True,
+        help="`Cache-Control` max-age (seconds) of GET /v1/products/{id}/reviews.",
+    )
+    cache_jwks_max_age: int = setting(
+        300, env="MERCATO_CACHE_JWKS_MAX_AGE", zero_ok=True,
+        help="`Cache-Control` max-age (seconds) of /.well-known/jwks.json (keys change only "
+        "on a rotation, and a retired key stays listed while its tokens live).",
+    )
+    cache_stale_while_revalidate: int = setting(
+        30, env="MERCATO_CACHE_STALE_WHILE_REVALIDATE", zero_ok=True,
+        help="`stale-while-revalidate` (seconds) of every public read: a cache may answer "
+        "with the expired copy while it asks again in the background.",
+    )
+    response_cache: bool = setting(
+        True, env="MERCATO_RESPONSE_CACHE",
+        help="Keep the hottest public reads (one product, product listings) in Redis, "
+        "shared by every gateway and dropped by the change events themselves.",
+    )
+    response_cache_ttl: int = setting(
+        60, env="MERCATO_RESPONSE_CACHE_TTL",
+        help="Seconds an entry of the response cache lives at most; events drop it sooner.",
+    )
     # Files.
     max_upload_bytes: int = setting(
         25 * 1024 * 1024, env="MERCATO_MAX_UPLOAD_BYTES",

@@ -57,6 +57,26 @@ def etag(product_id: str, version: int) -> str:
     return f'"{digest}"'
 
 
+def shown_etag(tag: str, stock: int, rating: dict[str, Any]) -> str:
+    """The entity tag of a product as a read shows it: ``"<version tag>-<state>"``.
+
+    Stock and rating change without a new catalog version (other agents own them), so a
+    tag of the version alone would answer 304 to a copy with an old stock. The part
+    before ``-`` is ``tag``, the version's, which ``If-Match`` compares (``version_tag``).
+    """
+    state = hashlib.sha256(
+        f"{stock}:{float(rating['average'])!r}:{int(rating['count'])}".encode()
+    ).hexdigest()[:8]
+    return f"{tag[:-1]}-{state}\""
+
+
+def version_tag(tag: str) -> str:
+    """The version part of a tag ``shown_etag`` made (other tags as they are)."""
+    if tag.endswith('"') and "-" in tag:
+        return tag[: tag.rindex("-")] + '"'
+    return tag
+
+
 def category_key(category: str) -> str:
     """Categories filter case-insensitively."""
     return " ".join(category.casefold().split())
@@ -84,8 +104,9 @@ class Product:
 
     @property
     def etag(self) -> str:
-        """The entity tag of this version."""
-        return etag(self.product_id, self.version)
+        """The entity tag of this version as shown (``shown_etag``)."""
+        rating = {"average": self.rating_average, "count": self.rating_count}
+        return shown_etag(etag(self.product_id, self.version), self.stock, rating)
 
     def to_json(self) -> dict[str, Any]:
         """The contract's product object."""

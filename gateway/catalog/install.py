@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway import keys
+from gateway.cache.install import response_cache_ctx
 from gateway.catalog import listing_routes, product_routes, review_routes
 from gateway.catalog.keys import PRODUCTS, REVIEWS
 from gateway.catalog.writes import SellerOwnsProduct
@@ -32,6 +33,6 @@ async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
 DOMAIN = Domain(
     "catalog",
     setup=_ownership,
-    contexts=(catalog_ctx,),
+    contexts=(catalog_ctx, response_cache_ctx),
     routes=(product_routes.routes, listing_routes.routes, review_routes.routes),
 )

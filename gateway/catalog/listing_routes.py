@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from aiohttp import web
 
+from gateway import keys
+from gateway.cache.keys import RESPONSE_CACHE
+from gateway.cache.store import LISTINGS, pack, unpack
 from gateway.catalog.keys import PRODUCTS
-from gateway.catalog.schemas import PRICE_BOUND_PATTERN, ProductPage
+from gateway.catalog.schemas import PRICE_BOUND_PATTERN, ProductOut, ProductPageAnswer
 from gateway.docs.openapi import comma_list_pattern, operation
+from gateway.http import fields
+from gateway.http.caching import (
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    PUBLIC_HEADERS,
+    body_etag,
+    cache_control,
+    public_answer,
+    public_read,
+)
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
 from stores.product_listing import DEFAULT_SORT, SORT_FIELDS, Listing
 from stores.products import category_key, product, to_micros
@@ -106,24 +121,44 @@ def listing_from(request: web.Request, *, fetch: int) -> Listing:
                pattern=comma_list_pattern(SORT_FIELDS, most=MAX_SORT_KEYS, descending=True)),
         _query("status", "active (default), archived or all.", enum=list(STATUSES)),
         *PAGE_PARAMETERS,
+        fields.parameter(ProductOut),
+        IF_NONE_MATCH,
     ),
+    headers=PUBLIC_HEADERS,
     responses={
-        200: ("A page of products", ProductPage),
+        200: ("A page of products (each trimmed by ?fields=)", ProductPageAnswer),
+        304: NOT_MODIFIED,
         400: ("Bad cursor, or a cursor of another sort or query (INVALID_CURSOR)", None),
         422: ("Invalid parameters", None),
     },
 )
+@public_read
 async def list_products(request: web.Request) -> web.Response:
-    """Read straight from the read model, one keyset page at a time."""
+    """One keyset page of the read model, through the response cache; ETag of its bytes."""
     page = page_request(request)
     listing = listing_from(request, fetch=page.fetch)
+    names = fields.requested(request, ProductOut)
     if page.after is not None:
         if not listing.valid_position(page.after):
             raise InvalidCursor("the cursor belongs to another sort or query; start again")
         listing = dataclasses.replace(listing, after=page.after)
-    rows = await request.app[PRODUCTS].page(listing)
-    body = page_response(
-        rows, page, position=listing.position, render=lambda doc: product(doc).to_json()
-    )
-    return web.json_response(body)
 
+    async def load() -> bytes:
+        rows = await request.app[PRODUCTS].page(listing)
+        body = page_response(
+            rows, page, position=listing.position, render=lambda doc: product(doc).to_json()
+        )
+        raw = orjson.dumps(fields.select_page(body, names))
+        return pack(body_etag(raw), raw)
+
+    cache = request.app.get(RESPONSE_CACHE)
+    if cache is None:
+        entry = await load()
+    else:
+        # The query string as sent is the key: every parameter shapes the page.
+        key = hashlib.sha256(request.query_string.encode()).hexdigest()
+        entry = await cache.fetch(LISTINGS, key, load)
+    tag, raw = unpack(entry)
+    settings = request.app[keys.SETTINGS]
+    control = cache_control(settings.cache_listing_max_age, settings.cache_stale_while_revalidate)
+    return public_answer(request, raw, control=control, etag=tag)

@@ -6,16 +6,30 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from aiohttp import web
 
+from gateway import keys
+from gateway.cache.install import changed
+from gateway.cache.keys import RESPONSE_CACHE
+from gateway.cache.store import pack, product_scope, unpack
 from gateway.catalog import writes
-from gateway.catalog.keys import PRODUCTS
-from gateway.catalog.schemas import CreateProductBody, ProductOut, UpdateProductBody
+from gateway.catalog.keys import PRODUCTS, REVIEWS
+from gateway.catalog.schemas import CreateProductBody, ProductAnswer, ProductOut, UpdateProductBody
 from gateway.docs.openapi import ETAG_HEADER, IF_MATCH_PATTERN, LOCATION_HEADER, operation
+from gateway.http import fields
+from gateway.http.caching import (
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    PUBLIC_HEADERS,
+    cache_control,
+    public_answer,
+    public_read,
+)
 from gateway.http.validation import parse_body
 from gateway.identity.auth import require_scope
-from stores.products import etag
-from streams.errors import NotFound
+from stores.products import etag, shown_etag
+from streams.errors import FieldError, InvalidInput, NotFound
 from streams.events.products import (
     ProductArchiveRequested,
     ProductCreateRequested,
@@ -25,12 +39,18 @@ from streams.events.products import (
 routes = web.RouteTableDef()
 SCOPE = "products:write"
 PRODUCT = "/v1/products/{product_id}"
+REVIEWS_INCLUDE = "reviews"
+LATEST_REVIEWS = 3
 
 
-def _answer(result: dict[str, Any], *, status: int = 200) -> web.Response:
-    """The product the agent answered with, and its ETag."""
+async def _answer(
+    request: web.Request, result: dict[str, Any], *, status: int = 200
+) -> web.Response:
+    """The product the agent answered with, and its ETag (the one a read shows)."""
     version = result.pop("version")
-    headers = {"ETag": etag(result["productId"], version)}
+    await changed(request, result["productId"])
+    tag = etag(result["productId"], version)
+    headers = {"ETag": shown_etag(tag, result["stock"], result["rating"])}
     if status == 201:
         headers["Location"] = f"/v1/products/{result['productId']}"
     return web.json_response(result, status=status, headers=headers)
@@ -71,7 +91,7 @@ async def create_product(request: web.Request) -> web.Response:
             **writes.command_fields(request, principal),
         ),
     )
-    return _answer(result, status=201)
+    return await _answer(request, result, status=201)
 
 
 @routes.patch(PRODUCT)
@@ -119,7 +139,7 @@ async def update_product(request: web.Request) -> web.Response:
             **writes.command_fields(request, principal),
         ),
     )
-    return _answer(result)
+    return await _answer(request, result)
 
 
 @routes.delete(PRODUCT)
@@ -153,29 +173,59 @@ async def archive_product(request: web.Request) -> web.Response:
             **writes.command_fields(request, principal),
         ),
     )
+    await changed(request, request.match_info["product_id"])
     return web.Response(status=204)
 
 
 @routes.get(PRODUCT)
 @operation(
-    "One product (archived ones too), with its ETag",
+    "One product (archived ones too), with its ETag; ?include=reviews adds its latest reviews",
     tags=("catalog",),
     parameters=(
-        {"name": "If-None-Match", "in": "header", "required": False,
-         "schema": {"type": "string"}},
+        IF_NONE_MATCH,
+        fields.parameter(ProductOut),
+        {"name": "include", "in": "query", "required": False,
+         "description": f"reviews: the product's latest {LATEST_REVIEWS} reviews under "
+         "`reviews` (its rating is always there), for a product page in one round trip.",
+         "schema": {"type": "string", "enum": [REVIEWS_INCLUDE]}},
     ),
-    headers={200: {"ETag": ETAG_HEADER}, 304: {"ETag": ETAG_HEADER}},
+    headers=PUBLIC_HEADERS,
     responses={
-        200: ("The product", ProductOut),
-        304: ("Not modified since the ETag sent", None),
+        200: ("The product (trimmed by ?fields=, with reviews by ?include=)", ProductAnswer),
+        304: NOT_MODIFIED,
         404: ("No such product", None),
     },
 )
+@public_read
 async def get_product(request: web.Request) -> web.Response:
-    """Read straight from the read model."""
-    product = await request.app[PRODUCTS].get(request.match_info["product_id"])
-    if product is None:
+    """From the response cache, else the read model; the same answer for every caller."""
+    product_id = request.match_info["product_id"]
+    names = fields.requested(request, ProductOut)
+    include = request.query.get("include")
+    if include is not None and include != REVIEWS_INCLUDE:
+        raise InvalidInput("the query has invalid parameters", errors=[
+            FieldError("include", f"only {REVIEWS_INCLUDE}")
+        ])
+
+    async def load() -> bytes | None:
+        product = await request.app[PRODUCTS].get(product_id)
+        if product is None:
+            return None
+        doc = fields.select(product.to_json(), names)
+        if include is not None:
+            latest = await request.app[REVIEWS].page(product_id, limit=LATEST_REVIEWS)
+            doc["reviews"] = [review.to_json() for review in latest]
+        return pack(product.etag, orjson.dumps(doc))
+
+    cache = request.app.get(RESPONSE_CACHE)
+    variant = f"{','.join(sorted(names or ()))}|{include or ''}"
+    if cache is None:
+        entry = await load()
+    else:
+        entry = await cache.fetch(product_scope(product_id), variant, load)
+    if entry is None:
         raise NotFound("no such product")
-    if writes.not_modified(request, product.etag):
-        return web.Response(status=304, headers={"ETag": product.etag})
-    return web.json_response(product.to_json(), headers={"ETag": product.etag})
+    tag, body = unpack(entry)
+    settings = request.app[keys.SETTINGS]
+    control = cache_control(settings.cache_product_max_age, settings.cache_stale_while_revalidate)
+    return public_answer(request, body, control=control, etag=tag)

@@ -12,6 +12,14 @@ from gateway.catalog import writes
 from gateway.catalog.keys import PRODUCTS, REVIEWS
 from gateway.catalog.schemas import ReviewBody, ReviewOut, ReviewPage
 from gateway.docs.openapi import operation
+from gateway.http.caching import (
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    PUBLIC_HEADERS,
+    cache_control,
+    public_answer,
+    public_read,
+)
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
 from gateway.http.validation import parse_body
 from gateway.identity.auth import authenticate
@@ -69,16 +77,19 @@ async def create_review(request: web.Request) -> web.Response:
 @operation(
     "A product's reviews, newest first",
     tags=("reviews",),
-    parameters=PAGE_PARAMETERS,
+    parameters=(*PAGE_PARAMETERS, IF_NONE_MATCH),
+    headers=PUBLIC_HEADERS,
     responses={
         200: ("A page of reviews", ReviewPage),
+        304: NOT_MODIFIED,
         400: ("Bad cursor (INVALID_CURSOR)", None),
         404: ("No such product", None),
         422: ("Bad limit", None),
     },
 )
+@public_read
 async def list_reviews(request: web.Request) -> web.Response:
-    """Read straight from the read model."""
+    """Read straight from the read model; the ETag is the digest of the page."""
     product_id = request.match_info["product_id"]
     page = page_request(request, arity=2)
     after = None
@@ -91,7 +102,9 @@ async def list_reviews(request: web.Request) -> web.Response:
         raise NotFound("no such product")
     rows = await request.app[REVIEWS].page(product_id, limit=page.fetch, after=after)
     body = page_response(rows, page, position=_position, render=Review.to_json)
-    return web.json_response(body)
+    settings = request.app[keys.SETTINGS]
+    control = cache_control(settings.cache_reviews_max_age, settings.cache_stale_while_revalidate)
+    return public_answer(request, body, control=control)
 
 
 def _position(review: Review) -> tuple[datetime, str]:

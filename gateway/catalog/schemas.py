@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from gateway.catalog.writes import MAX_FILES
+from gateway.http.fields import answer, page_answer, sparse
 from gateway.http.responses import Out, PaginationOut
 from gateway.http.validation import Body
 
@@ -78,6 +79,17 @@ class ReviewBody(Body):
     comment: str = Field(max_length=2000)
 
 
+class ReviewOut(Out):
+    """A review."""
+
+    review_id: str
+    product_id: str
+    buyer_id: str
+    rating: int
+    comment: str
+    created_at: str
+
+
 class RatingOut(Out):
     """Average stars and how many reviews."""
 
@@ -103,6 +115,12 @@ class ProductOut(Out):
     updated_at: str
 
 
+class ProductView(ProductOut):
+    """A product with its latest reviews (?include=reviews): one round trip for a page."""
+
+    reviews: list[ReviewOut]
+
+
 class ProductPage(Out):
     """A page of products."""
 
@@ -110,19 +128,13 @@ class ProductPage(Out):
     pagination: PaginationOut
 
 
-class ReviewOut(Out):
-    """A review."""
-
-    review_id: str
-    product_id: str
-    buyer_id: str
-    rating: int
-    comment: str
-    created_at: str
-
-
 class ReviewPage(Out):
     """A page of reviews, newest first."""
 
     data: list[ReviewOut]
     pagination: PaginationOut
+
+
+# ?fields= answers: any subset of the members (gateway.http.fields).
+ProductAnswer = answer(ProductOut, sparse(ProductView))
+ProductPageAnswer = page_answer(ProductPage, ProductOut)

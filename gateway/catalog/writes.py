@@ -14,6 +14,7 @@ from gateway.files.keys import FILES
 from gateway.identity.auth import Principal
 from gateway.runtime import commands
 from gateway.runtime.commands import new_deadline
+from stores.products import version_tag
 from streams.errors import FieldError, InvalidInput, MalformedRequest, PreconditionRequired
 from streams.events.products import ProductCommand
 
@@ -48,7 +49,9 @@ def entity_tags(header: str) -> list[str]:
             'If-Match must be * or entity tags such as "3" (the ETag of a GET)',
             code="MALFORMED_REQUEST",
         )
-    return [tag.strip() for tag in header.split(",") if tag.strip()]
+    # A read's tag carries the stock and rating after the version (stores.products.
+    # shown_etag); a change is checked against the version only, which the agent knows.
+    return [version_tag(tag.strip()) for tag in header.split(",") if tag.strip()]
 
 
 def required_if_match(request: web.Request) -> list[str]:
@@ -59,15 +62,6 @@ def required_if_match(request: web.Request) -> list[str]:
             "send If-Match with the product's ETag (read it with GET first)"
         )
     return entity_tags(header)
-
-
-def not_modified(request: web.Request, etag: str) -> bool:
-    """Whether ``If-None-Match`` names ``etag`` (weak comparison, as RFC 9110 asks for GET)."""
-    header = request.headers.get("If-None-Match")
-    if header is None:
-        return False
-    tags = [tag.strip() for tag in header.split(",")]
-    return any(tag == "*" or tag.removeprefix("W/") == etag for tag in tags)
 
 
 async def check_files(request: web.Request, principal: Principal, file_ids: list[str]) -> None:

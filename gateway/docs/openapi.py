@@ -90,28 +90,29 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def _header(description: str, *, required: bool = False, **schema: Any) -> dict[str, Any]:
+def header_spec(description: str, *, required: bool = False, **schema: Any) -> dict[str, Any]:
+    """The OpenAPI description of one string response header."""
     return {"description": description, "required": required,
             "schema": {"type": "string", **schema}}
 
 
 # A strong or weak entity tag, quoted (RFC 9110 section 8.8.3).
 ETAG_PATTERN = r'^(W/)?"[\x21\x23-\x7e]*"$'
-ETAG_HEADER = _header("The entity tag of this version.", required=True, pattern=ETAG_PATTERN)
+ETAG_HEADER = header_spec("The entity tag of this version.", required=True, pattern=ETAG_PATTERN)
 # ``If-Match``: one or more entity tags, or ``*``.
 IF_MATCH_PATTERN = r'^(\*|(W/)?"[\x21\x23-\x7e]*"( *, *(W/)?"[\x21\x23-\x7e]*")*)$'
-LOCATION_HEADER = _header("Where the created resource is.", required=True)
-RETRY_AFTER = _header("Seconds to wait before retrying.", required=True, pattern=r"^\d+$")
+LOCATION_HEADER = header_spec("Where the created resource is.", required=True)
+RETRY_AFTER = header_spec("Seconds to wait before retrying.", required=True, pattern=r"^\d+$")
 # Sent on every response of a limited operation while rate limiting is on (not required:
 # an operator may switch limiting off, and a Redis outage fails open without them).
 RATELIMIT_HEADERS: dict[str, dict[str, Any]] = {
-    "RateLimit-Policy": _header("The limit of this operation's class (IETF draft)."),
-    "RateLimit": _header("What is left of it and when it is full again (IETF draft)."),
-    "X-RateLimit-Limit": _header("Requests per window.", pattern=r"^\d+$"),
-    "X-RateLimit-Remaining": _header("Requests left now.", pattern=r"^\d+$"),
-    "X-RateLimit-Reset": _header("Seconds until the bucket is full.", pattern=r"^\d+$"),
+    "RateLimit-Policy": header_spec("The limit of this operation's class (IETF draft)."),
+    "RateLimit": header_spec("What is left of it and when it is full again (IETF draft)."),
+    "X-RateLimit-Limit": header_spec("Requests per window.", pattern=r"^\d+$"),
+    "X-RateLimit-Remaining": header_spec("Requests left now.", pattern=r"^\d+$"),
+    "X-RateLimit-Reset": header_spec("Seconds until the bucket is full.", pattern=r"^\d+$"),
 }
-_WWW_AUTHENTICATE = _header("The scheme to authenticate with (Bearer).", required=True)
+_WWW_AUTHENTICATE = header_spec("The scheme to authenticate with (Bearer).", required=True)
 
 
 def comma_list_pattern(words: Iterable[str], *, most: int, descending: bool = False) -> str:

@@ -10,6 +10,7 @@ from gateway.docs.openapi import operation
 from gateway.files.access import caller, managed, publish_and_wait, readable
 from gateway.files.keys import FILES
 from gateway.files.schemas import FileListOut, FileOut, VariantsOut
+from gateway.http import fields
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
 from stores.files import variant_json
 from streams.envelope import utcnow
@@ -17,6 +18,8 @@ from streams.errors import InvalidCursor
 from streams.events.files import FileDeleted
 
 routes = web.RouteTableDef()
+FILE_ANSWER = fields.answer(FileOut, fields.sparse(FileOut))
+FILE_PAGE_ANSWER = fields.page_answer(FileListOut, FileOut)
 
 
 @routes.get("/v1/files")
@@ -24,9 +27,9 @@ routes = web.RouteTableDef()
     "The caller's files, newest first",
     tags=("files",),
     auth=True,
-    parameters=PAGE_PARAMETERS,
+    parameters=(*PAGE_PARAMETERS, fields.parameter(FileOut)),
     responses={
-        200: ("A page of files", FileListOut),
+        200: ("A page of files (each trimmed by ?fields=)", FILE_PAGE_ANSWER),
         400: ("Invalid cursor", None),
         401: ("Not signed in", None),
         422: ("Invalid limit", None),
@@ -35,6 +38,7 @@ routes = web.RouteTableDef()
 async def list_files(request: web.Request) -> web.Response:
     """Page through the caller's live files by (createdAt, id), newest first."""
     principal = caller(request)
+    names = fields.requested(request, FileOut)
     page = page_request(request, arity=2)
     after = (page.after[0], str(page.after[1])) if page.after is not None else None
     if after is not None and not isinstance(after[0], datetime):
@@ -42,12 +46,11 @@ async def list_files(request: web.Request) -> web.Response:
     rows = await request.app[FILES].owned_by(
         principal.user_id, limit=page.fetch, after=after
     )
-    return web.json_response(
-        page_response(
-            rows, page, position=lambda meta: (meta.created_at, meta.file_id),
-            render=lambda meta: meta.to_json(),
-        )
+    body = page_response(
+        rows, page, position=lambda meta: (meta.created_at, meta.file_id),
+        render=lambda meta: meta.to_json(),
     )
+    return web.json_response(fields.select_page(body, names))
 
 
 @routes.get("/v1/files/{id}")
@@ -55,14 +58,16 @@ async def list_files(request: web.Request) -> web.Response:
     "A file's metadata (owner, grantee, buyer, admin)",
     tags=("files",),
     auth=True,
-    responses={200: ("Metadata", FileOut), 401: ("Not signed in", None),
+    parameters=(fields.parameter(FileOut),),
+    responses={200: ("Metadata (trimmed by ?fields=)", FILE_ANSWER), 401: ("Not signed in", None),
                404: ("No such file, or not yours to see", None)},
 )
 async def get_file(request: web.Request) -> web.Response:
     """Metadata of a file the caller may read."""
     principal = caller(request)
+    names = fields.requested(request, FileOut)
     meta = await readable(request, principal, request.match_info["id"])
-    return web.json_response(meta.to_json())
+    return web.json_response(fields.select(meta.to_json(), names))
 
 
 @routes.delete("/v1/files/{id}")

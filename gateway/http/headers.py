@@ -12,6 +12,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from config import Settings
 from gateway.docs.pages import DOCS_HTML
+from gateway.http.caching import is_public
 from streams.errors import Forbidden
 
 # API responses are data: they may load nothing and be framed by nobody.
@@ -45,6 +46,9 @@ PAGE_CSP: dict[str, str] = {
 HSTS = "max-age=63072000; includeSubDomains"
 # Responses that carry credentials (tokens, tickets) must not be stored by any cache.
 NO_STORE_PREFIXES = ("/v1/auth/", "/v1/stream-tickets")
+# Reads under /v1/ answer for their caller unless marked public (gateway.http.caching):
+# no shared cache may keep them, and no browser either (a shared computer's next user).
+PRIVATE_READ = "private, no-store"
 
 DEV_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*")
 ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
@@ -57,6 +61,7 @@ EXPOSE_HEADERS = (
     "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
 )
 PREFLIGHT_MAX_AGE = "600"
+_READS = frozenset({"GET", "HEAD"})
 
 
 class Origins:
@@ -111,6 +116,7 @@ class EdgeHeaders:
         api = [*fixed, ("Content-Security-Policy", API_CSP), *vary]
         self._api = CIMultiDictProxy(CIMultiDict(api))
         self._api_no_store = CIMultiDictProxy(CIMultiDict([*api, ("Cache-Control", "no-store")]))
+        self._api_private = CIMultiDictProxy(CIMultiDict([*api, ("Cache-Control", PRIVATE_READ)]))
         self._pages = {
             path: CIMultiDictProxy(CIMultiDict([*fixed, ("Content-Security-Policy", csp), *vary]))
             for path, csp in PAGE_CSP.items()
@@ -133,6 +139,11 @@ class EdgeHeaders:
                 block = self._pages[path]
             elif path.startswith(NO_STORE_PREFIXES):
                 block = self._api_no_store
+            elif (
+                request.method in _READS and path.startswith("/v1/")
+                and not is_public(route.handler)
+            ):
+                block = self._api_private
             else:
                 block = self._api
             if isinstance(route.resource, web.PlainResource):
@@ -145,12 +156,20 @@ class EdgeHeaders:
         """Add ``block`` (``block(request)``, maybe with more headers) and CORS's to a response.
 
         These headers belong to the edge: handlers do not set them (they are appended
-        from a prebuilt block, the cheapest way to add several). ``Vary`` is the one a
-        handler may set too; ``Origin`` is then appended to its value.
+        from a prebuilt block, the cheapest way to add several). ``Vary`` is one a
+        handler may set too (``Origin`` is then appended to its value), and
+        ``Cache-Control`` the other (the handler's wins).
         """
-        if self._vary_origin and hdrs.VARY in headers:
+        vary = self._vary_origin and hdrs.VARY in headers
+        if vary:
             headers[hdrs.VARY] = headers[hdrs.VARY] + ", Origin"
-            headers.extend((k, v) for k, v in block.items() if k != hdrs.VARY)
+        # A handler's own Cache-Control (a stream's no-cache, a download's) is kept.
+        own_control = hdrs.CACHE_CONTROL in block and hdrs.CACHE_CONTROL in headers
+        if vary or own_control:
+            skip = {hdrs.VARY} if vary else set()
+            if own_control:
+                skip.add(hdrs.CACHE_CONTROL)
+            headers.extend((k, v) for k, v in block.items() if k not in skip)
         else:
             headers.extend(block)
         origin = request.headers.get(hdrs.ORIGIN)

@@ -9,12 +9,18 @@ from pydantic import BaseModel, Field
 
 from gateway import keys
 from gateway.docs.openapi import operation
+from gateway.http.caching import (
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    PUBLIC_HEADERS,
+    cache_control,
+    public_answer,
+    public_read,
+)
 from streams.errors import NotFound
 
 routes = web.RouteTableDef()
 
-# Keys change only on a rotation, and a retired key stays listed while its tokens live.
-CACHE_CONTROL = "public, max-age=300"
 
 
 class Jwk(BaseModel):
@@ -41,11 +47,15 @@ class JwkSet(BaseModel):
 @operation(
     "Public keys that verify access tokens",
     tags=("auth",),
+    parameters=(IF_NONE_MATCH,),
+    headers=PUBLIC_HEADERS,
     responses={
         200: ("JWK Set of the current and retired public keys", JwkSet),
+        304: NOT_MODIFIED,
         404: ("Tokens are signed with a shared secret (HS256); nothing is published", None),
     },
 )
+@public_read
 async def jwks(request: web.Request) -> web.Response:
     """Publish the JWK Set, or 404 when signing is symmetric."""
     document = request.app[keys.TOKENS].jwks
@@ -55,4 +65,6 @@ async def jwks(request: web.Request) -> web.Response:
             "published; verify tokens through this API instead",
             code="JWKS_NOT_CONFIGURED",
         )
-    return web.json_response(document, headers={"Cache-Control": CACHE_CONTROL})
+    settings = request.app[keys.SETTINGS]
+    control = cache_control(settings.cache_jwks_max_age, settings.cache_stale_while_revalidate)
+    return public_answer(request, document, control=control)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
 from gateway import keys
 from gateway.audit import recording
 from gateway.docs.openapi import operation
+from gateway.http import fields
 from gateway.http.validation import parse_body
 from gateway.identity import usercommands
 from gateway.identity.auth import authenticate, require_scope
@@ -17,6 +19,7 @@ from streams.events.audit import RolesChanged
 from streams.events.users import Address, ProfileUpdateRequested, RolesChangeRequested
 
 routes = web.RouteTableDef()
+USER_ANSWER = fields.answer(UserOut, fields.sparse(UserOut))
 
 
 @routes.get("/v1/users/me")
@@ -24,8 +27,9 @@ routes = web.RouteTableDef()
     "The caller's profile",
     tags=("users",),
     auth=True,
+    parameters=(fields.parameter(UserOut),),
     responses={
-        200: ("Profile", UserOut),
+        200: ("Profile (trimmed by ?fields=)", USER_ANSWER),
         401: ("Not signed in", None),
         # A valid token can outlive its account (NOT_FOUND).
         404: ("This account no longer exists", None),
@@ -34,11 +38,12 @@ routes = web.RouteTableDef()
 async def me(request: web.Request) -> web.Response:
     """Return the signed-in user's profile."""
     principal = authenticate(request, request.app[keys.TOKENS])
+    names = fields.requested(request, UserOut)
     profiles = request.app[PROFILES]
     body = profiles.cached(principal.user_id) or await profiles.body(principal.user_id)
     if body is None:
         raise NotFound("this account no longer exists")
-    return web.Response(body=body, content_type="application/json")
+    return _profile(body, names)
 
 
 @routes.patch("/v1/users/me")
@@ -91,8 +96,9 @@ async def update_me(request: web.Request) -> web.Response:
     "A user's profile (self or admin)",
     tags=("users",),
     auth=True,
+    parameters=(fields.parameter(UserOut),),
     responses={
-        200: ("Profile", UserOut),
+        200: ("Profile (trimmed by ?fields=)", USER_ANSWER),
         401: ("Not signed in", None),
         404: ("No such user, or not yours to see", None),
     },
@@ -103,9 +109,17 @@ async def by_id(request: web.Request) -> web.Response:
     user_id = request.match_info["id"]
     if user_id != principal.user_id and not principal.is_admin:
         raise NotFound("no such user")
+    names = fields.requested(request, UserOut)
     body = await request.app[PROFILES].body(user_id)
     if body is None:
         raise NotFound("no such user")
+    return _profile(body, names)
+
+
+def _profile(body: bytes, names: frozenset[str] | None) -> web.Response:
+    # The profile cache holds serialized bodies: parsed again only to trim them.
+    if names is not None:
+        body = orjson.dumps(fields.select(orjson.loads(body), names))
     return web.Response(body=body, content_type="application/json")
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.docs.openapi import operation
+from gateway.http import fields
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
 from gateway.http.validation import parse_body
 from gateway.identity.auth import require_scope
@@ -25,6 +26,8 @@ from streams.events.saga import OrderCancelRequested, OrderRequested
 routes = web.RouteTableDef()
 STATUSES = frozenset(get_args(OrderStatus))
 NOT_CANCELLABLE = frozenset({"rejected", "payment_failed", "cancelled", "refunded"})
+ORDER_ANSWER = fields.answer(OrderOut, fields.sparse(OrderOut))
+ORDER_PAGE_ANSWER = fields.page_answer(OrderPageOut, OrderOut)
 UNAVAILABLE = "No worker answered in time; retry with the same Idempotency-Key (Retry-After)"
 
 
@@ -76,14 +79,17 @@ async def place(request: web.Request) -> web.Response:
 @operation(
     "An order (its buyer, a seller of one of its items, or an admin)",
     tags=("orders",), auth=True,
-    responses={200: ("The order", OrderOut), 401: ("Not signed in", None),
+    parameters=(fields.parameter(OrderOut),),
+    responses={200: ("The order (trimmed by ?fields=)", ORDER_ANSWER),
+               401: ("Not signed in", None),
                404: ("No such order, or not yours to see", None)},
 )
 async def get_order(request: web.Request) -> web.Response:
     """Read the order from the read model."""
     principal = require_scope(request, "orders:read")
+    names = fields.requested(request, OrderOut)
     doc = await visible_order(request, principal, request.match_info["id"])
-    return web.json_response(order_json(doc))
+    return web.json_response(fields.select(order_json(doc), names))
 
 
 @routes.get("/v1/orders")
@@ -96,13 +102,16 @@ async def get_order(request: web.Request) -> web.Response:
         {"name": "status", "in": "query", "required": False,
          "schema": {"type": "string", "enum": sorted(STATUSES)}},
         *PAGE_PARAMETERS,
+        fields.parameter(OrderOut),
     ),
-    responses={200: ("A page of orders", OrderPageOut), 401: ("Not signed in", None),
+    responses={200: ("A page of orders (each trimmed by ?fields=)", ORDER_PAGE_ANSWER),
+               401: ("Not signed in", None),
                422: ("Invalid query", None)},
 )
 async def list_orders(request: web.Request) -> web.Response:
     """Page through the caller's orders."""
     principal = require_scope(request, "orders:read")
+    names = fields.requested(request, OrderOut)
     role = request.query.get("as", "buyer")
     status = request.query.get("status")
     errors = []
@@ -119,7 +128,7 @@ async def list_orders(request: web.Request) -> web.Response:
     )
     body = page_response(rows, page, position=lambda d: (d["createdAt"], d["_id"]),
                          render=order_json)
-    return web.json_response(body)
+    return web.json_response(fields.select_page(body, names))
 
 
 @routes.post("/v1/orders/{id}/cancel")

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -78,6 +78,9 @@ class PushHub:
         self._revocations = revocations
         self._clock = clock
         self._watch: asyncio.Task[None] | None = None
+        # Awaited with the channels of each fetched batch before it is fanned out, so a
+        # client that sees an event knows they are done (the response cache drops there).
+        self.listeners: list[Callable[[frozenset[str]], Awaitable[None]]] = []
 
     def stats(self) -> dict[str, int]:
         """Counters for the metrics exporter (``connections``, ``delivered``, ``evicted``, ...)."""
@@ -287,6 +290,8 @@ class PushHub:
                 log.warning("push consumer error", extra={"error": repr(exc)})
                 await asyncio.sleep(1.0)
                 continue
+            if self.listeners and batches:
+                await self._tell_listeners(batches)
             for tp, records in batches.items():
                 for record in records:
                     if record.key is None:
@@ -297,6 +302,18 @@ class PushHub:
                     except Exception:
                         # One bad record must not stop push for every client of this gateway.
                         log.exception("push dispatch failed", extra={"offset": record.offset})
+
+    async def _tell_listeners(self, batches: Mapping[Any, Any]) -> None:
+        channels = frozenset(
+            record.key.decode("utf-8", "replace")
+            for records in batches.values() for record in records if record.key is not None
+        )
+        for listener in self.listeners:
+            try:
+                await listener(channels)
+            except Exception:
+                # A listener failing must not stop push for every client of this gateway.
+                log.exception("push listener failed")
 
 
 def _single(names: frozenset[str]) -> str | None:

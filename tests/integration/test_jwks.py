@@ -39,7 +39,10 @@ async def test_a_token_verifies_with_only_the_published_jwks(topics: Settings) -
         for _ in range(3):
             response = await client.get(JWKS)
             assert response.status == 200
-            assert response.headers["Cache-Control"] == "public, max-age=300"
+            # Per route from settings, revalidated in the background for 30 s more (#17).
+            assert response.headers["Cache-Control"] == (
+                "public, max-age=300, stale-while-revalidate=30"
+            )
             assert "RateLimit" not in response.headers
         published = (await response.json())["keys"]
 

@@ -21,9 +21,10 @@ from tests.support.jwtkeys import signing_settings
 SECRET = "x" * 48
 
 
-def _app(tokens: TokenService) -> web.Application:
+def _app(tokens: TokenService, settings: Settings) -> web.Application:
     app = web.Application()
     app[keys.TOKENS] = tokens
+    app[keys.SETTINGS] = settings
     app.router.add_routes(jwks.routes)
     return app
 
@@ -34,18 +35,29 @@ async def test_publishes_the_key_set_cacheable_for_five_minutes(tmp_path: Path) 
         ec.generate_private_key(ec.SECP256R1()), tmp_path,
     )
     tokens = TokenService(settings)
-    request = make_mocked_request("GET", "/.well-known/jwks.json", app=_app(tokens))
+    request = make_mocked_request("GET", "/.well-known/jwks.json", app=_app(tokens, settings))
     response = await jwks.jwks(request)
     assert isinstance(response, web.Response)
     assert response.status == 200
-    assert response.headers["Cache-Control"] == "public, max-age=300"
+    # Per route from settings (#17), revalidated in the background for 30 s more.
+    assert response.headers["Cache-Control"] == (
+        "public, max-age=300, stale-while-revalidate=30"
+    )
+    assert response.headers["ETag"].startswith('"')
+    again = make_mocked_request(
+        "GET", "/.well-known/jwks.json", app=request.app,
+        headers={"If-None-Match": response.headers["ETag"]},
+    )
+    assert (await jwks.jwks(again)).status == 304
     assert isinstance(response.body, bytes)
     assert orjson.loads(response.body) == tokens.jwks
 
 
 async def test_hs256_answers_not_found_with_a_stable_code(tmp_path: Path) -> None:
-    tokens = TokenService(Settings(data_dir=tmp_path, jwt_secret=SECRET))
-    request = make_mocked_request("GET", "/.well-known/jwks.json", app=_app(tokens))
+    settings = Settings(data_dir=tmp_path, jwt_secret=SECRET)
+    request = make_mocked_request(
+        "GET", "/.well-known/jwks.json", app=_app(TokenService(settings), settings)
+    )
     with pytest.raises(NotFound) as caught:
         await jwks.jwks(request)
     assert caught.value.code == "JWKS_NOT_CONFIGURED"
@@ -53,10 +65,8 @@ async def test_hs256_answers_not_found_with_a_stable_code(tmp_path: Path) -> Non
 
 
 def test_operation_is_public_and_documents_both_answers(tmp_path: Path) -> None:
-    document = build_openapi(
-        _app(TokenService(Settings(data_dir=tmp_path, jwt_secret=SECRET))),
-        title="t", version="1",
-    )
+    settings = Settings(data_dir=tmp_path, jwt_secret=SECRET)
+    document = build_openapi(_app(TokenService(settings), settings), title="t", version="1")
     op = document["paths"]["/.well-known/jwks.json"]["get"]
     assert "security" not in op
     assert op["responses"]["200"]["content"]["application/json"]["schema"] == {

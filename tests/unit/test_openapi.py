@@ -111,9 +111,11 @@ def test_profile_operations_need_a_bearer_token(document: Document) -> None:
     assert "401" in me["responses"]
     by_id = document["paths"]["/v1/users/{id}"]["get"]
     assert by_id["security"] == [{"bearer": []}]
-    assert by_id["parameters"] == [
-        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-    ]
+    assert by_id["parameters"][0] == {
+        "name": "id", "in": "path", "required": True, "schema": {"type": "string"}
+    }
+    # Sparse fieldsets (#17): the only other parameter.
+    assert [p["name"] for p in by_id["parameters"][1:]] == ["fields"]
 
 
 def test_head_routes_are_not_listed(document: Document) -> None:

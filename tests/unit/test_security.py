@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
 from gateway.docs.pages import DOCS_HTML, STATIC
+from gateway.http.caching import public_read
 from gateway.http.headers import API_CSP, PAGE_CSP, Origins, inline_script_hashes
 from tests.support.edge import edge_app
 
@@ -62,7 +63,12 @@ def _app(settings: Settings) -> web.Application:
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("internal detail")
 
+    @public_read
+    async def shared(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True}, headers={"Cache-Control": "public, max-age=5"})
+
     app.router.add_get("/v1/things", ok)
+    app.router.add_get("/v1/public", shared)
     app.router.add_post("/v1/auth/login", ok)
     app.router.add_get("/docs", ok)
     app.router.add_get("/boom", boom)
@@ -83,7 +89,12 @@ async def test_every_response_carries_the_security_headers() -> None:
         assert docs.headers["Content-Security-Policy"] == PAGE_CSP["/docs"]
         login = await client.post("/v1/auth/login")
         assert login.headers["Cache-Control"] == "no-store"
-        assert "Cache-Control" not in (await client.get("/v1/things")).headers
+        # A /v1 read not marked public answers for its caller only (#17) ...
+        assert (await client.get("/v1/things")).headers["Cache-Control"] == "private, no-store"
+        # ... and a public one keeps what its handler says; the edge adds none of its own.
+        public = await client.get("/v1/public")
+        assert public.headers.getall("Cache-Control") == ["public, max-age=5"]
+        assert "Cache-Control" not in (await client.get("/docs")).headers
 
 
 async def test_hsts_only_when_tls_is_terminated_in_front() -> None:

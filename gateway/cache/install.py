@@ -1,0 +1,72 @@
+"""The response cache as the gateway opens it, and what drops its entries.
+
+Two things drop a product's entries (its own answers and every listing):
+
+- each gateway's push hub, for every ``product:{id}`` record it reads (stock, price,
+  status and rating changes are all pushed there), before the record is fanned out;
+- the gateway that made a change through the catalog agent, as soon as the agent has
+  answered, so the caller's next read, on any gateway, already misses. Creations are
+  dropped only here: a new product has no push record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from gateway import keys
+from gateway.cache.keys import RESPONSE_CACHE
+from gateway.cache.store import LISTINGS, ResponseCache, product_scope
+from gateway.push.keys import PUSH_HUB
+
+log = logging.getLogger(__name__)
+PRODUCT_CHANNEL = "product:"
+
+
+def scopes_of(channels: frozenset[str]) -> set[str]:
+    """The cache scopes the push records of ``channels`` change."""
+    products = {c.removeprefix(PRODUCT_CHANNEL) for c in channels if c.startswith(PRODUCT_CHANNEL)}
+    if not products:
+        return set()
+    return {LISTINGS, *(product_scope(p) for p in products)}
+
+
+async def response_cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The cache over the app's Redis, dropped by the push hub's product records."""
+    settings = app[keys.SETTINGS]
+    if not settings.response_cache:
+        yield
+        return
+    cache = ResponseCache(
+        app[keys.REDIS], prefix=f"{settings.app_id}:rc:", ttl=settings.response_cache_ttl
+    )
+
+    async def on_push(channels: frozenset[str]) -> None:
+        if scopes := scopes_of(channels):
+            await cache.drop(scopes)
+
+    hub = app.get(PUSH_HUB)
+    if hub is not None:
+        hub.listeners.append(on_push)
+    app[RESPONSE_CACHE] = cache
+    try:
+        yield
+    finally:
+        if hub is not None:
+            hub.listeners.remove(on_push)
+
+
+async def changed(request: web.Request, product_id: str) -> None:
+    """Drop ``product_id``'s entries after a change the agent accepted (see the docstring)."""
+    cache = request.app.get(RESPONSE_CACHE)
+    if cache is None:
+        return
+    try:
+        await cache.drop({LISTINGS, product_scope(product_id)})
+    except RedisError as exc:
+        # The change is made; its push record drops the entries too, and without Redis
+        # nothing is served from the cache (entries live response_cache_ttl at most).
+        log.warning("response cache drop failed", extra={"error": repr(exc)})

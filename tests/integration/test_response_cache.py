@@ -1,0 +1,114 @@
+"""The response cache over the embedded Redis: generations, racing fills, Redis away."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from config import Settings
+from gateway.cache.install import scopes_of
+from gateway.cache.store import LISTINGS, ResponseCache, pack, product_scope, unpack
+from mercato._procs import free_port
+from stores.redisdb import redis_client
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """A client of the embedded Redis; the test's keys are under its own app id."""
+    client = redis_client(settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def _cache(redis: Redis, settings: Settings) -> ResponseCache:
+    return ResponseCache(redis, prefix=f"{settings.app_id}:rc:", ttl=30)
+
+
+async def test_an_entry_is_served_until_its_scope_is_dropped(
+    redis: Redis, settings: Settings
+) -> None:
+    cache = _cache(redis, settings)
+    versions = iter([b"v1", b"v2"])
+
+    async def load() -> bytes:
+        return next(versions)
+
+    scope = product_scope("p1")
+    assert await cache.fetch(scope, "k", load) == b"v1"
+    assert await cache.fetch(scope, "k", load) == b"v1"
+    assert (cache.hits, cache.fills) == (1, 1)
+    await cache.drop({scope})
+    assert await cache.fetch(scope, "k", load) == b"v2"
+    # Another gateway's cache: the same entries.
+    assert await _cache(redis, settings).fetch(scope, "k", load) == b"v2"
+
+
+async def test_a_fill_that_raced_a_change_is_never_served_after_it(
+    redis: Redis, settings: Settings
+) -> None:
+    cache = _cache(redis, settings)
+    scope = product_scope("p2")
+    read_old = asyncio.Event()
+    dropped = asyncio.Event()
+
+    async def slow_old_read() -> bytes:
+        read_old.set()
+        await dropped.wait()  # the change lands, and is dropped, while this read is out
+        return b"old"
+
+    async def fresh_read() -> bytes:
+        return b"new"
+
+    racing = asyncio.ensure_future(cache.fetch(scope, "k", slow_old_read))
+    await read_old.wait()
+    await cache.drop({scope})
+    dropped.set()
+    assert await racing == b"old"  # its caller asked before the change
+    assert await cache.fetch(scope, "k", fresh_read) == b"new"
+    assert await cache.fetch(scope, "k", slow_old_read) == b"new"
+
+
+async def test_nothing_kept_for_a_missing_answer(redis: Redis, settings: Settings) -> None:
+    cache = _cache(redis, settings)
+    calls = 0
+
+    async def missing() -> bytes | None:
+        nonlocal calls
+        calls += 1
+        return None
+
+    assert await cache.fetch(LISTINGS, "gone", missing) is None
+    assert await cache.fetch(LISTINGS, "gone", missing) is None
+    assert calls == 2
+
+
+async def test_redis_away_reads_through(settings: Settings) -> None:
+    away = redis_client(
+        dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"),
+        socket_timeout=0.5,
+    )
+    try:
+        cache = _cache(away, settings)
+
+        async def load() -> bytes:
+            return b"from the read model"
+
+        assert await cache.fetch(LISTINGS, "k", load) == b"from the read model"
+    finally:
+        await away.aclose()
+
+
+def test_entries_pack_their_etag_and_product_records_name_their_scopes() -> None:
+    assert unpack(pack('"abc-1"', b'{"a":\n1}')) == ('"abc-1"', b'{"a":\n1}')
+    assert scopes_of(frozenset({"product:p1", "user:u1", "order:o1"})) == {
+        LISTINGS, product_scope("p1")
+    }
+    assert scopes_of(frozenset({"user:u1"})) == set()
