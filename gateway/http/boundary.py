@@ -38,7 +38,10 @@ def render_failure(request: web.Request, exc: Exception) -> web.StreamResponse:
     """The problem+json answer to ``exc`` (a raised redirect becomes a plain response)."""
     if isinstance(exc, MercatoError):
         response = problems.from_error(request, exc)
-        if response.status >= 500:
+        # Only a domain error with no status of its own is a bug. A 503 is the answer an
+        # outage calls for, and one ERROR line per refused request flooded the log while
+        # the broker or a store restarted (issue #14).
+        if response.status == 500:
             log.error("unmapped domain error %s: %s", exc.code, exc.detail)
         return response
     if isinstance(exc, web.HTTPException):

@@ -193,6 +193,17 @@ async def test_unknown_exception_is_a_generic_logged_500(
     assert str(errors[0].exc_info[1]) == SECRET_TEXT
 
 
+async def test_an_unavailable_dependency_is_not_logged_as_an_error(
+    client: TestClient[web.Request, web.Application], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="mercato.gateway"):
+        await _problem(await client.get("/domain/unavailable"), 503)
+        await _problem(await client.get("/domain/domain-root"), 500)
+    errors = [r.getMessage() for r in caplog.records
+              if r.name == "mercato.gateway" and r.levelno >= logging.ERROR]
+    assert errors == ["unmapped domain error ERROR: unmapped"]
+
+
 async def test_request_id_on_success(client: TestClient[web.Request, web.Application]) -> None:
     first = await client.get("/ok")
     second = await client.get("/ok")
