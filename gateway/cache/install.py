@@ -11,6 +11,7 @@ Two things drop a product's entries (its own answers and every listing):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -24,6 +25,7 @@ from gateway.push.keys import PUSH_HUB
 
 log = logging.getLogger(__name__)
 PRODUCT_CHANNEL = "product:"
+PUSH_DROP_SECONDS = 1.0
 
 
 def scopes_of(channels: frozenset[str]) -> set[str]:
@@ -46,7 +48,9 @@ async def response_cache_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def on_push(channels: frozenset[str]) -> None:
         if scopes := scopes_of(channels):
-            await cache.drop(scopes)
+            # Fan-out waits for this: a Redis that hangs must not stall every stream.
+            async with asyncio.timeout(PUSH_DROP_SECONDS):
+                await cache.drop(scopes)
 
     hub = app.get(PUSH_HUB)
     if hub is not None:

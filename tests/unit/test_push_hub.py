@@ -188,3 +188,44 @@ async def test_unsubscribe_limits_invalid_records_and_shutdown() -> None:
     assert await asyncio.wait_for(waiting, 1) is None
     assert conn.close_code == CLOSE_GOING_AWAY
     assert hub.stats()["connections"] == 0
+
+
+class _Record:
+    def __init__(self, key: bytes | None, offset: int) -> None:
+        self.key, self.offset, self.value = key, offset, envelope(offset)
+
+
+class _OneBatch:
+    """A consumer whose first fetch is ``batch``; later fetches wait until cancelled."""
+
+    def __init__(self, batch: dict[Any, list[_Record]]) -> None:
+        self._batches = [batch]
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[_Record]]:
+        if self._batches:
+            return self._batches.pop(0)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_listeners_hear_a_batch_before_it_is_fanned_out_and_may_fail() -> None:
+    hub = PushHub(Settings(jwt_secret="x" * 40), replayer=FakeReplayer([]))
+    order: list[str] = []
+
+    async def drops(channels: frozenset[str]) -> None:
+        order.append(f"listener {sorted(channels)}")
+
+    async def fails(channels: frozenset[str]) -> None:
+        raise RuntimeError("Redis is away")
+
+    hub.listeners.extend([fails, drops])
+    hub.dispatch = lambda channel, *_: order.append(f"dispatch {channel}")  # type: ignore[method-assign]
+    tp = type("TP", (), {"partition": 0})()
+    hub._consumer = _OneBatch({tp: [_Record(b"product:p1", 1), _Record(None, 2)]})
+    run = asyncio.create_task(hub._run())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert order == ["listener ['product:p1']", "dispatch product:p1"]
