@@ -8,7 +8,9 @@ its peer ran on with the other half. ``streams.membership.release_previous`` hel
 once a worker starts again in the same data dir, which a lost host never does.
 
 So each worker beats in Redis every second from its first join on (``stores.liveness``:
-before its tables recover, so recovering is not dying) and watches the group's worker
+before its tables recover, so recovering is not dying), from a thread of its own as Faust
+heartbeats the broker from its consumer thread (a main loop busy for seconds, on a loaded
+box, is not a dead worker, just as it is not to Kafka), and watches the group's worker
 members: one whose beat this worker has seen stand still for a whole session timeout is
 sent a LeaveGroup on its behalf, as the broker would have evicted it. Standing still is
 measured on this worker's clock between its own successful reads, and the watch starts
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -104,6 +107,27 @@ def own_member_id(app: Any) -> str | None:
     return member or None
 
 
+def _beat(settings: Settings, client_id: str, stop: threading.Event) -> None:
+    """Beat every ``INTERVAL`` until ``stop`` is set, then withdraw this run's beat."""
+    async def run() -> None:
+        redis = redis_client(settings)
+        liveness = Liveness(redis, settings.app_id)
+        try:
+            while not stop.is_set():
+                try:
+                    await liveness.beat(client_id)
+                except (RedisError, OSError) as exc:
+                    log.warning("liveness beat not written: %r", exc)
+                await asyncio.sleep(INTERVAL)
+            # This run stops in order and leaves its group itself.
+            with contextlib.suppress(RedisError, OSError):
+                await liveness.leave(client_id)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
 async def _watch(app: Any, settings: Settings, client_id: str) -> None:
     redis = redis_client(settings)
     liveness = Liveness(redis, settings.app_id)
@@ -112,7 +136,6 @@ async def _watch(app: Any, settings: Settings, client_id: str) -> None:
     try:
         while True:
             try:
-                await liveness.beat(client_id)
                 beats = await liveness.beats()
                 if admin is None:
                     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -136,9 +159,6 @@ async def _watch(app: Any, settings: Settings, client_id: str) -> None:
                     admin = None
             await asyncio.sleep(INTERVAL)
     finally:
-        # Cancelled on shutdown: this run leaves its group itself.
-        with contextlib.suppress(RedisError, OSError):
-            await liveness.leave(client_id)
         if admin is not None:
             await admin.close()
         await redis.aclose()
@@ -148,15 +168,22 @@ def install(app: faust.App, settings: Settings, client_id: str) -> None:
     """Beat and watch from the first join (``on_partitions_revoked`` precedes it) to shutdown."""
     faust_app: Any = app  # Faust's signals are untyped
     running: set[asyncio.Task[None]] = set()
+    stop_beating = threading.Event()
+    beater = threading.Thread(target=_beat, args=(settings, client_id, stop_beating),
+                              name="liveness-beat", daemon=True)
 
     async def start(sender: Any, *_: Any, **__: Any) -> None:
         if not running:
+            beater.start()
             running.add(asyncio.get_running_loop().create_task(_watch(app, settings, client_id)))
 
     async def stop(sender: Any, **_: Any) -> None:
         for task in running:
             task.cancel()
             await asyncio.wait([task])
+        if beater.is_alive():
+            stop_beating.set()
+            await asyncio.to_thread(beater.join, 5.0)
 
     faust_app.on_partitions_revoked.connect(start)
     faust_app.on_partitions_assigned.connect(start)
