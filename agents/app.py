@@ -92,6 +92,9 @@ def faust_settings(
         "table_standby_replicas": 0,
         # Inert unless the app is armed to repair its changelogs (agents.runtime.changelogs).
         "Table": RepairingTable,
+        # A changelog that ends before its local store's offset (the broker lost acknowledged
+        # records) is repaired after recovery rather than a worker that refuses to start.
+        "recovery_consistency_check": False,
     }
 
 

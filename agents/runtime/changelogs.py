@@ -23,6 +23,13 @@ changelog's last record of every key is the truth again. It costs one changelog 
 per local key, once per unclean exit; a clean exit is marked in the data dir and costs
 nothing.
 
+The same repair levels a changelog that lost its tail on the broker: a broker that loses
+records it had acknowledged (Kafka after an unclean leader election; the dev broker noida
+when stopped under load, measured by the chaos tier) leaves a table's local store with a
+changelog offset beyond the topic's end. Faust refuses to start then (its consistency
+check, turned off in ``agents.app``); instead such a partition is found after recovery
+(``behind``) and re-sent whole, however the previous run ended.
+
 Limits: a deletion lost the same way is not repaired (the key is absent locally, so there
 is nothing to send; the restored table would hold the deleted key again); and only the
 worker that owns the data dir repairs it, when it is assigned those partitions again.
@@ -32,9 +39,9 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -150,3 +157,29 @@ class RepairingTable(faust.Table[Any, Any]):
         repair = _REPAIRS.get(self.app)
         if repair is not None:
             await repair.resend(self, (tp.partition for tp in active_tps))
+            return
+        # Faust's recovery service (not on the typed TableManager interface) keeps, per
+        # changelog partition, the local store's offset and the topic's end it found.
+        tables: Any = self.app.tables
+        recovery = tables.recovery
+        lost = behind(self.changelog_topic.get_topic_name(), active_tps,
+                      recovery.active_offsets, recovery.active_highwaters)
+        if lost:
+            log.warning("changelog of %s lost records the broker had acknowledged (partitions "
+                        "%s end before the local store's offset): sending them again whole",
+                        self.name, lost)
+            await arm(cast(faust.App, self.app)).resend(self, lost)
+
+
+def behind(
+    changelog: str, active: Iterable[Any], offsets: Mapping[Any, int | None],
+    highwaters: Mapping[Any, int | None],
+) -> list[int]:
+    """The partitions of ``changelog`` whose local offset is past the topic's end."""
+    return sorted(
+        tp.partition for tp in active
+        if tp.topic == changelog
+        and (offset := offsets.get(tp)) is not None
+        and (end := highwaters.get(tp)) is not None
+        and offset > end
+    )

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.runtime.changelogs import CLEAN_EXIT_FILE
 from config import Settings
@@ -103,3 +104,43 @@ async def test_after_a_clean_exit_the_next_run_sends_nothing_again(env: Settings
             await asyncio.sleep(2)  # what a repair would send is sent before the worker joins
             assert len(await _changelog(env, order_id)) == sent
         assert "repaired" not in tail(log, lines=10_000)
+
+
+async def test_a_changelog_that_lost_its_tail_on_the_broker_is_refilled_from_local_state(
+    env: Settings,
+) -> None:
+    # What a broker that loses acknowledged records does (noida stopped under load; Kafka
+    # after an unclean leader election): the local store's offset is past the topic's end.
+    # The emptied topic stands for it. Faust would refuse to start; the worker repairs.
+    log = env.data_dir / "worker.log"
+    changelog = f"{env.app_id}-order-sagas-changelog"
+    async with gateway_client(env) as client:
+        async with running_worker(env, log):
+            order_id = await _completed_order(client)
+        if not (env.data_dir / CLEAN_EXIT_FILE).exists():
+            pytest.skip("the worker's stop was not clean: the next run repairs anyway")
+        version = await _stored_version(env, order_id)
+        admin = AIOKafkaAdminClient(bootstrap_servers=env.kafka_bootstrap)
+        await admin.start()
+        try:
+            [described] = await admin.describe_topics([changelog])
+            partitions = len(described["partitions"])
+            await admin.delete_topics([changelog])
+            await eventually(lambda: _gone(admin, changelog), within=30,
+                             what="the changelog to be deleted")
+            await admin.create_topics([NewTopic(changelog, partitions, 1)])
+        finally:
+            await admin.close()
+
+        async with running_worker(env, log):
+            async def refilled() -> bool:
+                values = await _changelog(env, order_id)
+                return bool(values) and values[-1] is not None \
+                    and values[-1]["version"] == version
+
+            await eventually(refilled, within=60, what="the emptied changelog to be refilled")
+        assert "lost records the broker had acknowledged" in tail(log, lines=10_000)
+
+
+async def _gone(admin: AIOKafkaAdminClient, topic: str) -> bool:
+    return topic not in await admin.list_topics()

@@ -76,3 +76,18 @@ async def test_each_local_partition_is_sent_again_once_as_stored() -> None:
     other = Table("u", Store({0: {b'"e"': b"5"}}))
     await repair.resend(other, [0])
     assert [s[1] for s in other.sent] == [b'"e"']
+
+
+def test_a_changelog_that_ends_before_its_local_offset_is_behind() -> None:
+    from faust.types import TP
+
+    from agents.runtime.changelogs import behind
+
+    mine, other = "app-t-changelog", "app-u-changelog"
+    active = [TP(mine, 0), TP(mine, 1), TP(mine, 2), TP(mine, 3), TP(other, 0)]
+    offsets = {TP(mine, 0): 10, TP(mine, 1): 7, TP(mine, 2): None, TP(mine, 3): 4,
+               TP(other, 0): 99}
+    ends = {TP(mine, 0): 10, TP(mine, 1): 3, TP(mine, 2): 5, TP(mine, 3): None,
+            TP(other, 0): 1}
+    # Partition 1 lost its tail; 0 is level, 2 has nothing local, 3's end is unknown.
+    assert behind(mine, active, offsets, ends) == [1]
