@@ -332,15 +332,15 @@ async def _stock_is_initial_minus_completed(
         table = _last_values(await read_topics(env, [f"{env.app_id}-inventory-stock-changelog"]))
         mongo_client, db = mongo(env)
         try:
-            rows = {doc["_id"]: (doc["stock"], doc["position"])
-                    async for doc in db["stock"].find({"_id": {"$in": list(want)}})}
+            stored = {doc["_id"]: (doc["stock"], doc["position"])
+                      async for doc in db["stock"].find({"_id": {"$in": list(want)}})}
         finally:
             await mongo_client.close()
         changes = [(e.data["productId"], e.data["currentStock"], offset)
                    for offset, (_, _, raw) in enumerate(await read_all(env, ["inventory"]))
                    if (e := Envelope.decode(raw)).type == "inventory.stock_changed"
                    and e.data["productId"] in want]
-        raise AssertionError(f"{exc}: want {want}, answered {found}, stock rows {rows}, "
+        raise AssertionError(f"{exc}: want {want}, answered {found}, stock rows {stored}, "
                              f"inventory table "
                              f"{ {pid: (table.get(pid) or {}).get('stock') for pid in want} }, "
                              f"last stock changes {changes[-12:]}") from None
