@@ -48,9 +48,14 @@ async def response_cache_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def on_push(channels: frozenset[str]) -> None:
         if scopes := scopes_of(channels):
-            # Fan-out waits for this: a Redis that hangs must not stall every stream.
-            async with asyncio.timeout(PUSH_DROP_SECONDS):
-                await cache.drop(scopes)
+            try:
+                # Fan-out waits for this: a Redis that hangs must not stall every stream.
+                async with asyncio.timeout(PUSH_DROP_SECONDS):
+                    await cache.drop(scopes)
+            except (TimeoutError, RedisError):
+                # Other gateways drop the same shared entries; this one reads through.
+                cache.distrust(scopes)
+                raise
 
     hub = app.get(PUSH_HUB)
     if hub is not None:
@@ -68,9 +73,11 @@ async def changed(request: web.Request, product_id: str) -> None:
     cache = request.app.get(RESPONSE_CACHE)
     if cache is None:
         return
+    scopes = {LISTINGS, product_scope(product_id)}
     try:
-        await cache.drop({LISTINGS, product_scope(product_id)})
+        await cache.drop(scopes)
     except RedisError as exc:
+        cache.distrust(scopes)
         # The change is made; its push record drops the entries too, and without Redis
         # nothing is served from the cache (entries live response_cache_ttl at most).
         log.warning("response cache drop failed", extra={"error": repr(exc)})

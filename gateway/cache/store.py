@@ -16,6 +16,7 @@ answers (the outage shows in readiness and the other Redis users).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar, cast
 
@@ -71,6 +72,9 @@ class ResponseCache:
         self._ttl = ttl
         self._read = redis.register_script(_READ)
         self._flights: SingleFlight[tuple[str, bytes, str], Any] = SingleFlight()
+        # Scopes whose drop failed here (Redis slow or away), read through until their
+        # entries have expired: otherwise a change could be hidden for a whole ttl.
+        self._distrusted: dict[str, float] = {}
         # For /metrics-style inspection and the tests: answers served, missed, read through.
         self.hits = 0
         self.misses = 0
@@ -84,6 +88,11 @@ class ResponseCache:
 
     async def fetch(self, scope: str, key: str, load: Callable[[], Awaitable[E]]) -> E:
         """The entry ``key`` of ``scope``, filled by ``load()`` on a miss (None: not kept)."""
+        until = self._distrusted.get(scope)
+        if until is not None:
+            if time.monotonic() < until:
+                return await load()
+            del self._distrusted[scope]
         try:
             generation, entry = await self._read(
                 keys=[self._generation(scope)], args=[self._entries(scope), key]
@@ -114,6 +123,15 @@ class ResponseCache:
             except RedisError as exc:
                 log.warning("response cache fill failed", extra={"error": repr(exc)})
         return entry
+
+    def distrust(self, scopes: Iterable[str]) -> None:
+        """A drop of ``scopes`` failed: read them through here until what was cached expired.
+
+        Twice the ttl: a fill under way when the drop failed writes its entry a little later.
+        """
+        until = time.monotonic() + 2 * self._ttl
+        for scope in scopes:
+            self._distrusted[scope] = until
 
     async def drop(self, scopes: Iterable[str]) -> None:
         """Make every entry of ``scopes`` unreachable (one round trip for all of them)."""

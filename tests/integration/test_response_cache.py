@@ -112,3 +112,29 @@ def test_entries_pack_their_etag_and_product_records_name_their_scopes() -> None
         LISTINGS, product_scope("p1")
     }
     assert scopes_of(frozenset({"user:u1"})) == set()
+
+
+async def test_a_scope_whose_drop_failed_is_read_through_here_until_its_entries_expired(
+    redis: Redis, settings: Settings
+) -> None:
+    cache = _cache(redis, settings)
+    versions = iter([b"v1", b"v2", b"v3"])
+
+    async def load() -> bytes:
+        return next(versions)
+
+    scope = product_scope("p-distrusted")
+    assert await cache.fetch(scope, "k", load) == b"v1"
+    cache.distrust({scope})  # its drop timed out: the shared entry may be stale
+    assert await cache.fetch(scope, "k", load) == b"v2"
+    assert await cache.fetch(scope, "k", load) == b"v3"
+    assert cache.hits == 0
+    # Other scopes are served as before.
+    other = product_scope("p-other")
+    assert await cache.fetch(other, "k", load_other) == b"o"
+    assert await cache.fetch(other, "k", load_other) == b"o"
+    assert cache.hits == 1
+
+
+async def load_other() -> bytes:
+    return b"o"
