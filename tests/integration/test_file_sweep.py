@@ -3,38 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from bson import ObjectId
 from bson.binary import Binary
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from config import Settings
 from stores.file_content import ContentStore
 from stores.file_sweep import GRACE, OrphanSweeper, Swept
 from stores.files import COLLECTION as FILES_COLLECTION
-from stores.mongo import ensure_indexes
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 OLD = NOW - GRACE - timedelta(minutes=5)
 RECENT = NOW - timedelta(minutes=5)
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
-    database = mongo[settings.mongo_database]
-    await ensure_indexes(database)
-    try:
-        yield database
-    finally:
-        await mongo.drop_database(settings.mongo_database)
-        await mongo.close()
 
 
 async def _stored(content: ContentStore, file_id: str, *, at: datetime,

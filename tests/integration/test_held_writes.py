@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from config import Settings
-from stores.mongo import HeldWrites, ensure_indexes, update_one, writes_held
+from stores.mongo import HeldWrites, update_one, writes_held
 from stores.orders import OrderRepository
 from tests.integration.test_order_read_model import snapshot
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
-    database = mongo[settings.mongo_database]
-    await ensure_indexes(database)
-    try:
-        yield database
-    finally:
-        await mongo.drop_database(settings.mongo_database)
-        await mongo.close()
 
 
 async def test_held_writes_reach_the_server_only_when_flushed_and_lose_to_newer_versions(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from config import Settings
 from stores.mongo import ensure_indexes
 from stores.orders import RETIRED_INDEXES, OrderRepository
 from stores.users import UserRepository
@@ -34,18 +32,6 @@ def snapshot(version: int, order_id: str = "o-guard") -> dict[str, Any]:
         "history": history, "createdAt": PLACED, "updatedAt": history[-1]["at"],
         "version": version,
     }
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
-    database = mongo[settings.mongo_database]
-    await ensure_indexes(database)
-    try:
-        yield database
-    finally:
-        await mongo.drop_database(settings.mongo_database)
-        await mongo.close()
 
 
 async def test_versions_apply_in_order_and_replays_change_nothing(
