@@ -71,10 +71,15 @@ def apply_empty_fetch_backoff(
     @functools.wraps(original)
     async def proc_fetch_request(self: Fetcher, *args: Any, **kwargs: Any) -> bool:
         loop = asyncio.get_running_loop()
-        pace: _Pace | None = getattr(self, _PACE_ATTR, None)
+        # One pace per broker: a consumer fetches from each broker it reads at once.
+        node = args[1] if len(args) > 1 else kwargs.get("node_id")
+        paces: dict[Any, _Pace] | None = getattr(self, _PACE_ATTR, None)
+        if paces is None:
+            paces = {}
+            setattr(self, _PACE_ATTR, paces)
+        pace = paces.get(node)
         if pace is None:
-            pace = _Pace()
-            setattr(self, _PACE_ATTR, pace)
+            pace = paces[node] = _Pace()
         early = pace.started + interval - loop.time()
         if early > 0 and not await _paused(pace, early):
             return False  # cancelled before the request went out: nothing to lose
@@ -103,9 +108,12 @@ def apply_empty_fetch_backoff(
 def wake(consumer: AIOKafkaConsumer) -> None:
     """Records are about to arrive for ``consumer``: fetch now and keep the short pace."""
     fetcher = getattr(consumer, "_fetcher", None)
-    pace: _Pace | None = getattr(fetcher, _PACE_ATTR, None)
-    if pace is None:
-        return
+    paces: dict[Any, _Pace] = getattr(fetcher, _PACE_ATTR, None) or {}
+    for pace in paces.values():
+        _wake(pace)
+
+
+def _wake(pace: _Pace) -> None:
     pace.idle_since = None
     if pace.waiting is not None:
         _end_wait(pace.waiting)

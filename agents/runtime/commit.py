@@ -18,8 +18,8 @@ finds the unflushed one last.
 A flush that fails is retried record by record, so one record's bad write (a document
 too large, say) fails that record alone; each caller retries or dead-letters its own
 record as usual (``agents.runtime.resilience.guarded``). A flush that failed for want of
-MongoDB or the broker (``UNREACHABLE``) fails every record at once instead: retrying them
-one by one would only wait out the same timeout once per record.
+MongoDB or the broker (``resilience.is_outage``) fails every record at once instead:
+retrying them one by one would only wait out the same timeout once per record.
 """
 
 from __future__ import annotations
@@ -27,17 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
-from pymongo.errors import ConnectionFailure
-
 from agents.runtime.effects import Held, commit
+from agents.runtime.resilience import is_outage
 
 # Records committed in one flush at most: bounds one bulk_write and one produce burst.
 FLUSH_LIMIT = 256
-# Failures of the connection, not of any one record's effects.
-UNREACHABLE: tuple[type[Exception], ...] = (
-    ConnectionFailure, KafkaConnectionError, KafkaTimeoutError, TimeoutError,
-)
 
 
 class CommitGroup:
@@ -84,15 +78,19 @@ async def _commit_batch(batch: list[tuple[Held, asyncio.Future[None]]]) -> None:
     try:
         await commit([effects for effects, _ in batch])
     except Exception as exc:
-        if len(batch) == 1 or isinstance(exc, UNREACHABLE):
+        if len(batch) == 1 or is_outage(exc):
             for _, done in batch:
                 _settle(done, exc)
             return
         # Find the record at fault: each alone (their effects are idempotent).
-        for effects, done in batch:
+        for n, (effects, done) in enumerate(batch):
             try:
                 await commit([effects])
             except Exception as alone:
+                if is_outage(alone):  # gone meanwhile: the rest would wait out the same
+                    for _, rest in batch[n:]:
+                        _settle(rest, alone)
+                    return
                 _settle(done, alone)
             else:
                 _settle(done, None)

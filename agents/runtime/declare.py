@@ -117,11 +117,14 @@ def guarded_agent(
     """
 
     async def one(message: Any, group: CommitGroup) -> None:
+        # Every attempt's table changes: a retry that finds them made must wait for them too.
+        changelog: list[asyncio.Future[Any]] = []
+
         async def process(value: bytes = message.value, offset: int = message.offset) -> None:
             # Oversized, unknown or newer records are dead-lettered here, whatever the
             # decider would have made of them (streams.admission).
             admit(value)
-            with held() as effects_of_record:
+            with held(changelog) as effects_of_record:
                 # The overloads guarantee ``handle`` has the shape ``pass_offset`` says.
                 if pass_offset:
                     outcome = await cast(OffsetHandler, handle)(value, offset=offset)

@@ -52,13 +52,15 @@ class Held:
 
 
 @contextlib.contextmanager
-def held() -> Iterator[Held]:
+def held(changelog: list[asyncio.Future[Any]] | None = None) -> Iterator[Held]:
     """Within the block, sends and repository writes are held in the yielded ``Held``.
 
     Carry them out with :func:`commit`. A context variable keeps each record's effects
     apart (agents share ``LiveEffects``; a record's task has its own context).
+    ``changelog``: the record's changelog records so far, kept across its attempts: a retry
+    finds its table changes made and makes none, yet must still wait for them.
     """
-    effects = Held()
+    effects = Held() if changelog is None else Held(changelog=changelog)
     token = _HELD.set(effects)
     try:
         with writes_held(effects.writes):

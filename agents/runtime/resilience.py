@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+from faust.exceptions import ProducerSendError
 from pymongo.errors import ConnectionFailure
 from redis.exceptions import ConnectionError as RedisUnreachable
 from redis.exceptions import TimeoutError as RedisTimeout
@@ -37,8 +38,11 @@ OUTAGES: tuple[type[Exception], ...] = (
 OUTAGE_MAX_BACKOFF = 5.0
 
 
-def is_outage(exc: Exception) -> bool:
+def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says a dependency is down or too slow, not that the record is bad."""
+    if isinstance(exc, ProducerSendError) and exc.__cause__ is not None:
+        # Faust's producer wraps every aiokafka error it meets in a send.
+        return is_outage(exc.__cause__)
     return isinstance(exc, OUTAGES) or (isinstance(exc, KafkaError) and exc.retriable)
 
 

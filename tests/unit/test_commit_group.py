@@ -195,3 +195,19 @@ async def test_a_record_is_durable_only_once_its_table_changes_are_on_their_chan
         assert not effects
     finally:
         close_unstarted_consumer_loop(app)
+
+
+def test_a_send_error_faust_wraps_is_judged_by_its_cause() -> None:
+    from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+    from faust.exceptions import ProducerSendError
+
+    from agents.runtime.resilience import is_outage
+
+    def wrapped(cause: Exception) -> ProducerSendError:
+        try:
+            raise ProducerSendError("Error while sending") from cause
+        except ProducerSendError as exc:
+            return exc
+
+    assert is_outage(wrapped(KafkaTimeoutError()))  # the broker away: wait for it
+    assert not is_outage(wrapped(MessageSizeTooLargeError()))  # this record: dead-letter it

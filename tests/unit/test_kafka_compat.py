@@ -134,3 +134,19 @@ async def test_wake_ends_the_interval_and_a_cancelled_one_sends_nothing(
     task.cancel()
     assert await task is False
     assert fetches == [True, True]  # the cancelled one never reached the broker
+
+
+async def test_each_broker_has_its_own_interval(fetches: list[bool]) -> None:
+    # aiokafka fetches from every broker a consumer reads at once: one must not hold another.
+    apply_empty_fetch_backoff(10, interval_milliseconds=400)
+    fetcher = _FakeFetcher()
+    loop = asyncio.get_running_loop()
+
+    async def timed(node: int) -> float:
+        started = loop.time()
+        await Fetcher._proc_fetch_request(fetcher, True, node)
+        return loop.time() - started
+
+    assert await timed(1) < 0.2
+    assert await timed(2) < 0.2  # another broker: no wait
+    assert 0.35 <= await timed(1) < 5  # the same broker again: waits out the interval
