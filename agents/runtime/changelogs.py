@@ -28,7 +28,11 @@ records it had acknowledged (Kafka after an unclean leader election; the dev bro
 when stopped under load, measured by the chaos tier) leaves a table's local store with a
 changelog offset beyond the topic's end. Faust refuses to start then (its consistency
 check, turned off in ``agents.app``); instead such a partition is found after recovery
-(``behind``) and re-sent whole, however the previous run ended.
+(``behind``) and re-sent whole, however the previous run ended. That is right for the data
+dir's own writes. Not told apart: with several workers, a partition another worker wrote to
+after the loss (still ending before this store's offset) and then handed back is re-sent
+from this store too, so that worker's newer changes lose to this store's older ones; a
+broker that loses acknowledged records has lost changes either way.
 
 Limits: a deletion lost the same way is not repaired (the key is absent locally, so there
 is nothing to send; the restored table would hold the deleted key again); and only the
@@ -41,7 +45,7 @@ import logging
 import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
 
@@ -168,7 +172,9 @@ class RepairingTable(faust.Table[Any, Any]):
             log.warning("changelog of %s lost records the broker had acknowledged (partitions "
                         "%s end before the local store's offset): sending them again whole",
                         self.name, lost)
-            await arm(cast(faust.App, self.app)).resend(self, lost)
+            # A repair of its own: arming the app would re-send every partition of every
+            # table at each later rebalance.
+            await Repair().resend(self, lost)
 
 
 def behind(
