@@ -26,9 +26,11 @@ which may not all have happened: they are committed with other records' after th
 decision is stored (``agents.runtime.commit``), and whatever this user did after it is
 delivered again after it too (one user, one partition, in order). A later copy of the
 message (another offset: its producer sent it again, as the saga does when it repeats its
-last plan) re-emits the same ``notification.created`` record (consumers dedupe it by id)
-but neither recreates the notification nor pushes it to the page: the user may have read
-or deleted it since. (Decisions stored before offsets were kept carry ``done`` instead.)
+last plan, or a re-drive of a dead letter) re-emits the same ``notification.created``
+record (consumers dedupe it by id) and does not push it to the page: the user may have read
+it since. Any copy creates the notification again (an idempotent upsert: one read stays
+read), unless the user deleted it: a delete leaves ``deleted:{notificationId}`` in the
+table first. (Decisions stored before offsets were kept carry ``done`` instead.)
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ from streams.events.notifications import (
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.notifications"
+
+def deleted_key(notification_id: str) -> str:
+    """The table key that says the user deleted ``notification_id``."""
+    return f"deleted:{notification_id}"
+
 
 class NotificationsDecider:
     """Handles one outbox record: a message to deliver, or a read/delete request."""
@@ -100,9 +107,11 @@ class NotificationsDecider:
         key = f"message:{message.message_id}"
         decision = self._table.get(key)
         replayed = decision is not None
-        # Another copy of a message already carried out (see the module docstring).
+        # Another copy of a message already carried out (see the module docstring); a
+        # decision stored before offsets were kept says so with "done".
         done = decision is not None and (
-            bool(decision.get("done")) or decision.get("offset") != offset)
+            bool(decision.get("done"))
+            or ("offset" in decision and decision["offset"] != offset))
         if decision is None:
             to = message.to or await self._recipients.address(message.user_id)
             if to is None:
@@ -138,7 +147,10 @@ class NotificationsDecider:
             read=False,
             created_at=datetime.fromisoformat(decision["createdAt"]),
         )
-        if not done:
+        # Created again by any copy (an idempotent upsert: a read one stays read), unless the
+        # user deleted it: a first delivery dead-lettered before its commit leaves it to the
+        # next copy (a re-drive), or the count decided for it would never be right.
+        if not self._table.get(deleted_key(notification.notification_id)):
             await self._repo.create(notification)
         created = await caused.emit(
             self._effects,
@@ -204,6 +216,8 @@ class NotificationsDecider:
             )
             return "rejected"
         if isinstance(command, NotificationDeleteRequested):
+            # Before the delete, so no later copy of its message brings it back.
+            self._table[deleted_key(command.notification_id)] = {"at": decided.decision["at"]}
             await self._repo.delete(command.user_id, command.notification_id)
         else:
             await self._repo.mark_read(command.user_id, command.notification_id)

@@ -471,3 +471,19 @@ async def test_the_same_record_delivered_again_repeats_effects_that_never_happen
     assert set(fx.notes.docs) == {derived_id("m-1", "notification")}
     assert [e.type for _, e in fx.pushed] == ["notification.created",
                                               "notification.unread_changed"]
+
+
+async def test_a_later_copy_creates_what_a_dead_lettered_first_delivery_never_did(
+    fx: Effects,
+) -> None:
+    # Decided, then dead-lettered before its commit (nothing created); re-driven at
+    # another offset: the notification appears, so the count decided for it is right.
+    table: dict[str, Any] = {}
+    raw = message("m-1")
+    await NotificationsDecider(table, fx, Sink()).handle(raw, offset=7, now=NOW)
+    fx.notes.docs.clear()
+
+    await NotificationsDecider(table, fx, Sink()).handle(raw, offset=40, now=NOW)
+
+    assert set(fx.notes.docs) == {derived_id("m-1", "notification")}
+    assert await fx.notes.unread_count("u-1") == 1
