@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from agents.runtime.declare import (
     source_table,
     source_topic,
 )
-from agents.runtime.effects import Effects, committed_at_end
+from agents.runtime.effects import Effects, commit, held
 from agents.runtime.heartbeat import processing
 from agents.runtime.resilience import guarded
 from config import Settings
@@ -76,13 +77,16 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
 
     async def handle(events: Sequence[Any]) -> str:
         found: dict[str, list[Fact]] = {}  # by source topic and partition
+        # The order-lines table's changelog records: the batch is acked after them too.
+        changelog: list[asyncio.Future[Any]] = []
         for event in events:
             message = event.message
             into = found.setdefault(f"{message.topic}:{message.partition}", [])
 
             async def map_one(event: Any = event, raw: bytes = message.value,
                               into: list[Fact] = into) -> None:
-                with as_current(event):  # the order-lines table is written per record
+                # The order-lines table is written per record, in its partition.
+                with as_current(event), held(changelog):
                     into.extend(mapper.facts(admit(raw)))
 
             try:
@@ -99,11 +103,12 @@ def install_facts(app: faust.App, settings: Settings, effects: Effects) -> Any:
                    for scope, facts in by_scope(mapped).items()]
 
         async def publish() -> None:
-            async with committed_at_end():  # one round trip for the batch's records
+            with held(changelog) as batch:  # one round trip for the batch's records
                 for record in records:
                     await effects.emit(FACTS, record)
+            await commit([batch])
 
-        if records:
+        if records or changelog:
             # Dead-lettered with its facts if the broker refuses them for good.
             await guarded(agent="analytics-facts", effects=effects, topic=facts_topic,
                           partition=last.partition, offset=last.offset, key=None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
@@ -108,18 +108,6 @@ async def commit(records: Sequence[Held]) -> None:
     # results when the acks come, and keeps its changelog offsets by them).
     changelogs = [asyncio.shield(sent) for record in records for sent in record.changelog]
     await asyncio.gather(*deliveries, *changelogs)
-
-
-@contextlib.asynccontextmanager
-async def committed_at_end() -> AsyncIterator[None]:
-    """Within the block, effects are held, then committed together when it ends.
-
-    One round trip for many sends and writes; the block still ends only when they are
-    durable. An error in the block drops what it held (the record is retried whole).
-    """
-    with held() as effects:
-        yield
-    await commit([effects])
 
 
 class Effects(Protocol):
