@@ -3,9 +3,9 @@
 A repository writes through :func:`update_one`: at once, or, inside
 :func:`writes_held`, into a :class:`HeldWrites` that the agent runtime flushes as one
 unordered ``bulk_write`` per collection for many records at a time
-(``agents.runtime.commit``). Every held write is an idempotent, guarded upsert, so
-the order of writes within one flush does not matter: one key's writes never share a
-flush (the runtime commits a key's record before it starts the key's next).
+(``agents.runtime.commit``). Every held write is an idempotent upsert guarded by a
+version or a position, so the order of writes within one flush does not matter: an
+older write that lands after a newer one changes nothing.
 """
 
 from __future__ import annotations
@@ -68,7 +68,15 @@ class HeldWrites:
 
     async def flush(self) -> None:
         """Apply every held write: the collections concurrently, each in one round trip."""
-        await asyncio.gather(*(_bulk(collection, ops) for collection, ops in self._ops.values()))
+        # Every collection's outcome is awaited before the first error is raised: the caller
+        # retries them all, and none may still be running then.
+        outcomes = await asyncio.gather(
+            *(_bulk(collection, ops) for collection, ops in self._ops.values()),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
 
 async def _bulk(collection: AsyncCollection[Document], ops: list[UpdateOne]) -> None:

@@ -75,8 +75,9 @@ async def changed(request: web.Request, product_id: str) -> None:
         return
     scopes = {LISTINGS, product_scope(product_id)}
     try:
-        await cache.drop(scopes)
-    except RedisError as exc:
+        async with asyncio.timeout(PUSH_DROP_SECONDS):  # a hung Redis must not hold the answer
+            await cache.drop(scopes)
+    except (TimeoutError, RedisError) as exc:
         cache.distrust(scopes)
         # The change is made; its push record drops the entries too, and without Redis
         # nothing is served from the cache (entries live response_cache_ttl at most).
