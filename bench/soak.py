@@ -13,9 +13,10 @@ batches of 10 client analytics events; WebSocket clients follow every buyer's
 ``completed`` push.
 
 Every ``--sample`` seconds the RSS of worker, gateway, broker, MongoDB server and Redis
-is read from ``/proc``; after ``--warmup`` seconds the growth per minute is fitted
-(least squares) per process. Throughput, p50/p95/p99 and errors per kind, and CPU per
-process, cover the window after the warm-up; 5xx are counted over the whole run.
+is read from ``/proc`` (with its anonymous part, where a leak shows); after ``--warmup``
+seconds the growth per minute is fitted (least squares) per process. Throughput,
+p50/p95/p99 and errors per kind, and CPU per process, cover the window after the
+warm-up; 5xx are counted over the whole run.
 Targets (issue #14): no process grows more than 5 MB/min after warm-up, zero 5xx. The
 last line is the summary, in this fixed form (on one line):
 
@@ -69,34 +70,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def pid_rss_mb(pid: int) -> float | None:
-    """Resident set size (VmRSS) of a live process, in MB."""
+def pid_memory_mb(pid: int) -> tuple[float, float] | None:
+    """Resident set size (VmRSS) of a live process and its anonymous part, in MB.
+
+    The anonymous part (heap, stacks) is where a leak shows; the rest is mapped files
+    (shared libraries, a server's mmapped data files) that the kernel may drop again.
+    """
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    try:
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["RssAnon"].split()[0]) / 1024
+    except (KeyError, ValueError):
+        return None
 
 
 class RssSamples:
-    """RSS of named processes at seconds since the load started."""
+    """RSS (and its anonymous part) of named processes at seconds since the load started."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self._pids = pids
         self._started = time.perf_counter()
         self.samples: dict[str, list[tuple[float, float]]] = {name: [] for name in pids}
+        self.anon: dict[str, list[tuple[float, float]]] = {name: [] for name in pids}
 
     def take(self) -> None:
         """One sample of every process now; a process gone is an error."""
         at = time.perf_counter() - self._started
         for name, pid in self._pids.items():
-            rss = pid_rss_mb(pid)
-            if rss is None:
+            memory = pid_memory_mb(pid)
+            if memory is None:
                 raise BenchError(f"{name} (pid {pid}) exited during the soak")
-            self.samples[name].append((at, rss))
+            self.samples[name].append((at, memory[0]))
+            self.anon[name].append((at, memory[1]))
 
     async def run(self, every: float) -> None:
         """Sample every ``every`` seconds until cancelled."""
@@ -170,6 +178,8 @@ async def _soak(stack: Running, services: dict[str, int], args: argparse.Namespa
     growth = {name: growth_mb_per_minute(after_warmup(s, args.warmup))
               for name, s in rss.samples.items()}
     processes = {name: {"rss_mb": samples, "growth_mb_per_minute": growth[name],
+                        "anon_mb": rss.anon[name], "anon_growth_mb_per_minute":
+                        growth_mb_per_minute(after_warmup(rss.anon[name], args.warmup)),
                         "cpu_seconds": spent[name], "cpu_percent": 100 * spent[name] / window}
                  for name, samples in rss.samples.items()}
     return {"kinds": [s.summary(window) for s in load.windows.measured.values()],
@@ -198,12 +208,12 @@ def _print(measured: dict[str, Any], warmup: float) -> None:
           f"placed -> completed p50/p95/p99 {_fmt(push['saga_p50_ms'])}/"
           f"{_fmt(push['saga_p95_ms'])}/{_fmt(push['saga_p99_ms'])} ms")
     print(f"{'process':<10}{'RSS at warm-up MB':>19}{'RSS end MB':>12}{'MB/min':>9}"
-          f"{'CPU s':>8}{'CPU %':>7}")
+          f"{'anon MB/min':>13}{'CPU s':>8}{'CPU %':>7}")
     for name, p in measured["processes"].items():
         warm = after_warmup(p["rss_mb"], warmup)
         print(f"{name:<10}{warm[0][1]:>19.0f}{warm[-1][1]:>12.0f}"
-              f"{p['growth_mb_per_minute']:>+9.2f}{p['cpu_seconds']:>8.1f}"
-              f"{p['cpu_percent']:>7.1f}")
+              f"{p['growth_mb_per_minute']:>+9.2f}{p['anon_growth_mb_per_minute']:>+13.2f}"
+              f"{p['cpu_seconds']:>8.1f}{p['cpu_percent']:>7.1f}")
 
 
 async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:

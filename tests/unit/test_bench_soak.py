@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from bench.common import BenchError
-from bench.soak import pid_rss_mb
+from bench.soak import pid_memory_mb
 from bench.soak_load import EXPECTED, WEIGHTS
 from bench.soak_stats import (
     KindStats,
@@ -121,8 +121,10 @@ def test_the_summary_line_says_which_target_was_missed_and_by_which_process() ->
                          "worker grows 7.50 MB/min, gateway grows 5.01 MB/min")
 
 
-def test_rss_is_read_from_proc_for_a_live_process_only() -> None:
-    rss = pid_rss_mb(os.getpid())
-    assert rss is not None
+def test_rss_and_its_anonymous_part_are_read_from_proc_for_a_live_process_only() -> None:
+    memory = pid_memory_mb(os.getpid())
+    assert memory is not None
+    rss, anon = memory
     assert rss > 1.0
-    assert pid_rss_mb(2**22 + 1) is None  # above pid_max here: no such process
+    assert 0.0 < anon <= rss
+    assert pid_memory_mb(2**22 + 1) is None  # above pid_max here: no such process
