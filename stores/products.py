@@ -165,13 +165,16 @@ class ProductRepository:
             {"$set": fields, "$setOnInsert": {"rating": _NEW_RATING}},
         )
 
-    async def apply_stock(self, product_id: str, *, stock: int, position: int) -> bool:
+    async def apply_stock(
+        self, product_id: str, *, stock: int, position: int, sequence: int | None = None
+    ) -> bool:
         """Set ``stock`` from the inventory record at ``position`` unless a later one applied.
 
         A stock change that overtakes the product's creation is kept, and shown once
         the catalog fields arrive.
         """
-        return await self._stock.apply(product_id, stock=stock, position=position)
+        return await self._stock.apply(
+            product_id, stock=stock, position=position, sequence=sequence)
 
     async def apply_rating(self, product_id: str, *, average: float, count: int) -> bool:
         """Set the rating reached after ``count`` reviews unless a later one applied."""

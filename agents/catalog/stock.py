@@ -3,10 +3,13 @@
 The inventory agent's table is the source of truth for stock; this agent only
 copies ``currentStock`` into ``stores.stock`` (beside the product document, not
 in it: see there), which every product read joins back. Records are keyed by
-product id, so one product's changes sit in one partition in order and the
-record offset orders them: the projection keeps the highest offset it applied
-("last writer by offset wins"), so a redelivered or older record changes
-nothing. (Offsets restart if the topic is ever re-created; so does the read model.)
+product id, so one product's changes sit in one partition in order, but the
+offset does not order their levels: a change is sent again, with its old level,
+when its command comes again (the saga repeats its last plan after a crash). So
+the projection keeps the change with the highest ``sequence`` the inventory gave
+it ("last decided wins"), and a repeated or older change changes nothing
+(found by the chaos tier: the read model ended on an older level). Changes from
+before the numbering fall back to the record offset.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ class StockProjector:
             return "ignored"  # reservations and other inventory facts do not change the model
         change = envelope.payload(StockChanged)
         applied = await self._effects.repo(ProductRepository).apply_stock(
-            change.product_id, stock=change.current_stock, position=offset
+            change.product_id, stock=change.current_stock, position=offset,
+            sequence=change.sequence,
         )
         # Pushed even when already applied: a crash may have come between the two, and
         # subscribers dedupe by the envelope id, which is the inventory event's own.

@@ -61,6 +61,7 @@ class Announcer:
             change=-record["quantity"],
             reason="reserved",
             order_id=command.order_id,
+            sequence=record.get("sequence"),
         )
         await self._stock(envelope, change, derived_id("reservation", rid, "stock.reserved"), at)
 
@@ -83,6 +84,7 @@ class Announcer:
                 change=record["released"],
                 reason="released",
                 order_id=command.order_id,
+                sequence=record.get("releasedSequence"),
             )
             event_id = derived_id("reservation", rid, "stock.released")
             await self._stock(envelope, change, event_id, at)
@@ -103,6 +105,7 @@ class Announcer:
                 current_stock=decision["stock"],
                 change=command.quantity_change,
                 reason=decision["reason"],
+                sequence=decision.get("sequence"),
             )
             at = datetime.fromisoformat(decision["at"])
             await self._stock(envelope, change, derived_id(envelope.id, "stock.changed"), at)

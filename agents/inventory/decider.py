@@ -8,6 +8,7 @@ order and the table below is the source of truth for it:
         "created": bool,          # an adjustment (the catalog's initial stock) has been applied
         "recent": {reservationId: {status, orderId, quantity, stock, at, ...}},  # newest
         "applied": {adjust command id: decision},   # recent, bounded
+        "sequence": int,          # stock changes decided so far (StockChanged.sequence)
     }
     "reservation:{reservationId}" -> {status, orderId, quantity, stock, at, ...}
 
@@ -119,6 +120,7 @@ class InventoryDecider:
             record = _decide_reserve(entry, command, now)
             if record["status"] == "reserved":
                 entry["stock"] = record["stock"]
+                record["sequence"] = _next_sequence(entry)
             self._store(command.product_id, entry, command.reservation_id, record)
         elif "at" not in record:
             # Released before this reserve arrived: the saga has moved on; reserving now
@@ -139,6 +141,7 @@ class InventoryDecider:
                 entry["stock"] += record["quantity"]
                 record.update(status="released", released=record["quantity"])
                 record["releasedStock"] = entry["stock"]
+                record["releasedSequence"] = _next_sequence(entry)
             self._store(command.product_id, entry, command.reservation_id, record)
         await self._announce.release(envelope, command, record)
         return "released" if record["released"] else "noop"
@@ -158,6 +161,7 @@ class InventoryDecider:
             if decision["outcome"] == "accepted":
                 entry["stock"] = decision["stock"]
                 entry["created"] = True
+                decision["sequence"] = _next_sequence(entry)
             entry["applied"][envelope.id] = decision
             _trim(entry["applied"], KEEP_APPLIED)
             self._table[command.product_id] = entry
@@ -197,6 +201,12 @@ def _decide_adjust(entry: Entry, command: AdjustRequested, now: datetime) -> dic
         "reason": "adjusted" if entry["created"] else "created",
         "at": format_time(now),
     }
+
+
+def _next_sequence(entry: Entry) -> int:
+    """Number the product's next stock change (``StockChanged.sequence``)."""
+    entry["sequence"] = int(entry.get("sequence", 0)) + 1
+    return int(entry["sequence"])
 
 
 def _trim(applied: dict[str, Any], keep: int) -> None:

@@ -57,3 +57,7 @@ class StockChanged(Payload):
     change: int
     reason: Literal["adjusted", "reserved", "released", "created"]
     order_id: str | None = None
+    # The product's stock changes numbered in the order they were decided. A change is sent
+    # again, at a later offset, when its command comes again (a saga repeating its plan), so
+    # the offset does not order the levels; this does. Absent from changes decided before it.
+    sequence: int | None = None

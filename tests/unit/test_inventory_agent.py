@@ -378,3 +378,19 @@ async def test_an_entry_stored_with_every_reservation_inside_reads_on_and_moves_
     assert table[reservation_key("o-old:p-lamp")] == record
     assert await decider.handle(release("o-old"), now=NOW) == "released"
     assert table[P]["stock"] == 4
+
+
+async def test_stock_changes_are_numbered_as_decided_and_a_repeat_keeps_its_number(
+    decider: InventoryDecider, effects: RecordingEffects, table: dict[str, Any]
+) -> None:
+    await stocked(decider, effects, 10)
+    await decider.handle(reserve("o-1", 1), now=NOW)
+    await decider.handle(reserve("o-2", 1), now=NOW)
+    await decider.handle(release("o-1"), now=NOW)
+    # The saga sends o-2's reserve again (it repeats its last plan): same change, same number.
+    await decider.handle(reserve("o-2", 1), now=NOW)
+
+    changes = [e.payload(StockChanged) for e in effects.on("inventory")
+               if e.type == "inventory.stock_changed"]
+    # (The initial stock of 10 was change 1.)
+    assert [(c.current_stock, c.sequence) for c in changes] == [(9, 2), (8, 3), (9, 4), (8, 3)]

@@ -17,9 +17,9 @@ from stores.products import ProductRepository
 pytestmark = pytest.mark.integration
 
 
-def facts(version: int, name: str) -> dict[str, Any]:
+def facts(version: int, name: str, *, product_id: str = "p-guard") -> dict[str, Any]:
     return {
-        "productId": "p-guard", "sellerId": "s", "name": name, "description": "", "category": "c",
+        "productId": product_id, "sellerId": "s", "name": name, "description": "", "category": "c",
         "price": "2.50", "currency": "USD", "status": "active", "fileIds": [],
         "version": version, "createdAt": "2024-01-01T00:00:00.000Z",
         "updatedAt": f"2024-01-0{version}T00:00:00.000Z",
@@ -97,3 +97,20 @@ async def test_a_product_stored_with_its_stock_keeps_it_until_its_next_stock_cha
     shown = await repo.get("p-guard")
     assert shown is not None
     assert shown.stock == 2
+
+
+async def test_the_stock_shown_is_the_last_decided_not_the_last_sent(
+    repo: ProductRepository,
+) -> None:
+    # The inventory decided 10 (#1), 9 (#2), 8 (#3); #2 was sent again after #3, at a later
+    # offset, because its command came again (a saga repeating its plan after a crash).
+    assert await repo.apply_stock("p-seq", stock=10, position=20, sequence=1)
+    assert await repo.apply_stock("p-seq", stock=9, position=21, sequence=2)
+    assert await repo.apply_stock("p-seq", stock=8, position=22, sequence=3)
+    assert not await repo.apply_stock("p-seq", stock=9, position=23, sequence=2)
+    # A change from before the numbering (no sequence) never overrides a numbered one.
+    assert not await repo.apply_stock("p-seq", stock=7, position=24)
+    assert await repo.project(facts(1, "Seq", product_id="p-seq"))
+    shown = await repo.get("p-seq")
+    assert shown is not None
+    assert shown.stock == 8
