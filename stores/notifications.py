@@ -56,7 +56,6 @@ class NotificationRepository:
 
     async def create(self, notification: Notification) -> bool:
         """Insert once (True if this call inserted it); re-applying it changes nothing."""
-        # Held and flushed with other records' writes when the agent runtime holds writes.
         return await mongo.update_one(
             self._notifications,
             {"_id": notification.notification_id},

@@ -68,7 +68,6 @@ class OrderRepository:
         else:
             fields[STUCK_FIELD] = stuck_from
         # A stored same-or-newer version (a redelivery, an older snapshot) is left as it is.
-        # Held and flushed with other orders' writes when the agent runtime holds writes.
         return await mongo.update_one(
             self._orders, {"_id": doc["_id"], "version": {"$lt": doc["version"]}}, update,
             upsert=True,

@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from config import Settings
 from mercato.embedded import Endpoints
@@ -21,6 +19,7 @@ from stores.heartbeats import WorkerHeartbeats
 from stores.redisdb import redis_client
 from streams.admin import ensure_topics
 from tests.conftest import make_settings
+from tests.support.failover import assignment
 from tests.support.files import eventually
 from tests.support.http import gateway_client
 from tests.support.orders import Client, account, place, product, settled, stock_is
@@ -46,21 +45,8 @@ async def env(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 async def saga_owners(settings: Settings) -> list[set[int]] | None:
     """The ``order-saga`` partitions of each member once the group is Stable, else None."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_consumer_groups([settings.app_id])
-    finally:
-        await admin.close()
-    group = described[0].groups[0] if described and described[0].groups else None
-    if group is None or group[2] != "Stable":
-        return None
-    topic = settings.topic("order-saga")
-    owners = []
-    for member in group[5]:
-        assignment = ConsumerProtocolMemberAssignment.decode(member[4])
-        owners.append({tp.partition for tp in assignment.partitions() if tp.topic == topic})
-    return owners
+    owners = await assignment(settings, "order-saga")
+    return None if owners is None else list(owners.values())
 
 
 async def split_between_workers(settings: Settings) -> list[set[int]] | None:
