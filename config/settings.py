@@ -81,6 +81,11 @@ class Settings:
         Path(".mercato"), env="MERCATO_DATA_DIR",
         help="Worker RocksDB tables; in dev also the data, the JWT secret and the outbox.",
     )
+    backup_dir: Path = setting(  # noqa: RUF009
+        Path(".mercato/backups"), env="MERCATO_BACKUP_DIR",
+        help="Where `POST /v1/admin/backups` writes backups, one directory each "
+        "(`mercato backup create DIR` takes its own DIR).",
+    )
     # Token signing (see docs/production.md#token-signing-keys).
     jwt_secret: str = setting(
         "", env="MERCATO_JWT_SECRET", secret=True,
