@@ -226,6 +226,12 @@ class Settings:
         60, env="MERCATO_RESPONSE_CACHE_TTL",
         help="Seconds an entry of the response cache lives at most; events drop it sooner.",
     )
+    # Feature flags (the `config` topic, docs/features.md).
+    maintenance_retry_after: int = setting(
+        30, env="MERCATO_MAINTENANCE_RETRY_AFTER",
+        help="`Retry-After` (seconds) of the 503 MAINTENANCE a write gets while the "
+        "`maintenance` flag is on.",
+    )
     # Files.
     max_upload_bytes: int = setting(
         25 * 1024 * 1024, env="MERCATO_MAX_UPLOAD_BYTES",
@@ -234,6 +240,14 @@ class Settings:
     file_quota_bytes: int = setting(
         1024 * 1024 * 1024, env="MERCATO_FILE_QUOTA_BYTES",
         help="Each user's total stored bytes (1 GiB).",
+    )
+    # Groups (file sharing).
+    group_max_members: int = setting(
+        100, env="MERCATO_GROUP_MAX_MEMBERS",
+        help="The most members one group may have, its owner not counted.",
+    )
+    groups_per_owner: int = setting(
+        50, env="MERCATO_GROUPS_PER_OWNER", help="The most groups one user may own.",
     )
     # Gateway edge: rate limits, proxies, TLS and CORS.
     rate_limit_enabled: bool = setting(
@@ -336,6 +350,39 @@ class Settings:
         1.0, env="MERCATO_ANALYTICS_SNAPSHOT_INTERVAL",
         help="The least seconds between two dashboard snapshots of one scope.",
     )
+    # Webhooks (agents.webhooks): one endpoint's slowness is bounded by its own slots and
+    # the timeout; it never holds the other endpoints' slots or the pipeline's agents.
+    webhook_retry_schedule: str = setting(
+        "5,30,120,600,3600,21600,86400", env="MERCATO_WEBHOOK_RETRY_SCHEDULE",
+        help="Comma-separated seconds: the n-th retry of a failed delivery waits a random "
+        "time up to the n-th entry (full jitter); a delivery failing once more than the "
+        "schedule has entries is failed for good.",
+    )
+    webhook_timeout: float = setting(
+        10.0, env="MERCATO_WEBHOOK_TIMEOUT",
+        help="Seconds a webhook endpoint gets to answer one delivery.",
+    )
+    webhook_endpoint_concurrency: int = setting(
+        4, env="MERCATO_WEBHOOK_ENDPOINT_CONCURRENCY",
+        help="Deliveries in flight to one webhook endpoint at most (per worker).",
+    )
+    webhook_concurrency: int = setting(
+        64, env="MERCATO_WEBHOOK_CONCURRENCY",
+        help="Webhook deliveries in flight at most (per worker), all endpoints together.",
+    )
+    webhook_disable_after: int = setting(
+        50, env="MERCATO_WEBHOOK_DISABLE_AFTER",
+        help="Consecutive failed delivery attempts after which an endpoint is disabled and "
+        "its owner notified.",
+    )
+    webhook_max_per_owner: int = setting(
+        10, env="MERCATO_WEBHOOK_MAX_PER_OWNER",
+        help="Webhook endpoints one seller or admin may register.",
+    )
+    webhook_tick: float = setting(
+        1.0, env="MERCATO_WEBHOOK_TICK",
+        help="Seconds between two looks for webhook deliveries that are due.",
+    )
 
     def __post_init__(self) -> None:
         for item in DECLARED:
@@ -351,6 +398,18 @@ class Settings:
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         self._check_jwt_algorithm()
+        self._check_webhook_schedule()
+
+    def _check_webhook_schedule(self) -> None:
+        try:
+            delays = self.webhook_retry_delays
+        except ValueError:
+            delays = ()
+        if not delays or any(delay < 0 for delay in delays):
+            raise ConfigError(
+                "MERCATO_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds >= 0, got "
+                f"{self.webhook_retry_schedule!r} (for example: 5,30,120,600,3600)"
+            )
 
     def _check_jwt_algorithm(self) -> None:
         # Only the combination is checked here; the keys themselves are read and checked by
@@ -373,6 +432,11 @@ class Settings:
                 "MERCATO_JWT_PRIVATE_KEY to the path of a PEM private key (make one with: "
                 f"{JWT_KEYGEN[self.jwt_algorithm]})"
             )
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """``MERCATO_WEBHOOK_RETRY_SCHEDULE`` as seconds (checked at construction)."""
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(",") if part.strip())
 
     @property
     def kafka_bootstrap(self) -> list[str]:
