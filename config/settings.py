@@ -184,6 +184,11 @@ class Settings:
         15.0, env="MERCATO_SSE_HEARTBEAT",
         help="Seconds of quiet after which an SSE stream sends a keep-alive comment.",
     )
+    presence_ttl: float = setting(
+        15.0, env="MERCATO_PRESENCE_TTL",
+        help="Seconds a gateway's presence counts outlive its last heartbeat (one a second), "
+        "so the viewers of a gateway that died drop out of every count.",
+    )
     log_level: str = setting("INFO", env="MERCATO_LOG_LEVEL", help="The root log level.")
     log_json: bool = setting(
         True, env="MERCATO_LOG_JSON", help="JSON log lines, carrying the request id.",
