@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -50,6 +50,16 @@ REPLAY_FAILED = "REPLAY_FAILED"
 TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
 
 
+class SubscriptionListener(Protocol):
+    """Told of every subscription a connection gains or loses (presence counts them)."""
+
+    def subscribed(self, conn: Connection, channel: str) -> None:
+        """``conn`` now follows ``channel``."""
+
+    def unsubscribed(self, conn: Connection, channel: str) -> None:
+        """``conn`` no longer follows ``channel`` (told again for one it did not follow)."""
+
+
 class PushHub:
     """Subscriptions by channel, fan-out of push records, and replay on resume."""
 
@@ -81,6 +91,8 @@ class PushHub:
         # Awaited with the channels of each fetched batch before it is fanned out, so a
         # client that sees an event knows they are done (the response cache drops there).
         self.listeners: list[Callable[[frozenset[str]], Awaitable[None]]] = []
+        # Called synchronously on every subscribe/unsubscribe (close unsubscribes each).
+        self.subscription_listeners: list[SubscriptionListener] = []
 
     def stats(self) -> dict[str, int]:
         """Counters for the metrics exporter (``connections``, ``delivered``, ``evicted``, ...)."""
@@ -136,6 +148,8 @@ class PushHub:
         for channel in new:
             conn.channels.add(channel)
             self._subs.setdefault(channel, set()).add(conn)
+            for listener in self.subscription_listeners:
+                listener.subscribed(conn, channel)
 
     def unsubscribe(self, conn: Connection, channel: str) -> None:
         """Remove one subscription."""
@@ -145,6 +159,8 @@ class PushHub:
             subs.discard(conn)
             if not subs:
                 del self._subs[channel]
+        for listener in self.subscription_listeners:
+            listener.unsubscribed(conn, channel)
 
     def partition_of(self, channel: str) -> int:
         """The push-topic partition ``channel``'s events are produced to."""
