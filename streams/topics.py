@@ -123,6 +123,12 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         worker_source=True,
     ),
     TopicSpec(
+        "config",
+        "Feature flags keyed by flag name: the latest record of a name is that flag's state "
+        "(compacted); every gateway and worker reads it whole at start and then follows it.",
+        compacted=True,
+    ),
+    TopicSpec(
         "push",
         "Real-time push feed keyed by channel (user:{id}, order:{id}, ...); gateways replay it "
         "to resuming clients.",
