@@ -17,6 +17,7 @@ from agents.audit import install as audit
 from agents.catalog import install as catalog
 from agents.deadletters import install as deadletters
 from agents.files import install as files
+from agents.groups import install as groups
 from agents.identity import install as identity
 from agents.inventory import install as inventory
 from agents.notifications import install as notifications
@@ -37,6 +38,7 @@ DOMAINS: Sequence[tuple[str, Installer]] = (
     ("notifications", notifications.install),
     ("audit", audit.install),
     ("files", files.install),
+    ("groups", groups.install),
     ("inventory", inventory.install),
     ("payments", payments.install),
     ("catalog", catalog.install),

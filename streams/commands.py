@@ -51,3 +51,9 @@ NOTIFICATIONS = CommandSpec({"NOT_FOUND": NotFound}, "no such notification")
 STOCK = CommandSpec({"INSUFFICIENT_STOCK": Conflict}, "the stock change was refused")
 # File facts (uploaded, deleted, permissions) are answered once the files agent projected them.
 FILES = CommandSpec({"NOT_FOUND": NotFound}, "the files agent refused")
+# Groups: a missing group, or a limit of settings reached (members per group, groups per owner).
+GROUPS = CommandSpec(
+    {"NOT_FOUND": NotFound, "FORBIDDEN": Forbidden, "GROUP_LIMIT_REACHED": Conflict,
+     "GROUP_FULL": Conflict, "ALREADY_MEMBER": Conflict},
+    "the groups agent refused",
+)

@@ -78,6 +78,10 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         "files", "File lifecycle and permission events keyed by file id.", worker_source=True
     ),
     TopicSpec(
+        "groups", "User groups (for file sharing) and their members, keyed by group id.",
+        worker_source=True,
+    ),
+    TopicSpec(
         "product-commands",
         "Catalog commands (create/update/archive) keyed by product id: internal.",
         internal=True,
