@@ -118,6 +118,18 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
     return asyncio.run(redrive_letter(_stack_settings(args), args.id))
 
 
+def _backup_create(args: argparse.Namespace) -> int:
+    from mercato.backups.cli import create
+
+    return asyncio.run(create(_stack_settings(args), Path(args.directory)))
+
+
+def _backup_restore(args: argparse.Namespace) -> int:
+    from mercato.backups.cli import restore
+
+    return asyncio.run(restore(_stack_settings(args), Path(args.directory)))
+
+
 def _schemas_export(args: argparse.Namespace) -> int:
     for path in export_schemas(Path(args.directory)):
         sys.stdout.write(f"{path}\n")
@@ -188,6 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_redrive.add_argument("id", metavar="ID")
     _stack_options(dlq_redrive)
     dlq_redrive.set_defaults(handler=_dlq_redrive)
+
+    backup = commands.add_parser("backup", help="back up and restore a stack's topics and files")
+    backup_commands = backup.add_subparsers(dest="backup_command", required=True,
+                                            metavar="COMMAND")
+    backup_create = backup_commands.add_parser(
+        "create", help="write every topic's records, the file content and a manifest to DIR")
+    backup_create.add_argument("directory", metavar="DIR", help="a new or empty directory")
+    _stack_options(backup_create)
+    backup_create.set_defaults(handler=_backup_create)
+    backup_restore = backup_commands.add_parser(
+        "restore", help="restore the backup in DIR into an empty stack")
+    backup_restore.add_argument("directory", metavar="DIR")
+    _stack_options(backup_restore)
+    backup_restore.set_defaults(handler=_backup_restore)
     return parser
 
 

@@ -1,0 +1,37 @@
+"""Which of the broker's topics belong to a stack, and how a restore creates them again."""
+
+from __future__ import annotations
+
+from config import Settings
+from streams.topics import BY_NAME
+
+CHANGELOG_SUFFIX = "-changelog"
+
+
+def belongs(settings: Settings, topic: str) -> bool:
+    """Whether ``topic`` is this stack's: a catalogue (prefixed) topic or one of Faust's.
+
+    Faust names its own topics after the app id: the tables' changelogs
+    (``<app_id>-<table>-changelog``) and the assignor's leader topic. The changelogs hold
+    the worker's tables, so a backup without them would restore the log but not the state.
+    """
+    return topic.startswith(settings.topic_prefix) or topic.startswith(f"{settings.app_id}-")
+
+
+def renamed(topic: str, *, source: dict[str, str], target: Settings) -> str:
+    """The name ``topic`` of the backed-up stack ``source`` takes in the stack ``target``."""
+    if topic.startswith(source["topicPrefix"]):
+        return target.topic_prefix + topic[len(source["topicPrefix"]):]
+    return f"{target.app_id}-" + topic[len(source["appId"]) + 1:]
+
+
+def configs(settings: Settings, topic: str) -> dict[str, str]:
+    """The configs to create ``topic`` (a name in the stack ``settings``) with."""
+    if topic.startswith(settings.topic_prefix):
+        spec = BY_NAME.get(topic[len(settings.topic_prefix):])
+        if spec is not None:
+            return spec.configs()
+    if topic.endswith(CHANGELOG_SUFFIX):
+        # As Faust creates them: a table's changelog keeps the last value of every key.
+        return {"cleanup.policy": "compact"}
+    return {}
