@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import platform
 import resource
+import signal
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 KAFKA_URL_ENV = "MERCATO_KAFKA_URL"
+LIVE_SECONDS = 30.0
 
 
 class BenchError(RuntimeError):
@@ -193,3 +199,52 @@ async def create_topics(bootstrap: str, partitions: Mapping[str, int]) -> None:
             raise BenchError(f"creating bench topics failed: {failed}")
     finally:
         await admin.close()
+
+
+def pid_rss_mb(pid: int) -> float | None:
+    """Resident memory of a live process now (``VmRSS``), in MB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+@contextlib.asynccontextmanager
+async def server_process(
+    argv: list[str], env: Mapping[str, str], base: str, log: Path,
+    *, probe: str = "/v1/users/me",
+) -> AsyncIterator[int]:
+    """A server process, live (``probe`` answers < 500) before yielding its pid.
+
+    Stopped with SIGTERM afterwards, SIGKILL if it has not exited 15 s later.
+    """
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=dict(env), stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + LIVE_SECONDS
+            async with aiohttp.ClientSession() as session:
+                while True:
+                    if proc.returncode is not None:
+                        raise BenchError(f"{argv} exited early; see {log}")
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with session.get(base + probe) as response:
+                            if response.status < 500:
+                                break
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"{argv} did not answer in {LIVE_SECONDS}s; see {log}")
+                    await asyncio.sleep(0.1)
+            yield proc.pid
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 15)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import datetime
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +38,7 @@ from bench.common import (
     percentiles_ms,
     print_table,
     ratio_line,
+    server_process,
     write_json,
 )
 from bench.load import run_load, wrk_available
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
 USER_ID = "bench-user"
 # High enough never to refuse the benchmark, so the limiter's whole path still runs.
 UNLIMITED_READS = "read=1000000000/60:1000000000"
-LIVE_SECONDS = 30.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,39 +135,6 @@ async def _mongo_alone(settings: Settings, args: argparse.Namespace) -> BenchRes
                        p50_ms=p50, p99_ms=p99)
 
 
-@contextlib.asynccontextmanager
-async def _server(
-    argv: list[str], env: Mapping[str, str], base: str, log: Path
-) -> AsyncIterator[int]:
-    """A server process, live before yielding its pid; stopped with SIGTERM afterwards."""
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, env=dict(env), stdout=out, stderr=asyncio.subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + LIVE_SECONDS
-            async with aiohttp.ClientSession() as session:
-                while True:
-                    if proc.returncode is not None:
-                        raise BenchError(f"{argv} exited early; see {log}")
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with session.get(base + "/v1/users/me") as response:
-                            if response.status < 500:
-                                break
-                    if time.monotonic() > deadline:
-                        raise BenchError(f"{argv} did not answer in {LIVE_SECONDS}s; see {log}")
-                    await asyncio.sleep(0.1)
-            yield proc.pid
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 15)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-
-
 async def _measure(
     name: str, argv: list[str], env: Mapping[str, str], port: int, token: str,
     args: argparse.Namespace, scratch: Path, *, path: str = "/v1/users/me", status: int = 200,
@@ -177,7 +142,7 @@ async def _measure(
     base = f"http://127.0.0.1:{port}"
     url = base + path
     headers = {"Authorization": f"Bearer {token}"}
-    async with _server(argv, env, base, scratch / f"{name}.log") as pid:
+    async with server_process(argv, env, base, scratch / f"{name}.log") as pid:
         async with aiohttp.ClientSession(headers=headers) as session, session.get(url) as probe:
             if probe.status != status:
                 raise BenchError(f"{name}: {url} answered {probe.status}: {await probe.text()}")

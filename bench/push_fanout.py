@@ -1,0 +1,348 @@
+"""Push fan-out at scale: one gateway, 10,000 connections, events through the ``push`` topic.
+
+    python -m bench.push_fanout [--connections 10000] [--channels 1000] [--rate 2000]
+        [--seconds 20] [--warmup 5] [--transport ws|sse] [--stalled 0]
+
+Two servers, the same clients, the same frames, in one run:
+
+* ``bare``: ``bench.bare_push``, an aiohttp loop that generates the events itself and
+  writes each one to its subscribers with ``send_str`` (no Kafka, no auth, no replay);
+* ``gateway``: ``mercato gateway`` on the embedded stack; this process publishes the
+  events to the real ``push`` topic, keyed by channel, as the agents do.
+
+``--connections`` clients (``bench.push_clients``, a separate process of raw sockets)
+each follow one of ``--channels`` ``product:`` channels; ``--rate`` events a second are
+spread round-robin over the channels. Reported per server: deliveries/s, delivery
+latency p50/p99 (publish -> received, wall clock), memory per connection (RSS growth
+from opening the connections / their number), the server's CPU per 1,000 deliveries
+(``/proc``), and deliveries per second of server CPU: the ratio gateway/bare of that last
+figure is the one that carries over to another machine. ``--stalled K`` makes K clients
+stop reading: they must be closed with 1013 and nobody else may be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench.common import (
+    BenchError,
+    CpuMeter,
+    machine_note,
+    pid_rss_mb,
+    server_process,
+    write_json,
+)
+from bench.gateway_auth import bench_settings
+from bench.push_clients import raise_fd_limit
+from bench.push_events import channel_name, sample_envelope
+from config import Settings
+from gateway.identity.auth import TokenService
+from mercato._procs import free_port
+from streams.admin import ensure_topics
+
+READY_TIMEOUT = 300.0
+TICK = 0.005
+
+
+@dataclasses.dataclass(slots=True)
+class Run:
+    """One server's figures."""
+
+    name: str
+    connections: int
+    published: int
+    deliveries: int
+    seconds: float
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    memory_kb_per_connection: float
+    cpu_seconds: float
+    slow_closed: int
+    dropped: int
+
+    @property
+    def rate(self) -> float:
+        """Deliveries per second."""
+        return self.deliveries / self.seconds
+
+    @property
+    def per_core(self) -> float:
+        """Deliveries per second of the server's own CPU."""
+        return self.deliveries / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_1000(self) -> float:
+        """The server's CPU milliseconds per 1,000 deliveries."""
+        return self.cpu_seconds / self.deliveries * 1e6 if self.deliveries else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, derived figures included."""
+        return {**dataclasses.asdict(self), "rate": self.rate, "per_core": self.per_core,
+                "cpu_ms_per_1000": self.cpu_ms_per_1000}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.push_fanout", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--channels", type=int, default=1_000)
+    parser.add_argument("--rate", type=float, default=2_000.0, help="events per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds first")
+    parser.add_argument("--transport", choices=("ws", "sse"), default="ws")
+    parser.add_argument("--stalled", type=int, default=0, help="clients that stop reading")
+    parser.add_argument("--users", type=int, default=200, help="distinct users (tokens)")
+    parser.add_argument("--only", choices=("bare", "gateway"), default=None)
+    return parser
+
+
+class Clients:
+    """The ``bench.push_clients`` process, driven over its stdin and stdout."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def opened(cls, args: argparse.Namespace, port: int, tokens: Path,
+                     log: Path) -> AsyncIterator[Clients]:
+        """Start the clients and wait until every one is subscribed."""
+        with log.open("wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.push_clients", "--port", str(port),
+                "--transport", args.transport, "--connections", str(args.connections),
+                "--channels", str(args.channels), "--tokens", str(tokens),
+                "--stalled", str(args.stalled),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
+            )
+            clients = cls(proc, log)
+            try:
+                line = await asyncio.wait_for(clients._line(), READY_TIMEOUT)
+                if not line.startswith("ready"):
+                    raise BenchError(f"the clients did not start: {line!r}; see {log}")
+                yield clients
+            finally:
+                if proc.returncode is None:
+                    with contextlib.suppress(ConnectionError):
+                        await clients.say("exit")
+                    try:
+                        await asyncio.wait_for(proc.wait(), 30)
+                    except TimeoutError:
+                        proc.kill()
+                        await proc.wait()
+
+    async def _line(self) -> str:
+        assert self.proc.stdout is not None
+        raw = await self.proc.stdout.readline()
+        if not raw:
+            await self.proc.wait()
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise BenchError(f"the client process exited ({self.proc.returncode}):\n{tail}")
+        return raw.decode().strip()
+
+    async def say(self, command: str) -> None:
+        """Send one command line."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command.encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def report(self) -> dict[str, Any]:
+        """Stop recording and read the figures."""
+        await self.say("report")
+        report: dict[str, Any] = json.loads(await asyncio.wait_for(self._line(), 120))
+        return report
+
+
+
+
+async def _kafka_publisher(settings: Settings, args: argparse.Namespace) -> tuple[
+        asyncio.Task[None], Callable[[], int], AIOKafkaProducer]:
+    """Publish ``--rate`` events a second to the push topic, keyed by channel."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=2,
+                                acks=1, max_batch_size=256 * 1024)
+    await producer.start()
+    topic = settings.topic("push")
+    names = [channel_name(i) for i in range(args.channels)]
+    sent = 0
+
+    async def run() -> None:
+        nonlocal sent
+        began = time.perf_counter()
+        while True:
+            due = int((time.perf_counter() - began) * args.rate) - sent
+            for _ in range(due):
+                channel = names[sent % len(names)]
+                value = orjson.dumps(sample_envelope(channel, time.time_ns()))
+                await producer.send(topic, value, key=channel.encode())
+                sent += 1
+            await asyncio.sleep(TICK)
+
+    return asyncio.create_task(run(), name="bench-publisher"), lambda: sent, producer
+
+
+async def _measure(name: str, pid: int, port: int, args: argparse.Namespace, tokens: Path,
+                   scratch: Path, start: Callable[[], Awaitable[Callable[[], int]]]) -> Run:
+    await asyncio.sleep(1.0)
+    before = pid_rss_mb(pid) or 0.0
+    async with Clients.opened(args, port, tokens, scratch / f"{name}-clients.log") as clients:
+        await asyncio.sleep(1.0)
+        after = pid_rss_mb(pid) or 0.0
+        published = await start()
+        await asyncio.sleep(args.warmup)
+        meter = CpuMeter({name: pid})
+        meter.start()
+        first = published()
+        await clients.say("measure")
+        await asyncio.sleep(args.seconds)
+        report = await clients.report()
+        spent = meter.stop()[name]
+        count = published() - first
+    return Run(
+        name=name, connections=args.connections, published=count,
+        deliveries=report["deliveries"], seconds=report["seconds"],
+        p50_ms=report["p50_ms"], p99_ms=report["p99_ms"], max_ms=report["max_ms"],
+        memory_kb_per_connection=(after - before) * 1024 / args.connections,
+        cpu_seconds=spent, slow_closed=report["slow_closed"], dropped=report["dropped"],
+    )
+
+
+async def _bare(args: argparse.Namespace, env: dict[str, str], tokens: Path,
+                scratch: Path) -> Run:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "bench.bare_push", "--port", str(port)]
+    async with server_process(argv, env, base, scratch / "bare.log") as pid:
+
+        async def start() -> Callable[[], int]:
+            began = time.perf_counter()
+            async with aiohttp.ClientSession() as session, session.post(
+                f"{base}/start", params={"rate": str(args.rate), "channels": str(args.channels)}
+            ) as answer:
+                answer.raise_for_status()
+            # The bare server paces itself; what it published is its rate times the time.
+            return lambda: int((time.perf_counter() - began) * args.rate)
+
+        return await _measure("bare", pid, port, args, tokens, scratch, start)
+
+
+async def _gateway(args: argparse.Namespace, settings: Settings, env: dict[str, str],
+                   tokens: Path, scratch: Path) -> Run:
+    port = free_port()
+    variant = dataclasses.replace(settings, http_port=port)
+    argv = [sys.executable, "-m", "mercato", "gateway"]
+    base = f"http://127.0.0.1:{port}"
+    publisher: list[Any] = []
+    async with server_process(argv, {**env, **variant.to_env()}, base,
+                              scratch / "gateway.log", probe="/health/live") as pid:
+
+        async def start() -> Callable[[], int]:
+            task, count, producer = await _kafka_publisher(settings, args)
+            publisher.extend((task, producer))
+            return count
+
+        try:
+            return await _measure("gateway", pid, port, args, tokens, scratch, start)
+        finally:
+            if publisher:
+                publisher[0].cancel()
+                await asyncio.wait({publisher[0]})
+                await publisher[1].stop()
+
+
+def _print(runs: list[Run], args: argparse.Namespace) -> list[str]:
+    head = (f"{'server':<9}{'conns':>7}{'published':>10}{'deliv/s':>9}{'p50 ms':>8}"
+            f"{'p99 ms':>8}{'KB/conn':>9}{'cpu ms/1k':>10}{'deliv/cpu-s':>12}{'1013':>6}"
+            f"{'dropped':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        print(f"{r.name:<9}{r.connections:>7}{r.published:>10}{r.rate:>9.0f}"
+              f"{r.p50_ms or 0:>8.1f}{r.p99_ms or 0:>8.1f}{r.memory_kb_per_connection:>9.1f}"
+              f"{r.cpu_ms_per_1000:>10.1f}{r.per_core:>12.0f}{r.slow_closed:>6}{r.dropped:>8}")
+    lines = []
+    by = {r.name: r for r in runs}
+    if "bare" in by and "gateway" in by and by["bare"].per_core:
+        ratio = by["gateway"].per_core / by["bare"].per_core
+        lines.append(f"ratio gateway/bare deliveries per CPU-second = {ratio:.2f}")
+    g = by.get("gateway")
+    if g is not None:
+        lines.append(
+            f"push: {args.transport} connections {g.connections} events {args.rate:.0f}/s "
+            f"deliveries {g.rate:.0f}/s p50 {g.p50_ms or 0:.1f} ms p99 {g.p99_ms or 0:.1f} ms; "
+            f"memory {g.memory_kb_per_connection:.1f} KB/connection; gateway cpu "
+            f"{g.cpu_ms_per_1000:.1f} ms per 1000 deliveries; closed slow {g.slow_closed} "
+            f"dropped {g.dropped}"
+        )
+    print("\n".join(lines))
+    return lines
+
+
+async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    from mercato.embedded import EmbeddedStack
+
+    load = os.getloadavg()[0]
+    hard = raise_fd_limit()
+    if hard < args.connections + 1000:
+        raise BenchError(f"the open-files hard limit ({hard}) is below --connections + 1000")
+    stack = EmbeddedStack(scratch / "stack", startup_timeout=60.0)
+    endpoints = await asyncio.to_thread(stack.start)
+    try:
+        settings = bench_settings(endpoints, scratch)
+        await ensure_topics(settings)
+        issuer = TokenService(settings)
+        tokens = scratch / "tokens.txt"
+        tokens.write_text("\n".join(issuer.issue_access(f"bench-user-{i}", ["buyer"])
+                                    for i in range(args.users)))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
+        runs = []
+        if args.only in (None, "bare"):
+            runs.append(await _bare(args, env, tokens, scratch))
+        if args.only in (None, "gateway"):
+            runs.append(await _gateway(args, settings, env, tokens, scratch))
+    finally:
+        await asyncio.to_thread(stack.stop)
+    lines = _print(runs, args)
+    return {
+        "date": datetime.date.today().isoformat(), "machine": machine_note(),
+        "load_average_1m_at_start": load,
+        "command": " ".join(["python -m bench.push_fanout", *sys.argv[1:]]),
+        "params": {k: v for k, v in vars(args).items()},
+        "runs": [r.as_dict() for r in runs], "lines": lines,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both servers; exit 1 with the reason when a figure is not trustworthy."""
+    args = _parser().parse_args(argv)
+    if args.connections < 1 or args.channels < 1 or args.rate <= 0 or args.seconds <= 0:
+        _parser().error("--connections, --channels, --rate and --seconds must be positive")
+    with tempfile.TemporaryDirectory(prefix="mercato-bench-push-") as scratch:
+        try:
+            report = asyncio.run(_run(args, Path(scratch)))
+        except BenchError as exc:
+            print(f"bench.push_fanout: {exc}", file=sys.stderr)
+            return 1
+    print(f"wrote {write_json(f'push_fanout_{args.transport}', report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
