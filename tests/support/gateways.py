@@ -22,6 +22,15 @@ LIVE_SECONDS = 30.0
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings, port: int, log_path: Path) -> AsyncIterator[str]:
     """``mercato gateway`` for ``settings`` on ``port``; yields its base URL once live."""
+    async with gateway_process(settings, port, log_path) as (base, _):
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(
+    settings: Settings, port: int, log_path: Path
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """``running_gateway``, yielding the process too (for a test that kills it)."""
     env = child_env(dataclasses.replace(settings, http_port=port))
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
@@ -31,7 +40,7 @@ async def running_gateway(settings: Settings, port: int, log_path: Path) -> Asyn
         )
         try:
             await _wait_live(proc, base, log_path)
-            yield base
+            yield base, proc
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
