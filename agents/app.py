@@ -22,12 +22,14 @@ from agents.identity import install as identity
 from agents.inventory import install as inventory
 from agents.notifications import install as notifications
 from agents.payments import install as payments
-from agents.runtime import heartbeat, peers
+from agents.runtime import flags, heartbeat, peers
 from agents.runtime.changelogs import TABLES_DIR, RepairingTable, arm
 from agents.runtime.declare import Agents
 from agents.runtime.effects import Effects, LiveEffects
 from agents.saga import install as saga
+from agents.webhooks import install as webhooks
 from config import Settings
+from streams.flags.book import FlagBook
 
 # Each domain package's ``install`` module exposes ``install(app, settings, effects)``,
 # which declares its tables, agents and timers and returns its agents by name. This is
@@ -44,17 +46,23 @@ DOMAINS: Sequence[tuple[str, Installer]] = (
     ("catalog", catalog.install),
     ("saga", saga.install),
     ("analytics", analytics.install),
+    ("webhooks", webhooks.install),
     ("deadletters", deadletters.install),
 )
 
 
 @dataclasses.dataclass(slots=True)
 class Worker:
-    """A configured Faust app with its agents (by name, every domain's) and effects."""
+    """A configured Faust app with its agents (by name, every domain's) and effects.
+
+    ``flags``: the feature flags, followed from the ``config`` topic while the app runs
+    (a worker run); built but never started for an app of recorded effects (unit tests).
+    """
 
     app: faust.App
     agents: dict[str, Any]
     effects: Effects
+    flags: FlagBook
 
 
 def faust_settings(
@@ -125,12 +133,14 @@ def create_worker_app(
         if clash := agents.keys() & installed.keys():
             raise RuntimeError(f"domain {domain!r} declares agents already declared: {clash}")
         agents.update(installed)
+    book = FlagBook(settings, client="unstarted")
     if isinstance(live, LiveEffects):
         _wire_lifecycle(app, live)
         heartbeat.install(app, settings)
+        book = flags.install(app, settings, client_id)
         if client_id is not None:  # a worker run, named to the broker: it watches its peers
             peers.install(app, settings, client_id)
-    return Worker(app=app, agents=agents, effects=live)
+    return Worker(app=app, agents=agents, effects=live, flags=book)
 
 
 def _wire_lifecycle(app: faust.App, effects: LiveEffects) -> None:

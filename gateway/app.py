@@ -15,6 +15,7 @@ from gateway.catalog import install as catalog
 from gateway.deadletters import install as deadletters
 from gateway.docs import install as docs
 from gateway.domain import Domain
+from gateway.features import install as features
 from gateway.files import install as files
 from gateway.http import install as http
 from gateway.identity import install as identity
@@ -33,6 +34,8 @@ MAX_BODY = 1024 * 1024
 # routes register in it, so it is also the order of /openapi.json's paths.
 DOMAINS: Sequence[Domain] = (
     runtime.DOMAIN,
+    # Flags load before anything serves: the edge's maintenance check reads them.
+    features.DOMAIN,
     http.DOMAIN,
     # Buyers and sellers follow order:{id}; the hook reads the orders read model.
     push.domain(order_access=order_access),

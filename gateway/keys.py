@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gateway.ops.metrics import Metrics
     from gateway.runtime.background import Background
     from gateway.runtime.commands import CommandBus
+    from streams.flags.book import FlagBook
 
 SETTINGS = web.AppKey("settings", Settings)
 INSTANCE_ID = web.AppKey("instance_id", str)
@@ -40,6 +41,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 REVOCATIONS: web.AppKey[Revocations] = web.AppKey("revocations")
 # Rate limiting (gateway/http/ratelimit): absent when MERCATO_RATE_LIMIT_ENABLED is false.
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
+# Feature flags (gateway/features), read by the edge (maintenance) and the routes they gate.
+FLAGS: web.AppKey[FlagBook] = web.AppKey("flags")
 
 # Per-request state.
 REQUEST_ID = web.RequestKey("request_id", str)

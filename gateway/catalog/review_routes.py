@@ -12,6 +12,7 @@ from gateway.catalog import writes
 from gateway.catalog.keys import PRODUCTS, REVIEWS
 from gateway.catalog.schemas import ReviewBody, ReviewOut, ReviewPage
 from gateway.docs.openapi import operation
+from gateway.features.gates import REVIEWS_DISABLED, require_flag
 from gateway.http.caching import (
     IF_NONE_MATCH,
     NOT_MODIFIED,
@@ -40,7 +41,8 @@ REVIEWS_PATH = "/v1/products/{product_id}/reviews"
     responses={
         201: ("Reviewed", ReviewOut),
         401: ("Not signed in", None),
-        403: ("No completed order with this product (NOT_A_BUYER)", None),
+        403: ("No completed order with this product (NOT_A_BUYER), or reviews are switched "
+              "off (REVIEWS_DISABLED, flag reviews.enabled)", None),
         404: ("No such product", None),
         409: ("Already reviewed (REVIEW_EXISTS)", None),
         422: ("Invalid fields", None),
@@ -50,6 +52,8 @@ REVIEWS_PATH = "/v1/products/{product_id}/reviews"
 async def create_review(request: web.Request) -> web.Response:
     """Check the purchase in the orders read model; the agent enforces one per buyer."""
     principal = authenticate(request, request.app[keys.TOKENS])
+    require_flag(request, "reviews.enabled", principal, code=REVIEWS_DISABLED,
+                 detail="reviews are switched off for now")
     product_id = request.match_info["product_id"]
     body = await parse_body(request, ReviewBody)
     if await request.app[PRODUCTS].seller_of(product_id) is None:

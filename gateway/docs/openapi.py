@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
+from gateway.http.maintenance import covers as under_maintenance
 from gateway.http.ratelimit.policies import POLICIES, classify
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -206,6 +207,10 @@ def build_openapi(app: web.Application, *, title: str, version: str) -> dict[str
             for status, text in implied_responses(route.method, path, op).items()
         }
         declared.update(op.responses)
+        if under_maintenance(route.method, path):
+            # Added to whatever the handler says its 503 means: the edge answers this one.
+            text, model = declared[503]
+            declared[503] = (f"{text}; or maintenance mode is on (MAINTENANCE)", model)
         limited = classify(route.method, path, POLICIES) is not None
         for status, (description, model) in sorted(declared.items()):
             response: dict[str, Any] = {"description": description}

@@ -12,9 +12,11 @@ concerns run in one middleware as plain calls, in order:
    request gets its 429 before any handler work (token checks, MongoDB, argon2);
 5. the caller's "not before" instant: a Bearer principal that is not revoked is handed to
    ``authenticate`` as it is, which then has nothing left to check;
-6. the handler; every error becomes problem+json (``gateway.http.boundary``);
-7. the edge's headers on the response (security, CORS, rate limit, request id);
-8. metrics and the access log, by route template (health probes only with ``all``).
+6. maintenance mode: while the ``maintenance`` flag is on for the caller, a write on /v1
+   is refused with 503 ``MAINTENANCE`` (``gateway.http.maintenance``);
+7. the handler; every error becomes problem+json (``gateway.http.boundary``);
+8. the edge's headers on the response (security, CORS, rate limit, request id);
+9. metrics and the access log, by route template (health probes only with ``all``).
 
 Handlers that send their headers themselves (WebSocket handshakes, SSE streams,
 downloads) call ``prepare(request, response)`` instead of ``response.prepare``, so those
@@ -41,6 +43,7 @@ from gateway.http.boundary import (
 from gateway.http.headers import EdgeHeaders
 from gateway.http.keys import EDGE, RATE_DECISION
 from gateway.http.logs import request_id_var
+from gateway.http.maintenance import WRITE_METHODS, covers, under_maintenance
 from gateway.http.ratelimit.limiter import Decision
 from gateway.http.ratelimit.web import (
     RateLimits,
@@ -52,6 +55,7 @@ from gateway.http.request_stats import RequestStats
 from gateway.http.revocation import Revocations
 from gateway.identity.auth import Principal, TokenService, bearer_token, revoked
 from streams.errors import Unauthenticated
+from streams.flags.book import FlagBook
 
 
 class Edge:
@@ -60,11 +64,13 @@ class Edge:
     def __init__(self, settings: Settings) -> None:
         self.headers = EdgeHeaders(settings)
         self._log_all = settings.access_log == "all"
+        self._maintenance_retry = settings.maintenance_retry_after
         # The app's services, bound once it has started (see ``_bind``).
         self._tokens: TokenService | None = None
         self._limits: RateLimits | None = None
         self._revocations: Revocations | None = None
         self._stats: RequestStats | None = None
+        self._flags: FlagBook | None = None
 
     def install(self, app: web.Application) -> None:
         """Make ``app`` (and only it) run every request through the edge (outermost)."""
@@ -79,12 +85,13 @@ class Edge:
         self._tokens = app.get(keys.TOKENS)
         self._limits = app.get(keys.RATE_LIMITS)
         self._revocations = app.get(keys.REVOCATIONS)
+        self._flags = app.get(keys.FLAGS)
         metrics = app.get(keys.METRICS)
         self._stats = metrics.http if metrics is not None else None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Steps 1-8 of the module docstring."""
+        """Steps 1-9 of the module docstring."""
         request_id = request_id_for(request.headers.get(_REQUEST_ID))
         request[keys.REQUEST_ID] = request_id
         # Not reset afterwards: aiohttp runs each request in its own task, whose copy of
@@ -121,6 +128,13 @@ class Edge:
                 request[keys.NOT_BEFORE] = (user_id, not_before)
                 if not ticket and not revoked(principal, not_before):
                     request[keys.PRINCIPAL] = principal
+            if (
+                request.method in WRITE_METHODS
+                and (flags := self._flags) is not None
+                and flags.enabled("maintenance", request.get(keys.PRINCIPAL))
+                and covers(request.method, request.path)
+            ):
+                raise under_maintenance(self._maintenance_retry)
             response = await handler(request)
         except Exception as exc:  # the one error boundary of the gateway
             response = render_failure(request, exc)
@@ -133,7 +147,7 @@ class Edge:
         self, request: web.Request, request_id: str, response: web.StreamResponse,
         decision: Decision | None, started: float,
     ) -> web.StreamResponse:
-        # Steps 7 and 8: headers (unless the handler sent them already), metrics, access log.
+        # Steps 8 and 9: headers (unless the handler sent them already), metrics, access log.
         if not response.prepared:
             self.decorate(request, request_id, response, decision)
         elapsed = perf_counter() - started

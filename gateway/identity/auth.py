@@ -58,6 +58,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "users:admin",
             "audit:read",
             "deadletters:admin",
+            "features:admin",
         }
     ),
 }

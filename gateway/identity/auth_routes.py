@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway import keys
 from gateway.audit import recording
 from gateway.docs.openapi import operation
+from gateway.features.gates import REGISTRATIONS_CLOSED, require_flag
 from gateway.http.validation import parse_body
 from gateway.identity import usercommands
 from gateway.identity.keys import USERS
@@ -33,6 +34,7 @@ routes = web.RouteTableDef()
     responses={
         201: ("Account created", UserOut),
         400: ("Malformed body", None),
+        403: ("Registrations are closed (REGISTRATIONS_CLOSED, flag registrations.open)", None),
         409: ("Email already registered (EMAIL_TAKEN)", None),
         422: ("Invalid fields", None),
         503: ("No worker answered in time; nothing was applied (Retry-After)", None),
@@ -40,6 +42,8 @@ routes = web.RouteTableDef()
 )
 async def register(request: web.Request) -> web.Response:
     """Hand the registration to the registrations agent and wait for its decision."""
+    require_flag(request, "registrations.open", None, code=REGISTRATIONS_CLOSED,
+                 detail="registrations are closed for now; try again later")
     body = await parse_body(request, RegisterBody)
     user = await commands.ask(
         request,
