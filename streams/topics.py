@@ -36,6 +36,8 @@ class TopicSpec:
     # checks these exist and reports the consumer group's lag on them, and the order bench
     # waits for them to drain. The analytics stages' sources are left out: they read public
     # event topics in batches, where lag delays dashboards, never an answer or an effect;
+    # so are the webhooks agents' (the routers and the deliveries agent): their lag delays
+    # deliveries to other systems, never an answer or the pipeline's effects;
     # so is ``dlq``, whose projection only lists dead letters for operators.
     worker_source: bool = False
 
@@ -106,6 +108,12 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         worker_source=True,
     ),
     TopicSpec("notifications", "Notifications to deliver, keyed by recipient user id."),
+    TopicSpec(
+        "webhooks",
+        "Webhook endpoint changes, deliveries to make and their attempts, keyed by webhook id; "
+        "carries copies of public events for delivery: internal.",
+        internal=True,
+    ),
     TopicSpec("analytics", "Client and platform analytics events."),
     TopicSpec(
         "analytics-facts",

@@ -49,6 +49,11 @@ IN_APP: dict[Template, tuple[str, str]] = {
         "\u201c{productName}\u201d has {currentStock} left (your alert threshold is "
         "{threshold}).",
     ),
+    "webhook_disabled": (
+        "A webhook was disabled",
+        "Deliveries to {url} failed {failures} times in a row, so the endpoint was disabled. "
+        "Fix it, then enable it again (PATCH /v1/webhooks/{webhookId}).",
+    ),
 }
 
 

@@ -20,6 +20,7 @@ Template = Literal[
     "file_shared",  # someone let the user read a file
     "review_received",  # a buyer reviewed one of the seller's products
     "stock_low",  # a seller's product fell below their stock threshold
+    "webhook_disabled",  # a seller's or admin's webhook endpoint kept failing
 ]
 
 

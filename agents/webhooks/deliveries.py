@@ -1,0 +1,215 @@
+"""The webhooks agent: each delivery's state, from requested to delivered or failed.
+
+Records of the ``webhooks`` topic are keyed by webhook id, so one endpoint's deliveries,
+their attempts and its changes arrive in order at one agent, the only writer of their
+state. The state lives in the agent's table (a RocksDB store with a changelog), so a
+restarted worker finds its pending deliveries and their next attempt times again; the
+delivery log in MongoDB is its projection, written from the table's state, so a replay
+writes the same document again.
+
+The agent never makes a request: the dispatcher (``agents.webhooks.dispatcher``) does,
+off every agent, and reports each attempt back as ``webhook.delivery_attempted``. An
+attempt is applied once: only the one numbered after the attempts already counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from datetime import datetime
+from typing import Any
+
+from agents.runtime import caused
+from agents.runtime.effects import Effects
+from stores.webhooks import DeliveryLog, WebhookRepository
+from streams.envelope import Envelope, derived_id, format_time
+from streams.events.notifications import MessageRequested
+from streams.events.webhooks import (
+    DeliveryAttempted,
+    DeliveryRequested,
+    RetryRequested,
+    WebhookChanged,
+    WebhookDisabled,
+)
+
+log = logging.getLogger(__name__)
+SOURCE = "agents.webhooks"
+# Attempts that say nothing about the endpoint's health: it is gone or switched off.
+NOT_COUNTED = frozenset({"WEBHOOK_DELETED", "WEBHOOK_DISABLED"})
+State = dict[str, Any]
+
+
+def delivery_key(delivery_id: str) -> str:
+    """The table key of a delivery's state."""
+    return f"delivery:{delivery_id}"
+
+
+def endpoint_key(webhook_id: str) -> str:
+    """The table key of an endpoint's consecutive failures."""
+    return f"endpoint:{webhook_id}"
+
+
+class DeliveriesDecider:
+    """Applies one ``webhooks`` record to the table, the delivery log and the outbox."""
+
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        effects: Effects,
+        *,
+        disable_after: int,
+        on_change: Callable[[State], None],
+    ) -> None:
+        self._table = table
+        self._effects = effects
+        self._disable_after = disable_after
+        self._on_change = on_change  # keeps the dispatcher's index of due deliveries current
+
+    async def handle(self, raw: bytes) -> str:
+        """Process one record; returns what happened (for logs and tests)."""
+        envelope = Envelope.decode(raw)
+        if envelope.type == "webhook.delivery_requested":
+            return await self._requested(envelope.payload(DeliveryRequested))
+        if envelope.type == "webhook.retry_requested":
+            return await self._retry(envelope.payload(RetryRequested))
+        if envelope.type == "webhook.delivery_attempted":
+            return await self._attempted(envelope, envelope.payload(DeliveryAttempted))
+        if envelope.type == "webhook.changed":
+            return self._changed(envelope.payload(WebhookChanged))
+        return "ignored"  # webhook.disabled: its effects were carried out with its cause
+
+    async def _requested(self, request: DeliveryRequested) -> str:
+        key = delivery_key(request.delivery_id)
+        state = self._table.get(key)
+        if state is None:
+            state = {
+                "deliveryId": request.delivery_id,
+                "webhookId": request.webhook_id,
+                "eventId": request.event_id,
+                "type": request.event_type,
+                "body": request.body,
+                "status": "pending",
+                "attempts": 0,
+                "retryBase": 0,
+                "lastStatusCode": None,
+                "lastError": None,
+                "nextAttemptAt": format_time(request.requested_at),
+                "createdAt": format_time(request.requested_at),
+                "version": 1,
+            }
+            self._table[key] = state
+            outcome = "requested"
+        else:
+            outcome = "duplicate"  # the same event routed again: one delivery
+        await self._recorded(state)
+        return outcome
+
+    async def _retry(self, retry: RetryRequested) -> str:
+        key = delivery_key(retry.delivery_id)
+        state = self._table.get(key)
+        if state is None or state["webhookId"] != retry.webhook_id:
+            return "unknown"
+        # A retried delivery gets the whole schedule again, counted from its attempts so far.
+        base = state["attempts"] if state["status"] != "pending" else state["retryBase"]
+        state = {
+            **state, "status": "pending", "retryBase": base,
+            "nextAttemptAt": format_time(retry.at), "version": state["version"] + 1,
+        }
+        self._table[key] = state
+        await self._recorded(state)
+        return "retrying"
+
+    async def _attempted(self, envelope: Envelope, attempt: DeliveryAttempted) -> str:
+        key = delivery_key(attempt.delivery_id)
+        state = self._table.get(key)
+        if state is None:
+            return "unknown"
+        if state["status"] != "pending" or attempt.attempt != state["attempts"] + 1:
+            await self._recorded(state)  # a replay: the log shows the table's state
+            health = self._table.get(endpoint_key(attempt.webhook_id)) or {}
+            if health.get("disabledBy") == envelope.id:
+                # The attempt that disabled the endpoint, again: its effects may not all
+                # have been committed, and repeating them is idempotent (derived ids).
+                await self._disable(envelope, attempt, health["failures"])
+            return "stale"
+        next_at = attempt.next_attempt_at
+        status = "delivered" if attempt.ok else ("pending" if next_at is not None else "failed")
+        state = {
+            **state,
+            "status": status,
+            "attempts": attempt.attempt,
+            "lastStatusCode": attempt.status_code,
+            "lastError": attempt.error,
+            "nextAttemptAt": None if next_at is None or attempt.ok else format_time(next_at),
+            "version": state["version"] + 1,
+        }
+        self._table[key] = state
+        await self._recorded(state)
+        if attempt.error not in NOT_COUNTED:
+            await self._health(envelope, attempt)
+        return status
+
+    async def _health(self, envelope: Envelope, attempt: DeliveryAttempted) -> None:
+        """Count the endpoint's failures in a row; disable it when there are too many."""
+        key = endpoint_key(attempt.webhook_id)
+        health = self._table.get(key) or {"failures": 0, "disabled": False}
+        if attempt.ok:
+            if health["failures"]:
+                self._table[key] = {**health, "failures": 0}
+            return
+        health = {**health, "failures": health["failures"] + 1}
+        disable = health["failures"] >= self._disable_after and not health["disabled"]
+        if disable:
+            health = {**health, "disabled": True, "disabledBy": envelope.id}
+        self._table[key] = health
+        if disable:
+            await self._disable(envelope, attempt, health["failures"])
+
+    async def _disable(self, envelope: Envelope, attempt: DeliveryAttempted, failures: int) -> None:
+        repo = self._effects.repo(WebhookRepository)
+        endpoint = await repo.get(attempt.webhook_id)
+        if endpoint is None:
+            return  # deleted meanwhile: nobody to tell
+        await repo.disable(attempt.webhook_id, f"{failures} failed attempts in a row")
+        await caused.emit(
+            self._effects,
+            WebhookDisabled(
+                webhook_id=attempt.webhook_id, owner_id=endpoint.owner_id, failures=failures,
+                at=attempt.at,
+            ),
+            cause=envelope, source=SOURCE,
+        )
+        await caused.emit(
+            self._effects,
+            MessageRequested(
+                message_id=derived_id(envelope.id, "webhook-disabled"),
+                user_id=endpoint.owner_id,
+                template="webhook_disabled",
+                params={"webhookId": endpoint.webhook_id, "url": endpoint.url,
+                        "failures": failures},
+            ),
+            cause=envelope, source=SOURCE,
+        )
+        log.warning("webhook %s disabled after %d failed attempts", attempt.webhook_id, failures)
+
+    def _changed(self, change: WebhookChanged) -> str:
+        key = endpoint_key(change.webhook_id)
+        if change.change == "deleted":
+            self._table.pop(key, None)
+            return "deleted"
+        health = self._table.get(key)
+        if change.enabled and health is not None and (health["disabled"] or health["failures"]):
+            # Enabled again by its owner: it gets the whole run of failures afresh.
+            self._table[key] = {"failures": 0, "disabled": False}
+        return "changed"
+
+    async def _recorded(self, state: State) -> None:
+        await self._effects.repo(DeliveryLog).record(state["deliveryId"], state)
+        self._on_change(state)
+
+
+def due_at(state: State) -> datetime | None:
+    """When a pending delivery's next attempt is due (None: it is not pending)."""
+    if state.get("status") != "pending" or state.get("nextAttemptAt") is None:
+        return None
+    return datetime.fromisoformat(state["nextAttemptAt"])
