@@ -17,6 +17,7 @@ from gateway.docs import install as docs
 from gateway.domain import Domain
 from gateway.features import install as features
 from gateway.files import install as files
+from gateway.groups import install as groups
 from gateway.http import install as http
 from gateway.identity import install as identity
 from gateway.inventory import install as inventory
@@ -46,6 +47,7 @@ DOMAINS: Sequence[Domain] = (
     identity.CREDENTIALS,
     notifications.DOMAIN,
     audit.DOMAIN,
+    groups.DOMAIN,
     files.DOMAIN,
     analytics.DOMAIN,
     deadletters.DOMAIN,

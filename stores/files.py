@@ -3,12 +3,16 @@
 Every mutation is guarded by the id of the event that causes it (``events``
 holds the ids already applied), so a redelivered event matches nothing and
 changes nothing. Grants live in their own collection, one document per
-(file, user): a popular purchasable file may have many buyers.
+(file, user): a popular purchasable file may have many buyers. Grants to a
+group live apart, one per (file, group), and name the group only: who may read
+through one is the group's membership at the time of the read (``stores.groups``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,6 +24,7 @@ from streams.envelope import format_time
 
 COLLECTION = "files"
 GRANTS = "file_grants"
+GROUP_GRANTS = "file_group_grants"
 INDEXES = {
     COLLECTION: [
         IndexModel(
@@ -29,6 +34,9 @@ INDEXES = {
         )
     ],
     GRANTS: [IndexModel([("fileId", ASCENDING), ("active", ASCENDING)], name="file_grants")],
+    GROUP_GRANTS: [
+        IndexModel([("fileId", ASCENDING), ("active", ASCENDING)], name="file_group_grants")
+    ],
 }
 Applied = Literal["applied", "duplicate", "missing"]
 
@@ -107,12 +115,36 @@ class Grant:
         }
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupGrant:
+    """One group's read access to one file: its members' while they are members."""
+
+    file_id: str
+    group_id: str
+    access: str
+    source: str
+    granted_by: str
+    granted_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's permission object, naming a group instead of a user."""
+        return {
+            "fileId": self.file_id,
+            "groupId": self.group_id,
+            "access": self.access,
+            "source": self.source,
+            "grantedBy": self.granted_by,
+            "grantedAt": format_time(self.granted_at),
+        }
+
+
 class FileRepository:
     """Intention-revealing access to ``files`` and ``file_grants``."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._files = db[COLLECTION]
         self._grants = db[GRANTS]
+        self._group_grants = db[GROUP_GRANTS]
 
     async def project_uploaded(self, doc: dict[str, Any], *, event_id: str) -> bool:
         """Insert the metadata once; returns whether this call created it."""
@@ -165,10 +197,18 @@ class FileRepository:
         return None if doc is None else _meta(doc)
 
     async def owned_by(
-        self, owner_id: str, *, limit: int, after: tuple[datetime, str] | None = None
+        self, owner_id: str, *, limit: int, after: tuple[datetime, str] | None = None,
+        name_contains: str | None = None,
     ) -> list[FileMeta]:
-        """Live files of ``owner_id``, newest first, strictly after the ``after`` position."""
+        """Live files of ``owner_id``, newest first, strictly after the ``after`` position.
+
+        ``name_contains``: only names containing it, case-insensitively. The owner's
+        index narrows the scan to their own files, and the pattern is the literal text
+        escaped, so a query can never be a costly regular expression.
+        """
         query: dict[str, Any] = {"ownerId": owner_id, "deleted": False}
+        if name_contains:
+            query["name"] = {"$regex": re.escape(name_contains), "$options": "i"}
         if after is not None:
             at, last_id = after
             query["$or"] = [{"createdAt": {"$lt": at}}, {"createdAt": at, "_id": {"$lt": last_id}}]
@@ -217,6 +257,54 @@ class FileRepository:
             .limit(limit)
         )
         return [_grant(doc) async for doc in cursor]
+
+
+    async def grant_group(self, grant: GroupGrant, *, event_id: str) -> None:
+        """Activate a group's grant once."""
+        fields = {
+            "fileId": grant.file_id, "groupId": grant.group_id, "access": grant.access,
+            "source": grant.source, "grantedBy": grant.granted_by, "grantedAt": grant.granted_at,
+            "active": True,
+        }
+        # A duplicate key means the document exists and holds this event: applied already.
+        with contextlib.suppress(DuplicateKeyError):
+            await self._group_grants.update_one(
+                {"_id": _grant_id(grant.file_id, grant.group_id), "events": {"$ne": event_id}},
+                {"$set": fields, "$push": {"events": event_id}},
+                upsert=True,
+            )
+
+    async def revoke_group(
+        self, file_id: str, group_id: str, *, at: datetime, event_id: str
+    ) -> None:
+        """Deactivate a group's grant once."""
+        await self._group_grants.update_one(
+            {"_id": _grant_id(file_id, group_id), "events": {"$ne": event_id}},
+            {"$set": {"active": False, "revokedAt": at}, "$push": {"events": event_id}},
+        )
+
+    async def group_grant_of(self, file_id: str, group_id: str) -> GroupGrant | None:
+        """The active grant of group ``group_id`` on ``file_id``, if any."""
+        doc = await self._group_grants.find_one(
+            {"_id": _grant_id(file_id, group_id), "active": True}
+        )
+        return None if doc is None else _group_grant(doc)
+
+    async def group_grants(self, file_id: str, *, limit: int = 1000) -> list[GroupGrant]:
+        """Active grants of a file to groups, oldest first."""
+        cursor = (
+            self._group_grants.find({"fileId": file_id, "active": True})
+            .sort([("grantedAt", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_group_grant(doc) async for doc in cursor]
+
+
+def _group_grant(doc: dict[str, Any]) -> GroupGrant:
+    return GroupGrant(
+        file_id=doc["fileId"], group_id=doc["groupId"], access=doc["access"],
+        source=doc["source"], granted_by=doc["grantedBy"], granted_at=doc["grantedAt"],
+    )
 
 
 def _grant_id(file_id: str, user_id: str) -> str:

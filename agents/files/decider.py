@@ -25,7 +25,7 @@ from agents.runtime.messages import request_message
 from agents.runtime.replies import reply
 from stores.file_content import ContentMissing, ContentStore
 from stores.file_usage import UsageRepository
-from stores.files import FileMeta, FileRepository, Grant
+from stores.files import FileMeta, FileRepository, Grant, GroupGrant
 from streams.envelope import Envelope, derived_id, utcnow
 from streams.events.files import (
     FileAudited,
@@ -37,6 +37,7 @@ from streams.events.files import (
     FileUploaded,
     Variant,
 )
+from streams.events.groups import FileGroupGranted, FileGroupRevoked
 
 log = logging.getLogger(__name__)
 # How often the leader looks for content a crashed gateway left behind (stores.file_sweep).
@@ -68,6 +69,8 @@ class FilesDecider:
             "file.deleted": self._deleted,
             "file.permission_granted": self._granted,
             "file.permission_revoked": self._revoked,
+            "file.group_granted": self._group_granted,
+            "file.group_revoked": self._group_revoked,
             "file.downloaded": self._downloaded,
         }
 
@@ -224,6 +227,33 @@ class FilesDecider:
         await self._audit(envelope, "revoke", actor=revoked.revoked_by, file_id=revoked.file_id,
                           owner=None if meta is None else meta.owner_id, subject=revoked.user_id)
         return "revoked"
+
+    async def _group_granted(self, envelope: Envelope) -> str:
+        granted = envelope.payload(FileGroupGranted)
+        meta = await self._files.get(granted.file_id)
+        if meta is None or meta.deleted:
+            await self._reject(envelope, "no such file")
+            return "rejected"
+        grant = GroupGrant(
+            file_id=granted.file_id, group_id=granted.group_id, access=granted.access,
+            source=granted.source, granted_by=granted.granted_by, granted_at=granted.granted_at,
+        )
+        await self._files.grant_group(grant, event_id=envelope.id)
+        await self._answer(envelope, grant.to_json())
+        await self._audit(envelope, "grant", actor=granted.granted_by, file_id=granted.file_id,
+                          owner=meta.owner_id, subject=granted.group_id)
+        return "group granted"
+
+    async def _group_revoked(self, envelope: Envelope) -> str:
+        revoked = envelope.payload(FileGroupRevoked)
+        meta = await self._files.get(revoked.file_id)
+        await self._files.revoke_group(
+            revoked.file_id, revoked.group_id, at=revoked.revoked_at, event_id=envelope.id
+        )
+        await self._answer(envelope, {"fileId": revoked.file_id, "groupId": revoked.group_id})
+        await self._audit(envelope, "revoke", actor=revoked.revoked_by, file_id=revoked.file_id,
+                          owner=None if meta is None else meta.owner_id, subject=revoked.group_id)
+        return "group revoked"
 
     async def _downloaded(self, envelope: Envelope) -> str:
         got = envelope.payload(FileDownloaded)

@@ -1,8 +1,10 @@
 """Who may see and manage a file, and how the files routes publish their facts.
 
 Callers who may not know a file exists get 404, never 403: a stranger cannot
-tell a private file from a missing one. Readers are the owner, admins and
-active grantees (a purchase is a grant with ``source: "purchase"``).
+tell a private file from a missing one. Readers are the owner, admins,
+active grantees (a purchase is a grant with ``source: "purchase"``) and the
+current members of a group the file is granted to: membership is read on
+every request, so a member removed from the group is refused on the next one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.files.keys import FILES
+from gateway.groups.keys import GROUPS
 from gateway.identity.auth import Principal, authenticate
 from gateway.runtime import commands
 from stores.files import FileMeta
@@ -42,7 +45,10 @@ async def readable(request: web.Request, principal: Principal, file_id: str) -> 
         raise NotFound("no such file")
     if meta.owner_id == principal.user_id or principal.is_admin:
         return meta
-    if await request.app[FILES].grant_of(file_id, principal.user_id) is None:
+    if await request.app[FILES].grant_of(file_id, principal.user_id) is not None:
+        return meta
+    groups = [grant.group_id for grant in await request.app[FILES].group_grants(file_id)]
+    if not await request.app[GROUPS].any_has_member(groups, principal.user_id):
         raise NotFound("no such file")
     return meta
 

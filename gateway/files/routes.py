@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -10,41 +11,54 @@ from gateway.docs.openapi import operation
 from gateway.files.access import caller, managed, publish_and_wait, readable
 from gateway.files.keys import FILES
 from gateway.files.schemas import FileListOut, FileOut, VariantsOut
+from gateway.files.sniff import MAX_NAME
 from gateway.http import fields
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
 from stores.files import variant_json
 from streams.envelope import utcnow
-from streams.errors import InvalidCursor
+from streams.errors import FieldError, InvalidCursor, InvalidInput
 from streams.events.files import FileDeleted
 
 routes = web.RouteTableDef()
+MAX_NAME_QUERY = MAX_NAME  # no longer query can match a stored (sanitised) name
+NAME_QUERY: dict[str, Any] = {
+    "name": "q", "in": "query", "required": False,
+    "description": "Only files whose name contains this text, case-insensitively "
+                   f"(1..{MAX_NAME_QUERY} characters).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_QUERY},
+}
 FILE_ANSWER = fields.answer(FileOut, fields.sparse(FileOut))
 FILE_PAGE_ANSWER = fields.page_answer(FileListOut, FileOut)
 
 
 @routes.get("/v1/files")
 @operation(
-    "The caller's files, newest first",
+    "The caller's files, newest first; ?q= searches their names",
     tags=("files",),
     auth=True,
-    parameters=(*PAGE_PARAMETERS, fields.parameter(FileOut)),
+    parameters=(NAME_QUERY, *PAGE_PARAMETERS, fields.parameter(FileOut)),
     responses={
         200: ("A page of files (each trimmed by ?fields=)", FILE_PAGE_ANSWER),
         400: ("Invalid cursor", None),
         401: ("Not signed in", None),
-        422: ("Invalid limit", None),
+        422: ("Invalid limit or q", None),
     },
 )
 async def list_files(request: web.Request) -> web.Response:
     """Page through the caller's live files by (createdAt, id), newest first."""
     principal = caller(request)
+    q = request.query.get("q")
+    if q is not None and not 1 <= len(q) <= MAX_NAME_QUERY:
+        raise InvalidInput("the query has invalid parameters", errors=[
+            FieldError("q", f"1 to {MAX_NAME_QUERY} characters")
+        ])
     names = fields.requested(request, FileOut)
     page = page_request(request, arity=2)
     after = (page.after[0], str(page.after[1])) if page.after is not None else None
     if after is not None and not isinstance(after[0], datetime):
         raise InvalidCursor("the cursor is not valid; start again without one")
     rows = await request.app[FILES].owned_by(
-        principal.user_id, limit=page.fetch, after=after
+        principal.user_id, limit=page.fetch, after=after, name_contains=q
     )
     body = page_response(
         rows, page, position=lambda meta: (meta.created_at, meta.file_id),

@@ -12,6 +12,7 @@ from gateway.http.validation import Body
 
 # As gateway.files.uploads reads it.
 ProductId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+PrincipalId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class UploadForm(Body):
@@ -76,17 +77,21 @@ class VariantsOut(Out):
 
 
 class PermissionBody(Body):
-    """POST /v1/files/{id}/permissions."""
+    """POST /v1/files/{id}/permissions: exactly one of ``userId`` and ``groupId``."""
 
-    user_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    user_id: PrincipalId | SkipJsonSchema[None] = Field(default=None, description="A user.")
+    group_id: PrincipalId | SkipJsonSchema[None] = Field(
+        default=None, description="A group you belong to: its members may read while members."
+    )
     access: Literal["read"] = "read"
 
 
 class PermissionOut(Out):
-    """One read grant."""
+    """One read grant, to a user or (``groupId``) to a group."""
 
     file_id: str
-    user_id: str
+    user_id: str | None = None
+    group_id: str | None = None
     access: str
     source: Literal["owner", "admin", "purchase"]
     granted_by: str

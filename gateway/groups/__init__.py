@@ -1,0 +1,1 @@
+"""/v1/groups: groups of users to share files with."""
