@@ -42,7 +42,8 @@ STREAM_AUDIENCE_SUFFIX = ":stream"
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "buyer": frozenset({"profile", "orders:write", "orders:read", "files", "stream"}),
     "seller": frozenset(
-        {"profile", "orders:read", "products:write", "files", "stream", "dashboard:own"}
+        {"profile", "orders:read", "products:write", "files", "stream", "dashboard:own",
+         "webhooks"}
     ),
     "admin": frozenset(
         {
@@ -59,6 +60,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "audit:read",
             "deadletters:admin",
             "features:admin",
+            "webhooks",
         }
     ),
 }
