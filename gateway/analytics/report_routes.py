@@ -6,12 +6,15 @@ seller only their own products (another seller's id is a 403); nobody else.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, cast, get_args
 
 from aiohttp import web
 from pydantic import Field
+from redis.exceptions import RedisError
 
 from agents.analytics import snapshot
 from agents.analytics.facts import scope_key
@@ -21,7 +24,9 @@ from gateway.analytics.reports import GroupBy, group, to_csv
 from gateway.docs.openapi import operation
 from gateway.http.responses import Out
 from gateway.identity.auth import Principal, authenticate
+from gateway.push.keys import PRESENCE
 from stores.analytics import AnalyticsRepository
+from stores.presence import ALL
 from streams.envelope import format_time, utcnow
 from streams.errors import FieldError, Forbidden, InvalidInput
 from streams.events.analytics import CurrencyAmount, DashboardSnapshot
@@ -29,6 +34,7 @@ from streams.events.analytics import CurrencyAmount, DashboardSnapshot
 routes = web.RouteTableDef()
 _ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 MAX_REPORT_DAYS = 31
+PRESENCE_WAIT = 1.0  # seconds the dashboard waits for the live viewers before leaving them out
 SELLER_PARAMETER = {
     "name": "sellerId", "in": "query", "required": False,
     "description": "Admins: one seller's numbers (default: the whole marketplace). Sellers: "
@@ -52,12 +58,23 @@ def _seller_scope(request: web.Request) -> tuple[Principal, str | None]:
     return principal, principal.user_id
 
 
+class DashboardAnswer(DashboardSnapshot):
+    """The stored snapshot, and the marketplace's live viewers when it is the marketplace's."""
+
+    viewers_now: int | None = Field(
+        default=None,
+        description="Marketplace scope only: distinct signed-in users following any "
+        "product:{id} channel now, summed over the gateways (GET /v1/presence's counts). "
+        "Not in pushed snapshots; absent while Redis is away.")
+
+
 @routes.get("/v1/analytics/dashboard")
 @operation(
     "The live dashboard snapshot (admin: the marketplace or ?sellerId=; seller: their own)",
     tags=("analytics",), auth=True, parameters=(SELLER_PARAMETER,),
     responses={
-        200: ("The snapshot, as pushed on dashboard / dashboard:{sellerId}", DashboardSnapshot),
+        200: ("The snapshot, as pushed on dashboard / dashboard:{sellerId} (and viewersNow)",
+              DashboardAnswer),
         403: ("Not an admin or seller (INSUFFICIENT_SCOPE), or another seller's (FORBIDDEN)",
               None),
         422: ("sellerId is not a valid id (VALIDATION_ERROR)", None),
@@ -71,6 +88,13 @@ async def dashboard(request: web.Request) -> web.Response:
         now = int(utcnow().timestamp() * 1000)
         stored = snapshot.build(seller, now_ms=now, day=None, minutes={}, visitors=[],
                                 name_of=lambda _: None)
+    presence = request.app.get(PRESENCE)
+    if seller is None and presence is not None:
+        # Live viewers are not the snapshot's visitorsNow (sessions seen in the last five
+        # minutes); an outage of Redis must not take the MongoDB-backed dashboard down.
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(PRESENCE_WAIT):
+                stored = {**stored, "viewersNow": await presence.store.total(ALL)}
     return web.json_response(stored)
 
 

@@ -4,21 +4,23 @@ and ``GET /v1/presence`` on the whole gateway app."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
+from aiohttp import ClientWebSocketResponse, web
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from config import Settings
-from gateway.identity.auth import Principal, scopes_for
-from gateway.push.connection import Connection
-from gateway.push.events import Control, PushEvent
-from gateway.push.hub import PushHub
-from gateway.push.presence import Presence
+from gateway.keys import TOKENS
+from gateway.push.keys import PRESENCE
 from mercato._procs import free_port
 from stores.presence import ALL, PresenceCounts
 from stores.redisdb import redis_client
+from tests.support.files import eventually
 from tests.support.http import gateway_client
 
 pytestmark = pytest.mark.integration
@@ -37,36 +39,6 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 def counts(redis: Redis, settings: Settings, gateway: str, ttl: float = 30) -> PresenceCounts:
     return PresenceCounts(redis, settings.app_id, gateway, ttl=ttl)
-
-
-def viewer(user: str) -> Principal:
-    return Principal(user, frozenset({"buyer"}), scopes_for(["buyer"]), f"jti-{user}")
-
-
-def gateway(settings: Settings, redis: Redis, name: str) -> tuple[PushHub, Presence]:
-    """A hub (not consuming: only its subscriptions matter here) and its presence."""
-    hub = PushHub(settings)
-    presence = Presence(hub, counts(redis, settings, name))
-    hub.subscription_listeners.append(presence)
-    return hub, presence
-
-
-def follow(hub: PushHub, user: str, *channels: str) -> Connection:
-    conn = hub.open(viewer(user))
-    hub.subscribe(conn, channels)
-    return conn
-
-
-async def frames(conn: Connection) -> list[dict[str, object]]:
-    """The frames queued for ``conn`` now."""
-    found: list[dict[str, object]] = []
-    while True:
-        try:
-            out = await asyncio.wait_for(conn.next(), 0.05)
-        except TimeoutError:
-            return found
-        assert isinstance(out, Control)
-        found.append(out.frame)
 
 
 async def test_counts_are_summed_over_live_gateways(redis: Redis, settings: Settings) -> None:
@@ -97,66 +69,122 @@ async def test_publish_says_when_the_counts_were_lost(redis: Redis, settings: Se
     assert not await store.publish({P2: 2})
 
 
-async def test_two_gateways_push_the_same_count(redis: Redis, settings: Settings) -> None:
-    hub_a, presence_a = gateway(settings, redis, "a")
-    hub_b, presence_b = gateway(settings, redis, "b")
-    alice = follow(hub_a, "alice", P1)
-    alice_tab = follow(hub_a, "alice", P1)  # the same user twice on one gateway: one viewer
-    bob = follow(hub_b, "bob", P1, "user:bob")
-    await presence_a.tick()
-    await presence_b.tick()
-    await presence_a.tick()
-    expected = {"type": "presence", "channel": P1, "count": 2}
-    assert (await frames(alice))[-1] == expected
-    assert (await frames(alice_tab))[-1] == expected
-    assert await frames(bob) == [expected]  # only product channels are counted
 
-    # Bob leaves and comes back between two ticks: nothing changed, nothing is pushed.
-    hub_b.close(bob)
-    bob = follow(hub_b, "bob", P1)
-    await presence_b.tick()
-    await presence_a.tick()
-    assert await frames(alice) == []
-    assert await frames(bob) == [expected]  # a new subscriber learns the count at once
-
-    hub_a.close(alice_tab)
-    hub_a.close(alice)
-    await presence_a.tick()
-    await presence_b.tick()
-    assert await frames(bob) == [{"type": "presence", "channel": P1, "count": 1}]
+Client = TestClient[web.Request, web.Application]
+TICKS = 5.0  # seconds a presence frame may take: two 1 s ticks, and a loaded box
 
 
-async def test_counts_lost_in_redis_are_written_again(redis: Redis, settings: Settings) -> None:
-    hub, presence = gateway(settings, redis, "g")
-    follow(hub, "alice", P1)
-    await presence.tick()
-    await redis.delete(f"{settings.app_id}:presence:gw:g")
-    await presence.tick()  # finds the hash gone and writes every count again
-    assert await presence.store.total(P1) == 1
+def bearer(client: Client, user: str, role: str = "buyer") -> dict[str, str]:
+    assert client.app is not None
+    return {"Authorization": f"Bearer {client.app[TOKENS].issue_access(user, [role])}"}
 
 
-async def test_redis_away_means_no_frames_and_push_goes_on(settings: Settings) -> None:
+class Viewer:
+    """A WebSocket client of one gateway app, with every frame it was sent."""
+
+    def __init__(self, ws: ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+
+    async def until(self, test: Callable[[dict[str, Any]], bool], within: float = TICKS,
+                    ) -> dict[str, Any]:
+        """The first frame from now on that passes ``test``."""
+        async with asyncio.timeout(within):
+            while True:
+                frame: dict[str, Any] = await self.ws.receive_json()
+                self.frames.append(frame)
+                if test(frame):
+                    return frame
+
+    async def quiet(self, seconds: float) -> list[dict[str, Any]]:
+        """The frames sent within the next ``seconds``."""
+        got: list[dict[str, Any]] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    got.append(await self.ws.receive_json())
+        return got
+
+
+def told(count: int, channel: str = P1) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f == {"type": "presence", "channel": channel, "count": count}
+
+
+def subscribed(channel: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f == {"type": "subscribed", "channel": channel}
+
+
+@contextlib.asynccontextmanager
+async def viewing(client: Client, user: str, *channels: str) -> AsyncIterator[Viewer]:
+    async with client.ws_connect("/v1/ws", headers=bearer(client, user)) as ws:
+        viewer = Viewer(ws)
+        for channel in channels:
+            await ws.send_json({"type": "subscribe", "channel": channel})
+            await viewer.until(subscribed(channel))
+        yield viewer
+
+
+async def test_two_gateways_push_the_same_count(topics: Settings) -> None:
+    async with gateway_client(topics) as a, gateway_client(topics) as b:
+        async with viewing(a, "alice", P1) as alice, viewing(b, "bob", P1, "user:bob") as bob:
+            await alice.until(told(2))
+            await bob.until(told(2))
+            # The same user again on one gateway is no new viewer; the newcomer is told.
+            async with viewing(a, "alice", P1) as alice_tab:
+                await alice_tab.until(told(2))
+                assert not [f for f in await alice.quiet(2.5) if f["type"] == "presence"]
+            # Bob drops and comes back within a tick: at most one frame, and still two.
+            await bob.ws.close()
+            async with viewing(b, "bob", P1) as bob_again:
+                await bob_again.until(told(2))
+                shown = [f["count"] for f in await alice.quiet(2.5) if f["type"] == "presence"]
+                assert shown in ([], [1, 2], [2]), shown
+            await alice.until(told(1))
+
+        async def gone() -> bool:
+            answer = await a.get("/v1/presence", params={"channel": P1})
+            return bool((await answer.json())["count"] == 0)
+
+        await eventually(gone, "everyone to have left", TICKS)
+
+
+async def test_counts_lost_in_redis_are_written_again(
+    topics: Settings, redis: Redis,
+) -> None:
+    async with gateway_client(topics) as client, viewing(client, "alice", P1) as alice:
+        await alice.until(told(1))
+        # As a Redis restart would: every gateway's hash gone.
+        for key in await redis.keys(f"{topics.app_id}:presence:gw:*"):
+            await redis.delete(key)
+
+        async def back() -> bool:
+            answer = await client.get("/v1/presence", params={"channel": P1})
+            return bool((await answer.json())["count"] == 1)
+
+        await eventually(back, "the gateway to write its counts again", TICKS)
+
+
+async def test_redis_away_means_no_frames_and_push_goes_on(topics: Settings) -> None:
     away = redis_client(
-        dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"),
+        dataclasses.replace(topics, redis_url=f"redis://127.0.0.1:{free_port()}/0"),
         socket_timeout=0.5,
     )
     try:
-        hub = PushHub(settings)
-        presence = Presence(hub, counts(away, settings, "g"))
-        hub.subscription_listeners.append(presence)
-        conn = follow(hub, "alice", P1)
-        await presence.tick()  # logs a warning, raises nothing
-        assert await frames(conn) == []
-        assert not conn.ended
-        envelope = {
-            "id": "e1", "type": "product.updated", "version": 1, "key": "p1",
-            "occurredAt": "2025-01-01T00:00:00.000Z", "source": "test",
-            "correlationId": "e1", "causationId": None, "data": {},
-        }
-        hub.dispatch(P1, 0, 7, envelope)
-        out = await asyncio.wait_for(conn.next(), 1)
-        assert isinstance(out, PushEvent)
-        assert out.offset == 7
+        async with gateway_client(topics) as client:
+            assert client.app is not None
+            client.app[PRESENCE].store = counts(away, topics, "g")
+            async with viewing(client, "alice", P1, P2) as alice:
+                assert not [f for f in await alice.quiet(2.5) if f["type"] == "presence"]
+                await alice.ws.send_json({"type": "ping"})
+                await alice.until(lambda f: f == {"type": "pong"})
+                refused = await client.get("/v1/presence", params={"channel": P1})
+                assert refused.status == 503
+                assert (await refused.json())["code"] == "SERVICE_UNAVAILABLE"
+                # The dashboard, read from MongoDB, leaves the live viewers out.
+                admin = bearer(client, "A1", "admin")
+                dashboard = await client.get("/v1/analytics/dashboard", headers=admin)
+                assert dashboard.status == 200
+                assert "viewersNow" not in await dashboard.json()
     finally:
         await away.aclose()
 
@@ -173,3 +201,20 @@ async def test_get_presence(topics: Settings) -> None:
             assert (await refused.json())["code"] == "INVALID_CHANNEL"
         missing = await client.get("/v1/presence")
         assert missing.status == 422
+
+
+async def test_a_viewer_is_counted_by_presence_and_the_marketplace_dashboard(
+    topics: Settings,
+) -> None:
+    async with gateway_client(topics) as client, viewing(client, "U1", P1) as viewer:
+        await viewer.until(told(1))
+        answer = await client.get("/v1/presence", params={"channel": P1})
+        assert await answer.json() == {"channel": P1, "count": 1}
+        admin = bearer(client, "A1", "admin")
+        dashboard = await client.get("/v1/analytics/dashboard", headers=admin)
+        assert dashboard.status == 200, await dashboard.text()
+        assert (await dashboard.json())["viewersNow"] == 1
+        # A seller's dashboard has no live viewers: counts are per product, not per shop.
+        own = await client.get("/v1/analytics/dashboard", headers=admin,
+                               params={"sellerId": "S1"})
+        assert "viewersNow" not in await own.json()
