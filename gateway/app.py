@@ -28,6 +28,7 @@ from gateway.orders import install as orders
 from gateway.orders.ordering import order_access
 from gateway.push import install as push
 from gateway.runtime import install as runtime
+from gateway.webhooks import install as webhooks
 
 MAX_BODY = 1024 * 1024
 
@@ -46,6 +47,7 @@ DOMAINS: Sequence[Domain] = (
     catalog.DOMAIN,
     identity.CREDENTIALS,
     notifications.DOMAIN,
+    webhooks.DOMAIN,
     audit.DOMAIN,
     groups.DOMAIN,
     files.DOMAIN,

@@ -79,3 +79,12 @@ class WebhookDisabled(Payload):
     owner_id: str
     failures: int
     at: Timestamp
+
+
+@event("webhook.ping", topic=TOPIC, key="webhookId",
+       summary="The body of a test delivery (POST /v1/webhooks/{id}/test); never on the topic.")
+class WebhookPing(Payload):
+    """Only ever delivered to an endpoint, inside a ``webhook.delivery_requested``."""
+
+    webhook_id: str
+    at: Timestamp
