@@ -178,7 +178,13 @@ class Settings:
     # Push and logs.
     push_queue_size: int = setting(
         256, env="MERCATO_PUSH_QUEUE_SIZE",
-        help="Messages queued per WebSocket/SSE client; a full queue evicts the slow client.",
+        help="Live events held back per WebSocket/SSE client while its replay runs (more "
+        "evicts it), and the most frames one write to a client coalesces.",
+    )
+    push_queue_bytes: int = setting(
+        1024 * 1024, env="MERCATO_PUSH_QUEUE_BYTES",
+        help="Bytes a WebSocket/SSE client may leave unread (queued in the gateway or its "
+        "socket buffer) before it is evicted as a slow client (close code 1013).",
     )
     sse_heartbeat: float = setting(
         15.0, env="MERCATO_SSE_HEARTBEAT",

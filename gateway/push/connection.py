@@ -1,21 +1,32 @@
-"""One WS or SSE client: its subscriptions and its bounded outbound queue.
+"""One WS or SSE client: its subscriptions, its resume marks and its bounded output.
 
-The hub only ever calls ``offer`` (``put_nowait``); a full queue means the
-client is too slow and it is evicted. The connection's single writer drains the
-queue with ``next()``, which also applies replays in order: live events of a
-channel being replayed are held back until its ``ReplayBatch`` arrives, and an
-event at or below the channel's delivered mark is dropped, so resume has no gap
-and no duplicate.
+The hub only ever calls ``offer``, which never waits: the item is applied at once
+(replay batches in order, live events of a channel being replayed held back until
+its ``ReplayBatch`` arrives, an event at or below the channel's delivered mark
+dropped, so resume has no gap and no duplicate) and what is to be sent is encoded
+by the connection's ``Sink`` and kept until the end of the loop iteration. Then
+everything one batch of records produced for this client goes out in one write
+(``flush``), however many events it holds.
+
+The bound is on what the client has not yet taken: bytes waiting here plus the
+bytes the socket's transport still buffers, at most ``max_bytes``; and at most
+``max_frames`` live events held back behind a replay. Past either, ``offer``
+answers ``False`` and the hub evicts the client (``1013``), so one slow reader
+never delays the others, and a reader that keeps up never holds more than a
+bounded amount of the gateway's memory. (``max_frames`` frames waiting here are
+written at once rather than at the end of the iteration.)
+
+No task per connection is needed for this: the hub's fan-out writes, and the
+transport's buffer is the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import dataclasses
 import math
 from collections.abc import Collection
+from typing import Protocol
 
 from gateway.identity.auth import Principal
 from gateway.push.events import Control, PushEvent, ReplayBatch
@@ -37,35 +48,66 @@ class PushStats:
     replayed: int = 0
     replays_truncated: int = 0
     invalid_records: int = 0
+    writes: int = 0
 
 
-class _End:
-    """Queue sentinel: the connection has ended."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """How much one client may leave untaken before it is evicted (see the module doc)."""
+
+    max_frames: int
+    max_bytes: int
 
 
-Item = PushEvent | Control | ReplayBatch | _End
 Outgoing = PushEvent | Control
-_END = _End()
+Item = PushEvent | Control | ReplayBatch
+
+
+class Sink(Protocol):
+    """A transport's side of a connection (``gateway.push.ws`` and ``gateway.push.sse``)."""
+
+    def encode(self, out: Outgoing) -> bytes:
+        """The bytes that carry ``out`` (called in delivery order)."""
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the peer."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` without waiting (it may be buffered)."""
+
+    def keep_alive(self, now: float, quiet: float) -> None:
+        """Keep an idle stream open through proxies, if the transport needs that."""
+
+    def close(self, code: int, reason: str) -> None:
+        """End the stream with ``code`` (called once, after the last ``write``)."""
 
 
 class Connection:
-    """A client's subscriptions and outbound queue."""
+    """A client's subscriptions and the output waiting for the end of the loop iteration."""
 
-    def __init__(self, principal: Principal, maxsize: int, stats: PushStats) -> None:
+    __slots__ = (
+        "_held", "_holding", "_limits", "_marks", "_pending", "_pending_bytes", "_scheduled",
+        "_stats", "channels", "close_code", "close_reason", "principal", "session_ends_at",
+        "sink",
+    )
+
+    def __init__(self, principal: Principal, sink: Sink, limits: Limits, stats: PushStats) -> None:
         self.principal = principal
+        self.sink = sink
         self.channels: set[str] = set()
         self.close_code: int | None = None
         self.close_reason = ""
         # When the credentials that opened it run out (epoch seconds; see push.sessions).
         self.session_ends_at = math.inf
-        self._maxsize = maxsize
-        self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize)
+        self._limits = limits
         self._stats = stats
         self._holding: set[str] = set()
         self._held: list[PushEvent] = []
         # channel -> (partition, offset) of the last event delivered on it.
         self._marks: dict[str, tuple[int, int]] = {}
-        self._ready: collections.deque[Outgoing] = collections.deque()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._scheduled = False
 
     @property
     def ended(self) -> bool:
@@ -73,14 +115,21 @@ class Connection:
         return self.close_code is not None
 
     def offer(self, item: Item) -> bool:
-        """Enqueue without waiting; ``False`` means the queue is full (evict the client)."""
+        """Apply ``item`` without waiting; ``False`` means the client is too slow (evict it)."""
         if self.ended:
             return True
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            return False
-        return True
+        if isinstance(item, ReplayBatch):
+            self._apply(item)
+        elif isinstance(item, Control):
+            self._emit(item)
+        elif item.channel in self.channels:  # else unsubscribed meanwhile
+            if item.channel in self._holding:
+                self._held.append(item)
+                if len(self._held) > self._limits.max_frames:
+                    return False
+            elif self._advance(item):
+                self._emit(item)
+        return self._pending_bytes + self.sink.buffered() <= self._limits.max_bytes
 
     def hold(self, channels: Collection[str]) -> None:
         """Hold back live events of ``channels`` until their replay batch is applied."""
@@ -94,45 +143,39 @@ class Connection:
         self._held = [e for e in self._held if e.channel != channel]
 
     def end(self, code: int, reason: str) -> None:
-        """Mark the connection ended; its writer stops at its next ``next()``."""
+        """Send what is pending (unless the client is too slow for it) and close the stream."""
         if self.ended:
             return
         self.close_code, self.close_reason = code, reason
-        # A full queue has no room for the sentinel, but then the writer is not
-        # blocked in get() and sees ``ended`` before it would block again.
-        self._wake()
+        if code == CLOSE_SLOW:
+            self._pending.clear()  # it would only queue behind what the client is not reading
+        self.flush()
+        self.sink.close(code, reason)
 
-    def _wake(self) -> None:
-        """Wake a writer blocked on an empty queue."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_END)
+    def flush(self) -> None:
+        """Write everything pending in one go (the loop calls it once per iteration)."""
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._stats.writes += 1
+        self.sink.write(data)
 
-    async def next(self) -> Outgoing | None:
-        """The next frame to send, or ``None`` once the connection has ended."""
-        while not self.ended:
-            if self._ready:
-                return self._count(self._ready.popleft())
-            item = await self._queue.get()
-            if isinstance(item, ReplayBatch):
-                self._apply(item)
-            elif isinstance(item, Control):
-                return item
-            elif isinstance(item, PushEvent):
-                if item.channel not in self.channels:
-                    continue  # unsubscribed while it was queued
-                if item.channel in self._holding:
-                    self._held.append(item)
-                    if len(self._held) > self._maxsize:
-                        self._stats.evictions += 1
-                        self.end(CLOSE_SLOW, SLOW_CONSUMER)
-                elif self._advance(item):
-                    return self._count(item)
-        return None
-
-    def _count(self, out: Outgoing) -> Outgoing:
+    def _emit(self, out: Outgoing) -> None:
+        frame = self.sink.encode(out)
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
         if isinstance(out, PushEvent):
             self._stats.delivered += 1
-        return out
+        if len(self._pending) >= self._limits.max_frames:
+            self.flush()  # a burst for one client: write now, the byte bound decides
+        elif not self._scheduled:
+            # Everything offered before the loop comes round (a whole fetched batch)
+            # leaves in one write.
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def _advance(self, event: PushEvent) -> bool:
         mark = self._marks.get(event.channel)
@@ -145,9 +188,9 @@ class Connection:
         for event in batch.events:
             if event.channel in self.channels and self._advance(event):
                 self._stats.replayed += 1
-                self._ready.append(event)
+                self._emit(event)
         if batch.notice is not None:
-            self._ready.append(batch.notice)
+            self._emit(batch.notice)
         for channel in batch.channels & self.channels:
             mark = self._marks.get(channel)
             if mark is None or mark[0] != batch.partition or mark[1] < batch.through:
@@ -156,4 +199,6 @@ class Connection:
         # Held events are live, hence newer than the replay; the marks drop any overlap.
         released = [e for e in self._held if e.channel in batch.channels]
         self._held = [e for e in self._held if e.channel not in batch.channels]
-        self._ready.extend(e for e in released if self._advance(e))
+        for event in released:
+            if self._advance(event):
+                self._emit(event)

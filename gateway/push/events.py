@@ -6,18 +6,34 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from gateway.push.frames import text_frame
 from gateway.push.positions import format_position
 from streams.envelope import Envelope
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class PushEvent:
-    """One push-topic record addressed to ``channel``."""
+    """One push-topic record addressed to ``channel``, encoded at most once per transport.
 
-    channel: str
-    partition: int
-    offset: int
-    envelope: dict[str, Any]
+    Every subscriber of a channel gets the same frame, so the hub builds one
+    ``PushEvent`` per record and the first WebSocket (or SSE) writer to need its bytes
+    encodes them; the others reuse them.
+    """
+
+    __slots__ = ("_sse", "_ws", "channel", "envelope", "offset", "partition")
+
+    def __init__(self, channel: str, partition: int, offset: int,
+                 envelope: dict[str, Any]) -> None:
+        self.channel = channel
+        self.partition = partition
+        self.offset = offset
+        self.envelope = envelope
+        self._ws: bytes | None = None
+        self._sse: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"PushEvent({self.channel!r}, {self.partition}, {self.offset})"
 
     @property
     def id(self) -> str:
@@ -28,6 +44,23 @@ class PushEvent:
     def type(self) -> str:
         """The envelope's event type (``user.registered``, ...)."""
         return str(self.envelope.get("type", "message"))
+
+    def ws_frame(self) -> bytes:
+        """The whole WebSocket text frame (header included) carrying this event."""
+        if self._ws is None:
+            self._ws = text_frame(orjson.dumps(
+                {"type": "event", "channel": self.channel, "id": self.id,
+                 "event": self.envelope}))
+        return self._ws
+
+    def sse_body(self) -> bytes:
+        """The SSE ``event:`` and ``data:`` lines; the ``id:`` line is per stream."""
+        if self._sse is None:
+            data = orjson.dumps({"channel": self.channel, "event": self.envelope})
+            # A line break in the type would end the field early and corrupt the stream.
+            kind = self.type.replace("\r", " ").replace("\n", " ")
+            self._sse = b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+        return self._sse
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -30,7 +30,9 @@ from gateway.push.connection import (
     CLOSE_SLOW,
     SLOW_CONSUMER,
     Connection,
+    Limits,
     PushStats,
+    Sink,
 )
 from gateway.push.events import ReplayBatch, error_frame, to_event
 from gateway.push.keys import PUSH_HUB
@@ -44,7 +46,6 @@ from streams.topics import partitions
 log = logging.getLogger(__name__)
 
 MAX_SUBSCRIPTIONS = 50
-MAX_CONCURRENT_REPLAYS = 8
 REPLAY_TRUNCATED = "REPLAY_TRUNCATED"
 REPLAY_FAILED = "REPLAY_FAILED"
 TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
@@ -79,7 +80,7 @@ class PushHub:
         self.counters = PushStats()
         self.partitions = partitions(settings, "push")
         self._replayer: Replayer = replayer or KafkaReplayer(settings)
-        self._replay_slots = asyncio.Semaphore(MAX_CONCURRENT_REPLAYS)
+        self._limits = Limits(settings.push_queue_size, settings.push_queue_bytes)
         self._subs: dict[str, set[Connection]] = {}
         self._live: set[Connection] = set()
         self._last: dict[int, int] = {}
@@ -101,6 +102,7 @@ class PushHub:
             "connections": c.connections,
             "connections_total": c.connections_total,
             "delivered": c.delivered,
+            "writes": c.writes,
             "evicted": c.evictions,
             "replayed": c.replayed,
             "replays_truncated": c.replays_truncated,
@@ -109,9 +111,9 @@ class PushHub:
 
     # -- connections and subscriptions -------------------------------------------------
 
-    def open(self, principal: Principal) -> Connection:
-        """Register a new client connection."""
-        conn = Connection(principal, self.settings.push_queue_size, self.counters)
+    def open(self, principal: Principal, sink: Sink) -> Connection:
+        """Register a new client connection writing through ``sink``."""
+        conn = Connection(principal, sink, self._limits, self.counters)
         conn.session_ends_at = session_end(
             principal, self._clock(), self.settings.access_token_ttl
         )
@@ -183,8 +185,7 @@ class PushHub:
         events: tuple[Any, ...] = ()
         if after < baseline:
             try:
-                async with self._replay_slots:
-                    result = await self._replayer(partition, after, baseline, names)
+                result = await self._replayer(partition, after, baseline, names)
             except Exception:
                 log.exception("push replay failed", extra={"partition": partition})
                 notice = error_frame(REPLAY_FAILED, "could not replay missed events; re-sync "
@@ -234,9 +235,23 @@ class PushHub:
             log.info("ending push stream: %s", reason, extra={"user": conn.principal.user_id})
             self.close(conn, CLOSE_SESSION_ENDED, reason)
 
+    def keep_alive(self, now: float) -> None:
+        """Let every stream that has been quiet for the heartbeat say it is still there."""
+        quiet = self.settings.sse_heartbeat
+        for conn in self._live:
+            conn.sink.keep_alive(now, quiet)
+
     async def _watch_sessions(self) -> None:
+        # One timer for every connection's checks, rather than one per connection.
+        tick = min(CHECK_SECONDS, self.settings.sse_heartbeat / 2)
+        checked = time.monotonic()
         while True:
-            await asyncio.sleep(CHECK_SECONDS)
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            self.keep_alive(now)
+            if now - checked < CHECK_SECONDS:
+                continue
+            checked = now
             try:
                 await self.check_sessions()
             except Exception:

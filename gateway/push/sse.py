@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 
 import orjson
@@ -24,9 +25,9 @@ from aiohttp import web
 
 from gateway.http.edge import prepare
 from gateway.identity.auth import authenticate
-from gateway.keys import SETTINGS, TOKENS
-from gateway.push.connection import Connection
-from gateway.push.events import Control, PushEvent
+from gateway.keys import TOKENS
+from gateway.push.connection import Connection, Outgoing
+from gateway.push.events import Control
 from gateway.push.hub import MAX_SUBSCRIPTIONS, PushHub
 from gateway.push.keys import PUSH_HUB
 from gateway.push.positions import Vector, format_vector, parse_vector
@@ -42,6 +43,71 @@ HEADERS = {
 }
 
 
+class SseSink:
+    """A stream's frames, handed to its one writer task (SSE rides on chunked HTTP)."""
+
+    __slots__ = ("_chunks", "_idle_since", "_size", "_transport", "_wake", "close_frame",
+                 "vector")
+
+    def __init__(self, vector: Vector, transport: asyncio.Transport | None) -> None:
+        # The stream's position: every ``id:`` carries all of it (see the module doc).
+        self.vector = vector
+        self.close_frame: bytes | None = None
+        self._transport = transport
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._wake: asyncio.Future[None] | None = None
+        self._idle_since = time.monotonic()
+
+    def encode(self, out: Outgoing) -> bytes:
+        """An event's shared body behind this stream's id vector, or a control frame."""
+        if isinstance(out, Control):
+            kind = str(out.frame.get("type", "message"))
+            return f"event: {kind}\ndata: {orjson.dumps(out.frame).decode()}\n\n".encode()
+        self.vector[out.partition] = out.offset
+        return b"id: " + format_vector(self.vector).encode() + b"\n" + out.sse_body()
+
+    def buffered(self) -> int:
+        """Bytes handed over but not yet taken by the client."""
+        transport = self._transport
+        held = 0 if transport is None else transport.get_write_buffer_size()
+        return self._size + held
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for the writer and wake it."""
+        self._chunks.append(data)
+        self._size += len(data)
+        self._idle_since = time.monotonic()
+        self._notify()
+
+    def close(self, code: int, reason: str) -> None:
+        """The writer sends ``event: close`` with ``code`` and ends the stream."""
+        closing = orjson.dumps({"code": code, "reason": reason}).decode()
+        self.close_frame = f"event: close\ndata: {closing}\n\n".encode()
+        self._notify()
+
+    def keep_alive(self, now: float, quiet: float) -> None:
+        """A comment if nothing was sent for ``quiet`` seconds (proxies drop idle streams)."""
+        if now - self._idle_since >= quiet and self.close_frame is None:
+            self.write(b": keepalive\n\n")
+
+    async def take(self) -> bytes | None:
+        """What to write next; ``None`` once closed and drained."""
+        while not self._chunks:
+            if self.close_frame is not None:
+                return None
+            self._wake = asyncio.get_running_loop().create_future()
+            await self._wake
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        return data
+
+    def _notify(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     """Authorize every channel before the stream starts, then replay and stream."""
     principal = authenticate(request, request.app[TOKENS], allow_ticket=True)
@@ -50,16 +116,17 @@ async def events(request: web.Request) -> web.StreamResponse:
     resume = _resume_vector(request)
     response = web.StreamResponse(headers=HEADERS)
     await prepare(request, response)
-    conn = hub.open(principal)
+    plan = _plan(hub, channels, resume)
+    # Keep the client's other partitions, so dropping a channel for a while loses nothing.
+    start: Vector = {**(resume or {}), **{p: after for p, (after, _) in plan.items()}}
+    sink = SseSink(dict(start), request.transport)
+    conn = hub.open(principal, sink)
     try:
-        plan = _plan(hub, channels, resume)
         hub.subscribe(conn, channels)
         conn.hold(channels)  # before any await: live events wait behind their replay
-        # Keep the client's other partitions, so dropping a channel for a while loses nothing.
-        start: Vector = {**(resume or {}), **{p: after for p, (after, _) in plan.items()}}
         replays = asyncio.create_task(_replay(hub, conn, plan), name="push-sse-replay")
         try:
-            await _stream(request, response, conn, start, channels)
+            await _stream(response, sink, start, channels)
         finally:
             replays.cancel()
             await asyncio.wait({replays})
@@ -109,41 +176,15 @@ async def _replay(hub: PushHub, conn: Connection, plan: dict[int, tuple[int, lis
 
 
 async def _stream(
-    request: web.Request,
-    response: web.StreamResponse,
-    conn: Connection,
-    vector: Vector,
-    channels: list[str],
+    response: web.StreamResponse, sink: SseSink, vector: Vector, channels: list[str]
 ) -> None:
-    heartbeat = request.app[SETTINGS].sse_heartbeat
     ready = orjson.dumps({"channels": channels}).decode()
     try:
         head = f"retry: {RETRY_MS}\nid: {format_vector(vector)}\nevent: ready\ndata: {ready}\n\n"
         await response.write(head.encode())
-        while True:
-            try:
-                async with asyncio.timeout(heartbeat):
-                    out = await conn.next()
-            except TimeoutError:
-                if request.transport is None or request.transport.is_closing():
-                    return  # client gone; nothing to flush
-                await response.write(b": keepalive\n\n")
-                continue
-            if out is None:
-                break
-            await response.write(_frame(out, vector))
-        closing = orjson.dumps({"code": conn.close_code, "reason": conn.close_reason}).decode()
-        await response.write(f"event: close\ndata: {closing}\n\n".encode())
+        while (data := await sink.take()) is not None:
+            await response.write(data)
+        if sink.close_frame is not None:
+            await response.write(sink.close_frame)
     except ConnectionError:
         return  # the client disconnected mid-write
-
-
-def _frame(out: PushEvent | Control, vector: Vector) -> bytes:
-    if isinstance(out, Control):
-        kind = str(out.frame.get("type", "message"))
-        return f"event: {kind}\ndata: {orjson.dumps(out.frame).decode()}\n\n".encode()
-    vector[out.partition] = out.offset
-    data = orjson.dumps({"channel": out.channel, "event": out.envelope}).decode()
-    # A line break in the type would end the field early and corrupt the stream.
-    kind = out.type.replace("\r", " ").replace("\n", " ")
-    return f"id: {format_vector(vector)}\nevent: {kind}\ndata: {data}\n\n".encode()

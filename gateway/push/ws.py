@@ -1,9 +1,10 @@
 """``GET /v1/ws``: the push WebSocket.
 
-One reader loop (this handler) answers client frames; one writer task drains
-the connection's queue, so the hub's fan-out is only ever ``put_nowait``.
-Replies (``subscribed``, ``pong``, ``error``) go through the same queue, which
-keeps them ordered with the events they announce.
+One reader loop (this handler) answers client frames. Everything sent goes
+through the connection (``Connection.offer``), replies (``subscribed``,
+``pong``, ``error``) included, which keeps them ordered with the events they
+announce; the connection writes ready-made frames straight to the socket's
+transport (``WsSink``), so there is no writer task and no queue per client.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from gateway.http.edge import prepare
 from gateway.identity.auth import authenticate
 from gateway.keys import TOKENS
 from gateway.push.channels import parse_channel
-from gateway.push.connection import Connection
-from gateway.push.events import Control, PushEvent, error_frame
+from gateway.push.connection import Connection, Outgoing
+from gateway.push.events import Control, error_frame
+from gateway.push.frames import text_frame
 from gateway.push.hub import PushHub
 from gateway.push.keys import PUSH_HUB
 from gateway.push.positions import is_earliest, parse_position
@@ -31,18 +33,75 @@ log = logging.getLogger(__name__)
 HEARTBEAT = 30.0
 MAX_FRAME = 64 * 1024
 CLOSE_TIMEOUT = 5.0
+ABANDON_AFTER = 30.0
 BAD_FRAME = "BAD_FRAME"
 UNKNOWN_TYPE = "UNKNOWN_TYPE"
+
+
+class WsSink:
+    """Writes a connection's frames to its socket; closes it with the connection's code."""
+
+    __slots__ = ("_closing", "_transport", "_ws")
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._closing: asyncio.Task[None] | None = None
+
+    def encode(self, out: Outgoing) -> bytes:
+        """An event's shared frame, or a control frame of this client's own."""
+        if isinstance(out, Control):
+            return text_frame(orjson.dumps(out.frame))
+        return out.ws_frame()
+
+    def buffered(self) -> int:
+        """Bytes the transport holds that the client has not read yet."""
+        transport = self._transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def write(self, data: bytes) -> None:
+        """Hand ``data`` to the transport, unless the stream is already closing."""
+        transport = self._transport
+        # Nothing may follow a close frame, and a closing transport drops writes anyway.
+        if transport is not None and not transport.is_closing() and not self._ws.closed:
+            transport.write(data)
+
+    def keep_alive(self, now: float, quiet: float) -> None:
+        """Nothing to do: aiohttp pings the client (``HEARTBEAT``) and drops a dead one."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; ``closed()`` waits for it."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(code, reason), name="push-ws-close")
+
+    async def closed(self) -> None:
+        """Wait for the closing handshake started by ``close`` (if any) to finish."""
+        if self._closing is not None:
+            await asyncio.wait({self._closing})
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            # A client that stopped reading never answers; cancelling makes aiohttp close
+            # the transport, which still sends what it buffers (the close frame last).
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._ws.close(code=code, message=reason.encode())
+        except (TimeoutError, ConnectionError):
+            pass
+        if self._transport is not None:
+            # Bound what a peer that never reads again can hold: drop its buffer later.
+            asyncio.get_running_loop().call_later(ABANDON_AFTER, self._transport.abort)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     """Authenticate (before the upgrade, so failures are plain 401s), then serve frames."""
     principal = authenticate(request, request.app[TOKENS], allow_ticket=True)
     hub = request.app[PUSH_HUB]
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME, timeout=CLOSE_TIMEOUT)
+    # No compression: every client gets the very bytes the hub encoded once per event.
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_FRAME, timeout=CLOSE_TIMEOUT,
+                               compress=False)
     await prepare(request, ws)
-    conn = hub.open(principal)
-    writer = asyncio.create_task(_write(ws, conn), name="push-ws-writer")
+    sink = WsSink(ws, request.transport)
+    conn = hub.open(principal, sink)
     try:
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
@@ -52,30 +111,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             elif msg.type is WSMsgType.ERROR:
                 break
     finally:
-        hub.close(conn)  # the writer sees the end and closes the socket with conn's code
-        await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT + 1)
-        if not writer.done():
-            writer.cancel()
-            await asyncio.wait({writer})
-        if not writer.cancelled() and (exc := writer.exception()) is not None:
-            log.warning("push writer failed", exc_info=exc)
+        hub.close(conn)  # closes the socket with conn's code (evicted, expired, shut down)
+        await sink.closed()
     return ws
-
-
-async def _write(ws: web.WebSocketResponse, conn: Connection) -> None:
-    try:
-        while (out := await conn.next()) is not None:
-            await ws.send_str(_encode(out))
-    except ConnectionError:
-        return  # the peer went away; the reader loop ends on its own
-    await ws.close(code=conn.close_code or 1000, message=conn.close_reason.encode())
-
-
-def _encode(out: PushEvent | Control) -> str:
-    if isinstance(out, Control):
-        return orjson.dumps(out.frame).decode()
-    frame = {"type": "event", "channel": out.channel, "id": out.id, "event": out.envelope}
-    return orjson.dumps(frame).decode()
 
 
 def _reply(hub: PushHub, conn: Connection, frame: Control) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,7 @@ from config import Settings
 from gateway.identity.auth import TokenService
 from gateway.keys import SETTINGS, TOKENS
 from gateway.push import setup_push
+from gateway.push.keys import PUSH_HUB
 from streams.envelope import Envelope
 from streams.errors import Forbidden, InvalidInput, MercatoError, Unauthenticated
 
@@ -265,3 +267,71 @@ async def test_server_shutdown_closes_live_streams_promptly(
         final = await sse_frame(sse)
         assert final["event"] == "close"
         assert orjson.loads(final["data"]) == {"code": 1001, "reason": "server shutdown"}
+
+
+@pytest.fixture
+async def small_queues(topics: Settings) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The push app with 64 KiB of unread output allowed per client."""
+    app = web.Application(middlewares=[problems])
+    app[SETTINGS] = dataclasses.replace(topics, push_queue_bytes=64 * 1024)
+    app[TOKENS] = TokenService(topics)
+    setup_push(app)
+    test_client = TestClient(TestServer(app))
+    await test_client.start_server()
+    try:
+        yield test_client
+    finally:
+        await test_client.close()
+
+
+async def _stalled_ws(client: TestClient[web.Request, web.Application], channel: str
+                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket client on a raw socket, subscribed, that then reads nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # so the server's buffer fills
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (client.host, client.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    token = tokens(client).issue_access("U8", ["buyer"])
+    writer.write(("GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  f"Authorization: Bearer {token}\r\n\r\n").encode())
+    async with asyncio.timeout(STEP):
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        frame = orjson.dumps({"type": "subscribe", "channel": channel})
+        writer.write(bytes([0x81, 0x80 | len(frame)]) + b"\0\0\0\0" + frame)  # zero mask
+        assert b'"subscribed"' in await reader.readuntil(b"}")
+    return reader, writer
+
+
+async def test_a_client_that_stops_reading_is_evicted_with_1013_and_nobody_else(
+    small_queues: TestClient[web.Request, web.Application],
+) -> None:
+    client = small_queues
+    assert client.app is not None
+    hub = client.app[PUSH_HUB]
+    channel, count = "product:P9", 300
+    reader, writer = await _stalled_ws(client, channel)
+    async with client.ws_connect("/v1/ws", headers=bearer(client, "U9")) as fast:
+        await send(fast, type="subscribe", channel=channel)
+        base = hub.position(hub.partition_of(channel)) + 1
+        padding = "x" * 32_000  # 300 of these overflow the stalled client's socket and queue
+        got: list[int] = []
+        for n in range(count):
+            env = Envelope(
+                id=f"big-{n}", type="product.updated", version=1, key="P9",
+                occurred_at="2025-01-01T00:00:00.000Z", source="test", correlation_id=f"c{n}",
+                causation_id=None, data={"n": n, "padding": padding},
+            )
+            hub.dispatch(channel, hub.partition_of(channel), base + n, env.to_dict())
+            got.append((await frame(fast))["event"]["data"]["n"])
+        assert got == list(range(count))  # the reader that keeps up got every event, in order
+        assert hub.stats()["evicted"] == 1
+        assert await send(fast, type="ping") == {"type": "pong"}
+    # The stalled client, reading again, finds what was sent before the eviction and the
+    # close frame with 1013 last.
+    async with asyncio.timeout(3 * STEP):
+        rest = await reader.read()
+    writer.close()
+    assert rest.endswith(b"\x88\x0f\x03\xf5slow consumer")

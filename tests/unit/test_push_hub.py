@@ -14,6 +14,7 @@ from gateway.push.events import Control, PushEvent
 from gateway.push.hub import MAX_SUBSCRIPTIONS, PushHub
 from gateway.push.replay import ReplayResult
 from streams.errors import InvalidInput
+from tests.support.push import RecordingSink
 
 QUEUE = 4
 ME = Principal("U1", frozenset({"buyer"}), scopes_for(["buyer"]), "jti")
@@ -54,21 +55,21 @@ class FakeReplayer:
 
 
 def make_hub(replayer: FakeReplayer | None = None) -> PushHub:
-    settings = Settings(jwt_secret="x" * 40, push_queue_size=QUEUE)
+    # One byte per recorded frame: a client may leave QUEUE frames unread.
+    settings = Settings(jwt_secret="x" * 40, push_queue_size=QUEUE, push_queue_bytes=QUEUE)
     hub = PushHub(settings, replayer=replayer)
     if replayer is not None:
         replayer.hub = hub
     return hub
 
 
+def open_conn(hub: PushHub, *, stalled: bool = False) -> Connection:
+    return hub.open(ME, RecordingSink(stalled=stalled))
+
+
 async def drain(conn: Connection, count: int) -> list[PushEvent | Control]:
-    out: list[PushEvent | Control] = []
-    async with asyncio.timeout(1):
-        for _ in range(count):
-            item = await conn.next()
-            assert item is not None
-            out.append(item)
-    return out
+    assert isinstance(conn.sink, RecordingSink)
+    return await conn.sink.take(count)
 
 
 def offsets(items: list[PushEvent | Control]) -> list[int]:
@@ -77,7 +78,7 @@ def offsets(items: list[PushEvent | Control]) -> list[int]:
 
 async def test_fan_out_reaches_only_the_channels_subscribers() -> None:
     hub = make_hub()
-    one, two, both = hub.open(ME), hub.open(ME), hub.open(ME)
+    one, two, both = open_conn(hub), open_conn(hub), open_conn(hub)
     hub.subscribe(one, ["user:U1"])
     hub.subscribe(two, ["user:U2"])
     hub.subscribe(both, ["user:U1", "user:U2"])
@@ -94,7 +95,7 @@ async def test_fan_out_reaches_only_the_channels_subscribers() -> None:
 
 async def test_slow_consumer_is_evicted_without_blocking_others() -> None:
     hub = make_hub()
-    slow, fast = hub.open(ME), hub.open(ME)
+    slow, fast = open_conn(hub, stalled=True), open_conn(hub)
     hub.subscribe(slow, ["user:U1"])
     hub.subscribe(fast, ["user:U1"])
     received: list[int] = []
@@ -105,7 +106,7 @@ async def test_slow_consumer_is_evicted_without_blocking_others() -> None:
     assert slow.ended
     assert slow.close_code == CLOSE_SLOW
     assert slow.close_reason == "slow consumer"
-    assert await slow.next() is None
+    assert slow.sink.closed_with == (CLOSE_SLOW, "slow consumer")  # type: ignore[attr-defined]
     assert "user:U1" not in slow.channels
     assert hub.stats()["evicted"] == 1
     assert hub.stats()["connections"] == 1
@@ -118,7 +119,7 @@ async def test_resume_replays_then_goes_live_without_gaps_or_duplicates() -> Non
     for channel, partition, offset in history:  # before the client: moves positions only
         hub.dispatch(channel, partition, offset, envelope(offset))
     replayer.during = [("user:U1", 2, 7), ("user:U1", 2, 8)]
-    conn = hub.open(ME)
+    conn = open_conn(hub)
     await hub.resume(conn, ["user:U1"], 2, after=2)
     hub.dispatch("user:U1", 2, 9, envelope(9))
     assert replayer.calls == [(2, 2, 6)]
@@ -130,7 +131,7 @@ async def test_live_events_at_or_below_the_resume_point_are_suppressed() -> None
     replayer = FakeReplayer([])
     hub = make_hub(replayer)
     hub.dispatch("user:U1", 1, 5, envelope(5))
-    conn = hub.open(ME)
+    conn = open_conn(hub)
     # The client already saw offset 7 (another gateway was ahead of this one).
     await hub.resume(conn, ["user:U1"], 1, after=7)
     for offset in (6, 7, 8):
@@ -143,7 +144,7 @@ async def test_truncated_and_failed_replays_tell_the_client_and_stay_live() -> N
     replayer = FakeReplayer([("user:U1", 0, 1)], truncated=True)
     hub = make_hub(replayer)
     hub.dispatch("user:U1", 0, 3, envelope(3))
-    conn = hub.open(ME)
+    conn = open_conn(hub)
     await hub.resume(conn, ["user:U1"], 0, after=-1)
     hub.dispatch("user:U1", 0, 4, envelope(4))
     items = await drain(conn, 3)
@@ -160,7 +161,7 @@ async def test_truncated_and_failed_replays_tell_the_client_and_stay_live() -> N
 
     failing = PushHub(Settings(jwt_secret="x" * 40), replayer=broken)
     failing.dispatch("user:U1", 0, 3, envelope(3))
-    other = failing.open(ME)
+    other = failing.open(ME, RecordingSink())
     await failing.resume(other, ["user:U1"], 0, after=0)
     failing.dispatch("user:U1", 0, 4, envelope(4))
     items = await drain(other, 2)
@@ -171,7 +172,7 @@ async def test_truncated_and_failed_replays_tell_the_client_and_stay_live() -> N
 
 async def test_unsubscribe_limits_invalid_records_and_shutdown() -> None:
     hub = make_hub()
-    conn = hub.open(ME)
+    conn = open_conn(hub)
     hub.subscribe(conn, ["user:U1"])
     hub.dispatch("user:U1", 0, 1, b"not json")
     hub.dispatch("user:U1", 0, 2, envelope(2))
@@ -181,12 +182,11 @@ async def test_unsubscribe_limits_invalid_records_and_shutdown() -> None:
     with pytest.raises(InvalidInput) as caught:
         hub.subscribe(conn, [f"product:P{i}" for i in range(MAX_SUBSCRIPTIONS + 1)])
     assert caught.value.code == "TOO_MANY_SUBSCRIPTIONS"
-    waiting = asyncio.create_task(conn.next())
-    await asyncio.sleep(0)
-    assert not waiting.done()  # event 2 was dropped with the subscription
+    assert isinstance(conn.sink, RecordingSink)
+    assert offsets(await conn.sink.rest()) == [2]  # and not 3, after the unsubscribe
     hub.close_all()
-    assert await asyncio.wait_for(waiting, 1) is None
     assert conn.close_code == CLOSE_GOING_AWAY
+    assert conn.sink.closed_with == (CLOSE_GOING_AWAY, "server shutdown")
     assert hub.stats()["connections"] == 0
 
 

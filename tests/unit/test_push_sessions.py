@@ -10,6 +10,7 @@ from gateway.identity.auth import Principal, scopes_for
 from gateway.push.hub import PushHub
 from gateway.push.stream_expiry import CLOSE_SESSION_ENDED, session_end
 from streams.errors import Unavailable
+from tests.support.push import RecordingSink
 
 TTL = 900
 NOW = 1_000_000.0
@@ -55,7 +56,7 @@ def test_a_stream_lasts_as_long_as_its_credentials() -> None:
 async def test_expired_streams_end_with_4401() -> None:
     clock = Clock()
     hub = _hub(None, clock)
-    conn = hub.open(ADA)
+    conn = hub.open(ADA, RecordingSink())
     await hub.check_sessions()
     assert not conn.ended
     clock.now = NOW + 601
@@ -69,9 +70,10 @@ async def test_revoked_streams_end_and_later_tokens_stay() -> None:
     clock = Clock()
     revocations = FakeRevocations()
     hub = _hub(revocations, clock)
-    old = hub.open(ADA)
-    newer = hub.open(dataclasses.replace(ADA, token_id="j2", issued_at_ms=int(NOW * 1000) + 10))
-    other = hub.open(dataclasses.replace(ADA, user_id="bob"))
+    old = hub.open(ADA, RecordingSink())
+    newer = hub.open(dataclasses.replace(ADA, token_id="j2", issued_at_ms=int(NOW * 1000) + 10),
+                     RecordingSink())
+    other = hub.open(dataclasses.replace(ADA, user_id="bob"), RecordingSink())
     revocations.values["ada"] = int(NOW * 1000)  # e.g. a password reset, just now
     await hub.check_sessions()
     assert old.close_code == CLOSE_SESSION_ENDED
@@ -86,7 +88,7 @@ async def test_without_redis_expiry_still_applies() -> None:
     revocations = FakeRevocations()
     revocations.down = True
     hub = _hub(revocations, clock)
-    conn = hub.open(ADA)
+    conn = hub.open(ADA, RecordingSink())
     await hub.check_sessions()
     assert not conn.ended
     clock.now = NOW + 601
