@@ -218,3 +218,18 @@ async def test_a_viewer_is_counted_by_presence_and_the_marketplace_dashboard(
         own = await client.get("/v1/analytics/dashboard", headers=admin,
                                params={"sellerId": "S1"})
         assert "viewersNow" not in await own.json()
+
+
+async def test_sse_streams_are_told_too(topics: Settings) -> None:
+    async with gateway_client(topics) as client:
+        stream = await client.get("/v1/events", params={"channels": P1},
+                                  headers=bearer(client, "alice"))
+        assert stream.status == 200
+        try:
+            async with asyncio.timeout(TICKS):
+                while (line := await stream.content.readline()) != b"event: presence\n":
+                    assert line, "the stream ended"
+                data = await stream.content.readline()
+            assert data == b'data: {"type":"presence","channel":"product:p1","count":1}\n'
+        finally:
+            stream.close()
