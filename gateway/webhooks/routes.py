@@ -24,10 +24,10 @@ from gateway.identity.auth import Principal, require_scope
 from gateway.runtime import commands
 from gateway.webhooks.keys import DELIVERIES, WEBHOOKS
 from gateway.webhooks.schemas import (
-    AcceptedOut,
     CreatedWebhookOut,
     CreateWebhookBody,
     DeliveryPage,
+    QueuedDeliveryOut,
     UpdateWebhookBody,
     WebhookOut,
     WebhookPage,
@@ -237,7 +237,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     tags=("webhooks",),
     auth=True,
     responses={
-        202: ("Queued", AcceptedOut),
+        202: ("Queued", QueuedDeliveryOut),
         **_AUTH,
         404: ("No such endpoint or delivery of yours", None),
     },
@@ -260,7 +260,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
     "Send the endpoint a signed webhook.ping delivery (logged like any other)",
     tags=("webhooks",),
     auth=True,
-    responses={202: ("Queued", AcceptedOut), **_OWN},
+    responses={202: ("Queued", QueuedDeliveryOut), **_OWN},
 )
 async def test_webhook(request: web.Request) -> web.Response:
     """A ping is a delivery like the others: signed, retried, in the log."""

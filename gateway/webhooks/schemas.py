@@ -79,7 +79,7 @@ class DeliveryPage(Out):
     pagination: PaginationOut
 
 
-class AcceptedOut(Out):
+class QueuedDeliveryOut(Out):
     """What was queued."""
 
     delivery_id: str

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import ipaddress
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from agents.webhooks import addresses, backoff, catalogue, signing
 from agents.webhooks.deliveries import DeliveriesDecider, delivery_key, endpoint_key
+from agents.webhooks.dispatcher import Dispatcher
+from config import Settings
 from stores.webhooks import DeliveryLog, Endpoint, WebhookRepository
 from streams.envelope import new_event
 from streams.errors import InvalidInput
@@ -247,3 +252,64 @@ async def test_an_endpoint_failing_too_often_in_a_row_is_disabled_and_its_owner_
     (message,) = effects.of("message.requested")
     assert message.data["template"] == "webhook_disabled"
     assert message.data["userId"] == disabled.data["ownerId"] == "seller-1"
+
+
+# The dispatcher.
+
+class OneEndpoint(FakeEndpoints):
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    async def get(self, webhook_id: str) -> Endpoint:
+        return dataclasses.replace(await super().get(webhook_id), url=self.url)
+
+
+def dispatcher(url: str, **changes: Any) -> tuple[Dispatcher, dict[str, Any], RecordingEffects]:
+    settings = Settings(jwt_secret="x" * 48, webhook_retry_schedule="1", **changes)
+    table: dict[str, Any] = {}
+    effects = RecordingEffects(repos={WebhookRepository: OneEndpoint(url)})
+    return Dispatcher(table, effects, settings), table, effects
+
+
+async def pending(table: dict[str, Any], dispatch: Dispatcher, ident: str, webhook: str) -> None:
+    agent = DeliveriesDecider(table, RecordingEffects(repos={DeliveryLog: FakeLog()}),
+                              disable_after=10, on_change=dispatch.note)
+    raw = orjson.loads(requested(ident))
+    raw["data"]["webhookId"] = webhook
+    await agent.handle(orjson.dumps(raw))
+
+
+async def test_outside_dev_a_delivery_to_a_private_address_fails_without_a_request() -> None:
+    dispatch, table, effects = dispatcher("http://127.0.0.1:9/never", env="prod")
+    await pending(table, dispatch, "d1", "w1")
+    assert await dispatch.tick(AT + timedelta(seconds=1)) == 1
+    await asyncio.gather(*list(dispatch._tasks))
+    (attempt,) = effects.of("webhook.delivery_attempted")
+    assert attempt.data["ok"] is False
+    assert attempt.data["statusCode"] is None
+    assert attempt.data["error"].startswith("WEBHOOK_URL_REFUSED")
+    assert attempt.data["nextAttemptAt"] is not None  # retried: DNS answers may change
+    await dispatch.aclose()
+
+
+async def test_one_endpoints_slots_bound_its_attempts_and_not_the_others() -> None:
+    dispatch, table, _ = dispatcher("http://127.0.0.1:9/never", webhook_endpoint_concurrency=2,
+                                    webhook_concurrency=3)
+    for n in range(4):
+        await pending(table, dispatch, f"slow-{n}", "slow")
+    await pending(table, dispatch, "other-0", "other")
+    blocked = asyncio.Event()
+    started: list[str] = []
+
+    async def hang(delivery_id: str, webhook_id: str, attempt: int) -> None:
+        started.append(webhook_id)
+        await blocked.wait()
+
+    dispatch._attempt = hang  # type: ignore[method-assign]
+    assert await dispatch.tick(AT + timedelta(seconds=1)) == 3
+    await asyncio.sleep(0)
+    assert sorted(started) == ["other", "slow", "slow"]
+    assert await dispatch.tick(AT + timedelta(seconds=1)) == 0  # nothing made twice
+    blocked.set()
+    await dispatch.aclose()

@@ -1,0 +1,139 @@
+"""/v1/webhooks against the gateway, MongoDB and Kafka: who may, what is checked, what is shown."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from config import Settings
+from gateway.identity.auth import TokenService
+from tests.support.http import gateway_client
+
+pytestmark = pytest.mark.integration
+Client = TestClient[web.Request, web.Application]
+Json = dict[str, Any]
+HOOK = "https://hooks.example.com/mercato"
+
+
+@pytest.fixture
+async def client(topics: Settings) -> AsyncIterator[Client]:
+    """The gateway in process, two endpoints per owner at most."""
+    async with gateway_client(dataclasses.replace(topics, webhook_max_per_owner=2)) as c:
+        yield c
+
+
+@pytest.fixture
+def auth(topics: Settings) -> Any:
+    """A bearer header for a fresh user of ``role``."""
+    tokens = TokenService(topics)
+
+    def header(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens.issue_access(uuid.uuid4().hex, [role])}"}
+
+    return header
+
+
+async def create(client: Client, who: dict[str, str], **body: Any) -> Any:
+    return await client.post("/v1/webhooks", headers=who,
+                             json={"url": HOOK, "events": ["order.*"], **body})
+
+
+async def test_sellers_and_admins_register_and_see_only_their_own(
+    client: Client, auth: Any
+) -> None:
+    seller, other = auth("seller"), auth("seller")
+    created = await create(client, seller, description="orders to the ERP")
+    assert created.status == 201, await created.text()
+    endpoint: Json = await created.json()
+    assert endpoint["secret"].startswith("whsec_")
+    assert created.headers["Location"] == f"/v1/webhooks/{endpoint['webhookId']}"
+    path = f"/v1/webhooks/{endpoint['webhookId']}"
+
+    shown = await (await client.get(path, headers=seller)).json()
+    assert "secret" not in shown
+    assert (shown["url"], shown["events"], shown["enabled"]) == (HOOK, ["order.*"], True)
+    listed = await (await client.get("/v1/webhooks", headers=seller)).json()
+    assert [e["webhookId"] for e in listed["data"]] == [endpoint["webhookId"]]
+    assert "secret" not in listed["data"][0]
+
+    for method in ("get", "patch", "delete"):
+        kwargs: Json = {"json": {"enabled": False}} if method == "patch" else {}
+        hidden = await getattr(client, method)(path, headers=other, **kwargs)
+        assert hidden.status == 404, method
+    assert (await client.get(path + "/deliveries", headers=other)).status == 404
+    assert (await client.post(path + "/test", headers=other)).status == 404
+    assert (await client.get("/v1/webhooks", headers=other)).status == 200
+
+    admin = await create(client, auth("admin"))
+    assert admin.status == 201, await admin.text()
+
+
+async def test_buyers_and_strangers_are_refused(client: Client, auth: Any) -> None:
+    refused = await create(client, auth("buyer"))
+    assert refused.status == 403
+    assert (await refused.json())["code"] == "INSUFFICIENT_SCOPE"
+    assert (await client.get("/v1/webhooks")).status == 401
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"url": "ftp://hooks.example.com/x"}, "WEBHOOK_URL_REFUSED"),
+    ({"url": "https://u:p@hooks.example.com/x"}, "WEBHOOK_URL_REFUSED"),
+    ({"events": ["order.shipped"]}, "WEBHOOK_EVENTS"),
+    ({"events": []}, "VALIDATION_ERROR"),
+    ({"url": "https://hooks.example.com/" + "a" * 2100}, "VALIDATION_ERROR"),
+])
+async def test_bad_urls_and_events_are_422_with_their_code(
+    client: Client, auth: Any, body: Json, code: str
+) -> None:
+    refused = await create(client, auth("seller"), **body)
+    assert refused.status == 422, await refused.text()
+    assert (await refused.json())["code"] == code
+
+
+async def test_an_owner_may_register_only_so_many(client: Client, auth: Any) -> None:
+    seller = auth("seller")
+    for _ in range(2):
+        assert (await create(client, seller)).status == 201
+    over = await create(client, seller)
+    assert over.status == 409
+    assert (await over.json())["code"] == "WEBHOOK_LIMIT"
+
+
+async def test_patch_delete_and_an_empty_delivery_log(client: Client, auth: Any) -> None:
+    seller = auth("seller")
+    endpoint = await (await create(client, seller)).json()
+    path = f"/v1/webhooks/{endpoint['webhookId']}"
+    changed = await client.patch(path, headers=seller,
+                                 json={"events": ["payment.*", "order.placed"], "enabled": False})
+    assert changed.status == 200, await changed.text()
+    assert (await changed.json())["events"] == ["payment.*", "order.placed"]
+    assert (await changed.json())["enabled"] is False
+    bad = await client.patch(path, headers=seller, json={"url": "gopher://x"})
+    assert (await bad.json())["code"] == "WEBHOOK_URL_REFUSED"
+
+    log = await client.get(path + "/deliveries", headers=seller)
+    assert log.status == 200
+    assert (await log.json())["data"] == []
+    missing = await client.post(f"{path}/deliveries/{uuid.uuid4().hex}/retry", headers=seller)
+    assert missing.status == 404
+    assert (await client.post(path + "/test", headers=seller)).status == 202
+
+    assert (await client.delete(path, headers=seller)).status == 204
+    assert (await client.get(path, headers=seller)).status == 404
+
+
+async def test_prod_refuses_urls_that_resolve_to_private_addresses(
+    topics: Settings, auth: Any
+) -> None:
+    async with gateway_client(dataclasses.replace(topics, env="prod")) as prod:
+        for url in ("http://127.0.0.1:8080/x", "http://localhost/x", "http://10.0.0.5/x",
+                    "http://[::ffff:169.254.169.254]/x", "http://[fd00::1]/x"):
+            refused = await create(prod, auth("seller"), url=url)
+            assert refused.status == 422, url
+            assert (await refused.json())["code"] == "WEBHOOK_URL_REFUSED"
