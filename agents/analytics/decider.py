@@ -33,6 +33,7 @@ from agents.analytics.windows import (
 )
 from agents.runtime.effects import Effects
 from stores.analytics import AnalyticsRepository
+from stores.suggestions import SuggestionRepository
 from streams.envelope import Envelope, derived_id, format_time, new_event
 from streams.events.analytics import AnalyticsTick, WindowClosed
 
@@ -193,8 +194,14 @@ class AnalyticsDecider:
 
     async def _emit_all(self, windows: list[Window]) -> None:
         repo = self._effects.repo(AnalyticsRepository)
+        suggestions = self._effects.repo(SuggestionRepository)
         for window in windows:
             await repo.upsert_window(window)
+            if window["size"] == "hour" and window["sellerId"] is None:
+                # The marketplace's hourly figures rank search suggestions (stores.suggestions).
+                await suggestions.record_popularity(
+                    int(window["start"]), window["metrics"]["products"]
+                )
             for metric, value in metrics.metric_values(window["metrics"]).items():
                 record = WindowClosed.model_validate({
                     "sellerId": window["sellerId"], "metric": metric, "size": window["size"],

@@ -24,6 +24,7 @@ from agents.runtime.decisions import Decisions
 from agents.runtime.effects import Effects
 from agents.runtime.replies import reply
 from stores.products import Product, ProductRepository
+from stores.suggestions import SuggestionRepository
 from streams.envelope import Envelope, utcnow
 from streams.events.inventory import AdjustRequested
 from streams.events.products import (
@@ -91,6 +92,13 @@ class CatalogDecider:
         kind = decision["kind"]
         if kind != "unchanged":
             await self._products.project(facts)
+        stored = await self._products.get(command.product_id)
+        if stored is not None:
+            # Before the event, which drops cached answers: none may be refilled from an
+            # index not written yet. From the stored (newest) version, so an older command
+            # repeated rewrites nothing.
+            await self._effects.repo(SuggestionRepository).index(stored)
+        if kind != "unchanged":
             event = await caused.emit(
                 self._effects, _payload(command, decision), cause=envelope, source=SOURCE,
                 at=datetime.fromisoformat(decision["at"]),
@@ -100,7 +108,6 @@ class CatalogDecider:
             else:
                 # Subscribers of product:{id} watch price and status; creation has none yet.
                 await self._effects.push(f"product:{command.product_id}", event)
-        stored = await self._products.get(command.product_id)
         result = _result(stored, facts)
         if kind == "created":
             # The inventory agent owns stock; the answer shows what it is being created with.

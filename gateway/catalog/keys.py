@@ -1,4 +1,4 @@
-"""State of the catalog domain: the products and reviews read models."""
+"""State of the catalog domain: the products, reviews and suggestion read models."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from aiohttp import web
 if TYPE_CHECKING:
     from stores.products import ProductRepository
     from stores.reviews import ReviewRepository
+    from stores.suggestions import SuggestionRepository
 
 PRODUCTS: web.AppKey[ProductRepository] = web.AppKey("products")
 REVIEWS: web.AppKey[ReviewRepository] = web.AppKey("reviews")
+SUGGESTIONS: web.AppKey[SuggestionRepository] = web.AppKey("suggestions")

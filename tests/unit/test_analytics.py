@@ -15,6 +15,7 @@ from agents.analytics.facts import FactMapper, by_scope, facts_record
 from agents.analytics.publisher import SnapshotPublisher
 from gateway.http.ratelimit.policies import POLICIES, classify
 from stores.analytics import AnalyticsRepository
+from stores.suggestions import SuggestionRepository
 from streams.envelope import Envelope, new_event
 from streams.events.analytics import (
     AnalyticsFacts,
@@ -55,14 +56,26 @@ class FakeRepo:
         self.snapshots[scope] = snapshot
 
 
+class FakePopularity:
+    """What the marketplace's hour windows recorded for suggestions: (hour, products)."""
+
+    def __init__(self) -> None:
+        self.recorded: list[tuple[int, dict[str, Any]]] = []
+
+    async def record_popularity(self, hour_ms: int, products: dict[str, Any]) -> int:
+        self.recorded.append((hour_ms, dict(products)))
+        return len(products)
+
+
 class Effects(RecordingEffects):
     def __init__(self) -> None:
         super().__init__()
         self.store = FakeRepo()
+        self.popularity = FakePopularity()
 
     def repo(self, cls: type[R]) -> R:
-        assert cls is AnalyticsRepository
-        store: Any = self.store
+        assert cls in (AnalyticsRepository, SuggestionRepository)
+        store: Any = self.store if cls is AnalyticsRepository else self.popularity
         return store  # type: ignore[no-any-return]
 
 

@@ -15,6 +15,7 @@ from agents.catalog.reviews import ReviewDecider
 from config import Settings
 from stores.products import Product, ProductRepository, etag, product
 from stores.reviews import Review, ReviewRepository
+from stores.suggestions import SuggestionRepository
 from streams.envelope import Envelope, derived_id, new_event
 from streams.events.commands import CommandAnswered
 from streams.events.inventory import AdjustRequested
@@ -71,11 +72,22 @@ class FakeReviews(ReviewRepository):
         return self.reviews.setdefault(review.review_id, review) is review
 
 
+class FakeSuggestions:
+    """Remembers each product the agent (re-)indexed for suggestions, as it was then."""
+
+    def __init__(self) -> None:
+        self.indexed: list[Product] = []
+
+    async def index(self, product: Product) -> None:
+        self.indexed.append(product)
+
+
 class CatalogEffects(RecordingEffects):
     """The recording effects over in-memory products and reviews, answers read back as pairs."""
 
     def __init__(self) -> None:
-        super().__init__(repos={ProductRepository: FakeProducts(), ReviewRepository: FakeReviews()})
+        super().__init__(repos={ProductRepository: FakeProducts(), ReviewRepository: FakeReviews(),
+                                SuggestionRepository: FakeSuggestions()})
 
     @property
     def products(self) -> FakeProducts:

@@ -1,0 +1,103 @@
+"""Search suggestions on the real stack: the catalog agent indexes, the gateway answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from config import Settings
+from stores.suggestions import SuggestionRepository
+from tests.integration.catalog.conftest import People
+from tests.support.catalog import Client, new_product
+from tests.support.files import mongo
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def suggestions(env: Settings) -> AsyncIterator[SuggestionRepository]:
+    """The suggestion index of the package's database, to record popularity as analytics do."""
+    client, db = mongo(env)
+    database: AsyncDatabase[dict[str, Any]] = db
+    yield SuggestionRepository(database)
+    await client.close()
+
+
+async def suggest(client: Client, q: str, **query: str) -> list[dict[str, Any]]:
+    """GET /v1/search/suggest; it must succeed."""
+    response = await client.get("/v1/search/suggest", params={"q": q, **query})
+    assert response.status == 200, await response.text()
+    return list((await response.json())["suggestions"])
+
+
+def texts(found: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(s["kind"], s["text"]) for s in found]
+
+
+async def test_prefixes_of_any_word_ranked_by_popularity(
+    client: Client, people: People, suggestions: SuggestionRepository
+) -> None:
+    _, seller = people["seller"]
+    laptop = await new_product(client, seller, "Quokka Laptop Pro", category="Quokkatronics")
+    book = await new_product(client, seller, "Budget Quokkabook", category="Quokkatronics")
+    mouse = await new_product(client, seller, "Quokka Mouse", category="Quokka Gear")
+    old = await new_product(client, seller, "Quokka Relic", category="Quokka Attic")
+    gone = await client.delete(f"/v1/products/{old['productId']}", headers=seller)
+    assert gone.status == 204
+    hour = 3_600_000 * 500_000
+    await suggestions.record_popularity(hour, {
+        mouse["productId"]: {"orders": 3, "views": 0},
+        laptop["productId"]: {"orders": 0, "views": 5},
+    })
+
+    found = await suggest(client, "quok")
+    assert texts(found) == [
+        ("category", "Quokkatronics"), ("category", "Quokka Gear"),  # by active products
+        ("product", "Quokka Mouse"), ("product", "Quokka Laptop Pro"),
+        ("product", "Budget Quokkabook"),  # by its second word; the archived one is left out
+    ]
+    assert found[2]["productId"] == mouse["productId"]
+    assert "productId" not in found[0]
+    # A later word, several words, and any case or accents.
+    assert texts(await suggest(client, "LAPT")) == [("product", "Quokka Laptop Pro")]
+    assert texts(await suggest(client, "quokka lap")) == [("product", "Quokka Laptop Pro")]
+    assert texts(await suggest(client, "laptop p")) == [("product", "Quokka Laptop Pro")]
+    assert texts(await suggest(client, "Quökka  M")) == [("product", "Quokka Mouse")]
+    assert await suggest(client, "quokkatron", limit="3") == []  # no room for categories
+    assert texts(await suggest(client, "quokkatron", limit="4")) == [
+        ("category", "Quokkatronics")]
+    # Views moved ahead of orders: the new ranking shows once the cache entry is dropped.
+    await suggestions.record_popularity(hour + 3_600_000, {book["productId"]: {"views": 99}})
+    renamed = await client.patch(
+        f"/v1/products/{laptop['productId']}", json={"name": "Quokka Notebook"},
+        headers={**seller, "If-Match": laptop["_etag"]},
+    )
+    assert renamed.status == 200, await renamed.text()
+    assert texts(await suggest(client, "quokka", limit="3")) == [
+        ("product", "Budget Quokkabook"), ("product", "Quokka Mouse"),
+        ("product", "Quokka Notebook")]
+    assert await suggest(client, "quokka lap") == []
+    assert texts(await suggest(client, "quokkatron", limit="4")) == [
+        ("category", "Quokkatronics")]
+
+
+async def test_limits_validation_and_caching(client: Client, people: People) -> None:
+    _, seller = people["seller"]
+    for n in range(4):
+        await new_product(client, seller, f"Wombat Item {n}", category="Wombats")
+    assert len(await suggest(client, "wombat", limit="2")) == 2
+    assert len(await suggest(client, "wombat", limit="20")) == 5  # 4 products, 1 category
+    assert await suggest(client, "!!!") == []  # no word in it: nothing to look up
+    for query in ({}, {"q": ""}, {"q": "w" * 65}, {"q": "w", "limit": "0"},
+                  {"q": "w", "limit": "21"}, {"q": "w", "limit": "x"}):
+        refused = await client.get("/v1/search/suggest", params=query)
+        assert refused.status == 422, query
+        assert (await refused.json())["code"] == "VALIDATION_ERROR"
+    first = await client.get("/v1/search/suggest", params={"q": "wom"})
+    assert first.headers["Cache-Control"].startswith("public")
+    again = await client.get("/v1/search/suggest", params={"q": "wom"},
+                             headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status == 304
