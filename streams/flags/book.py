@@ -84,7 +84,7 @@ class FlagBook:
         except (EnvelopeError, ValueError) as exc:
             # One bad record must not stop every process from following the others.
             self.invalid_records += 1
-            log.warning("unreadable config record ignored", extra={"flag": name, "error": str(exc)})
+            log.warning("unreadable config record of %s ignored: %s", name, exc)
             return
         roles = frozenset(state.roles) if state.roles is not None else None
         self._flags[name] = Flag(
@@ -96,7 +96,7 @@ class FlagBook:
     def _noted(self, name: str) -> None:
         if self.loaded:
             flag = self.flag(name)
-            log.info("feature flag changed", extra={
+            log.info("feature flag changed: %s", name, extra={
                 "flag": name, "enabled": flag.enabled, "rolloutPercent": flag.rollout_percent,
                 "roles": sorted(flag.roles) if flag.roles is not None else None,
             })
