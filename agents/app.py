@@ -28,7 +28,6 @@ from agents.runtime.declare import Agents
 from agents.runtime.effects import Effects, LiveEffects
 from agents.saga import install as saga
 from agents.webhooks import install as webhooks
-from agents.webhooks import install as webhooks
 from config import Settings
 from streams.flags.book import FlagBook
 
@@ -47,7 +46,6 @@ DOMAINS: Sequence[tuple[str, Installer]] = (
     ("catalog", catalog.install),
     ("saga", saga.install),
     ("analytics", analytics.install),
-    ("webhooks", webhooks.install),
     ("webhooks", webhooks.install),
     ("deadletters", deadletters.install),
 )
