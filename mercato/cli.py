@@ -14,6 +14,7 @@ from config import ConfigError, Settings
 from mercato.devstack import NoDevStack
 
 TOPICS_TIMEOUT = 30.0
+REBUILD_TIMEOUT = 3600.0
 
 
 def _stack_settings(args: argparse.Namespace) -> Settings:
@@ -130,6 +131,12 @@ def _backup_restore(args: argparse.Namespace) -> int:
     return asyncio.run(restore(_stack_settings(args), Path(args.directory)))
 
 
+def _rebuild_read_models(args: argparse.Namespace) -> int:
+    from mercato.backups.cli import rebuild
+
+    return asyncio.run(rebuild(_stack_settings(args), within=args.timeout))
+
+
 def _schemas_export(args: argparse.Namespace) -> int:
     for path in export_schemas(Path(args.directory)):
         sys.stdout.write(f"{path}\n")
@@ -214,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     backup_restore.add_argument("directory", metavar="DIR")
     _stack_options(backup_restore)
     backup_restore.set_defaults(handler=_backup_restore)
+
+    rebuild = commands.add_parser("rebuild", help="rebuild derived state from the topics")
+    rebuild_commands = rebuild.add_subparsers(dest="rebuild_command", required=True,
+                                              metavar="COMMAND")
+    read_models = rebuild_commands.add_parser(
+        "read-models", help="drop the MongoDB projections and replay the topics into them "
+                            "(stop the workers first: this runs its own)")
+    read_models.add_argument("--timeout", type=float, default=REBUILD_TIMEOUT,
+                             help="seconds the replay may take")
+    _stack_options(read_models)
+    read_models.set_defaults(handler=_rebuild_read_models)
     return parser
 
 
