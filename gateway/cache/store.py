@@ -36,6 +36,14 @@ _READ = """
 local g = redis.call('GET', KEYS[1]) or '0'
 return {g, redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])}
 """
+# A drop is one command however many scopes a push batch touched (it runs per batch).
+_DROP = """
+for _, name in ipairs(KEYS) do
+  redis.call('INCR', name)
+  redis.call('EXPIRE', name, ARGV[1])
+end
+return #KEYS
+"""
 _TAG_END = b"\n"
 
 # What a fill answers: an entry, or None for an answer not to keep (a 404).
@@ -71,6 +79,7 @@ class ResponseCache:
         self._prefix = prefix
         self._ttl = ttl
         self._read = redis.register_script(_READ)
+        self._drop = redis.register_script(_DROP)
         self._flights: SingleFlight[tuple[str, bytes, str], Any] = SingleFlight()
         # Scopes whose drop failed here (Redis slow or away), read through until their
         # entries have expired: otherwise a change could be hidden for a whole ttl.
@@ -135,9 +144,6 @@ class ResponseCache:
 
     async def drop(self, scopes: Iterable[str]) -> None:
         """Make every entry of ``scopes`` unreachable (one round trip for all of them)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for scope in set(scopes):
-                name = self._generation(scope)
-                pipe.incr(name)
-                pipe.expire(name, GENERATION_SECONDS)
-            await pipe.execute()
+        names = [self._generation(scope) for scope in set(scopes)]
+        if names:
+            await self._drop(keys=names, args=[GENERATION_SECONDS])

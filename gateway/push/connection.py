@@ -82,17 +82,43 @@ class Sink(Protocol):
         """End the stream with ``code`` (called once, after the last ``write``)."""
 
 
+class Flusher:
+    """Connections with output waiting, written when the loop comes round: one callback for
+    all of them, not one per connection."""
+
+    __slots__ = ("_dirty", "_scheduled")
+
+    def __init__(self) -> None:
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+
+    def mark(self, conn: Connection) -> None:
+        """Flush ``conn`` at the end of this loop iteration."""
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for conn in dirty:
+            conn.flush()
+
+
 class Connection:
     """A client's subscriptions and the output waiting for the end of the loop iteration."""
 
     __slots__ = (
-        "_held", "_holding", "_limits", "_marks", "_pending", "_pending_bytes", "_scheduled",
-        "_stats", "channels", "close_code", "close_reason", "principal", "session_ends_at",
-        "sink",
+        "_flusher", "_held", "_holding", "_limits", "_marks", "_pending", "_pending_bytes",
+        "_scheduled", "_stats", "channels", "close_code", "close_reason", "principal",
+        "session_ends_at", "sink",
     )
 
-    def __init__(self, principal: Principal, sink: Sink, limits: Limits, stats: PushStats) -> None:
+    def __init__(self, principal: Principal, sink: Sink, limits: Limits, stats: PushStats,
+                 flusher: Flusher) -> None:
         self.principal = principal
+        self._flusher = flusher
         self.sink = sink
         self.channels: set[str] = set()
         self.close_code: int | None = None
@@ -175,7 +201,7 @@ class Connection:
             # Everything offered before the loop comes round (a whole fetched batch)
             # leaves in one write.
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._flusher.mark(self)
 
     def _advance(self, event: PushEvent) -> bool:
         mark = self._marks.get(event.channel)

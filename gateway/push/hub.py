@@ -30,6 +30,7 @@ from gateway.push.connection import (
     CLOSE_SLOW,
     SLOW_CONSUMER,
     Connection,
+    Flusher,
     Limits,
     PushStats,
     Sink,
@@ -81,6 +82,7 @@ class PushHub:
         self.partitions = partitions(settings, "push")
         self._replayer: Replayer = replayer or KafkaReplayer(settings)
         self._limits = Limits(settings.push_queue_size, settings.push_queue_bytes)
+        self._flusher = Flusher()
         self._subs: dict[str, set[Connection]] = {}
         self._live: set[Connection] = set()
         self._last: dict[int, int] = {}
@@ -113,7 +115,7 @@ class PushHub:
 
     def open(self, principal: Principal, sink: Sink) -> Connection:
         """Register a new client connection writing through ``sink``."""
-        conn = Connection(principal, sink, self._limits, self.counters)
+        conn = Connection(principal, sink, self._limits, self.counters, self._flusher)
         conn.session_ends_at = session_end(
             principal, self._clock(), self.settings.access_token_ttl
         )
