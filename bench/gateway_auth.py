@@ -153,7 +153,7 @@ async def _measure(
         await asyncio.sleep(1.0)
         # Background work with no requests (Kafka reply consumer, pool monitors), per second.
         IDLE_CPU[name] = _cpu_seconds(pid) - idle_before
-        spy = await _profiler(args.profile, name, pid, args.seconds)
+        spy = await profiler(args.profile, name, pid, args.seconds)
         cpu_before = _cpu_seconds(pid)
         try:
             result = await run_load(name, url, headers=headers, connections=args.connections,
@@ -190,7 +190,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _profiler(
+async def profiler(
     into: Path | None, name: str, pid: int, seconds: float
 ) -> asyncio.subprocess.Process | None:
     """py-spy sampling ``pid`` while it is measured (it costs the server a little)."""

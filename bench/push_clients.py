@@ -110,6 +110,7 @@ class Client(asyncio.Protocol):
         stats = self.stats
         if not self.ready.done() and (SUBSCRIBED in chunk or b"event: ready" in chunk):
             self._ready()
+        done = 0  # everything before this index has been counted
         found = chunk.find(MARKER)
         while found >= 0:
             start = found + len(MARKER)
@@ -121,11 +122,13 @@ class Client(asyncio.Protocol):
             if stats.measuring:
                 stats.deliveries += 1
                 stats.latencies.append(now - int(chunk[start:stop]))
+            done = stop
             found = chunk.find(MARKER, stop)
-        if WS_SLOW_CLOSE in chunk or SSE_CLOSE in chunk:
+        if WS_SLOW_CLOSE in chunk[done:] or SSE_CLOSE in chunk[done:]:
             stats.slow_closed += 1
-        # Keep what may hold a marker cut in two (a marker and its digits are < 40 bytes).
-        self._tail = chunk[found:] if found >= 0 else chunk[-40:]
+        # Keep what may hold a marker cut in two (a marker and its digits are < 40 bytes),
+        # and nothing already counted.
+        self._tail = chunk[found:] if found >= 0 else chunk[max(done, len(chunk) - 40):]
 
     def _ready(self) -> None:
         if not self.ready.done():

@@ -48,7 +48,7 @@ from bench.common import (
     server_process,
     write_json,
 )
-from bench.gateway_auth import bench_settings
+from bench.gateway_auth import bench_settings, profiler
 from bench.push_clients import raise_fd_limit
 from bench.push_events import channel_name, sample_envelope
 from config import Settings
@@ -57,6 +57,8 @@ from mercato._procs import free_port
 from streams.admin import ensure_topics
 
 READY_TIMEOUT = 300.0
+IDLE_SECONDS = 3.0
+UNLIMITED_STREAMS = "stream=1000000000/60:1000000000"
 TICK = 0.005
 
 
@@ -74,6 +76,7 @@ class Run:
     max_ms: float | None
     memory_kb_per_connection: float
     cpu_seconds: float
+    idle_cpu_share: float
     slow_closed: int
     dropped: int
 
@@ -110,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stalled", type=int, default=0, help="clients that stop reading")
     parser.add_argument("--users", type=int, default=200, help="distinct users (tokens)")
     parser.add_argument("--only", choices=("bare", "gateway"), default=None)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write py-spy samples of each server here (needs py-spy)")
     return parser
 
 
@@ -205,8 +210,14 @@ async def _measure(name: str, pid: int, port: int, args: argparse.Namespace, tok
     async with Clients.opened(args, port, tokens, scratch / f"{name}-clients.log") as clients:
         await asyncio.sleep(1.0)
         after = pid_rss_mb(pid) or 0.0
+        # What the server spends with every connection open and nothing to deliver.
+        idle = CpuMeter({name: pid})
+        idle.start()
+        await asyncio.sleep(IDLE_SECONDS)
+        idle_share = idle.stop()[name] / IDLE_SECONDS
         published = await start()
         await asyncio.sleep(args.warmup)
+        spy = await profiler(args.profile, name, pid, args.seconds)
         meter = CpuMeter({name: pid})
         meter.start()
         first = published()
@@ -215,12 +226,15 @@ async def _measure(name: str, pid: int, port: int, args: argparse.Namespace, tok
         report = await clients.report()
         spent = meter.stop()[name]
         count = published() - first
+        if spy is not None:
+            await spy.wait()
     return Run(
         name=name, connections=args.connections, published=count,
         deliveries=report["deliveries"], seconds=report["seconds"],
         p50_ms=report["p50_ms"], p99_ms=report["p99_ms"], max_ms=report["max_ms"],
         memory_kb_per_connection=(after - before) * 1024 / args.connections,
-        cpu_seconds=spent, slow_closed=report["slow_closed"], dropped=report["dropped"],
+        cpu_seconds=spent, idle_cpu_share=idle_share, slow_closed=report["slow_closed"],
+        dropped=report["dropped"],
     )
 
 
@@ -246,7 +260,9 @@ async def _bare(args: argparse.Namespace, env: dict[str, str], tokens: Path,
 async def _gateway(args: argparse.Namespace, settings: Settings, env: dict[str, str],
                    tokens: Path, scratch: Path) -> Run:
     port = free_port()
-    variant = dataclasses.replace(settings, http_port=port)
+    # Every bench user opens many streams at once: the stream policy must not refuse them.
+    variant = dataclasses.replace(settings, http_port=port,
+                                  rate_limits=f"{settings.rate_limits},{UNLIMITED_STREAMS}")
     argv = [sys.executable, "-m", "mercato", "gateway"]
     base = f"http://127.0.0.1:{port}"
     publisher: list[Any] = []
@@ -269,14 +285,14 @@ async def _gateway(args: argparse.Namespace, settings: Settings, env: dict[str, 
 
 def _print(runs: list[Run], args: argparse.Namespace) -> list[str]:
     head = (f"{'server':<9}{'conns':>7}{'published':>10}{'deliv/s':>9}{'p50 ms':>8}"
-            f"{'p99 ms':>8}{'KB/conn':>9}{'cpu ms/1k':>10}{'deliv/cpu-s':>12}{'1013':>6}"
-            f"{'dropped':>8}")
+            f"{'p99 ms':>8}{'KB/conn':>9}{'idle cpu':>9}{'cpu ms/1k':>10}{'deliv/cpu-s':>12}"
+            f"{'1013':>6}{'dropped':>8}")
     print(head)
     print("-" * len(head))
     for r in runs:
         print(f"{r.name:<9}{r.connections:>7}{r.published:>10}{r.rate:>9.0f}"
               f"{r.p50_ms or 0:>8.1f}{r.p99_ms or 0:>8.1f}{r.memory_kb_per_connection:>9.1f}"
-              f"{r.cpu_ms_per_1000:>10.1f}{r.per_core:>12.0f}{r.slow_closed:>6}{r.dropped:>8}")
+              f"{r.idle_cpu_share:>9.0%}{r.cpu_ms_per_1000:>10.1f}{r.per_core:>12.0f}{r.slow_closed:>6}{r.dropped:>8}")
     lines = []
     by = {r.name: r for r in runs}
     if "bare" in by and "gateway" in by and by["bare"].per_core:
@@ -324,7 +340,7 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "date": datetime.date.today().isoformat(), "machine": machine_note(),
         "load_average_1m_at_start": load,
         "command": " ".join(["python -m bench.push_fanout", *sys.argv[1:]]),
-        "params": {k: v for k, v in vars(args).items()},
+        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "runs": [r.as_dict() for r in runs], "lines": lines,
     }
 
