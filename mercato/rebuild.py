@@ -44,6 +44,7 @@ from stores import (
     products,
     reviews,
     stock,
+    suggestions,
     users,
 )
 from stores.mongo import database, mongo_client
@@ -53,7 +54,7 @@ READ_MODELS: tuple[str, ...] = (
     users.COLLECTION, products.COLLECTION, reviews.COLLECTION, stock.COLLECTION,
     orders.COLLECTION, notifications.COLLECTION, audit.COLLECTION, files.COLLECTION,
     files.GRANTS, files.GROUP_GRANTS, file_usage.COLLECTION, groups.COLLECTION,
-    analytics.WINDOWS, analytics.SNAPSHOTS,
+    analytics.WINDOWS, analytics.SNAPSHOTS, suggestions.COLLECTION, suggestions.POPULARITY,
 )
 # Kept as they are, each for its reason: what no topic holds, or what stops a replay from
 # repeating an effect outside the stack.
