@@ -82,9 +82,9 @@ class Settings:
         help="Worker RocksDB tables; in dev also the data, the JWT secret and the outbox.",
     )
     backup_dir: Path = setting(  # noqa: RUF009
-        Path(".mercato/backups"), env="MERCATO_BACKUP_DIR",
-        help="Where `POST /v1/admin/backups` writes backups, one directory each "
-        "(`mercato backup create DIR` takes its own DIR).",
+        Path("backups"), env="MERCATO_BACKUP_DIR",
+        help="Where `POST /v1/admin/backups` writes backups, one directory each; a relative "
+        "path is under MERCATO_DATA_DIR (`mercato backup create DIR` takes its own DIR).",
     )
     # Token signing (see docs/production.md#token-signing-keys).
     jwt_secret: str = setting(
