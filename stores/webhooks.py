@@ -132,6 +132,10 @@ class WebhookRepository:
             {"$set": {"enabled": False, "disabledReason": reason}},
         )
 
+    async def any_enabled(self) -> bool:
+        """Whether any endpoint at all is enabled (the routers' shortcut)."""
+        return await self._endpoints.find_one({"enabled": True}, {"_id": 1}) is not None
+
     async def subscribed(self, event_types: Iterable[str], owners: Iterable[str]) -> list[Endpoint]:
         """Enabled endpoints subscribed to one of ``event_types``: admins', or ``owners``'."""
         query = {

@@ -5,11 +5,17 @@ found from the event, or from the read model of the order, product or file it is
 an admin's endpoint receives every owner's. Each delivery's id derives from the webhook and
 the event, so a redelivered event asks for the same deliveries and the webhooks agent makes
 each once. The router only reads and emits: the requests are made by the dispatcher.
+
+Most events concern nobody with an endpoint, and the routers read every order, payment,
+product, file and stock event: while no endpoint at all is enabled, that answer is kept for
+``QUIET_SECONDS`` instead of a query per event, so an endpoint receives the events from
+about then after its registration.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from agents.runtime import caused
@@ -24,6 +30,7 @@ from streams.events.webhooks import DeliveryRequested
 
 log = logging.getLogger(__name__)
 SOURCE = "agents.webhooks.router"
+QUIET_SECONDS = 1.0
 
 
 class WebhookRouter:
@@ -31,16 +38,21 @@ class WebhookRouter:
 
     def __init__(self, effects: Effects) -> None:
         self._effects = effects
+        self._quiet_until = 0.0  # monotonic time until which no endpoint is known enabled
 
     async def handle(self, raw: bytes) -> str:
         """Request a delivery per subscribed endpoint; returns how many (for logs and tests)."""
         envelope = Envelope.decode(raw)
         if envelope.type not in event_types():
             return "ignored"
+        repo = self._effects.repo(WebhookRepository)
+        if time.monotonic() < self._quiet_until:
+            return "no endpoints"
+        if not await repo.any_enabled():
+            self._quiet_until = time.monotonic() + QUIET_SECONDS
+            return "no endpoints"
         owners = await self.owners(envelope)
-        endpoints = await self._effects.repo(WebhookRepository).subscribed(
-            selectors(envelope.type), owners
-        )
+        endpoints = await repo.subscribed(selectors(envelope.type), owners)
         body = raw.decode()
         for endpoint in endpoints:
             await caused.emit(

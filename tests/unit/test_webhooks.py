@@ -313,3 +313,61 @@ async def test_one_endpoints_slots_bound_its_attempts_and_not_the_others() -> No
     assert await dispatch.tick(AT + timedelta(seconds=1)) == 0  # nothing made twice
     blocked.set()
     await dispatch.aclose()
+
+
+# The router.
+
+class Subscribed:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.asked: list[tuple[list[str], set[str]]] = []
+
+    async def any_enabled(self) -> bool:
+        return self.enabled
+
+    async def subscribed(self, kinds: list[str], owners: set[str]) -> list[Endpoint]:
+        self.asked.append((kinds, set(owners)))
+        endpoint = await FakeEndpoints().get("w-" + "-".join(sorted(owners)))
+        return [endpoint] if owners else []
+
+
+class Parties:
+    async def parties(self, order_id: str) -> tuple[str, list[str]]:
+        return "buyer-1", ["seller-9"]
+
+
+def payment_captured() -> bytes:
+    from streams.events.payments import PaymentCapturedPublic
+
+    return new_event(PaymentCapturedPublic.model_validate({
+        "orderId": "o1", "paymentId": "p1", "provider": "fake", "reference": "r",
+        "amount": "10.00", "currency": "USD"}), key="o1", source="test").encode()
+
+
+async def test_a_payment_is_routed_to_the_sellers_of_its_order_once_per_endpoint() -> None:
+    from agents.webhooks.router import WebhookRouter
+    from stores.orders import OrderRepository
+
+    endpoints = Subscribed()
+    effects = RecordingEffects(repos={WebhookRepository: endpoints, OrderRepository: Parties()})
+    router = WebhookRouter(effects)
+    raw = payment_captured()
+    assert await router.handle(raw) == "routed to 1"
+    assert endpoints.asked == [(["payment.captured", "payment.*"], {"seller-9"})]
+    await router.handle(raw)  # redelivered: the same delivery is asked for again
+    first, again = effects.of("webhook.delivery_requested")
+    assert first.id == again.id
+    assert first.data["deliveryId"] == again.data["deliveryId"]
+    assert first.key == "w-seller-9"
+    assert orjson.loads(first.data["body"])["type"] == "payment.captured"
+
+
+async def test_with_no_endpoint_enabled_the_router_asks_no_more_for_a_while() -> None:
+    from agents.webhooks.router import WebhookRouter
+
+    endpoints = Subscribed(enabled=False)
+    router = WebhookRouter(RecordingEffects(repos={WebhookRepository: endpoints}))
+    assert await router.handle(payment_captured()) == "no endpoints"
+    endpoints.enabled = True
+    assert await router.handle(payment_captured()) == "no endpoints"  # within QUIET_SECONDS
+    assert endpoints.asked == []
