@@ -1,8 +1,9 @@
 """Groups: decides each group command against the read model and projects it.
 
-Creations are keyed by owner, so one agent counts an owner's groups against
-``groups_per_owner`` with no race; member changes are keyed by group, so one
-agent checks ``group_max_members`` against the group's current members. Every
+Every group event is keyed by the group's owner, so one agent decides an
+owner's groups in order: it counts them against ``groups_per_owner`` and checks
+``group_max_members`` against a group's current members with no race, and a
+replay applies a group's creation before its members. Every
 write is guarded by the event id (``stores.groups``): a redelivered command
 finds itself applied and answers the same again. The gateway checks ownership
 too, but the decision here is the one that counts.
@@ -80,7 +81,8 @@ class GroupsDecider:
         group = await self._current(added.group_id)
         if await self._groups.applied(group.group_id, envelope.id):
             return group
-        if added.added_by != group.owner_id:
+        # A command naming another owner was keyed to the wrong partition: refused.
+        if added.owner_id != group.owner_id or added.added_by != group.owner_id:
             raise Refused("FORBIDDEN", "only the group's owner adds members")
         if added.user_id in group.members:
             raise Refused("ALREADY_MEMBER", "the user is a member already")
@@ -95,6 +97,8 @@ class GroupsDecider:
         group = await self._current(removed.group_id)
         if await self._groups.applied(group.group_id, envelope.id):
             return group
+        if removed.owner_id != group.owner_id:
+            raise Refused("FORBIDDEN", "the command names another owner than the group's")
         if removed.removed_by not in (group.owner_id, removed.user_id):
             raise Refused("FORBIDDEN", "only the group's owner, or the member leaving, may")
         if removed.user_id == group.owner_id:

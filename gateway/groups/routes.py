@@ -113,7 +113,8 @@ async def add_member(request: web.Request) -> web.Response:
     if principal.user_id != group.owner_id:
         raise Forbidden("only the group's owner adds members")
     body = await parse_body(request, MemberBody)
-    added = GroupMemberAdded(group_id=group.group_id, user_id=body.user_id,
+    added = GroupMemberAdded(group_id=group.group_id, owner_id=group.owner_id,
+                             user_id=body.user_id,
                              added_by=principal.user_id, added_at=utcnow())
     result = await commands.ask(request, added)
     return web.json_response(result, status=201)
@@ -144,7 +145,8 @@ async def remove_member(request: web.Request) -> web.Response:
                            errors=[FieldError("userId", "is the group's owner")])
     if user_id not in group.members:
         raise NotFound("the user is not a member of this group")
-    removed = GroupMemberRemoved(group_id=group.group_id, user_id=user_id,
+    removed = GroupMemberRemoved(group_id=group.group_id, owner_id=group.owner_id,
+                                 user_id=user_id,
                                  removed_by=principal.user_id, removed_at=utcnow())
     await commands.ask(request, removed)
     return web.Response(status=204)

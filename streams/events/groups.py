@@ -2,7 +2,10 @@
 
 Groups exist for file sharing: an owner creates one, adds and removes members,
 and grants files to it. The gateway publishes each change as a command the
-groups agent decides (limits, membership) and projects before answering. A
+groups agent decides (limits, membership) and projects before answering. Every
+group event is keyed by the group's owner, so one agent decides an owner's
+groups in order (their count against the limit, a group's creation before its
+members), live and when a rebuild replays the topic. A
 grant to a group names the group, never a copy of its members, so a member
 removed loses access on the next request (``gateway.files.access``).
 """
@@ -26,7 +29,7 @@ from streams.registry import Command, event
     answers=GROUPS,
 )
 class GroupCreated(Command):
-    """Public: keyed by owner, so one agent counts an owner's groups against the limit."""
+    """Public: the owner is the group's first member."""
 
     group_id: str
     name: str = Field(min_length=1, max_length=100)
@@ -37,7 +40,7 @@ class GroupCreated(Command):
 @event(
     "group.member_added",
     topic="groups",
-    key="groupId",
+    key="ownerId",
     summary="The group's owner added a member.",
     answers=GROUPS,
 )
@@ -45,6 +48,7 @@ class GroupMemberAdded(Command):
     """Public: refused when the group is full or the user is a member already."""
 
     group_id: str
+    owner_id: str = Field(description="The group's owner: the record key.")
     user_id: str
     added_by: str
     added_at: datetime
@@ -53,7 +57,7 @@ class GroupMemberAdded(Command):
 @event(
     "group.member_removed",
     topic="groups",
-    key="groupId",
+    key="ownerId",
     summary="A member left or was removed; files granted to the group are no longer theirs.",
     answers=GROUPS,
 )
@@ -61,6 +65,7 @@ class GroupMemberRemoved(Command):
     """Public: takes effect for the member's next request once projected."""
 
     group_id: str
+    owner_id: str = Field(description="The group's owner: the record key.")
     user_id: str
     removed_by: str
     removed_at: datetime
