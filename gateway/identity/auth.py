@@ -60,6 +60,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "audit:read",
             "deadletters:admin",
             "features:admin",
+            "backups:admin",
             "webhooks",
         }
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.domain import Domain
-from gateway.ops import health
+from gateway.ops import backups, health
 from gateway.ops.metrics import metrics_handler
 
 
@@ -15,4 +15,5 @@ def _routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics_handler)
 
 
-DOMAIN = Domain("ops", setup=_routes, contexts=(health.readiness_ctx,))
+DOMAIN = Domain("ops", setup=_routes, contexts=(health.readiness_ctx, backups.backups_ctx),
+                routes=(backups.routes,))
