@@ -77,6 +77,7 @@ class Run:
     memory_kb_per_connection: float
     cpu_seconds: float
     idle_cpu_share: float
+    client_cpu_share: float
     slow_closed: int
     dropped: int
 
@@ -218,13 +219,15 @@ async def _measure(name: str, pid: int, port: int, args: argparse.Namespace, tok
         published = await start()
         await asyncio.sleep(args.warmup)
         spy = await profiler(args.profile, name, pid, args.seconds)
-        meter = CpuMeter({name: pid})
+        meter = CpuMeter({name: pid, "clients": clients.proc.pid})
         meter.start()
         first = published()
         await clients.say("measure")
         await asyncio.sleep(args.seconds)
         report = await clients.report()
         spent = meter.stop()[name]
+        # A client process near a whole core would make the latencies its own.
+        client_share = meter.spent["clients"] / args.seconds
         count = published() - first
         if spy is not None:
             await spy.wait()
@@ -233,7 +236,8 @@ async def _measure(name: str, pid: int, port: int, args: argparse.Namespace, tok
         deliveries=report["deliveries"], seconds=report["seconds"],
         p50_ms=report["p50_ms"], p99_ms=report["p99_ms"], max_ms=report["max_ms"],
         memory_kb_per_connection=(after - before) * 1024 / args.connections,
-        cpu_seconds=spent, idle_cpu_share=idle_share, slow_closed=report["slow_closed"],
+        cpu_seconds=spent, idle_cpu_share=idle_share, client_cpu_share=client_share,
+        slow_closed=report["slow_closed"],
         dropped=report["dropped"],
     )
 
@@ -286,13 +290,13 @@ async def _gateway(args: argparse.Namespace, settings: Settings, env: dict[str, 
 def _print(runs: list[Run], args: argparse.Namespace) -> list[str]:
     head = (f"{'server':<9}{'conns':>7}{'published':>10}{'deliv/s':>9}{'p50 ms':>8}"
             f"{'p99 ms':>8}{'KB/conn':>9}{'idle cpu':>9}{'cpu ms/1k':>10}{'deliv/cpu-s':>12}"
-            f"{'1013':>6}{'dropped':>8}")
+            f"{'clients cpu':>12}{'1013':>6}{'dropped':>8}")
     print(head)
     print("-" * len(head))
     for r in runs:
         print(f"{r.name:<9}{r.connections:>7}{r.published:>10}{r.rate:>9.0f}"
               f"{r.p50_ms or 0:>8.1f}{r.p99_ms or 0:>8.1f}{r.memory_kb_per_connection:>9.1f}"
-              f"{r.idle_cpu_share:>9.0%}{r.cpu_ms_per_1000:>10.1f}{r.per_core:>12.0f}{r.slow_closed:>6}{r.dropped:>8}")
+              f"{r.idle_cpu_share:>9.0%}{r.cpu_ms_per_1000:>10.1f}{r.per_core:>12.0f}{r.client_cpu_share:>12.0%}{r.slow_closed:>6}{r.dropped:>8}")
     lines = []
     by = {r.name: r for r in runs}
     if "bare" in by and "gateway" in by and by["bare"].per_core:
