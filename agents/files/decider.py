@@ -26,6 +26,7 @@ from agents.runtime.replies import reply
 from stores.file_content import ContentMissing, ContentStore
 from stores.file_usage import UsageRepository
 from stores.files import FileMeta, FileRepository, Grant, GroupGrant
+from stores.groups import GroupRepository
 from streams.envelope import Envelope, derived_id, utcnow
 from streams.events.files import (
     FileAudited,
@@ -242,6 +243,14 @@ class FilesDecider:
         await self._answer(envelope, grant.to_json())
         await self._audit(envelope, "grant", actor=granted.granted_by, file_id=granted.file_id,
                           owner=meta.owner_id, subject=granted.group_id)
+        # The members of the moment hear of it; who may read is still decided per request.
+        group = await self._effects.repo(GroupRepository).get(granted.group_id)
+        for member in () if group is None else group.members:
+            if member not in (meta.owner_id, granted.granted_by):
+                await request_message(
+                    self._effects, envelope, user_id=member, template="file_shared",
+                    params={"fileId": meta.file_id, "fileName": meta.name}, source=SOURCE,
+                )
         return "group granted"
 
     async def _group_revoked(self, envelope: Envelope) -> str:

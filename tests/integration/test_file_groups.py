@@ -12,7 +12,7 @@ from config import Settings
 from mercato.embedded import Endpoints
 from streams.admin import ensure_topics
 from tests.conftest import make_settings
-from tests.support.files import Client, bearer, upload
+from tests.support.files import Client, bearer, eventually, upload
 from tests.support.http import worker_and_gateway
 
 pytestmark = pytest.mark.integration
@@ -74,6 +74,13 @@ async def test_a_group_grant_follows_the_current_membership(client: Client, env:
     assert content.status == 200
     assert await content.read() == b"shared bytes\n"
     assert (await client.get(f"/v1/files/{file_id}", headers=eve)).status == 404
+
+    async def told() -> bool:
+        notes = await _json(client, "GET", "/v1/notifications", bob, 200)
+        return [n["type"] for n in notes["data"]] == ["file_shared"]
+
+    await eventually(told, "the member told of the share")  # the owner is not told
+    assert (await _json(client, "GET", "/v1/notifications", owner, 200))["data"] == []
     permissions = await _json(client, "GET", f"/v1/files/{file_id}/permissions", owner, 200)
     assert [p.get("groupId") for p in permissions["data"]] == [group["groupId"]]
 
