@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config import Settings
-from mercato.backups import content, manifest
+from mercato.backups import content, documents, manifest
 from mercato.backups.errors import BackupError
 from mercato.backups.progress import Listener, Progress
 from mercato.backups.records import Record
@@ -92,6 +92,7 @@ async def create_backup(settings: Settings, directory: Path, *, stream: TextIO |
         progress = Progress(total, label="backup", stream=stream, listener=listener)
         topics = await _dump_topics(settings, directory, offsets, progress.advance)
         copied = await content.dump(db, directory, progress)
+        kept = await documents.dump(db, directory)
     finally:
         await client.close()
     progress.finish()
@@ -102,6 +103,7 @@ async def create_backup(settings: Settings, directory: Path, *, stream: TextIO |
                    "database": settings.mongo_database},
         "topics": topics,
         "content": copied,
+        "mongo": kept,
         "sha256": _checksums(directory),
     }
     manifest.write(directory, document)

@@ -20,13 +20,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from config import Settings
-from mercato.backups import content, manifest
+from mercato.backups import content, documents, manifest
 from mercato.backups.errors import BackupError
 from mercato.backups.progress import Progress
 from mercato.backups.records import Record
 from mercato.backups.topics import configs, renamed
 from stores.file_content import FILES
 from stores.mongo import database, mongo_client
+from streams.topics import BY_NAME, partitions
 
 # Sends in flight before their acks are awaited: batches fill while memory stays bounded.
 IN_FLIGHT = 2000
@@ -40,22 +41,48 @@ async def restore_backup(settings: Settings, directory: Path, *,
     names = {topic: renamed(topic, source=document["source"], target=settings)
              for topic in document["topics"]}
     counts = {names[t]: len(entry["partitions"]) for t, entry in document["topics"].items()}
+    _refuse_repartitioning(settings, counts)
     client = mongo_client(settings, app_name=f"{settings.app_id}-restore")
     try:
         db = database(client, settings)
+        full = await documents.occupied(db)
         if await db[FILES].count_documents({}, limit=1):
-            raise BackupError(f"the target database {settings.mongo_database} already holds "
-                              "file content: restore into an empty stack")
+            full.append(FILES)
+        if full:
+            raise BackupError(f"the target database {settings.mongo_database} is not empty "
+                              f"({', '.join(full)} hold documents): restore into an empty stack")
         await _create_topics(settings, counts)
         total = sum(p["records"] for t in document["topics"].values()
                     for p in t["partitions"].values()) + int(document["content"]["bytes"])
         progress = Progress(total, label="restore", stream=stream)
         await _produce(settings, directory, document, names, progress)
         await content.load(db, directory, progress)
+        await documents.load(db, directory, document["mongo"])
     finally:
         await client.close()
     progress.finish()
     return document
+
+
+def _refuse_repartitioning(settings: Settings, counts: dict[str, int]) -> None:
+    """Refuse target settings that give a catalogue topic another count than the backup's.
+
+    Every record goes back to the partition it came from, and a table entry to the
+    partition of the records that write it: under another count, keys would be on the
+    wrong partitions for their state (docs/production.md, "Partitions").
+    """
+    wrong = {}
+    for topic, count in counts.items():
+        name = topic.removeprefix(settings.topic_prefix)
+        if name != topic and name in BY_NAME and partitions(settings, name) != count:
+            wrong[topic] = (count, partitions(settings, name))
+    if wrong:
+        listed = ", ".join(f"{t} has {have} (settings: {want})"
+                           for t, (have, want) in sorted(wrong.items()))
+        raise BackupError(f"the backup's partition counts differ from the target's "
+                          f"MERCATO_TOPIC_PARTITIONS: {listed}. A restore puts every record "
+                          "back on its partition, so restore with the backup's count; "
+                          "repartitioning is not what a restore does")
 
 
 async def _create_topics(settings: Settings, counts: dict[str, int]) -> None:

@@ -76,6 +76,8 @@ async def fill(settings: Settings, db: AsyncDatabase[dict[str, Any]]) -> None:
     content = ContentStore(db)
     await content.put("f-big", BIG, filename="big.bin", metadata={"owner": "u1"})
     await content.put("f-small", b"hello", filename="small.txt", metadata={"owner": "u2"})
+    # Written by the gateway alone, on no topic: copied as it is.
+    await db["webhooks"].insert_one({"_id": "w1", "ownerId": "u1", "url": "https://x.test/h"})
 
 
 async def rows(settings: Settings, topic: str, partitions: int) -> dict[int, list[Row]]:
@@ -116,6 +118,7 @@ async def test_a_restored_stack_has_every_record_in_place_and_the_same_files(
     assert sum(p["records"] for p in orders.values()) == 30
     assert made["topics"][changelog(topics)]["partitions"]["0"]["records"] == 2
     assert made["content"] == {"files": 2, "chunks": 4, "bytes": len(BIG) + 5}
+    assert made["mongo"]["webhooks"] == 1
     assert "backup:" in shown.getvalue()  # plain progress lines: not a terminal
     assert set(made["sha256"]) == {p.relative_to(backup).as_posix()
                                    for p in backup.rglob("*")
@@ -139,11 +142,17 @@ async def test_a_restored_stack_has_every_record_in_place_and_the_same_files(
         doc = await content.files.find_one({"_id": "f-small"})
         assert doc is not None
         assert doc["metadata"] == {"owner": "u2"}
+        assert await mongo[target.mongo_database]["webhooks"].find({}).to_list() == [
+            {"_id": "w1", "ownerId": "u1", "url": "https://x.test/h"}]
     finally:
         await mongo.close()
 
     with pytest.raises(BackupError, match="not empty"):
         await restore_backup(on_fresh_database(target), backup, stream=io.StringIO())
+    eight = dataclasses.replace(on_fresh_database(target), topic_prefix="t8.", app_id="t8",
+                                topic_partitions=8)
+    with pytest.raises(BackupError, match="partition counts differ"):
+        await restore_backup(eight, backup, stream=io.StringIO())
     with pytest.raises(BackupError, match="not an empty directory"):
         await create_backup(topics, backup, stream=io.StringIO())
 
