@@ -44,19 +44,24 @@ HEADERS = {
 
 
 class SseSink:
-    """A stream's frames, handed to its one writer task (SSE rides on chunked HTTP)."""
+    """Writes a stream's frames straight to its transport, as HTTP/1.1 chunks.
 
-    __slots__ = ("_chunks", "_idle_since", "_size", "_transport", "_wake", "close_frame",
-                 "vector")
+    The response is prepared (status and headers sent) before the sink is made, and
+    aiohttp frames a length-less HTTP/1.1 answer as chunked, so a frame goes out as
+    ``<size>\\r\\n<frame>\\r\\n``; ``write_eof`` sends the last chunk. Writing here rather
+    than through ``StreamResponse.write`` spares a task wake-up per event per stream.
+    """
 
-    def __init__(self, vector: Vector, transport: asyncio.Transport | None) -> None:
+    __slots__ = ("_chunked", "_done", "_idle_since", "_transport", "close_frame", "vector")
+
+    def __init__(self, vector: Vector, transport: asyncio.Transport | None, *,
+                 chunked: bool) -> None:
         # The stream's position: every ``id:`` carries all of it (see the module doc).
         self.vector = vector
         self.close_frame: bytes | None = None
         self._transport = transport
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._wake: asyncio.Future[None] | None = None
+        self._chunked = chunked
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._idle_since = time.monotonic()
 
     def encode(self, out: Outgoing) -> bytes:
@@ -68,44 +73,40 @@ class SseSink:
         return b"id: " + format_vector(self.vector).encode() + b"\n" + out.sse_body()
 
     def buffered(self) -> int:
-        """Bytes handed over but not yet taken by the client."""
+        """Bytes the transport holds that the client has not read yet."""
         transport = self._transport
-        held = 0 if transport is None else transport.get_write_buffer_size()
-        return self._size + held
+        return 0 if transport is None else transport.get_write_buffer_size()
 
     def write(self, data: bytes) -> None:
-        """Queue ``data`` for the writer and wake it."""
-        self._chunks.append(data)
-        self._size += len(data)
+        """Send ``data`` as one chunk; a transport found closing ends the stream."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self._end()  # the client went away
+            return
+        if self._chunked:
+            data = b"%x\r\n" % len(data) + data + b"\r\n"
+        transport.write(data)
         self._idle_since = time.monotonic()
-        self._notify()
 
     def close(self, code: int, reason: str) -> None:
-        """The writer sends ``event: close`` with ``code`` and ends the stream."""
+        """Send ``event: close`` with ``code``; the handler then ends the response."""
         closing = orjson.dumps({"code": code, "reason": reason}).decode()
-        self.close_frame = f"event: close\ndata: {closing}\n\n".encode()
-        self._notify()
+        self.write(f"event: close\ndata: {closing}\n\n".encode())
+        self._end()
 
     def keep_alive(self, now: float, quiet: float) -> None:
-        """A comment if nothing was sent for ``quiet`` seconds (proxies drop idle streams)."""
-        if now - self._idle_since >= quiet and self.close_frame is None:
+        """A comment if nothing was sent for ``quiet`` seconds (proxies drop idle streams);
+        also how a stream finds out that its client has gone."""
+        if now - self._idle_since >= quiet and not self._done.done():
             self.write(b": keepalive\n\n")
 
-    async def take(self) -> bytes | None:
-        """What to write next; ``None`` once closed and drained."""
-        while not self._chunks:
-            if self.close_frame is not None:
-                return None
-            self._wake = asyncio.get_running_loop().create_future()
-            await self._wake
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self._size = 0
-        return data
+    async def ended(self) -> None:
+        """Wait until the stream is closed or its client has gone."""
+        await self._done
 
-    def _notify(self) -> None:
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
+    def _end(self) -> None:
+        if not self._done.done():
+            self._done.set_result(None)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -119,14 +120,19 @@ async def events(request: web.Request) -> web.StreamResponse:
     plan = _plan(hub, channels, resume)
     # Keep the client's other partitions, so dropping a channel for a while loses nothing.
     start: Vector = {**(resume or {}), **{p: after for p, (after, _) in plan.items()}}
-    sink = SseSink(dict(start), request.transport)
+    chunked = response.headers.get("Transfer-Encoding") == "chunked"  # set by prepare
+    sink = SseSink(dict(start), request.transport, chunked=chunked)
+    ready = orjson.dumps({"channels": channels}).decode()
+    # Nothing awaited from the plan to the subscription, so no live event falls between.
+    sink.write(f"retry: {RETRY_MS}\nid: {format_vector(start)}\nevent: ready\n"
+               f"data: {ready}\n\n".encode())
     conn = hub.open(principal, sink)
     try:
         hub.subscribe(conn, channels)
-        conn.hold(channels)  # before any await: live events wait behind their replay
+        conn.hold(channels)  # live events wait behind their replay
         replays = asyncio.create_task(_replay(hub, conn, plan), name="push-sse-replay")
         try:
-            await _stream(response, sink, start, channels)
+            await sink.ended()
         finally:
             replays.cancel()
             await asyncio.wait({replays})
@@ -173,18 +179,3 @@ async def _replay(hub: PushHub, conn: Connection, plan: dict[int, tuple[int, lis
     # One partition at a time: each batch releases that partition's held live events.
     for partition, (after, names) in sorted(plan.items()):
         await hub.resume(conn, names, partition, after)
-
-
-async def _stream(
-    response: web.StreamResponse, sink: SseSink, vector: Vector, channels: list[str]
-) -> None:
-    ready = orjson.dumps({"channels": channels}).decode()
-    try:
-        head = f"retry: {RETRY_MS}\nid: {format_vector(vector)}\nevent: ready\ndata: {ready}\n\n"
-        await response.write(head.encode())
-        while (data := await sink.take()) is not None:
-            await response.write(data)
-        if sink.close_frame is not None:
-            await response.write(sink.close_frame)
-    except ConnectionError:
-        return  # the client disconnected mid-write
