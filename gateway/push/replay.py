@@ -1,12 +1,19 @@
-"""Reading a channel's past events back from the push topic, bounded.
+"""Reading channels' past events back from the push topic, bounded and shared.
 
-A replay reads one partition from ``after + 1`` through ``through`` with a
-short-lived consumer (manual assignment, no group, no commits) and keeps the
-records whose key is one of the requested channels. It stops after
-``MAX_REPLAY_EVENTS`` matching events, ``MAX_REPLAY_SCAN`` scanned records or
-``REPLAY_TIMEOUT`` seconds; the result then says ``truncated`` and the client
-is told (``REPLAY_TRUNCATED``) to re-sync from the REST API. What was replayed
-is always a gap-free prefix, so the last id received is a valid resume point.
+A replay reads one partition from ``after + 1`` through ``through`` and keeps the
+records whose key is one of the requested channels. Requests for one partition are
+served together: while a pass over a partition runs, new requests for it wait, and
+the next pass reads the union of their ranges once, handing each record to every
+request whose channels and range it falls in. So when thousands of clients resume
+at once (a gateway restarted, a network blip), each partition is read a few times,
+not once per client. Passes use short-lived consumers (manual assignment, no group,
+no commits), at most ``MAX_CONCURRENT_PASSES`` at a time.
+
+A request stops after ``MAX_REPLAY_EVENTS`` matching events or ``MAX_REPLAY_SCAN``
+records of its range; a pass stops after ``REPLAY_TIMEOUT`` seconds. The result then
+says ``truncated`` and the client is told (``REPLAY_TRUNCATED``) to re-sync from the
+REST API. What was replayed is always a gap-free prefix, so the last id received is
+a valid resume point.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from streams.envelope import EnvelopeError
 log = logging.getLogger(__name__)
 
 MAX_REPLAY_EVENTS = 1000
+MAX_CONCURRENT_PASSES = 8
 MAX_REPLAY_SCAN = 50_000
 REPLAY_TIMEOUT = 5.0
 
@@ -47,8 +55,27 @@ class Replayer(Protocol):
     ) -> ReplayResult: ...
 
 
+@dataclasses.dataclass(slots=True, eq=False)
+class _Request:
+    """One caller's range and channels, and what the pass found for it."""
+
+    after: int
+    through: int
+    channels: frozenset[str]
+    future: asyncio.Future[ReplayResult]
+    events: list[PushEvent] = dataclasses.field(default_factory=list)
+    start: int = 0
+    truncated: bool = False
+    done: bool = False
+
+    def finish(self) -> None:
+        self.done = True
+        if not self.future.done():  # a caller that went away cancelled it
+            self.future.set_result(ReplayResult(tuple(self.events), self.truncated))
+
+
 class KafkaReplayer:
-    """A ``Replayer`` that reads the push topic with a throwaway consumer."""
+    """A ``Replayer`` that serves concurrent requests of a partition with one read."""
 
     def __init__(
         self,
@@ -63,12 +90,37 @@ class KafkaReplayer:
         self._max_events = max_events
         self._max_scan = max_scan
         self._timeout = timeout
+        self._waiting: dict[int, list[_Request]] = {}
+        self._serving: dict[int, asyncio.Task[None]] = {}
+        self._passes = asyncio.Semaphore(MAX_CONCURRENT_PASSES)
+        # Reads of the topic so far, and requests they served (for /metrics and tests).
+        self.passes = 0
+        self.requests = 0
 
     async def __call__(
         self, partition: int, after: int, through: int, channels: frozenset[str]
     ) -> ReplayResult:
         """Replay ``(after, through]`` of ``partition`` for ``channels``."""
-        events: list[PushEvent] = []
+        request = _Request(after, through, channels, asyncio.get_running_loop().create_future())
+        self.requests += 1
+        self._waiting.setdefault(partition, []).append(request)
+        if partition not in self._serving:
+            self._serving[partition] = asyncio.create_task(
+                self._serve(partition), name=f"push-replay-{partition}"
+            )
+        return await request.future
+
+    async def _serve(self, partition: int) -> None:
+        try:
+            # Whoever asked while a pass ran is served by the next one, all together.
+            while requests := self._waiting.pop(partition, None):
+                async with self._passes:
+                    await self._pass(partition, requests)
+        finally:
+            del self._serving[partition]
+
+    async def _pass(self, partition: int, requests: list[_Request]) -> None:
+        self.passes += 1
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             group_id=None,
@@ -79,54 +131,83 @@ class KafkaReplayer:
         try:
             async with asyncio.timeout(self._timeout):
                 await consumer.start()
-                truncated = await self._scan(consumer, partition, after, through, channels, events)
+                await self._scan(consumer, partition, requests)
         except (TimeoutError, KafkaError) as exc:
             log.warning(
                 "push replay stopped early", extra={"partition": partition, "error": repr(exc)}
             )
-            truncated = True
+            for request in requests:
+                request.truncated = request.truncated or not request.done
+        except Exception as exc:
+            for request in requests:
+                if not request.future.done():
+                    request.future.set_exception(exc)
         finally:
             await consumer.stop()
-        return ReplayResult(tuple(events), truncated)
+        for request in requests:
+            request.finish()
 
-    async def _scan(
-        self,
-        consumer: Any,
-        partition: int,
-        after: int,
-        through: int,
-        channels: frozenset[str],
-        events: list[PushEvent],
-    ) -> bool:
+    async def _scan(self, consumer: Any, partition: int, requests: list[_Request]) -> None:
         tp = TopicPartition(self._topic, partition)
         consumer.assign([tp])
         first: int = (await consumer.beginning_offsets([tp]))[tp]
-        # Records between the resume point and the start of retention are gone: a gap.
-        expired = after >= 0 and after + 1 < first
-        start = max(after + 1, first)
-        if start > through:
-            return expired
-        consumer.seek(tp, start)
-        scanned = 0
-        while True:
+        by_channel: dict[str, list[_Request]] = {}
+        pending: list[_Request] = []
+        for request in requests:
+            # Records between the resume point and the start of retention are gone: a gap.
+            request.truncated = request.after >= 0 and request.after + 1 < first
+            request.start = max(request.after + 1, first)
+            if request.start > request.through:
+                request.finish()
+                continue
+            pending.append(request)
+            for channel in request.channels:
+                by_channel.setdefault(channel, []).append(request)
+        if not pending:
+            return
+        consumer.seek(tp, min(r.start for r in pending))
+        end = max(r.through for r in pending)
+        while pending:
             batch = await consumer.getmany(tp, timeout_ms=500, max_records=500)
+            last = -1
             for record in batch.get(tp, ()):
-                offset: int = record.offset
-                if offset > through:
-                    return expired
-                scanned += 1
+                last = record.offset
+                if last > end:
+                    break
                 key = record.key.decode("utf-8", "replace") if record.key else None
-                if key is not None and key in channels:
-                    try:
-                        events.append(to_event(key, partition, offset, record.value))
-                    except EnvelopeError:
-                        continue  # the live hub counts and logs these
-                    if len(events) >= self._max_events:
-                        return offset < through
-                if offset >= through:
-                    return expired
-            position: int = await consumer.position(tp)
-            if position > through:
-                return expired
-            if scanned >= self._max_scan:
-                return True
+                if key is not None and (wanting := by_channel.get(key)):
+                    self._hand_out(wanting, partition, last, key, record.value)
+            if last < 0:
+                last = await consumer.position(tp) - 1
+            pending = self._still_pending(pending, last)
+
+    def _hand_out(self, wanting: list[_Request], partition: int, offset: int, channel: str,
+                  value: bytes) -> None:
+        event: PushEvent | None = None
+        for request in wanting:
+            if request.done or not request.after < offset <= request.through:
+                continue
+            if event is None:
+                try:
+                    event = to_event(channel, partition, offset, value)
+                except EnvelopeError:
+                    return  # the live hub counts and logs these
+            request.events.append(event)
+            if len(request.events) >= self._max_events:
+                request.truncated = request.truncated or offset < request.through
+                request.finish()
+
+    def _still_pending(self, pending: list[_Request], last: int) -> list[_Request]:
+        """Finish the requests the pass has read past (or scanned enough of)."""
+        still: list[_Request] = []
+        for request in pending:
+            if request.done:
+                continue
+            if last >= request.through:
+                request.finish()
+            elif last - request.start + 1 >= self._max_scan:
+                request.truncated = True
+                request.finish()
+            else:
+                still.append(request)
+        return still

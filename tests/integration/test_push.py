@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from gateway.identity.auth import TokenService
 from gateway.keys import SETTINGS, TOKENS
 from gateway.push import setup_push
 from gateway.push.keys import PUSH_HUB
+from gateway.push.replay import KafkaReplayer
 from streams.envelope import Envelope
 from streams.errors import Forbidden, InvalidInput, MercatoError, Unauthenticated
 
@@ -335,3 +337,36 @@ async def test_a_client_that_stops_reading_is_evicted_with_1013_and_nobody_else(
         rest = await reader.read()
     writer.close()
     assert rest.endswith(b"\x88\x0f\x03\xf5slow consumer")
+
+
+async def test_a_reconnect_storm_reads_each_partition_once_for_every_resuming_client(
+    producer: AIOKafkaProducer, topics: Settings
+) -> None:
+    channels = [f"user:S{i}-{uuid.uuid4().hex[:6]}" for i in range(12)]
+    log: list[tuple[str, int, int]] = []
+    for n in range(120):
+        channel = channels[n % len(channels)]
+        position, _ = await produce(producer, topics, channel, n)
+        partition, offset = (int(part) for part in position.split("-"))
+        log.append((channel, partition, offset))
+    replayer = KafkaReplayer(topics)
+    on: dict[int, list[str]] = {}
+    for channel, partition, _ in log:
+        if channel not in on.setdefault(partition, []):
+            on[partition].append(channel)
+    ends = {p: max(o for _, q, o in log if q == p) for p in on}
+    rng = random.Random(7)
+    asks = []
+    for _ in range(1000):  # a thousand clients resuming at once, each from its own point
+        partition = rng.choice(sorted(on))
+        wanted = frozenset(rng.sample(on[partition], rng.randint(1, len(on[partition]))))
+        offsets = [o for _, q, o in log if q == partition]
+        after = rng.choice([-1, *offsets])
+        asks.append((partition, after, wanted))
+    results = await asyncio.gather(*(replayer(p, a, ends[p], w) for p, a, w in asks))
+    for (partition, after, wanted), result in zip(asks, results, strict=True):
+        expected = [o for c, q, o in log if q == partition and c in wanted and o > after]
+        assert [e.offset for e in result.events] == expected
+        assert not result.truncated
+    assert replayer.requests == 1000
+    assert replayer.passes == len(on)  # one read of each partition served every client
