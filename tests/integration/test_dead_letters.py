@@ -157,6 +157,10 @@ async def world(env: Settings, tmp_path_factory: pytest.TempPathFactory
         viewed = await client.post("/v1/analytics/events", headers=buyer, json={
             "events": [{"type": "product.viewed", "properties": {"productId": product_id}}]})
         assert viewed.status == 202, await viewed.text()
+        # After the order, so nothing is ever delivered to it: a record on ``webhooks``.
+        hooked = await client.post("/v1/webhooks", headers=seller, json={
+            "url": "https://hooks.example.com/mercato", "events": ["order.placed"]})
+        assert hooked.status == 201, await hooked.text()
         token = TokenService(env).issue_access(uuid.uuid4().hex, ["admin"])
         yield World(env, client, {"Authorization": f"Bearer {token}"}, agents)
 
