@@ -18,7 +18,7 @@ from config import Settings
 from mercato.backups.create import create_backup
 from mercato.backups.restore import restore_backup
 from mercato.embedded import Endpoints
-from mercato.rebuild import READ_MODELS, rebuild_read_models
+from mercato.rebuild import READ_MODELS, WorkerRunning, rebuild_read_models
 from stores.analytics import SNAPSHOTS, WINDOWS
 from streams.admin import ensure_topics
 from streams.topics import worker_sources
@@ -129,6 +129,8 @@ async def test_backup_rebuild_and_restore(stack: Endpoints, tmp_path: Path) -> N
         await worker_caught_up(live, worker_sources())
         await analytics_counted(live)
         await create_backup(live, backup, stream=io.StringIO())
+        with pytest.raises(WorkerRunning, match="stop every `mercato worker` first"):
+            await rebuild_read_models(live, stream=io.StringIO())
         before = await snapshot(live)
         taken_ms = int(time.time() * 1000)
     assert all(before[name] for name in ("users", "products", "orders", "files"))

@@ -4,6 +4,7 @@ file content with its sha256, and damaged backups or non-empty targets are refus
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gzip
 import hashlib
@@ -23,6 +24,7 @@ from config import Settings
 from mercato.backups.create import create_backup
 from mercato.backups.errors import BackupError
 from mercato.backups.restore import restore_backup
+from mercato.cli import main
 from mercato.embedded import Endpoints
 from stores.file_content import ContentStore
 from streams.admin import ensure_topics
@@ -184,3 +186,21 @@ async def test_a_damaged_backup_is_refused_before_anything_is_created(
         assert not {t for t in await consumer.topics() if t.startswith(target.topic_prefix)}
     finally:
         await consumer.stop()
+
+
+async def test_the_commands_print_what_they_did_and_refuse_with_exit_1(
+    topics: Settings, source_db: AsyncDatabase[dict[str, Any]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    await fill(topics, source_db)
+    for name, value in topics.to_env().items():
+        monkeypatch.setenv(name, value)
+    backup = tmp_path / "cli-backup"
+
+    assert await asyncio.to_thread(main, ["backup", "create", str(backup)]) == 0
+    assert "backed up 33 records" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["backup", "create", str(backup)]) == 1
+    assert "is not an empty directory" in capsys.readouterr().err
+    # The source stack itself is not empty: restoring into it is refused.
+    assert await asyncio.to_thread(main, ["backup", "restore", str(backup)]) == 1
+    assert "not empty" in capsys.readouterr().err
