@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
 from gateway.identity.auth import TokenService
+from stores.webhooks import Endpoint, WebhookRepository
+from streams.envelope import utcnow
 from tests.support.http import gateway_client
 
 pytestmark = pytest.mark.integration
@@ -137,3 +140,31 @@ async def test_prod_refuses_urls_that_resolve_to_private_addresses(
             refused = await create(prod, auth("seller"), url=url)
             assert refused.status == 422, url
             assert (await refused.json())["code"] == "WEBHOOK_URL_REFUSED"
+
+
+async def test_the_router_finds_admins_endpoints_and_the_owners_subscribed_ones(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    repo = WebhookRepository(db)
+    now = utcnow()
+
+    async def add(ident: str, owner: str, events: list[str], *, admin: bool = False,
+                  enabled: bool = True) -> None:
+        await repo.create(Endpoint(
+            webhook_id=ident, owner_id=owner, admin=admin, url=HOOK, events=events,
+            description=None, secret="whsec_x", enabled=enabled, created_at=now,
+        ))
+
+    await add("admin-all", "admin-1", ["order.*"], admin=True)
+    await add("mine", "seller-1", ["order.placed"])
+    await add("mine-payments", "seller-1", ["payment.*"])
+    await add("theirs", "seller-2", ["order.*"])
+    await add("mine-off", "seller-1", ["order.*"], enabled=False)
+    assert await repo.any_enabled()
+    found = await repo.subscribed(["order.placed", "order.*"], {"seller-1"})
+    assert sorted(e.webhook_id for e in found) == ["admin-all", "mine"]
+    found = await repo.subscribed(["order.status_changed", "order.*"], set())
+    assert [e.webhook_id for e in found] == ["admin-all"]
+    await repo.disable("admin-all", "50 failed attempts in a row")
+    found = await repo.subscribed(["order.status_changed", "order.*"], {"seller-2"})
+    assert [e.webhook_id for e in found] == ["theirs"]
