@@ -55,6 +55,7 @@ async def env(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Set
         rate_limit_enabled=False, worker_session_timeout=20.0,
         saga_reserve_timeout=20.0, saga_charge_timeout=20.0,
         webhook_retry_schedule="0.3,0.3,0.3,0.3,0.3", webhook_tick=0.1, webhook_timeout=5.0,
+        webhook_disable_after=5,
     )
     await ensure_topics(settings)
     return settings
@@ -62,7 +63,7 @@ async def env(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Set
 
 @pytest.fixture(scope="module")
 async def receiver() -> AsyncIterator[Receiver]:
-    """The endpoints: /flaky answers 500 three times, then 200; the others always 200."""
+    """The endpoints: /flaky answers 500 three times, then 200; /dead always 500; others 200."""
     app = web.Application()
     holder: list[Receiver] = []
 
@@ -70,6 +71,8 @@ async def receiver() -> AsyncIterator[Receiver]:
         body = await request.read()
         state = holder[0]
         state.received.setdefault(request.path, []).append((dict(request.headers), body))
+        if request.path == "/dead":
+            return web.Response(status=500)
         if request.path == "/flaky" and state.flaky_failures > 0:
             state.flaky_failures -= 1
             return web.Response(status=500)
@@ -217,3 +220,30 @@ async def test_a_private_address_is_refused_in_prod(env: Settings, receiver: Rec
             )
             assert refused.status == 422, await refused.text()
             assert (await refused.json())["code"] == "WEBHOOK_URL_REFUSED"
+
+
+async def test_an_endpoint_failing_in_a_row_is_disabled_and_its_owner_notified(
+    client: Client, receiver: Receiver,
+) -> None:
+    _, seller = await account(client, "seller", patience=90)
+    endpoint = await register(client, seller, receiver.url("/dead"), ["review.*"])
+    path = f"/v1/webhooks/{endpoint['webhookId']}"
+    assert (await client.post(path + "/test", headers=seller)).status == 202
+
+    async def disabled() -> Json | None:
+        shown: Json = await (await client.get(path, headers=seller)).json()
+        return None if shown["enabled"] else shown
+
+    shown = await eventually(disabled, within=60, what="the dead endpoint disabled")
+    assert shown["disabledReason"] == "5 failed attempts in a row"
+    assert len(receiver.received["/dead"]) == 5
+
+    async def told() -> list[Json] | None:
+        page: Json = await (await client.get("/v1/notifications", headers=seller)).json()
+        found = [n for n in page["data"] if n["type"] == "webhook_disabled"]
+        return found or None
+
+    (notification,) = await eventually(told, within=30, what="the owner's notification")
+    assert receiver.url("/dead") in notification["body"]
+    enabled = await client.patch(path, headers=seller, json={"enabled": True})
+    assert (await enabled.json())["enabled"] is True
