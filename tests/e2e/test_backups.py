@@ -27,7 +27,9 @@ from tests.support.files import eventually, mongo, upload
 from tests.support.http import worker_and_gateway
 from tests.support.orders import PASSWORD, Client, place, product, settled, worker_caught_up
 
-pytestmark = pytest.mark.e2e
+# ~35 s on an idle box: three worker starts (live, the rebuild's, the restored stack's) and
+# two full replays; one run on a loaded shared box went past the default 120 s.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 Snapshot = dict[str, list[dict[str, Any]]]
 CONTENT = b"the manual, page one\n" * 20_000  # two GridFS chunks
 
