@@ -9,13 +9,18 @@ CHANGELOG_SUFFIX = "-changelog"
 
 
 def belongs(settings: Settings, topic: str) -> bool:
-    """Whether ``topic`` is this stack's: a catalogue (prefixed) topic or one of Faust's.
+    """Whether ``topic`` is this stack's: a catalogue topic or one of Faust's.
 
-    Faust names its own topics after the app id: the tables' changelogs
-    (``<app_id>-<table>-changelog``) and the assignor's leader topic. The changelogs hold
-    the worker's tables, so a backup without them would restore the log but not the state.
+    A catalogue topic is the prefix and a catalogue name, so another stack whose prefix
+    extends this one (``mercato.`` and ``mercato.p64.``) is left out. Faust names its own
+    topics after the app id: the tables' changelogs (``<app_id>-<table>-changelog``) and
+    the assignor's leader topic. The changelogs hold the worker's tables, so a backup
+    without them would restore the log but not the state; they are matched by the app id
+    alone, so that a table added later is never left out.
     """
-    return topic.startswith(settings.topic_prefix) or topic.startswith(f"{settings.app_id}-")
+    if topic.startswith(settings.topic_prefix):
+        return topic[len(settings.topic_prefix):] in BY_NAME
+    return topic.startswith(f"{settings.app_id}-")
 
 
 def renamed(topic: str, *, source: dict[str, str], target: Settings) -> str:
