@@ -156,9 +156,12 @@ async def rebuild_read_models(settings: Settings, *, stream: TextIO | None = Non
     client = mongo_client(settings, app_name=f"{settings.app_id}-rebuild")
     try:
         db = database(client, settings)
+        # Rewound first: once the offsets are back at the start, any worker replays, so a
+        # rebuild stopped after this point is finished by running it again or by starting
+        # the workers; dropped first, a failed rewind would leave empty read models for good.
+        await _rewind(settings, starts)
         for name in READ_MODELS:
             await db[name].drop()
-        await _rewind(settings, starts)
         await _replay(settings, sorted(committed), stream, within)
         return {name: await db[name].count_documents({}) for name in READ_MODELS}
     finally:
