@@ -22,13 +22,14 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
+from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
 from mercato.backups.errors import BackupError
@@ -68,6 +69,8 @@ KEPT: dict[str, str] = {
                           "dropped, a replay would call every endpoint again",
 }
 POLL = 0.5
+# How long a caught-up replay may take to fill the projections written on timers.
+FILL = 30.0
 
 
 class WorkerRunning(BackupError):
@@ -159,19 +162,22 @@ async def rebuild_read_models(settings: Settings, *, stream: TextIO | None = Non
         # Rewound first: once the offsets are back at the start, any worker replays, so a
         # rebuild stopped after this point is finished by running it again or by starting
         # the workers; dropped first, a failed rewind would leave empty read models for good.
+        before = await _counts(db)
         await _rewind(settings, starts)
         for name in READ_MODELS:
             await db[name].drop()
-        await _replay(settings, sorted(committed), stream, within)
-        return {name: await db[name].count_documents({}) for name in READ_MODELS}
+        return await _replay(settings, sorted(committed), stream, within,
+                             filled=lambda: _filled(db, before))
     finally:
         await client.close()
 
 
 async def _replay(settings: Settings, tps: list[TopicPartition], stream: TextIO | None,
-                  within: float) -> None:
+                  within: float, *,
+                  filled: Callable[[], Awaitable[dict[str, int]]]) -> dict[str, int]:
     """Run a worker until its group has committed every record there was when it started,
-    then every record there was when it got there (what its repeated sends added).
+    then every record there was when it got there (what its repeated sends added), and
+    until ``filled`` returns the rebuilt counts.
 
     A fixed end, not "no lag": the analytics timer adds a tick to its topic every second,
     so a partition may stay one record behind for good.
@@ -200,7 +206,28 @@ async def _replay(settings: Settings, tps: list[TopicPartition], stream: TextIO 
                 rounds += 1
                 _, target = await _bounds(settings, tps)
                 progress.total = sum(target.values())
+        counts = await filled()  # the worker still running: its timers write some of them
     progress.finish()
+    return counts
+
+
+async def _counts(db: AsyncDatabase[dict[str, Any]]) -> dict[str, int]:
+    return {name: await db[name].count_documents({}) for name in READ_MODELS}
+
+
+async def _filled(db: AsyncDatabase[dict[str, Any]], before: dict[str, int]) -> dict[str, int]:
+    """The rebuilt counts, once every collection is back to its count (or ``FILL`` passed).
+
+    Caught up is not quite done: some projections are written on a timer from what the
+    replay put in the tables (the analytics dashboard snapshots, each second). A count
+    that stays short is reported as it is: records past retention, or trimmed decisions.
+    """
+    deadline = time.monotonic() + FILL
+    while True:
+        counts = await _counts(db)
+        if all(counts[n] >= before[n] for n in READ_MODELS) or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(POLL)
 
 
 def summary_lines(counts: dict[str, Any]) -> list[str]:
