@@ -168,9 +168,12 @@ async def test_backup_rebuild_and_restore(stack: Endpoints, tmp_path: Path) -> N
         taken_ms = int(time.time() * 1000)
     assert all(before[name] for name in ("users", "products", "orders", "files"))
 
+    outbox = live.data_dir / "outbox" / "messages.jsonl"
+    sent = outbox.read_bytes()
     await rebuild_read_models(live, stream=io.StringIO(), within=90)
     diff = differences(before, await snapshot(live), taken_ms)
     assert diff == [], "\n".join(diff)
+    assert outbox.read_bytes() == sent  # the replay delivered no email again
 
     fresh = make_settings(stack, tmp_path / "fresh")
     await restore_backup(fresh, backup, stream=io.StringIO())
