@@ -79,14 +79,15 @@ async def start(request: web.Request) -> web.Response:
 
 async def _generate(app: web.Application, rate: float, count: int) -> None:
     subs: dict[str, set[Any]] = app[SUBS]
-    names = itertools.cycle([channel_name(i) for i in range(count)])
+    names = [channel_name(i) for i in range(count)]
     offsets = itertools.count()
     began, sent = time.perf_counter(), 0
     while True:
         due = int((time.perf_counter() - began) * rate) - sent
         for _ in range(due):
-            channel, offset = next(names), next(offsets)
-            envelope = sample_envelope(channel, time.time_ns())
+            offset = next(offsets)
+            channel = names[offset % count]
+            envelope = sample_envelope(channel, time.time_ns(), offset // count)
             frame = {"type": "event", "channel": channel, "id": f"0-{offset}", "event": envelope}
             text = orjson.dumps(frame).decode()
             chunk = (f"id: 0-{offset}\nevent: {envelope['type']}\n"

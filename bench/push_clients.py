@@ -4,16 +4,19 @@
         --tokens FILE [--path-ws /v1/ws] [--path-sse /v1/events] [--stalled K]
 
 Each client is a bare ``asyncio.Protocol``: it performs the WebSocket handshake (or the
-SSE request) itself and never parses frames. Every benchmark event carries
-``"benchSentNs":<wall-clock ns>``; a client finds those markers in the byte stream, so
-one delivery costs a ``bytes.find``, not a JSON decode. A ``1013`` close frame and
-``event: close`` are found the same way.
+SSE request) itself. A WebSocket client splits frames (answering pings, as a browser
+does) but never decodes JSON: every benchmark event carries
+``"benchSentNs":<wall-clock ns>`` and ``"benchSeq":<n>`` (its number on its channel),
+found with ``bytes.find``, so a delivery costs little more than the read. SSE clients
+only count those markers in the byte stream.
 
 Driven over stdin/stdout by ``bench.push_fanout``: it prints ``ready N`` once every
 client is subscribed, then answers ``measure`` (reset counters, start recording),
-``report`` (one JSON line) and ``exit``. ``--stalled K`` makes the first K clients stop
-reading once they are subscribed (they should be evicted with 1013; the others should
-not notice).
+``report`` (one JSON line), ``storm K GAP`` (WebSocket: the first K clients drop their
+connection, wait GAP seconds and reconnect all at once, each resuming after the last
+event id it saw; one JSON line when all are back) and ``exit``. ``--stalled K`` makes
+the first K clients stop reading once subscribed (they should be evicted with 1013;
+the others should not notice).
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ from typing import Any
 import uvloop
 
 MARKER = b'"benchSentNs":'
-WS_SLOW_CLOSE = b"\x88\x02\x03\xf5"  # a close frame with code 1013
+SEQ = b'"benchSeq":'
+FRAME_ID = b'","id":"'  # the frame's id; the envelope's own id follows '{"'
 SSE_CLOSE = b"event: close"
-SUBSCRIBED = b'"subscribed"'
+SLOW = 1013
 CONNECT_CONCURRENCY = 200
 HANDSHAKE_TIMEOUT = 60.0
 
@@ -48,14 +52,24 @@ def raise_fd_limit() -> int:
     return hard
 
 
-def ws_text(payload: bytes) -> bytes:
-    """A masked client text frame (the zero mask is legal and keeps it a plain copy)."""
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (the zero mask is legal and keeps it a plain copy)."""
     size = len(payload)
     if size < 126:
-        head = bytes([0x81, 0x80 | size])
+        head = bytes([0x80 | opcode, 0x80 | size])
     else:
-        head = bytes([0x81, 0x80 | 126]) + size.to_bytes(2, "big")
+        head = bytes([0x80 | opcode, 0x80 | 126]) + size.to_bytes(2, "big")
     return head + b"\x00\x00\x00\x00" + payload
+
+
+def _number(data: bytes, marker: bytes) -> int | None:
+    at = data.find(marker)
+    if at < 0:
+        return None
+    start = stop = at + len(marker)
+    while stop < len(data) and 48 <= data[stop] <= 57:
+        stop += 1
+    return int(data[start:stop]) if stop > start else None
 
 
 class Stats:
@@ -68,21 +82,29 @@ class Stats:
         self.slow_closed = 0
         self.dropped = 0
         self.subscribed = 0
+        self.gaps = 0
+        self.duplicates = 0
 
 
 class Client(asyncio.Protocol):
-    """One connection; counts markers, never decodes."""
+    """One connection; splits WebSocket frames (or scans SSE bytes), never decodes JSON."""
 
-    def __init__(self, stats: Stats, request: bytes, subscribe: bytes | None) -> None:
+    def __init__(self, stats: Stats, request: bytes, first: bytes | None, *,
+                 websocket: bool) -> None:
         self.stats = stats
         self._request = request
-        self._subscribe = subscribe
+        self._first = first
+        self._websocket = websocket
         self._head = b""
-        self._tail = b""
+        self._buffer = b""
         self._upgraded = False
         self._stopping = False
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
+        # The last event seen (a WebSocket resume point) and its number on the channel.
+        self.last_id: str | None = None
+        self.last_seq: int | None = None
+        self.received = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; they have its methods.
@@ -102,33 +124,84 @@ class Client(asyncio.Protocol):
                 return
             self._upgraded = True
             data, self._head = self._head[end + 4:], b""
-            if self._subscribe is not None and self.transport is not None:
-                self.transport.write(self._subscribe)
-            else:
+            if self._first is not None and self.transport is not None:
+                self.transport.write(self._first)
+        if self._websocket:
+            self._frames(self._buffer + data if self._buffer else data, now)
+        else:
+            self._scan(self._buffer + data if self._buffer else data, now)
+
+    def _frames(self, data: bytes, now: int) -> None:
+        pos, size = 0, len(data)
+        while size - pos >= 2:
+            length, head = data[pos + 1] & 0x7F, 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length, head = int.from_bytes(data[pos + 2:pos + 4], "big"), 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length, head = int.from_bytes(data[pos + 2:pos + 10], "big"), 10
+            if size - pos < head + length:
+                break
+            opcode = data[pos] & 0x0F
+            payload = data[pos + head:pos + head + length]
+            pos += head + length
+            if opcode == 0x1:
+                self._text(payload, now)
+            elif opcode == 0x9 and self.transport is not None:
+                self.transport.write(client_frame(0xA, payload))  # pong
+            elif opcode == 0x8 and int.from_bytes(payload[:2], "big") == SLOW:
+                self.stats.slow_closed += 1
+        self._buffer = data[pos:]
+
+    def _text(self, payload: bytes, now: int) -> None:
+        sent = _number(payload, MARKER)
+        if sent is None:
+            if not self.ready.done() and b'"subscribed"' in payload:
                 self._ready()
-        chunk = self._tail + data
+            return
         stats = self.stats
-        if not self.ready.done() and (SUBSCRIBED in chunk or b"event: ready" in chunk):
+        self.received += 1
+        if stats.measuring:
+            stats.deliveries += 1
+            stats.latencies.append(now - sent)
+        seq = _number(payload, SEQ)
+        if seq is not None and self.last_seq is not None:
+            if seq <= self.last_seq:
+                stats.duplicates += 1
+            elif seq > self.last_seq + 1:
+                stats.gaps += 1
+        if seq is not None:
+            self.last_seq = max(seq, self.last_seq or 0)
+        at = payload.find(FRAME_ID)
+        if at >= 0:
+            end = payload.find(b'"', at + len(FRAME_ID))
+            self.last_id = payload[at + len(FRAME_ID):end].decode()
+
+    def _scan(self, data: bytes, now: int) -> None:
+        stats = self.stats
+        if not self.ready.done() and b"event: ready" in data:
             self._ready()
         done = 0  # everything before this index has been counted
-        found = chunk.find(MARKER)
+        found = data.find(MARKER)
         while found >= 0:
-            start = found + len(MARKER)
-            stop = start
-            while stop < len(chunk) and 48 <= chunk[stop] <= 57:
+            start = stop = found + len(MARKER)
+            while stop < len(data) and 48 <= data[stop] <= 57:
                 stop += 1
-            if stop == len(chunk):
+            if stop == len(data):
                 break  # the number may continue in the next read
             if stats.measuring:
                 stats.deliveries += 1
-                stats.latencies.append(now - int(chunk[start:stop]))
+                stats.latencies.append(now - int(data[start:stop]))
             done = stop
-            found = chunk.find(MARKER, stop)
-        if WS_SLOW_CLOSE in chunk[done:] or SSE_CLOSE in chunk[done:]:
+            found = data.find(MARKER, stop)
+        if SSE_CLOSE in data[done:]:
             stats.slow_closed += 1
         # Keep what may hold a marker cut in two (a marker and its digits are < 40 bytes),
         # and nothing already counted.
-        self._tail = chunk[found:] if found >= 0 else chunk[max(done, len(chunk) - 40):]
+        self._buffer = data[found:] if found >= 0 else data[max(done, len(data) - 40):]
 
     def _ready(self) -> None:
         if not self.ready.done():
@@ -153,43 +226,81 @@ class Client(asyncio.Protocol):
             self.transport.close()
 
 
-def _request(transport: str, path: str, host: str, token: str, channel: str) -> bytes:
-    if transport == "ws":
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Upgrade: websocket",
-                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
-                 "Sec-WebSocket-Version: 13"]
-    else:
-        lines = [f"GET {path}?channels={channel} HTTP/1.1", f"Host: {host}",
-                 "Accept: text/event-stream"]
-    if token:
-        lines.append(f"Authorization: Bearer {token}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+class Fleet:
+    """Every client of this process and how to open them."""
 
+    def __init__(self, args: argparse.Namespace, tokens: list[str]) -> None:
+        self.args = args
+        self.tokens = tokens
+        self.stats = Stats()
+        self.clients: list[Client] = []
+        self._slots = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-async def _open_all(args: argparse.Namespace, stats: Stats, tokens: list[str]) -> list[Client]:
-    loop = asyncio.get_running_loop()
-    host = f"127.0.0.1:{args.port}"
-    path = args.path_ws if args.transport == "ws" else args.path_sse
-    slots = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    clients: list[Client] = []
+    def channel(self, index: int) -> str:
+        return f"product:bench-{index % self.args.channels:05d}"
 
-    async def one(index: int) -> None:
-        channel = f"product:bench-{index % args.channels:05d}"
-        token = tokens[index % len(tokens)] if tokens else ""
-        frame = json.dumps({"type": "subscribe", "channel": channel}).encode()
-        subscribe = ws_text(frame) if args.transport == "ws" else None
-        client = Client(stats, _request(args.transport, path, host, token, channel), subscribe)
-        async with slots:
-            await loop.create_connection(lambda: client, "127.0.0.1", args.port)
-            clients.append(client)
+    def _request(self, index: int) -> bytes:
+        args = self.args
+        host = f"127.0.0.1:{args.port}"
+        if args.transport == "ws":
+            key = base64.b64encode(os.urandom(16)).decode()
+            lines = [f"GET {args.path_ws} HTTP/1.1", f"Host: {host}", "Upgrade: websocket",
+                     "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
+                     "Sec-WebSocket-Version: 13"]
+        else:
+            lines = [f"GET {args.path_sse}?channels={self.channel(index)} HTTP/1.1",
+                     f"Host: {host}", "Accept: text/event-stream"]
+        if self.tokens:
+            lines.append(f"Authorization: Bearer {self.tokens[index % len(self.tokens)]}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def open(self, index: int, after: str | None = None) -> Client:
+        """Connect client ``index`` and wait until it follows its channel."""
+        websocket = self.args.transport == "ws"
+        first = None
+        if websocket:
+            frame: dict[str, Any] = {"type": "subscribe", "channel": self.channel(index)}
+            if after is not None:
+                frame = {"type": "resume", "channel": self.channel(index), "after": after}
+            first = client_frame(0x1, json.dumps(frame).encode())
+        client = Client(self.stats, self._request(index), first, websocket=websocket)
+        loop = asyncio.get_running_loop()
+        async with self._slots:
+            await loop.create_connection(lambda: client, "127.0.0.1", self.args.port)
             await asyncio.wait_for(client.ready, HANDSHAKE_TIMEOUT)
+        return client
 
-    await asyncio.gather(*(one(i) for i in range(args.connections)))
-    for client in clients[: args.stalled]:
-        if client.transport is not None:
-            client.transport.pause_reading()
-    return clients
+    async def open_all(self) -> None:
+        self.clients = list(await asyncio.gather(
+            *(self.open(i) for i in range(self.args.connections))))
+        for client in self.clients[: self.args.stalled]:
+            if client.transport is not None:
+                client.transport.pause_reading()
+
+    async def storm(self, count: int, gap: float) -> dict[str, Any]:
+        """Drop ``count`` clients, wait ``gap`` s, bring them all back resuming at once."""
+        gone = self.clients[:count]
+        for client in gone:
+            client.stop()
+        await asyncio.sleep(gap)
+        began = time.perf_counter()
+        before = self.stats.gaps, self.stats.duplicates
+        back = await asyncio.gather(*(
+            self._reopen(i, old) for i, old in enumerate(gone)))
+        resubscribed = time.perf_counter() - began
+        self.clients[:count] = back
+        # Missed events arrive first, then live ones: give the replay time to finish.
+        await asyncio.sleep(gap + 2.0)
+        caught_up = sum(1 for c in back if c.received > 0)
+        return {"storm": count, "resubscribed_seconds": resubscribed,
+                "received_after": sum(c.received for c in back), "caught_up": caught_up,
+                "gaps": self.stats.gaps - before[0],
+                "duplicates": self.stats.duplicates - before[1]}
+
+    async def _reopen(self, index: int, old: Client) -> Client:
+        client = await self.open(index, after=old.last_id or "earliest")
+        client.last_seq = old.last_seq
+        return client
 
 
 def _report(stats: Stats, seconds: float) -> dict[str, Any]:
@@ -202,28 +313,33 @@ def _report(stats: Stats, seconds: float) -> dict[str, Any]:
 
     return {"deliveries": stats.deliveries, "seconds": seconds,
             "p50_ms": rank(0.50), "p99_ms": rank(0.99), "max_ms": rank(1.0),
-            "slow_closed": stats.slow_closed, "dropped": stats.dropped}
+            "slow_closed": stats.slow_closed, "dropped": stats.dropped,
+            "gaps": stats.gaps, "duplicates": stats.duplicates}
 
 
 async def _main(args: argparse.Namespace, tokens: list[str]) -> None:
     raise_fd_limit()
-    stats = Stats()
-    clients = await _open_all(args, stats, tokens)
+    fleet = Fleet(args, tokens)
+    await fleet.open_all()
+    stats = fleet.stats
     print(f"ready {stats.subscribed}", flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     started = time.perf_counter()
     while line := (await reader.readline()).decode().strip():
-        if line == "measure":
+        command, *rest = line.split()
+        if command == "measure":
             stats.deliveries, stats.latencies = 0, array.array("q")
             stats.measuring, started = True, time.perf_counter()
-        elif line == "report":
+        elif command == "report":
             stats.measuring = False
             print(json.dumps(_report(stats, time.perf_counter() - started)), flush=True)
-        elif line == "exit":
+        elif command == "storm":
+            print(json.dumps(await fleet.storm(int(rest[0]), float(rest[1]))), flush=True)
+        elif command == "exit":
             break
-    for client in clients:
+    for client in fleet.clients:
         client.stop()
 
 

@@ -80,6 +80,9 @@ class Run:
     client_cpu_share: float
     slow_closed: int
     dropped: int
+    gaps: int
+    duplicates: int
+    storm: dict[str, Any]
 
     @property
     def rate(self) -> float:
@@ -113,7 +116,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--transport", choices=("ws", "sse"), default="ws")
     parser.add_argument("--stalled", type=int, default=0, help="clients that stop reading")
     parser.add_argument("--users", type=int, default=200, help="distinct users (tokens)")
+    parser.add_argument("--storm", type=int, default=0,
+                        help="then drop this many WebSocket clients and bring them back at once, "
+                        "each resuming from its last event id (gateway only)")
+    parser.add_argument("--storm-gap", type=float, default=2.0,
+                        help="seconds the storm's clients stay away")
     parser.add_argument("--only", choices=("bare", "gateway"), default=None)
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="keep the servers' and clients' logs in this directory")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write py-spy samples of each server here (needs py-spy)")
     return parser
@@ -141,7 +151,7 @@ class Clients:
             )
             clients = cls(proc, log)
             try:
-                line = await asyncio.wait_for(clients._line(), READY_TIMEOUT)
+                line = await asyncio.wait_for(clients.line(), READY_TIMEOUT)
                 if not line.startswith("ready"):
                     raise BenchError(f"the clients did not start: {line!r}; see {log}")
                 yield clients
@@ -155,7 +165,8 @@ class Clients:
                         proc.kill()
                         await proc.wait()
 
-    async def _line(self) -> str:
+    async def line(self) -> str:
+        """The next line the clients printed."""
         assert self.proc.stdout is not None
         raw = await self.proc.stdout.readline()
         if not raw:
@@ -173,7 +184,7 @@ class Clients:
     async def report(self) -> dict[str, Any]:
         """Stop recording and read the figures."""
         await self.say("report")
-        report: dict[str, Any] = json.loads(await asyncio.wait_for(self._line(), 120))
+        report: dict[str, Any] = json.loads(await asyncio.wait_for(self.line(), 120))
         return report
 
 
@@ -196,7 +207,8 @@ async def _kafka_publisher(settings: Settings, args: argparse.Namespace) -> tupl
             due = int((time.perf_counter() - began) * args.rate) - sent
             for _ in range(due):
                 channel = names[sent % len(names)]
-                value = orjson.dumps(sample_envelope(channel, time.time_ns()))
+                value = orjson.dumps(sample_envelope(channel, time.time_ns(),
+                                                     sent // len(names)))
                 await producer.send(topic, value, key=channel.encode())
                 sent += 1
             await asyncio.sleep(TICK)
@@ -205,10 +217,12 @@ async def _kafka_publisher(settings: Settings, args: argparse.Namespace) -> tupl
 
 
 async def _measure(name: str, pid: int, port: int, args: argparse.Namespace, tokens: Path,
-                   scratch: Path, start: Callable[[], Awaitable[Callable[[], int]]]) -> Run:
+                   scratch: Path, start: Callable[[], Awaitable[Callable[[], int]]],
+                   then: Callable[[Clients], Awaitable[dict[str, Any]]] | None = None) -> Run:
     await asyncio.sleep(1.0)
     before = pid_rss_mb(pid) or 0.0
-    async with Clients.opened(args, port, tokens, scratch / f"{name}-clients.log") as clients:
+    clients_log = _logs(args, scratch) / f"{name}-clients.log"
+    async with Clients.opened(args, port, tokens, clients_log) as clients:
         await asyncio.sleep(1.0)
         after = pid_rss_mb(pid) or 0.0
         # What the server spends with every connection open and nothing to deliver.
@@ -231,14 +245,15 @@ async def _measure(name: str, pid: int, port: int, args: argparse.Namespace, tok
         count = published() - first
         if spy is not None:
             await spy.wait()
+        extra = await then(clients) if then is not None else {}
     return Run(
         name=name, connections=args.connections, published=count,
         deliveries=report["deliveries"], seconds=report["seconds"],
         p50_ms=report["p50_ms"], p99_ms=report["p99_ms"], max_ms=report["max_ms"],
         memory_kb_per_connection=(after - before) * 1024 / args.connections,
         cpu_seconds=spent, idle_cpu_share=idle_share, client_cpu_share=client_share,
-        slow_closed=report["slow_closed"],
-        dropped=report["dropped"],
+        slow_closed=report["slow_closed"], dropped=report["dropped"], gaps=report["gaps"],
+        duplicates=report["duplicates"], storm=extra,
     )
 
 
@@ -247,7 +262,7 @@ async def _bare(args: argparse.Namespace, env: dict[str, str], tokens: Path,
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "bench.bare_push", "--port", str(port)]
-    async with server_process(argv, env, base, scratch / "bare.log") as pid:
+    async with server_process(argv, env, base, _logs(args, scratch) / "bare.log") as pid:
 
         async def start() -> Callable[[], int]:
             began = time.perf_counter()
@@ -271,20 +286,48 @@ async def _gateway(args: argparse.Namespace, settings: Settings, env: dict[str, 
     base = f"http://127.0.0.1:{port}"
     publisher: list[Any] = []
     async with server_process(argv, {**env, **variant.to_env()}, base,
-                              scratch / "gateway.log", probe="/health/live") as pid:
+                              _logs(args, scratch) / "gateway.log", probe="/health/live") as pid:
 
         async def start() -> Callable[[], int]:
             task, count, producer = await _kafka_publisher(settings, args)
             publisher.extend((task, producer))
             return count
 
+        async def storm(clients: Clients) -> dict[str, Any]:
+            if not args.storm:
+                return {}
+            before = await _replay_counts(base)
+            await clients.say(f"storm {args.storm} {args.storm_gap}")
+            result: dict[str, Any] = json.loads(await asyncio.wait_for(clients.line(), 600))
+            after = await _replay_counts(base)
+            return {**result, **{k: after[k] - before[k] for k in after}}
+
         try:
-            return await _measure("gateway", pid, port, args, tokens, scratch, start)
+            return await _measure("gateway", pid, port, args, tokens, scratch, start, storm)
         finally:
             if publisher:
                 publisher[0].cancel()
                 await asyncio.wait({publisher[0]})
                 await publisher[1].stop()
+
+
+def _logs(args: argparse.Namespace, scratch: Path) -> Path:
+    """Where the servers' and clients' logs go: ``--logs`` (kept) or the scratch dir."""
+    return args.logs if args.logs is not None else scratch
+
+
+async def _replay_counts(base: str) -> dict[str, int]:
+    """The gateway's replay counters from ``/metrics``."""
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as answer:
+        text = await answer.text()
+    wanted = {"mercato_push_replay_requests_total": "replay_requests",
+              "mercato_push_replay_passes_total": "replay_passes"}
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[wanted[name]] = int(float(value))
+    return found
 
 
 def _print(runs: list[Run], args: argparse.Namespace) -> list[str]:
@@ -309,7 +352,16 @@ def _print(runs: list[Run], args: argparse.Namespace) -> list[str]:
             f"deliveries {g.rate:.0f}/s p50 {g.p50_ms or 0:.1f} ms p99 {g.p99_ms or 0:.1f} ms; "
             f"memory {g.memory_kb_per_connection:.1f} KB/connection; gateway cpu "
             f"{g.cpu_ms_per_1000:.1f} ms per 1000 deliveries; closed slow {g.slow_closed} "
-            f"dropped {g.dropped}"
+            f"dropped {g.dropped} gaps {g.gaps} duplicates {g.duplicates}"
+        )
+    if g is not None and g.storm:
+        st = g.storm
+        lines.append(
+            f"storm: {st['storm']} clients reconnected at once after {args.storm_gap:.0f} s "
+            f"away, all resubscribed in {st['resubscribed_seconds']:.1f} s; "
+            f"{st['caught_up']} caught up, gaps {st['gaps']} duplicates {st['duplicates']}; "
+            f"{st.get('replay_requests', 0)} replay requests served by "
+            f"{st.get('replay_passes', 0)} partition reads"
         )
     print("\n".join(lines))
     return lines
@@ -319,6 +371,8 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     from mercato.embedded import EmbeddedStack
 
     load = os.getloadavg()[0]
+    if args.logs is not None:
+        args.logs.mkdir(parents=True, exist_ok=True)
     hard = raise_fd_limit()
     if hard < args.connections + 1000:
         raise BenchError(f"the open-files hard limit ({hard}) is below --connections + 1000")
@@ -354,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.connections < 1 or args.channels < 1 or args.rate <= 0 or args.seconds <= 0:
         _parser().error("--connections, --channels, --rate and --seconds must be positive")
+    if args.storm and (args.transport != "ws" or args.storm > args.connections):
+        _parser().error("--storm needs --transport ws and at most --connections clients")
     with tempfile.TemporaryDirectory(prefix="mercato-bench-push-") as scratch:
         try:
             report = asyncio.run(_run(args, Path(scratch)))

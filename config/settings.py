@@ -71,6 +71,12 @@ class Settings:
         "127.0.0.1", env="MERCATO_HTTP_HOST", help="The address the gateway listens on.",
     )
     http_port: int = setting(8080, env="MERCATO_HTTP_PORT", help="The gateway's port.")
+    # aiohttp's default of 128 pending connections drops SYNs when thousands of push clients
+    # reconnect at once; each retry then waits seconds (the kernel caps it at somaxconn).
+    http_backlog: int = setting(
+        2048, env="MERCATO_HTTP_BACKLOG",
+        help="Connections the kernel may queue before the gateway accepts them.",
+    )
     # A client dripping header bytes would otherwise hold a socket forever.
     http_header_timeout: float = setting(
         10.0, env="MERCATO_HTTP_HEADER_TIMEOUT", zero_ok=True,

@@ -45,7 +45,8 @@ async def serve(app: web.Application, settings: Settings) -> None:
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+        await web.TCPSite(runner, settings.http_host, settings.http_port,
+                          backlog=settings.http_backlog).start()
         await stop.wait()
         log.info("stopping gateway")
     finally:

@@ -43,6 +43,21 @@ class Metrics:
             "Connections evicted for being too slow",
             registry=self.registry,
         )
+        self.push_replay_requests = Gauge(
+            "mercato_push_replay_requests_total",
+            "Resuming streams' requests for missed events",
+            registry=self.registry,
+        )
+        self.push_replay_passes = Gauge(
+            "mercato_push_replay_passes_total",
+            "Reads of a push partition that served those requests (shared by concurrent ones)",
+            registry=self.registry,
+        )
+        self.push_writes = Gauge(
+            "mercato_push_writes_total",
+            "Socket writes of push frames (several frames for one client share one write)",
+            registry=self.registry,
+        )
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -54,6 +69,9 @@ async def metrics_handler(request: web.Request) -> web.Response:
         metrics.push_connections.set(stats.get("connections", 0))
         metrics.push_delivered.set(stats.get("delivered", 0))
         metrics.push_evicted.set(stats.get("evicted", 0))
+        metrics.push_replay_requests.set(stats.get("replay_requests", 0))
+        metrics.push_replay_passes.set(stats.get("replay_passes", 0))
+        metrics.push_writes.set(stats.get("writes", 0))
     for refresh in metrics.refreshers:
         await refresh()
     body = generate_latest(metrics.registry)

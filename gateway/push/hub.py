@@ -100,6 +100,8 @@ class PushHub:
     def stats(self) -> dict[str, int]:
         """Counters for the metrics exporter (``connections``, ``delivered``, ``evicted``, ...)."""
         c = self.counters
+        # A test's replayer counts nothing; the Kafka one counts its shared reads.
+        shared = self._replayer if isinstance(self._replayer, KafkaReplayer) else None
         return {
             "connections": c.connections,
             "connections_total": c.connections_total,
@@ -109,6 +111,8 @@ class PushHub:
             "replayed": c.replayed,
             "replays_truncated": c.replays_truncated,
             "invalid_records": c.invalid_records,
+            "replay_requests": shared.requests if shared else 0,
+            "replay_passes": shared.passes if shared else 0,
         }
 
     # -- connections and subscriptions -------------------------------------------------
