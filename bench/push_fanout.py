@@ -295,11 +295,11 @@ async def _gateway(args: argparse.Namespace, settings: Settings, env: dict[str, 
 
         async def storm(clients: Clients) -> dict[str, Any]:
             if not args.storm:
-                return {}
-            before = await _replay_counts(base)
+                return {"evicted": (await _push_counters(base))["evicted"]}
+            before = await _push_counters(base)
             await clients.say(f"storm {args.storm} {args.storm_gap}")
             result: dict[str, Any] = json.loads(await asyncio.wait_for(clients.line(), 600))
-            after = await _replay_counts(base)
+            after = await _push_counters(base)
             return {**result, **{k: after[k] - before[k] for k in after}}
 
         try:
@@ -316,12 +316,13 @@ def _logs(args: argparse.Namespace, scratch: Path) -> Path:
     return args.logs if args.logs is not None else scratch
 
 
-async def _replay_counts(base: str) -> dict[str, int]:
-    """The gateway's replay counters from ``/metrics``."""
+async def _push_counters(base: str) -> dict[str, int]:
+    """The gateway's push counters from ``/metrics`` (replays, evictions)."""
     async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as answer:
         text = await answer.text()
     wanted = {"mercato_push_replay_requests_total": "replay_requests",
-              "mercato_push_replay_passes_total": "replay_passes"}
+              "mercato_push_replay_passes_total": "replay_passes",
+              "mercato_push_evicted_total": "evicted"}
     found = {}
     for line in text.splitlines():
         name, _, value = line.partition(" ")
@@ -354,7 +355,10 @@ def _print(runs: list[Run], args: argparse.Namespace) -> list[str]:
             f"{g.cpu_ms_per_1000:.1f} ms per 1000 deliveries; closed slow {g.slow_closed} "
             f"dropped {g.dropped} gaps {g.gaps} duplicates {g.duplicates}"
         )
-    if g is not None and g.storm:
+    if g is not None and args.stalled:
+        lines.append(f"stalled: {args.stalled} clients stopped reading; the gateway evicted "
+                     f"{g.storm.get('evicted', 0)} (1013)")
+    if g is not None and args.storm:
         st = g.storm
         lines.append(
             f"storm: {st['storm']} clients reconnected at once after {args.storm_gap:.0f} s "
