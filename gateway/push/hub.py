@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from typing import Any, Protocol
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from config import Settings
@@ -42,6 +42,7 @@ from gateway.push.replay import KafkaReplayer, Replayer
 from gateway.push.stream_expiry import CHECK_SECONDS, CLOSE_SESSION_ENDED, ended, session_end
 from streams.envelope import EnvelopeError
 from streams.errors import InvalidInput, Unavailable
+from streams.follow import assign_whole_topic
 from streams.topics import partitions
 
 log = logging.getLogger(__name__)
@@ -282,14 +283,7 @@ class PushHub:
         )
         await consumer.start()
         try:
-            await consumer.topics()
-            found = consumer.partitions_for_topic(self.topic)
-            if not found:
-                raise RuntimeError(
-                    f"push topic {self.topic!r} does not exist; run `mercato topics create`"
-                )
-            tps = [TopicPartition(self.topic, p) for p in sorted(found)]
-            consumer.assign(tps)
+            tps = await assign_whole_topic(consumer, self.topic)
             await consumer.seek_to_end(*tps)
             for tp in tps:
                 self._last[tp.partition] = await consumer.position(tp) - 1

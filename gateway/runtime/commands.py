@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from config import Settings
@@ -34,6 +34,7 @@ from gateway import keys
 from streams.envelope import Envelope, EnvelopeError, new_event, utcnow
 from streams.errors import Unavailable
 from streams.events.commands import CommandAnswered
+from streams.follow import assign_whole_topic
 from streams.kafka_compat import wake
 from streams.registry import Command, Payload, command_spec, spec_for_model
 
@@ -154,12 +155,7 @@ class CommandBus:
         )
         await consumer.start()
         try:
-            await consumer.topics()  # refreshes metadata for every topic
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                raise RuntimeError(f"topic {topic} does not exist; run 'mercato topics create'")
-            assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(assigned)
+            assigned = await assign_whole_topic(consumer, topic)
             await consumer.seek_to_end(*assigned)
             for tp in assigned:
                 # Resolve the position now, so no answer sent after start-up can be skipped.

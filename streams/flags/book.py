@@ -23,6 +23,7 @@ from config import Settings
 from streams.envelope import Envelope, EnvelopeError, format_time
 from streams.events.config import FlagSet
 from streams.flags.rules import DEFAULTS, Caller, Flag, default
+from streams.follow import assign_whole_topic
 from streams.registry import spec_for_model
 
 log = logging.getLogger(__name__)
@@ -118,14 +119,7 @@ class FlagBook:
         )
         await consumer.start()
         try:
-            await consumer.topics()
-            found = consumer.partitions_for_topic(self.topic)
-            if not found:
-                raise RuntimeError(
-                    f"config topic {self.topic!r} does not exist; run `mercato topics create`"
-                )
-            tps = [TopicPartition(self.topic, p) for p in sorted(found)]
-            consumer.assign(tps)
+            tps = await assign_whole_topic(consumer, self.topic)
             await consumer.seek_to_beginning(*tps)
             ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
             await self._load(consumer, ends)
