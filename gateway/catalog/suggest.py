@@ -57,7 +57,11 @@ def _query(request: web.Request) -> tuple[str, int]:
     if not 1 <= len(q) <= MAX_QUERY:
         errors.append(FieldError("q", f"1 to {MAX_QUERY} characters"))
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    limit = int(raw) if raw.isdigit() else 0
+    # int() decides, as in the listings' pagination: str.isdigit() admits "²", int() does not.
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
     if not 1 <= limit <= MAX_LIMIT:
         errors.append(FieldError("limit", f"an integer from 1 to {MAX_LIMIT}"))
     if errors:

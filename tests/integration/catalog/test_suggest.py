@@ -92,7 +92,8 @@ async def test_limits_validation_and_caching(client: Client, people: People) -> 
     assert len(await suggest(client, "wombat", limit="20")) == 5  # 4 products, 1 category
     assert await suggest(client, "!!!") == []  # no word in it: nothing to look up
     for query in ({}, {"q": ""}, {"q": "w" * 65}, {"q": "w", "limit": "0"},
-                  {"q": "w", "limit": "21"}, {"q": "w", "limit": "x"}):
+                  {"q": "w", "limit": "21"}, {"q": "w", "limit": "x"},
+                  {"q": "w", "limit": "\u00b2"}):  # a digit to str.isdigit(), not to int()
         refused = await client.get("/v1/search/suggest", params=query)
         assert refused.status == 422, query
         assert (await refused.json())["code"] == "VALIDATION_ERROR"
