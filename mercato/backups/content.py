@@ -16,6 +16,8 @@ from stores.file_content import CHUNKS, FILES
 DIRECTORY = "content"
 # Chunks are 255 KiB: a batch of this many bounds what a restore holds in memory (~4 MB).
 INSERT_BATCH = 16
+# File ids per chunks query of a backup: a ``$in`` of 500 ObjectIds is ~10 KB of BSON.
+ID_BATCH = 500
 CODEC: CodecOptions[dict[str, Any]] = CodecOptions(document_class=dict, tz_aware=True)
 
 
@@ -33,31 +35,44 @@ async def measure(db: AsyncDatabase[dict[str, Any]]) -> int:
 
 
 async def dump(db: AsyncDatabase[dict[str, Any]], root: Path, progress: Progress) -> dict[str, int]:
-    """Copy every files document, then every chunk, into the backup; returns what was copied.
+    """Copy every files document, then its chunks, into the backup; returns what was copied.
 
-    Files first: a file uploaded meanwhile may then have its chunks in the backup without its
-    files document (an upload in flight, which GridFS readers ignore), never the reverse.
+    Files first, a batch at a time: a file uploaded meanwhile may then have its chunks in
+    the store without its files document (an upload in flight, which GridFS readers
+    ignore), and those chunks are not copied; a copied files document always has its chunks.
     """
     out = paths(root)
     out[FILES].parent.mkdir(parents=True, exist_ok=True)
-    files = 0
-    ids = set()
-    length = 0
-    with gzip.open(out[FILES], "wb") as sink:
+    counts = {"files": 0, "chunks": 0, "bytes": 0}
+    with gzip.open(out[FILES], "wb") as files_sink, gzip.open(out[CHUNKS], "wb") as chunks_sink:
+        # The chunks are asked for per batch of file ids: one ``$in`` holding every id
+        # would outgrow the 16 MB BSON limit on a large store, and hold every id in memory.
+        ids: list[Any] = []
         async for doc in db[FILES].find({}).sort("_id", 1):
-            sink.write(bson.encode(doc))
-            files += 1
-            ids.add(doc["_id"])
-            length += int(doc["length"])
+            files_sink.write(bson.encode(doc))
+            counts["files"] += 1
+            counts["bytes"] += int(doc["length"])
+            ids.append(doc["_id"])
+            if len(ids) >= ID_BATCH:
+                counts["chunks"] += await _dump_chunks(db, ids, chunks_sink, progress)
+                ids = []
+        if ids:
+            counts["chunks"] += await _dump_chunks(db, ids, chunks_sink, progress)
+    return counts
+
+
+async def _dump_chunks(
+    db: AsyncDatabase[dict[str, Any]], ids: list[Any], sink: gzip.GzipFile, progress: Progress
+) -> int:
+    """Write the chunks of the files ``ids`` (sorted, as read) to ``sink``; how many there were."""
     chunks = 0
-    with gzip.open(out[CHUNKS], "wb") as sink:
-        cursor = db[CHUNKS].find({"files_id": {"$in": sorted(ids)}}).sort(
-            [("files_id", 1), ("n", 1)]).batch_size(INSERT_BATCH)
-        async for doc in cursor:
-            sink.write(bson.encode(doc))
-            chunks += 1
-            progress.advance(len(doc["data"]), "file content")
-    return {"files": files, "chunks": chunks, "bytes": length}
+    cursor = db[CHUNKS].find({"files_id": {"$in": ids}}).sort(
+        [("files_id", 1), ("n", 1)]).batch_size(INSERT_BATCH)
+    async for doc in cursor:
+        sink.write(bson.encode(doc))
+        chunks += 1
+        progress.advance(len(doc["data"]), "file content")
+    return chunks
 
 
 async def load(db: AsyncDatabase[dict[str, Any]], root: Path, progress: Progress) -> None:

@@ -12,8 +12,9 @@ import io
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
+import bson
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -21,12 +22,14 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
+from mercato.backups import content as backup_content
 from mercato.backups.create import create_backup
 from mercato.backups.errors import BackupError
+from mercato.backups.progress import Progress
 from mercato.backups.restore import restore_backup
 from mercato.cli import main
 from mercato.embedded import Endpoints
-from stores.file_content import ContentStore
+from stores.file_content import CHUNKS, ContentStore
 from streams.admin import ensure_topics
 from tests.conftest import make_settings
 
@@ -204,3 +207,24 @@ async def test_the_commands_print_what_they_did_and_refuse_with_exit_1(
     # The source stack itself is not empty: restoring into it is refused.
     assert await asyncio.to_thread(main, ["backup", "restore", str(backup)]) == 1
     assert "not empty" in capsys.readouterr().err
+
+
+async def test_file_chunks_are_copied_a_batch_of_file_ids_at_a_time(
+    source_db: AsyncDatabase[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two ids per chunks query, so five files take three queries, the last one partial.
+    monkeypatch.setattr(backup_content, "ID_BATCH", 2)
+    store = ContentStore(source_db)
+    for n in range(5):
+        await store.put(f"f{n}", BIG if n == 3 else f"file {n}".encode(), filename=f"{n}.bin",
+                        metadata={"owner": "u1"})
+    progress = Progress(0, label="backup", stream=io.StringIO())
+
+    copied = await backup_content.dump(source_db, tmp_path, progress)
+
+    assert copied == {"files": 5, "chunks": 7, "bytes": len(BIG) + 4 * len(b"file 0")}
+    with gzip.open(backup_content.paths(tmp_path)[CHUNKS], "rb") as stream:
+        docs = bson.decode_file_iter(cast(IO[bytes], stream))
+        chunks = [(doc["files_id"], doc["n"]) for doc in docs]
+    assert chunks == [("f0", 0), ("f1", 0), ("f2", 0), ("f3", 0), ("f3", 1), ("f3", 2),
+                      ("f4", 0)]
