@@ -16,7 +16,7 @@ from gateway.docs.openapi import operation
 from gateway.files.access import caller, managed, publish_and_wait
 from gateway.files.keys import FILES
 from gateway.files.schemas import PermissionBody, PermissionOut, PermissionsOut
-from gateway.groups.keys import GROUPS
+from gateway.groups.access import visible_group
 from gateway.http.validation import parse_body
 from gateway.identity.auth import Principal
 from stores.files import FileMeta
@@ -75,10 +75,8 @@ async def grant_file_permission(request: web.Request) -> web.Response:
 async def _grant_group(
     request: web.Request, principal: Principal, meta: FileMeta, group_id: str
 ) -> web.Response:
-    group = await request.app[GROUPS].get(group_id)
-    # Only a group one belongs to: a stranger's group is as missing as a missing one.
-    if group is None or (principal.user_id not in group.members and not principal.is_admin):
-        raise NotFound("no such group")
+    # Only a group one may see: a grant to a stranger's group is refused as for a missing one.
+    group = await visible_group(request, principal, group_id)
     granted = FileGroupGranted(
         file_id=meta.file_id, group_id=group.group_id,
         source="owner" if principal.user_id == meta.owner_id else "admin",

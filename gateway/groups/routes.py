@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateway.docs.openapi import operation
 from gateway.files.access import caller
+from gateway.groups.access import visible_group
 from gateway.groups.keys import GROUPS
 from gateway.groups.schemas import GroupBody, GroupOut, GroupsOut, MemberBody
 from gateway.http.validation import parse_body
@@ -32,11 +33,8 @@ WAITED: dict[int, tuple[str, None]] = {
 
 
 async def _visible(request: web.Request, principal: Principal) -> Group:
-    """The group in the path if the caller is a member (or an admin); 404 otherwise."""
-    group = await request.app[GROUPS].get(request.match_info["id"])
-    if group is None or (principal.user_id not in group.members and not principal.is_admin):
-        raise NotFound("no such group")
-    return group
+    """The group in the path if the caller may see it; 404 otherwise."""
+    return await visible_group(request, principal, request.match_info["id"])
 
 
 @routes.post("/v1/groups")
