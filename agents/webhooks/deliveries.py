@@ -109,11 +109,19 @@ class DeliveriesDecider:
         state = self._table.get(key)
         if state is None or state["webhookId"] != retry.webhook_id:
             return "unknown"
+        at = format_time(retry.at)
+        # One endpoint's records arrive in order, so a retry no later than the last one
+        # applied is that one (or an older one) again, after a crash or a rewind of the group:
+        # applying it would reopen a delivery already made and POST it once more.
+        last = state.get("retryAt")
+        if last is not None and datetime.fromisoformat(at) <= datetime.fromisoformat(last):
+            await self._recorded(state)
+            return "stale"
         # A retried delivery gets the whole schedule again, counted from its attempts so far.
         base = state["attempts"] if state["status"] != "pending" else state["retryBase"]
         state = {
-            **state, "status": "pending", "retryBase": base,
-            "nextAttemptAt": format_time(retry.at), "version": state["version"] + 1,
+            **state, "status": "pending", "retryBase": base, "retryAt": at,
+            "nextAttemptAt": at, "version": state["version"] + 1,
         }
         self._table[key] = state
         await self._recorded(state)

@@ -241,6 +241,22 @@ async def test_a_delivery_out_of_retries_fails_and_a_manual_retry_reopens_it() -
     assert await agent.handle(attempted(2, ok=True)) == "delivered"
 
 
+async def test_a_manual_retry_processed_again_does_not_reopen_its_delivery() -> None:
+    agent, table, _ = decider(disable_after=10)
+    await agent.handle(requested())
+    await agent.handle(attempted(1, ok=False, retry=False))
+    retry = new_event(RetryRequested(webhook_id="w1", delivery_id="d1", at=AT), key="w1",
+                      source="test").encode()
+    assert await agent.handle(retry) == "retrying"
+    assert await agent.handle(attempted(2, ok=True)) == "delivered"
+    # After a crash or a rewind of the group the same retry (and any older one) comes again.
+    assert await agent.handle(retry) == "stale"
+    assert table[delivery_key("d1")]["status"] == "delivered"
+    later = new_event(RetryRequested(webhook_id="w1", delivery_id="d1",
+                                     at=AT + timedelta(minutes=1)), key="w1", source="test")
+    assert await agent.handle(later.encode()) == "retrying"
+
+
 async def test_an_endpoint_failing_too_often_in_a_row_is_disabled_and_its_owner_told() -> None:
     agent, table, effects = decider(disable_after=3)
     for d in ("d1", "d2", "d3"):
