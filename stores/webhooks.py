@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from stores import mongo
 from stores.keyset import keyset_after
-from streams.envelope import format_time
+from streams.envelope import format_time, utcnow
 
 ENDPOINTS = "webhooks"
 DELIVERIES = "webhook_deliveries"
@@ -49,6 +49,13 @@ class Endpoint:
     enabled: bool
     created_at: datetime
     disabled_reason: str | None = None
+    # When ``events`` last changed (registration, or a PATCH of events).
+    subscribed_at: datetime | None = None
+
+    @property
+    def since(self) -> datetime:
+        """Events that occurred before this are not the endpoint's, even when replayed."""
+        return self.subscribed_at or self.created_at
 
     def to_json(self) -> dict[str, Any]:
         """The API's endpoint object (the secret is shown only when created)."""
@@ -82,6 +89,7 @@ class WebhookRepository:
             "enabled": endpoint.enabled,
             "disabledReason": None,
             "createdAt": endpoint.created_at,
+            "subscribedAt": endpoint.since,
         })
 
     async def count_owned(self, owner_id: str) -> int:
@@ -114,6 +122,11 @@ class WebhookRepository:
         """Apply ``changes`` (camelCase fields) to the owner's endpoint; None if not theirs."""
         if changes.get("enabled") is True:
             changes = {**changes, "disabledReason": None}
+        if "events" in changes:
+            # MongoDB keeps milliseconds: the router compares event times with this one.
+            now = utcnow()
+            since = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            changes = {**changes, "subscribedAt": since}
         doc = await self._endpoints.find_one_and_update(
             {"_id": webhook_id, "ownerId": owner_id}, {"$set": changes},
             return_document=ReturnDocument.AFTER,
@@ -217,4 +230,5 @@ def _endpoint(doc: dict[str, Any]) -> Endpoint:
         enabled=bool(doc["enabled"]),
         created_at=doc["createdAt"],
         disabled_reason=doc.get("disabledReason"),
+        subscribed_at=doc.get("subscribedAt"),
     )

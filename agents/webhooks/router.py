@@ -9,7 +9,8 @@ each once. The router only reads and emits: the requests are made by the dispatc
 Most events concern nobody with an endpoint, and the routers read every order, payment,
 product, file and stock event: while no endpoint at all is enabled, that answer is kept for
 ``QUIET_SECONDS`` instead of a query per event, so an endpoint receives the events from
-about then after its registration.
+about then after its registration. Events that occurred before an endpoint subscribed to
+them are never its own, so a replay of old events sends it none of them.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ class WebhookRouter:
             self._quiet_until = time.monotonic() + QUIET_SECONDS
             return "no endpoints"
         owners = await self.owners(envelope)
-        endpoints = await repo.subscribed(selectors(envelope.type), owners)
+        occurred = datetime.fromisoformat(envelope.occurred_at)
+        # A replay (a rebuild, a restore) reads old events again: an endpoint subscribed
+        # after one occurred must not be sent it, for the first time, as if it were new.
+        endpoints = [
+            endpoint for endpoint in await repo.subscribed(selectors(envelope.type), owners)
+            if occurred >= endpoint.since
+        ]
         body = raw.decode()
         for endpoint in endpoints:
             await caused.emit(

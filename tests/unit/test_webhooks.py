@@ -334,8 +334,9 @@ async def test_one_endpoints_slots_bound_its_attempts_and_not_the_others() -> No
 # The router.
 
 class Subscribed:
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, since: datetime = AT) -> None:
         self.enabled = enabled
+        self.since = since
         self.asked: list[tuple[list[str], set[str]]] = []
 
     async def any_enabled(self) -> bool:
@@ -344,7 +345,7 @@ class Subscribed:
     async def subscribed(self, kinds: list[str], owners: set[str]) -> list[Endpoint]:
         self.asked.append((kinds, set(owners)))
         endpoint = await FakeEndpoints().get("w-" + "-".join(sorted(owners)))
-        return [endpoint] if owners else []
+        return [dataclasses.replace(endpoint, subscribed_at=self.since)] if owners else []
 
 
 class Parties:
@@ -387,3 +388,14 @@ async def test_with_no_endpoint_enabled_the_router_asks_no_more_for_a_while() ->
     endpoints.enabled = True
     assert await router.handle(payment_captured()) == "no endpoints"  # within QUIET_SECONDS
     assert endpoints.asked == []
+
+
+async def test_an_event_older_than_an_endpoints_subscription_is_not_routed_to_it() -> None:
+    from agents.webhooks.router import WebhookRouter
+    from stores.orders import OrderRepository
+
+    # A replay: the event occurred before the endpoint subscribed.
+    endpoints = Subscribed(since=datetime.now(UTC) + timedelta(minutes=1))
+    effects = RecordingEffects(repos={WebhookRepository: endpoints, OrderRepository: Parties()})
+    assert await WebhookRouter(effects).handle(payment_captured()) == "routed to 0"
+    assert effects.of("webhook.delivery_requested") == []
