@@ -30,7 +30,11 @@ def install(app: faust.App, settings: Settings, client_id: str | None) -> FlagBo
             try:
                 async with following(book):
                     # Faust cancels its tasks on stop; ``following`` then closes the consumer.
-                    await asyncio.Event().wait()
+                    await book.ended()
+                # Following ended by itself (``stop`` logged why): start the book again
+                # rather than run on with flags that no longer change.
+                log.warning("flag book stopped following, restarting")
+                await asyncio.sleep(RETRY_SECONDS)
             except Exception as exc:
                 # A broker not up yet, or the topic not created: the worker keeps processing
                 # with the flags it has, and tries again.

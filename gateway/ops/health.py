@@ -17,6 +17,7 @@ from config import Settings
 from gateway import keys
 from gateway.ops.keys import READINESS
 from stores.heartbeats import TableRecovery, WorkerHeartbeats
+from streams.flags.book import FlagBook
 from streams.topics import partitions as topic_partitions
 from streams.topics import worker_sources
 
@@ -28,7 +29,7 @@ WORKER_SOURCES = worker_sources()
 
 
 class Readiness:
-    """Checks the broker, MongoDB, Redis and that a worker is consuming; cached briefly."""
+    """Checks the broker, MongoDB, Redis, a consuming worker and the flag book; cached briefly."""
 
     def __init__(
         self, settings: Settings, admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer
@@ -48,12 +49,13 @@ class Readiness:
         async with self._lock:
             if self._cached and time.monotonic() - self._cached[0] < CACHE_SECONDS:
                 return self._cached[1], self._cached[2]
-            names = ("kafka", "mongo", "redis", "worker")
+            names = ("kafka", "mongo", "redis", "worker", "flags")
             results = await asyncio.gather(
                 _timed(self._kafka()),
                 _timed(app[keys.MONGO_DB].command("ping")),
                 _timed(app[keys.REDIS].ping()),
                 _timed(self._worker(WorkerHeartbeats(app[keys.REDIS], self._settings.app_id))),
+                _timed(_flags(app[keys.FLAGS])),
             )
             checks = dict(zip(names, results, strict=True))
             ready = all(c["ok"] for c in checks.values())
@@ -117,6 +119,11 @@ class Readiness:
             if tp in committed and committed[tp].offset >= 0
         )
         return {"members": members, "processing": processing, "lag": lag, **extra}
+
+
+async def _flags(book: FlagBook) -> dict[str, Any]:
+    """The flag book still follows ``config`` (a dead follower freezes every flag)."""
+    return book.follower()
 
 
 class CheckFailed(Exception):

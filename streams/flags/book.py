@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from config import Settings
 from streams.envelope import Envelope, EnvelopeError, format_time
@@ -28,6 +27,11 @@ from streams.registry import spec_for_model
 
 log = logging.getLogger(__name__)
 FLAG_SET = spec_for_model(FlagSet).type
+FOLLOW_RETRY_SECONDS = 1.0
+
+
+class FollowerDead(Exception):
+    """The task following the ``config`` topic ended: the flags no longer change."""
 
 
 class FlagBook:
@@ -45,6 +49,9 @@ class FlagBook:
         self._task: asyncio.Task[None] | None = None
         self.loaded = False
         self.invalid_records = 0
+        # Fetches failed in a row while following, and the last failure.
+        self.follow_failures = 0
+        self.follow_error: str | None = None
 
     # -- reading --------------------------------------------------------------------------
 
@@ -144,13 +151,27 @@ class FlagBook:
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-            except KafkaError as exc:
-                # aiokafka reconnects by itself; this is a pause, not the end of following.
-                log.warning("config consumer error", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
+                await self._take(await consumer.getmany(timeout_ms=1000, max_records=500))
+            except Exception as exc:
+                # Whatever failed (aiokafka reconnects by itself after a KafkaError), the
+                # task must not end: with it every flag would freeze without a word. It
+                # pauses, tries again, and readiness shows the failures meanwhile.
+                self.follow_failures += 1
+                self.follow_error = repr(exc)
+                log.warning("config consumer error, retrying", exc_info=exc,
+                            extra={"error": repr(exc), "failures": self.follow_failures})
+                await asyncio.sleep(FOLLOW_RETRY_SECONDS)
                 continue
-            await self._take(batches)
+            self.follow_failures = 0
+
+    def follower(self) -> dict[str, Any]:
+        """How following goes, for readiness: raises ``FollowerDead`` once the task ended."""
+        if self._task is None or self._task.done():
+            raise FollowerDead("the flag book stopped following the config topic; "
+                               "flags are frozen until the process restarts")
+        if self.follow_failures:
+            return {"failures": self.follow_failures, "lastError": self.follow_error}
+        return {}
 
     async def _take(self, batches: dict[TopicPartition, list[Any]]) -> None:
         if not batches:
@@ -161,6 +182,11 @@ class FlagBook:
                 self._next[tp.partition] = record.offset + 1
         async with self._progress:
             self._progress.notify_all()
+
+    async def ended(self) -> None:
+        """Return when the following task ends (it ends only on a failure it cannot retry)."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
 
     async def stop(self) -> None:
         """Stop following and close the consumer."""

@@ -6,6 +6,7 @@ the gateway's own book, and every refusal tested is answered before any command 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,8 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config import Settings
+from gateway import keys
 from gateway.identity.auth import TokenService
+from gateway.ops.health import CACHE_SECONDS
 from streams.envelope import Envelope
+from streams.flags import book as flag_book
 from streams.flags.rules import bucket
 from tests.support.http import gateway_client
 from tests.support.orders import read_all
@@ -178,3 +182,41 @@ async def test_closed_registrations_and_disabled_reviews_are_refused(
                                headers=bearer(topics, "buyer"))
     assert review.status == 403
     assert (await review.json())["code"] == "REVIEWS_DISABLED"
+
+
+async def test_the_book_keeps_following_after_a_failed_fetch_and_readiness_reports_it(
+    client: Client, topics: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = client.app[keys.FLAGS]
+    monkeypatch.setattr(flag_book, "FOLLOW_RETRY_SECONDS", 0.05)
+    consumer = book._consumer
+    assert consumer is not None
+    fetch = consumer.getmany
+    faults = [RuntimeError("injected"), ValueError("injected")]
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        # Not a KafkaError: such a failure used to end the task and freeze every flag.
+        if faults:
+            raise faults.pop(0)
+        return await fetch(*args, **kwargs)
+
+    monkeypatch.setattr(consumer, "getmany", failing)
+    for _ in range(100):
+        if not faults and book.follow_failures == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert not faults
+    assert book.follow_error == "ValueError('injected')"
+    await put_flag(client, bearer(topics, "admin"), "reviews.enabled", {"enabled": False})
+    assert not book.enabled("reviews.enabled")
+    assert (await (await client.get("/health/ready")).json())["checks"]["flags"]["ok"]
+
+    # A follower that ended after all is reported (readiness is cached for CACHE_SECONDS).
+    task = book._task
+    assert task is not None
+    task.cancel()
+    await asyncio.wait({task})
+    await asyncio.sleep(CACHE_SECONDS + 0.1)
+    flags = (await (await client.get("/health/ready")).json())["checks"]["flags"]
+    assert flags["ok"] is False
+    assert "stopped following the config topic" in flags["error"]

@@ -14,7 +14,7 @@ from gateway.docs.openapi import build_openapi
 from gateway.http.maintenance import covers
 from streams.envelope import new_event
 from streams.events.config import FlagSet
-from streams.flags.book import FlagBook
+from streams.flags.book import FlagBook, FollowerDead
 from streams.flags.rules import DEFAULTS, Flag, bucket, valid_name
 
 USERS = [uuid.uuid4().hex for _ in range(10_000)]
@@ -119,3 +119,9 @@ def test_openapi_declares_maintenance_on_every_write_it_covers() -> None:
         for method, op in item.items():
             described = op["responses"].get("503", {}).get("description", "")
             assert ("MAINTENANCE" in described) is covers(method.upper(), path), (method, path)
+
+
+def test_a_book_that_does_not_follow_is_reported_dead() -> None:
+    book = FlagBook(Settings(), client="unit")
+    with pytest.raises(FollowerDead, match="flags are frozen"):
+        book.follower()
