@@ -109,9 +109,11 @@ class SuggestionRepository:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._index = db[COLLECTION]
         self._popularity = db[POPULARITY]
-        # (product, hour) -> the score last recorded by this process: a window re-emitted
-        # every second writes only the products whose figures changed.
-        self._recorded: dict[tuple[str, int], int] = {}
+        # product -> the (hour, score) last recorded by this process: a window re-emitted
+        # every second writes only the products whose figures changed. One entry per
+        # product, not per (product, hour), so it does not grow for as long as the worker
+        # runs; a revised older hour is written again, harmless since hours are set.
+        self._recorded: dict[str, tuple[int, int]] = {}
 
     async def index(self, product: Product) -> None:
         """Make the index hold ``product`` as it is now (nothing, once archived)."""
@@ -172,7 +174,7 @@ class SuggestionRepository:
         changed = 0
         for product_id, figures in products.items():
             score = ORDER_WEIGHT * int(figures.get("orders", 0)) + int(figures.get("views", 0))
-            if self._recorded.get((product_id, hour_ms)) == score:
+            if self._recorded.get(product_id) == (hour_ms, score):
                 continue
             doc = await self._popularity.find_one({"_id": product_id}) or {"hours": {}}
             hours: dict[str, int] = {**doc.get("hours", {}), str(hour_ms): score}
@@ -185,7 +187,7 @@ class SuggestionRepository:
             await self._index.update_many(
                 {"productId": product_id}, {"$set": {"popularity": total}}
             )
-            self._recorded[(product_id, hour_ms)] = score
+            self._recorded[product_id] = (hour_ms, score)
             changed += 1
         return changed
 

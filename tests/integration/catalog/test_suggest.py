@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -102,3 +103,18 @@ async def test_limits_validation_and_caching(client: Client, people: People) -> 
     again = await client.get("/v1/search/suggest", params={"q": "wom"},
                              headers={"If-None-Match": first.headers["ETag"]})
     assert again.status == 304
+
+
+async def test_recording_popularity_remembers_one_hour_per_product(
+    suggestions: SuggestionRepository,
+) -> None:
+    hour = 3_600_000 * 600_000
+    a, b = f"p-{uuid.uuid4().hex}", f"p-{uuid.uuid4().hex}"  # no product of another test
+    for n in range(5):
+        assert await suggestions.record_popularity(hour + n * 3_600_000,
+                                                   {a: {"views": n}, b: {"views": 1}}) == 2
+    # The analytics worker runs for months: what it remembers stays one hour per product.
+    assert len(suggestions._recorded) == 2
+    # The latest window emitted again changes nothing; a revised older one is set again.
+    assert await suggestions.record_popularity(hour + 4 * 3_600_000, {a: {"views": 4}}) == 0
+    assert await suggestions.record_popularity(hour, {a: {"views": 7}}) == 1
