@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from stores.applied import push_applied
 from streams.envelope import format_time
 
 COLLECTION = "files"
@@ -270,7 +271,7 @@ class FileRepository:
         with contextlib.suppress(DuplicateKeyError):
             await self._group_grants.update_one(
                 {"_id": _grant_id(grant.file_id, grant.group_id), "events": {"$ne": event_id}},
-                {"$set": fields, "$push": {"events": event_id}},
+                {"$set": fields, "$push": push_applied(event_id)},
                 upsert=True,
             )
 
@@ -280,7 +281,7 @@ class FileRepository:
         """Deactivate a group's grant once."""
         await self._group_grants.update_one(
             {"_id": _grant_id(file_id, group_id), "events": {"$ne": event_id}},
-            {"$set": {"active": False, "revokedAt": at}, "$push": {"events": event_id}},
+            {"$set": {"active": False, "revokedAt": at}, "$push": push_applied(event_id)},
         )
 
     async def group_grant_of(self, file_id: str, group_id: str) -> GroupGrant | None:

@@ -3,8 +3,9 @@
 Members are kept in the group's document (bounded by ``Settings.group_max_members``)
 and indexed, so "is this user a member of any of these groups" is one indexed query,
 asked afresh on every file read: access follows the current membership. Every
-change is guarded by the id of the event that causes it, so a redelivery changes
-nothing. The owner is a member from the start and cannot leave.
+change is guarded by the id of the event that causes it (a window of the newest,
+``stores.applied``), so a redelivery changes nothing. The owner is a member from the
+start and cannot leave.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from stores.applied import push_applied
 from streams.envelope import format_time
 
 COLLECTION = "groups"
@@ -78,14 +80,14 @@ class GroupRepository:
         """Add ``user_id`` once."""
         await self._groups.update_one(
             {"_id": group_id, "events": {"$ne": event_id}},
-            {"$addToSet": {"members": user_id}, "$push": {"events": event_id}},
+            {"$addToSet": {"members": user_id}, "$push": push_applied(event_id)},
         )
 
     async def remove_member(self, group_id: str, user_id: str, *, event_id: str) -> None:
         """Remove ``user_id`` once."""
         await self._groups.update_one(
             {"_id": group_id, "events": {"$ne": event_id}},
-            {"$pull": {"members": user_id}, "$push": {"events": event_id}},
+            {"$pull": {"members": user_id}, "$push": push_applied(event_id)},
         )
 
     async def get(self, group_id: str) -> Group | None:

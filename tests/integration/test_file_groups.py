@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from config import Settings
 from mercato.embedded import Endpoints
+from stores.applied import EVENT_WINDOW
+from stores.files import GROUP_GRANTS, FileRepository, GroupGrant
+from stores.groups import COLLECTION as GROUPS
+from stores.groups import GroupRepository
 from streams.admin import ensure_topics
 from tests.conftest import make_settings
-from tests.support.files import Client, bearer, eventually, upload
+from tests.support.files import Client, bearer, eventually, mongo, upload
 from tests.support.http import worker_and_gateway
 
 pytestmark = pytest.mark.integration
@@ -157,3 +163,40 @@ async def test_files_search_by_name(client: Client, env: Settings) -> None:
     assert (await _json(client, "GET", "/v1/files?q=", me, 422))["code"] == "VALIDATION_ERROR"
     assert (await _json(client, "GET", "/v1/files?q=" + "x" * 201, me, 422))["code"] == (
         "VALIDATION_ERROR")
+
+
+async def test_guarded_documents_keep_a_window_of_event_ids(env: Settings) -> None:
+    """A group's and a group grant's applied ids stay bounded however often they change."""
+    mongo_client, db = mongo(env)
+    groups, files = GroupRepository(db), FileRepository(db)
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    group_id, file_id = f"grp_{uuid.uuid4().hex}", f"f-{uuid.uuid4().hex}"
+    grant = GroupGrant(file_id=file_id, group_id=group_id, access="read", source="owner",
+                       granted_by="u-wowner", granted_at=at)
+    try:
+        await groups.create(group_id=group_id, name="Busy", owner_id="u-wowner", at=at,
+                            event_id="e-created")
+        last = ""
+        for n in range(EVENT_WINDOW + 10):
+            last = f"e-{n}"
+            if n % 2:
+                await groups.remove_member(group_id, "u-wbob", event_id=last)
+                await files.revoke_group(file_id, group_id, at=at, event_id=last)
+            else:
+                await groups.add_member(group_id, "u-wbob", event_id=last)
+                await files.grant_group(grant, event_id=last)
+        for doc in (await db[GROUPS].find_one({"_id": group_id}),
+                    await db[GROUP_GRANTS].find_one({"_id": f"{file_id}:{group_id}"})):
+            assert doc is not None
+            assert len(doc["events"]) == EVENT_WINDOW
+            assert doc["events"][-1] == last
+        # The newest events are still recognised: their redelivery changes nothing.
+        assert await groups.applied(group_id, last)
+        await groups.add_member(group_id, "u-wbob", event_id=last)
+        await files.grant_group(grant, event_id=last)
+        found = await groups.get(group_id)
+        assert found is not None
+        assert found.members == ("u-wowner",)
+        assert await files.group_grant_of(file_id, group_id) is None
+    finally:
+        await mongo_client.close()
