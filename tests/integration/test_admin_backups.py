@@ -87,3 +87,14 @@ async def test_only_admins_may_back_up(client: Client, topics: Settings) -> None
     for method in ("GET", "POST"):
         assert (await client.request(method, "/v1/admin/backups")).status == 401
         assert (await client.request(method, "/v1/admin/backups", headers=buyer)).status == 403
+
+
+async def test_a_backup_starts_in_maintenance_mode(client: Client, topics: Settings) -> None:
+    admin = bearer(topics, "u-admin", "admin")
+    switched = await client.put("/v1/admin/features/maintenance", json={"enabled": True},
+                                headers=admin)
+    assert switched.status == 200, await switched.text()
+    assert (await client.post("/v1/auth/register", json={})).status == 503  # writes refused
+
+    started = await client.post("/v1/admin/backups", headers=admin)
+    assert started.status == 202, await started.text()

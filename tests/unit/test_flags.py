@@ -108,8 +108,8 @@ def test_maintenance_covers_writes_on_v1_except_the_way_out() -> None:
     assert covers("POST", "/v1/auth/register")
     assert not covers("GET", "/v1/orders")
     assert not covers("POST", "/health/ready")
-    for path in ("/v1/auth/login", "/v1/auth/refresh", "/v1/stream-tickets",
-                 "/v1/admin/features/maintenance"):
+    for path in ("/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/stream-tickets",
+                 "/v1/admin/backups", "/v1/admin/features/maintenance"):
         assert not covers("POST" if "features" not in path else "PUT", path), path
 
 
