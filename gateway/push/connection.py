@@ -8,9 +8,9 @@ by the connection's ``Sink`` and kept until the end of the loop iteration. Then
 everything one batch of records produced for this client goes out in one write
 (``flush``), however many events it holds.
 
-The bound is on what the client has not yet taken: bytes waiting here plus the
-bytes the socket's transport still buffers, at most ``max_bytes``; and at most
-``max_frames`` live events held back behind a replay. Past either, ``offer``
+The bound is on what the client has not yet taken: the bytes of earlier writes the
+socket's transport still buffers, at most ``max_bytes`` when the next item comes; and
+at most ``max_frames`` live events held back behind a replay. Past either, ``offer``
 answers ``False`` and the hub evicts the client (``1013``), so one slow reader
 never delays the others, and a reader that keeps up never holds more than a
 bounded amount of the gateway's memory. (``max_frames`` frames waiting here are
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 from collections.abc import Collection
 from typing import Protocol
@@ -31,8 +32,11 @@ from typing import Protocol
 from gateway.identity.auth import Principal
 from gateway.push.events import Control, PushEvent, ReplayBatch
 
+log = logging.getLogger(__name__)
+
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
+CLOSE_ERROR = 1011
 CLOSE_SLOW = 1013
 SLOW_CONSUMER = "slow consumer"
 
@@ -103,16 +107,21 @@ class Flusher:
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
         for conn in dirty:
-            conn.flush()
+            try:
+                conn.flush()
+            except Exception:
+                # One broken socket must not leave every later connection unflushed.
+                log.exception("push write failed", extra={"user": conn.principal.user_id})
+                conn.end(CLOSE_ERROR, "internal error")
 
 
 class Connection:
     """A client's subscriptions and the output waiting for the end of the loop iteration."""
 
     __slots__ = (
-        "_flusher", "_held", "_holding", "_limits", "_marks", "_pending", "_pending_bytes",
-        "_scheduled", "_stats", "channels", "close_code", "close_reason", "principal",
-        "session_ends_at", "sink",
+        "_flusher", "_held", "_holding", "_limits", "_marks", "_pending", "_scheduled",
+        "_stats", "channels", "close_code", "close_reason", "principal", "session_ends_at",
+        "sink",
     )
 
     def __init__(self, principal: Principal, sink: Sink, limits: Limits, stats: PushStats,
@@ -132,7 +141,6 @@ class Connection:
         # channel -> (partition, offset) of the last event delivered on it.
         self._marks: dict[str, tuple[int, int]] = {}
         self._pending: list[bytes] = []
-        self._pending_bytes = 0
         self._scheduled = False
 
     @property
@@ -144,6 +152,11 @@ class Connection:
         """Apply ``item`` without waiting; ``False`` means the client is too slow (evict it)."""
         if self.ended:
             return True
+        # Slowness is judged on what the client has had time to take: bytes of earlier
+        # writes still in the socket's buffer. What this iteration is about to write (one
+        # fetch's burst, a replay, one large event) is not held against it.
+        if self.sink.buffered() > self._limits.max_bytes:
+            return False
         if isinstance(item, ReplayBatch):
             self._apply(item)
         elif isinstance(item, Control):
@@ -155,7 +168,7 @@ class Connection:
                     return False
             elif self._advance(item):
                 self._emit(item)
-        return self._pending_bytes + self.sink.buffered() <= self._limits.max_bytes
+        return True
 
     def hold(self, channels: Collection[str]) -> None:
         """Hold back live events of ``channels`` until their replay batch is applied."""
@@ -185,14 +198,11 @@ class Connection:
             return
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
-        self._pending_bytes = 0
         self._stats.writes += 1
         self.sink.write(data)
 
     def _emit(self, out: Outgoing) -> None:
-        frame = self.sink.encode(out)
-        self._pending.append(frame)
-        self._pending_bytes += len(frame)
+        self._pending.append(self.sink.encode(out))
         if isinstance(out, PushEvent):
             self._stats.delivered += 1
         if len(self._pending) >= self._limits.max_frames:

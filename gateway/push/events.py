@@ -56,18 +56,38 @@ class PushEvent:
     def sse_body(self) -> bytes:
         """The SSE ``event:`` and ``data:`` lines; the ``id:`` line is per stream."""
         if self._sse is None:
-            data = orjson.dumps({"channel": self.channel, "event": self.envelope})
-            # A line break in the type would end the field early and corrupt the stream.
-            kind = self.type.replace("\r", " ").replace("\n", " ")
-            self._sse = b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+            self._sse = sse_frame(self.type, {"channel": self.channel, "event": self.envelope})
         return self._sse
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Control:
-    """A server frame that is not an event (``subscribed``, ``error``, ``pong``, ...)."""
+    """A server frame that is not an event (``subscribed``, ``error``, ``presence``, ...).
 
-    frame: dict[str, Any]
+    Like an event, it is encoded at most once per transport: a presence change goes to
+    every subscriber of its channel.
+    """
+
+    __slots__ = ("_sse", "_ws", "frame")
+
+    def __init__(self, frame: dict[str, Any]) -> None:
+        self.frame = frame
+        self._ws: bytes | None = None
+        self._sse: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"Control({self.frame!r})"
+
+    def ws_frame(self) -> bytes:
+        """The whole WebSocket text frame carrying it."""
+        if self._ws is None:
+            self._ws = text_frame(orjson.dumps(self.frame))
+        return self._ws
+
+    def sse_frame(self) -> bytes:
+        """The SSE frame carrying it (``event:`` its type, no ``id:``)."""
+        if self._sse is None:
+            self._sse = sse_frame(str(self.frame.get("type", "message")), self.frame)
+        return self._sse
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,6 +107,13 @@ def to_event(
     """Validate a record value as an envelope; ``EnvelopeError`` if it is not one."""
     raw = dict(value) if isinstance(value, Mapping) else value
     return PushEvent(channel, partition, offset, Envelope.decode(raw).to_dict())
+
+
+def sse_frame(kind: str, data: dict[str, Any]) -> bytes:
+    """An SSE frame without an id (control frames and the closing one)."""
+    # A line break in the type would end the field early and corrupt the stream.
+    kind = kind.replace("\r", " ").replace("\n", " ")
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 def error_frame(code: str, message: str, channel: str | None = None) -> Control:

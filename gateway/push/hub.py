@@ -2,8 +2,9 @@
 
 Every gateway instance reads every partition of the push topic (manual
 assignment, no consumer group, starting at the end) and hands each record to
-the connections subscribed to its key (the channel) with ``put_nowait``; a
-client whose queue is full is evicted, so one slow client never delays others.
+the connections subscribed to its key (the channel) with ``Connection.offer``,
+which never waits: a client that has left too much unread is evicted (1013), so
+one slow client never delays others (see ``gateway.push.connection``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gateway.push.connection import (
     SLOW_CONSUMER,
     Connection,
     Flusher,
+    Item,
     Limits,
     PushStats,
     Sink,
@@ -38,7 +40,7 @@ from gateway.push.connection import (
 from gateway.push.events import ReplayBatch, error_frame, to_event
 from gateway.push.keys import PUSH_HUB
 from gateway.push.positions import partition_for
-from gateway.push.replay import KafkaReplayer, Replayer
+from gateway.push.replay import KafkaReplayer, Replayer, ReplayFailed
 from gateway.push.stream_expiry import CHECK_SECONDS, CLOSE_SESSION_ENDED, ended, session_end
 from streams.envelope import EnvelopeError
 from streams.errors import InvalidInput, Unavailable
@@ -193,6 +195,10 @@ class PushHub:
         if after < baseline:
             try:
                 result = await self._replayer(partition, after, baseline, names)
+            except (ReplayFailed, Unavailable):
+                # The replayer logged it, once for every client it failed.
+                notice = error_frame(REPLAY_FAILED, "could not replay missed events; re-sync "
+                                     "from the REST API", _single(names))
             except Exception:
                 log.exception("push replay failed", extra={"partition": partition})
                 notice = error_frame(REPLAY_FAILED, "could not replay missed events; re-sync "
@@ -203,9 +209,7 @@ class PushHub:
                     self.counters.replays_truncated += 1
                     notice = error_frame(REPLAY_TRUNCATED, "not every missed event could be "
                                          "replayed; re-sync from the REST API", _single(names))
-        batch = ReplayBatch(names, partition, max(after, baseline), events, notice)
-        if not conn.offer(batch):
-            self.evict(conn)
+        self.deliver(conn, ReplayBatch(names, partition, max(after, baseline), events, notice))
 
     # -- fan-out ------------------------------------------------------------------------
 
@@ -227,8 +231,7 @@ class PushHub:
             )
             return
         for conn in list(subs):
-            if not conn.offer(event):
-                self.evict(conn)
+            self.deliver(conn, event)
 
     async def check_sessions(self) -> None:
         """End streams whose token expired or was revoked (see ``gateway.push.stream_expiry``)."""
@@ -264,6 +267,11 @@ class PushHub:
             except Exception:
                 log.exception("push session check failed")
 
+    def deliver(self, conn: Connection, item: Item) -> None:
+        """Hand ``item`` to ``conn`` without waiting; a client too slow for it is evicted."""
+        if not conn.offer(item):
+            self.evict(conn)
+
     def evict(self, conn: Connection) -> None:
         """Drop a client that cannot keep up."""
         self.counters.evictions += 1
@@ -296,7 +304,9 @@ class PushHub:
         self._watch = asyncio.create_task(self._watch_sessions(), name="push-sessions")
 
     async def stop(self) -> None:
-        """Stop fan-out, end every connection, close the consumer."""
+        """Stop fan-out and replays, end every connection, close the consumer."""
+        if isinstance(self._replayer, KafkaReplayer):
+            await self._replayer.aclose()
         if self._watch is not None:
             self._watch.cancel()
             await asyncio.wait({self._watch})

@@ -180,10 +180,10 @@ class Presence:
         self._stored = self.tracker.count(ALL) > 0
 
     def _push(self, channel: str, count: int, conns: list[Connection]) -> None:
+        # One frame object: its bytes are encoded once per transport, for every viewer.
         frame = Control({"type": "presence", "channel": channel, "count": count})
         for conn in conns:
-            if not conn.offer(frame):
-                self._hub.evict(conn)
+            self._hub.deliver(conn, frame)
 
     async def run(self) -> None:
         """Tick once a second until cancelled."""

@@ -9,8 +9,9 @@ at once (a gateway restarted, a network blip), each partition is read a few time
 not once per client. Passes use short-lived consumers (manual assignment, no group,
 no commits), at most ``MAX_CONCURRENT_PASSES`` at a time.
 
-A request stops after ``MAX_REPLAY_EVENTS`` matching events or ``MAX_REPLAY_SCAN``
-records of its range; a pass stops after ``REPLAY_TIMEOUT`` seconds. The result then
+A request stops after ``MAX_REPLAY_EVENTS`` matching events, half the client's unread
+bound (``push_queue_bytes``) in bytes, or ``MAX_REPLAY_SCAN`` records of its range; a
+pass stops after ``REPLAY_TIMEOUT`` seconds. The result then
 says ``truncated`` and the client is told (``REPLAY_TRUNCATED``) to re-sync from the
 REST API. What was replayed is always a gap-free prefix, so the last id received is
 a valid resume point.
@@ -19,6 +20,7 @@ a valid resume point.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import uuid
@@ -30,11 +32,17 @@ from aiokafka.errors import KafkaError
 from config import Settings
 from gateway.push.events import PushEvent, to_event
 from streams.envelope import EnvelopeError
+from streams.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
 MAX_REPLAY_EVENTS = 1000
 MAX_CONCURRENT_PASSES = 8
+STOP_TIMEOUT = 5.0
+
+
+class ReplayFailed(Exception):
+    """A pass over a partition failed for a reason other than a timeout or the broker."""
 MAX_REPLAY_SCAN = 50_000
 REPLAY_TIMEOUT = 5.0
 
@@ -65,6 +73,7 @@ class _Request:
     future: asyncio.Future[ReplayResult]
     events: list[PushEvent] = dataclasses.field(default_factory=list)
     start: int = 0
+    size: int = 0
     truncated: bool = False
     done: bool = False
 
@@ -72,6 +81,11 @@ class _Request:
         self.done = True
         if not self.future.done():  # a caller that went away cancelled it
             self.future.set_result(ReplayResult(tuple(self.events), self.truncated))
+
+    def fail(self, exc: Exception) -> None:
+        self.done = True
+        if not self.future.done():
+            self.future.set_exception(exc)
 
 
 class KafkaReplayer:
@@ -86,6 +100,9 @@ class KafkaReplayer:
         timeout: float = REPLAY_TIMEOUT,
     ) -> None:
         self._settings = settings
+        # A replay is written to the client at once: keep it well inside what the client
+        # may leave unread, or a resume over a slow link would be evicted every time.
+        self._max_bytes = settings.push_queue_bytes // 2
         self._topic = settings.topic("push")
         self._max_events = max_events
         self._max_scan = max_scan
@@ -112,12 +129,26 @@ class KafkaReplayer:
 
     async def _serve(self, partition: int) -> None:
         try:
-            # Whoever asked while a pass ran is served by the next one, all together.
-            while requests := self._waiting.pop(partition, None):
+            # Whoever asked while a pass ran (or waited for a slot) is served by the next
+            # one, all together.
+            while partition in self._waiting:
                 async with self._passes:
+                    requests = self._waiting.pop(partition)
                     await self._pass(partition, requests)
         finally:
             del self._serving[partition]
+
+    async def aclose(self) -> None:
+        """Stop every pass; whoever still waits gets ``Unavailable``."""
+        tasks = list(self._serving.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for requests in self._waiting.values():
+            for request in requests:
+                request.fail(Unavailable("push replay stopped: the gateway is shutting down"))
+        self._waiting.clear()
 
     async def _pass(self, partition: int, requests: list[_Request]) -> None:
         self.passes += 1
@@ -138,14 +169,20 @@ class KafkaReplayer:
             )
             for request in requests:
                 request.truncated = request.truncated or not request.done
-        except Exception as exc:
+        except Exception:
+            # Logged once here, not once per waiting client.
+            log.exception("push replay failed", extra={"partition": partition})
             for request in requests:
-                if not request.future.done():
-                    request.future.set_exception(exc)
+                request.fail(ReplayFailed(f"reading partition {partition} failed"))
         finally:
-            await consumer.stop()
-        for request in requests:
-            request.finish()
+            # Every caller is answered, whatever happened (a cancelled pass included).
+            for request in requests:
+                if not request.done:
+                    request.truncated = True
+                request.finish()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_TIMEOUT):
+                    await consumer.stop()
 
     async def _scan(self, consumer: Any, partition: int, requests: list[_Request]) -> None:
         tp = TopicPartition(self._topic, partition)
@@ -180,6 +217,10 @@ class KafkaReplayer:
             if last < 0:
                 last = await consumer.position(tp) - 1
             pending = self._still_pending(pending, last)
+            # Skip what nobody still waiting asked for (an old resume point that reached
+            # its scan bound must not drag the pass through the gap).
+            if pending and (start := min(r.start for r in pending)) > last + 1:
+                consumer.seek(tp, start)
 
     def _hand_out(self, wanting: list[_Request], partition: int, offset: int, channel: str,
                   value: bytes) -> None:
@@ -193,7 +234,8 @@ class KafkaReplayer:
                 except EnvelopeError:
                     return  # the live hub counts and logs these
             request.events.append(event)
-            if len(request.events) >= self._max_events:
+            request.size += len(value)
+            if len(request.events) >= self._max_events or request.size >= self._max_bytes:
                 request.truncated = request.truncated or offset < request.through
                 request.finish()
 

@@ -41,7 +41,8 @@ async def stream_ticket(request: web.Request) -> web.Response:
 def routes() -> list[web.RouteDef]:
     """Every push route."""
     return [
-        web.get("/v1/ws", websocket, name="push-ws"),
-        web.get("/v1/events", events, name="push-events"),
+        # No HEAD: a stream's answer has no head-only form (aiohttp would add one).
+        web.get("/v1/ws", websocket, name="push-ws", allow_head=False),
+        web.get("/v1/events", events, name="push-events", allow_head=False),
         web.post("/v1/stream-tickets", stream_ticket, name="stream-tickets"),
     ]

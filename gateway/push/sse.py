@@ -9,13 +9,14 @@ that cannot set headers) and each channel resumes after its partition's
 offset; ``0``/``earliest`` replays from the start of retention. The first frame
 is ``event: ready`` whose id is the stream's starting vector, so a client that
 reconnects before any event still resumes without a gap. A channel whose
-partition is missing from the vector (newly added) starts live.
+partition is missing from the vector (newly added) replays from the start of
+retention, as ``gateway.push.positions`` defines a missing partition (bounded like
+every replay).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -27,7 +28,7 @@ from gateway.http.edge import prepare
 from gateway.identity.auth import authenticate
 from gateway.keys import TOKENS
 from gateway.push.connection import Connection, Outgoing
-from gateway.push.events import Control
+from gateway.push.events import Control, sse_frame
 from gateway.push.hub import MAX_SUBSCRIPTIONS, PushHub
 from gateway.push.keys import PUSH_HUB
 from gateway.push.positions import Vector, format_vector, parse_vector
@@ -36,6 +37,7 @@ from streams.errors import InvalidInput
 log = logging.getLogger(__name__)
 
 RETRY_MS = 2000
+CLOSE_TIMEOUT = 5.0
 HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -67,8 +69,7 @@ class SseSink:
     def encode(self, out: Outgoing) -> bytes:
         """An event's shared body behind this stream's id vector, or a control frame."""
         if isinstance(out, Control):
-            kind = str(out.frame.get("type", "message"))
-            return f"event: {kind}\ndata: {orjson.dumps(out.frame).decode()}\n\n".encode()
+            return out.sse_frame()
         self.vector[out.partition] = out.offset
         return b"id: " + format_vector(self.vector).encode() + b"\n" + out.sse_body()
 
@@ -90,8 +91,7 @@ class SseSink:
 
     def close(self, code: int, reason: str) -> None:
         """Send ``event: close`` with ``code``; the handler then ends the response."""
-        closing = orjson.dumps({"code": code, "reason": reason}).decode()
-        self.write(f"event: close\ndata: {closing}\n\n".encode())
+        self.write(sse_frame("close", {"code": code, "reason": reason}))
         self._end()
 
     def keep_alive(self, now: float, quiet: float) -> None:
@@ -138,8 +138,13 @@ async def events(request: web.Request) -> web.StreamResponse:
             await asyncio.wait({replays})
     finally:
         hub.close(conn)
-        with contextlib.suppress(ConnectionError):
-            await response.write_eof()
+        try:
+            # A client that stopped reading never lets the last chunk drain: bounded.
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await response.write_eof()
+        except (TimeoutError, ConnectionError):
+            if request.transport is not None:
+                request.transport.abort()
     return response
 
 
@@ -176,6 +181,8 @@ def _plan(
 
 
 async def _replay(hub: PushHub, conn: Connection, plan: dict[int, tuple[int, list[str]]]) -> None:
-    # One partition at a time: each batch releases that partition's held live events.
-    for partition, (after, names) in sorted(plan.items()):
-        await hub.resume(conn, names, partition, after)
+    # Partitions concurrently (each batch releases its own partition's held events), so a
+    # stream on many partitions does not hold live events behind one slow replay after
+    # another.
+    await asyncio.gather(*(hub.resume(conn, names, partition, after)
+                           for partition, (after, names) in sorted(plan.items())))

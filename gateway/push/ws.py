@@ -22,7 +22,6 @@ from gateway.keys import TOKENS
 from gateway.push.channels import parse_channel
 from gateway.push.connection import Connection, Outgoing
 from gateway.push.events import Control, error_frame
-from gateway.push.frames import text_frame
 from gateway.push.hub import PushHub
 from gateway.push.keys import PUSH_HUB
 from gateway.push.positions import is_earliest, parse_position
@@ -49,9 +48,7 @@ class WsSink:
         self._closing: asyncio.Task[None] | None = None
 
     def encode(self, out: Outgoing) -> bytes:
-        """An event's shared frame, or a control frame of this client's own."""
-        if isinstance(out, Control):
-            return text_frame(orjson.dumps(out.frame))
+        """The frame every WebSocket subscriber of ``out`` shares."""
         return out.ws_frame()
 
     def buffered(self) -> int:
@@ -87,9 +84,10 @@ class WsSink:
                 await self._ws.close(code=code, message=reason.encode())
         except (TimeoutError, ConnectionError):
             pass
-        if self._transport is not None:
+        transport = self._transport
+        if transport is not None and transport.get_write_buffer_size() > 0:
             # Bound what a peer that never reads again can hold: drop its buffer later.
-            asyncio.get_running_loop().call_later(ABANDON_AFTER, self._transport.abort)
+            asyncio.get_running_loop().call_later(ABANDON_AFTER, transport.abort)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -117,8 +115,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 def _reply(hub: PushHub, conn: Connection, frame: Control) -> None:
-    if not conn.offer(frame):
-        hub.evict(conn)
+    hub.deliver(conn, frame)
 
 
 async def _handle(hub: PushHub, conn: Connection, data: str) -> None:
@@ -154,6 +151,11 @@ async def _handle(hub: PushHub, conn: Connection, data: str) -> None:
                 partition, offset = hub.partition_of(channel), -1
             else:
                 partition, offset = parse_position(after)
+                if partition != hub.partition_of(channel):
+                    # An id from another channel: its offsets mean nothing for this one.
+                    _reply(hub, conn, error_frame(
+                        "INVALID_POSITION", f"{after!r} is not a position of {channel}", named))
+                    return
             # Validate everything before the reply, so "subscribed" is never followed by an error.
             hub.subscribe(conn, [channel])
             _reply(hub, conn, Control({"type": "subscribed", "channel": channel}))

@@ -313,14 +313,18 @@ async def test_a_client_that_stops_reading_is_evicted_with_1013_and_nobody_else(
     client = small_queues
     assert client.app is not None
     hub = client.app[PUSH_HUB]
-    channel, count = "product:P9", 300
+    channel, most = "product:P9", 2_000
     reader, writer = await _stalled_ws(client, channel)
     async with client.ws_connect("/v1/ws", headers=bearer(client, "U9")) as fast:
         await send(fast, type="subscribe", channel=channel)
         base = hub.position(hub.partition_of(channel)) + 1
-        padding = "x" * 32_000  # 300 of these overflow the stalled client's socket and queue
+        # Until the stalled client's socket buffers and its 64 KiB are full (how many events
+        # that takes depends on the kernel's buffer sizes).
+        padding = "x" * 32_000
         got: list[int] = []
-        for n in range(count):
+        for n in range(most):
+            if hub.stats()["evicted"]:
+                break
             env = Envelope(
                 id=f"big-{n}", type="product.updated", version=1, key="P9",
                 occurred_at="2025-01-01T00:00:00.000Z", source="test", correlation_id=f"c{n}",
@@ -328,7 +332,7 @@ async def test_a_client_that_stops_reading_is_evicted_with_1013_and_nobody_else(
             )
             hub.dispatch(channel, hub.partition_of(channel), base + n, env.to_dict())
             got.append((await frame(fast))["event"]["data"]["n"])
-        assert got == list(range(count))  # the reader that keeps up got every event, in order
+        assert got == list(range(len(got)))  # the reader that keeps up got every one, in order
         assert hub.stats()["evicted"] == 1
         assert await send(fast, type="ping") == {"type": "pong"}
     # The stalled client, reading again, finds what was sent before the eviction and the
