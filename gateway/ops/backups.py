@@ -46,12 +46,17 @@ class Backups:
     async def start(self) -> jobs.Job:
         """Start a backup; Conflict (BACKUP_RUNNING) while one runs on any gateway."""
         async with self._lock:  # two requests to this gateway do not both start one
-            busy = await asyncio.to_thread(jobs.running, self.root)
+            job = jobs.Job(self.root, jobs.new_id(), stop=self._stop)
+            # The lock file, not a listing, is what keeps two gateways from both starting.
+            busy = await asyncio.to_thread(jobs.claim, self.root, job.backup_id)
             if busy is not None:
                 raise Conflict(f"backup {busy} is still running; list the backups to follow it",
                                code="BACKUP_RUNNING")
-            job = jobs.Job(self.root, jobs.new_id(), stop=self._stop)
-            await asyncio.to_thread(job.write)
+            try:
+                await asyncio.to_thread(job.write)
+            except BaseException:
+                await asyncio.to_thread(jobs.release, self.root, job.backup_id)
+                raise
         task = asyncio.create_task(asyncio.to_thread(self._run, job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -65,8 +70,10 @@ class Backups:
         except Exception as exc:  # recorded for the admin who lists the backups
             log.exception("backup %s failed", job.backup_id)
             job.finish(f"{type(exc).__name__}: {exc}")
-            return
-        job.finish(None)
+        else:
+            job.finish(None)
+        finally:
+            jobs.release(self.root, job.backup_id)
 
     async def aclose(self) -> None:
         """Stop the running backup, if any, and wait for its thread."""

@@ -68,7 +68,10 @@ def _prepare(directory: Path) -> None:
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise BackupError(f"{directory} is not an empty directory: a backup goes into a new "
                           "(or empty) one, so it never mixes with another")
-    directory.mkdir(parents=True, exist_ok=True)
+    # Owner only, even in an existing empty directory: the copied collections hold
+    # password hashes and webhook secrets.
+    directory.mkdir(mode=manifest.PRIVATE, parents=True, exist_ok=True)
+    directory.chmod(manifest.PRIVATE)
 
 
 def _checksums(directory: Path) -> dict[str, str]:

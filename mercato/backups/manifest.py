@@ -13,6 +13,8 @@ from mercato.backups.errors import BackupError
 FORMAT = 1
 NAME = "manifest.json"
 HASH_BLOCK = 1024 * 1024
+# The mode of a backup's directories: they hold password hashes and webhook secrets.
+PRIVATE = 0o700
 
 
 def sha256_of(path: Path) -> str:

@@ -5,6 +5,7 @@ refuses a second; buyers and anonymous callers are refused."""
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -57,6 +58,10 @@ async def test_an_admin_starts_a_backup_and_follows_it_to_completed(
     assert done["manifest"]["records"] == 1
     assert done["sizeBytes"] > 0
     assert read(Path(done["location"]))["topics"]
+    # Owner only: a backup holds password hashes and webhook secrets.
+    for directory in (Path(done["location"]), Path(done["location"]).parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert not (directory / "running.lock").exists()  # given back when it finished
 
 
 async def test_a_running_backup_refuses_a_second_and_a_lost_one_is_listed_failed(
