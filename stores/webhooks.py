@@ -21,6 +21,8 @@ from streams.envelope import format_time, utcnow
 
 ENDPOINTS = "webhooks"
 DELIVERIES = "webhook_deliveries"
+# How long the delivery log keeps a delivery (and the body a manual retry sends again).
+DELIVERY_RETENTION_SECONDS = 30 * 24 * 3600
 INDEXES = {
     ENDPOINTS: [
         IndexModel([("ownerId", 1), ("createdAt", DESCENDING), ("_id", DESCENDING)],
@@ -31,6 +33,9 @@ INDEXES = {
     DELIVERIES: [
         IndexModel([("webhookId", 1), ("createdAt", DESCENDING), ("_id", DESCENDING)],
                    name="by_webhook_newest"),
+        # The log would grow with every event delivered; a month is what its readers need.
+        IndexModel([("createdAt", 1)], name="expire_old",
+                   expireAfterSeconds=DELIVERY_RETENTION_SECONDS),
     ],
 }
 
@@ -176,14 +181,25 @@ class DeliveryLog:
             self._deliveries,
             {"_id": delivery_id, "version": {"$not": {"$gte": state["version"]}}},
             {"$set": {**fields, "version": state["version"]},
-             "$setOnInsert": {"createdAt": datetime.fromisoformat(state["createdAt"])}},
+             # The agent's table drops the body once the delivery is final; a manual retry
+             # takes it from here.
+             "$setOnInsert": {"createdAt": datetime.fromisoformat(state["createdAt"]),
+                              "body": state.get("body")}},
             upsert=True,
         )
 
     async def get(self, webhook_id: str, delivery_id: str) -> dict[str, Any] | None:
         """One delivery of ``webhook_id`` as the API shows it."""
-        doc = await self._deliveries.find_one({"_id": delivery_id, "webhookId": webhook_id})
+        doc = await self.entry(webhook_id, delivery_id)
         return None if doc is None else delivery_json(doc)
+
+    async def entry(self, webhook_id: str, delivery_id: str) -> dict[str, Any] | None:
+        """One delivery of ``webhook_id``, raw, with the body it sends (if still logged)."""
+        return await self._deliveries.find_one({"_id": delivery_id, "webhookId": webhook_id})
+
+    async def forget(self, webhook_id: str) -> None:
+        """Delete the deliveries of a deleted endpoint (nobody may read them any more)."""
+        await self._deliveries.delete_many({"webhookId": webhook_id})
 
     async def page(
         self, webhook_id: str, *, limit: int, after: tuple[datetime, str] | None = None
@@ -192,11 +208,13 @@ class DeliveryLog:
         query: dict[str, Any] = {"webhookId": webhook_id}
         if after is not None:
             query.update(keyset_after("createdAt", after))
-        cursor = self._deliveries.find(query).sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+        cursor = self._deliveries.find(query, {"body": 0}).sort(
+            [("createdAt", DESCENDING), ("_id", DESCENDING)]
+        )
         return list(await cursor.limit(limit).to_list())
 
 
-# The delivery state's fields the log shows (the body stays in the agent's table).
+# The delivery state's fields the log keeps current (the body is written once, at insert).
 _LOGGED = (
     "webhookId", "eventId", "type", "status", "attempts", "lastStatusCode", "lastError",
     "nextAttemptAt",

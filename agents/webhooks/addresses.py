@@ -19,7 +19,10 @@ from streams.errors import FieldError, InvalidInput
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 REFUSED = "WEBHOOK_URL_REFUSED"
+DNS_TIMEOUT = "WEBHOOK_DNS_TIMEOUT"
 MAX_URL = 2048
+# A resolver that never answers must not hold a registration or a delivery slot.
+RESOLVE_SECONDS = 5.0
 # NAT64's well-known prefix carries an IPv4 address in its last 32 bits.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -30,7 +33,13 @@ class UrlRefused(InvalidInput):
     code = REFUSED
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail, errors=[FieldError("url", detail)], code=REFUSED)
+        super().__init__(detail, errors=[FieldError("url", detail)], code=self.code)
+
+
+class ResolveTimeout(UrlRefused):
+    """The URL's host did not resolve in time (the resolver is slow or unreachable)."""
+
+    code = DNS_TIMEOUT
 
 
 def refusal(address: IPAddress) -> str | None:
@@ -75,7 +84,12 @@ async def resolve(host: str, port: int, *, allow_private: bool) -> list[ResolveR
     """Every address of ``host``, or ``UrlRefused`` if one of them is not public."""
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        async with asyncio.timeout(RESOLVE_SECONDS):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise ResolveTimeout(
+            f"the host {host!r} did not resolve within {RESOLVE_SECONDS:g} s; try again later"
+        ) from None
     except (socket.gaierror, UnicodeError) as exc:
         raise UrlRefused(f"the host {host!r} does not resolve ({exc})") from None
     results: list[ResolveResult] = []
@@ -92,6 +106,17 @@ async def resolve(host: str, port: int, *, allow_private: bool) -> list[ResolveR
     if not results:
         raise UrlRefused(f"the host {host!r} has no address")
     return results
+
+
+def checked_literal(host: str, *, allow_private: bool) -> None:
+    """Refuse ``host`` if it is an IP literal that may not be reached (a name passes)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return
+    reason = None if allow_private else refusal(address)
+    if reason is not None:
+        raise UrlRefused(f"the host {host!r} is a {reason} address")
 
 
 async def check(url: str, *, allow_private: bool) -> None:

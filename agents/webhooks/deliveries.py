@@ -15,7 +15,7 @@ attempt is applied once: only the one numbered after the attempts already counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -59,11 +59,13 @@ class DeliveriesDecider:
         *,
         disable_after: int,
         on_change: Callable[[State], None],
+        on_delete: Callable[[str], Iterable[str]],
     ) -> None:
         self._table = table
         self._effects = effects
         self._disable_after = disable_after
         self._on_change = on_change  # keeps the dispatcher's index of due deliveries current
+        self._on_delete = on_delete  # a deleted endpoint's delivery ids, out of that index
 
     async def handle(self, raw: bytes) -> str:
         """Process one record; returns what happened (for logs and tests)."""
@@ -75,7 +77,7 @@ class DeliveriesDecider:
         if envelope.type == "webhook.delivery_attempted":
             return await self._attempted(envelope, envelope.payload(DeliveryAttempted))
         if envelope.type == "webhook.changed":
-            return self._changed(envelope.payload(WebhookChanged))
+            return await self._changed(envelope.payload(WebhookChanged))
         return "ignored"  # webhook.disabled: its effects were carried out with its cause
 
     async def _requested(self, request: DeliveryRequested) -> str:
@@ -117,10 +119,13 @@ class DeliveriesDecider:
         if last is not None and datetime.fromisoformat(at) <= datetime.fromisoformat(last):
             await self._recorded(state)
             return "stale"
+        body = state.get("body") or retry.body
+        if body is None:  # final before the log kept bodies: nothing to send again
+            return "no body"
         # A retried delivery gets the whole schedule again, counted from its attempts so far.
         base = state["attempts"] if state["status"] != "pending" else state["retryBase"]
         state = {
-            **state, "status": "pending", "retryBase": base, "retryAt": at,
+            **state, "body": body, "status": "pending", "retryBase": base, "retryAt": at,
             "nextAttemptAt": at, "version": state["version"] + 1,
         }
         self._table[key] = state
@@ -151,6 +156,10 @@ class DeliveriesDecider:
             "nextAttemptAt": None if next_at is None or attempt.ok else format_time(next_at),
             "version": state["version"] + 1,
         }
+        if status != "pending":
+            # Final: the table keeps what dedupes the event again, not its body (the log
+            # keeps that for a manual retry), or it would grow by every event delivered.
+            state.pop("body", None)
         self._table[key] = state
         await self._recorded(state)
         if attempt.error not in NOT_COUNTED:
@@ -200,10 +209,14 @@ class DeliveriesDecider:
         )
         log.warning("webhook %s disabled after %d failed attempts", attempt.webhook_id, failures)
 
-    def _changed(self, change: WebhookChanged) -> str:
+    async def _changed(self, change: WebhookChanged) -> str:
         key = endpoint_key(change.webhook_id)
         if change.change == "deleted":
+            # Its deliveries will never be made nor read: they would only take room.
+            for delivery_id in list(self._on_delete(change.webhook_id)):
+                self._table.pop(delivery_key(delivery_id), None)
             self._table.pop(key, None)
+            await self._effects.repo(DeliveryLog).forget(change.webhook_id)
             return "deleted"
         health = self._table.get(key)
         if change.enabled and health is not None and (health["disabled"] or health["failures"]):

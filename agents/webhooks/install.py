@@ -26,7 +26,8 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     )
     dispatcher = Dispatcher(table, effects, settings)
     decider = DeliveriesDecider(
-        table, effects, disable_after=settings.webhook_disable_after, on_change=dispatcher.note
+        table, effects, disable_after=settings.webhook_disable_after, on_change=dispatcher.note,
+        on_delete=dispatcher.forget,
     )
     router = WebhookRouter(effects)
 
@@ -36,10 +37,15 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     async def close_dispatcher(sender: Any, **_: Any) -> None:
         await dispatcher.aclose()
 
+    async def reindex(sender: Any, **_: Any) -> None:
+        # Sent once the table has recovered the partitions assigned (Faust's recovery).
+        dispatcher.reassigned()
+
     # Faust's decorators are untyped; register through Any rather than silence each line.
     faust_app: Any = app
     faust_app.timer(interval=settings.webhook_tick)(webhook_deliveries)
     faust_app.on_before_shutdown.connect(close_dispatcher)
+    faust_app.on_rebalance_complete.connect(reindex)
     agents: Agents = {
         "webhooks": guarded_agent(
             app, name="webhooks", topic=source_topic(app, settings, "webhooks"),

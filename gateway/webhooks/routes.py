@@ -50,7 +50,8 @@ _OWN: Responses = {**_AUTH, 404: ("No such endpoint of yours", None)}
 _URL_RULES = (
     "422: invalid fields; WEBHOOK_URL_REFUSED: not http(s), too long, or (outside dev) "
     "resolving to a private, loopback, link-local, multicast or reserved address; "
-    "WEBHOOK_EVENTS: an unknown event type"
+    "WEBHOOK_EVENTS: an unknown event type; WEBHOOK_DNS_TIMEOUT: the host did not resolve "
+    "in time (try again)"
 )
 
 
@@ -240,6 +241,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         202: ("Queued", QueuedDeliveryOut),
         **_AUTH,
         404: ("No such endpoint or delivery of yours", None),
+        409: ("The endpoint is disabled; enable it first (WEBHOOK_DISABLED)", None),
     },
 )
 async def retry_delivery(request: web.Request) -> web.Response:
@@ -247,10 +249,16 @@ async def retry_delivery(request: web.Request) -> web.Response:
     principal = require_scope(request, SCOPE)
     endpoint = await _owned(request, principal)
     delivery_id = request.match_info["delivery_id"]
-    if await request.app[DELIVERIES].get(endpoint.webhook_id, delivery_id) is None:
+    entry = await request.app[DELIVERIES].entry(endpoint.webhook_id, delivery_id)
+    if entry is None:
         raise NotFound("no such delivery of this endpoint")
+    if not endpoint.enabled:
+        # Queued, it would fail at once without a request (and count nothing): say so now.
+        raise Conflict("the endpoint is disabled; enable it (PATCH enabled: true) before "
+                       "retrying its deliveries", code="WEBHOOK_DISABLED")
     await commands.publish(request, RetryRequested(
         webhook_id=endpoint.webhook_id, delivery_id=delivery_id, at=utcnow(),
+        body=entry.get("body"),
     ))
     return web.json_response({"deliveryId": delivery_id}, status=202)
 

@@ -51,6 +51,10 @@ class RetryRequested(Payload):
     webhook_id: str
     delivery_id: str
     at: Timestamp
+    body: str | None = Field(
+        default=None, description="The delivery's body from the delivery log: the agent keeps "
+        "a delivery's body only until it is delivered or failed."
+    )
 
 
 @event("webhook.delivery_attempted", topic=TOPIC, key="webhookId",

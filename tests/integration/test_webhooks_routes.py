@@ -14,8 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
 from gateway.identity.auth import TokenService
+from gateway.webhooks.keys import DELIVERIES
 from stores.webhooks import Endpoint, WebhookRepository
-from streams.envelope import utcnow
+from streams.envelope import format_time, utcnow
 from tests.support.http import gateway_client
 
 pytestmark = pytest.mark.integration
@@ -168,3 +169,24 @@ async def test_the_router_finds_admins_endpoints_and_the_owners_subscribed_ones(
     await repo.disable("admin-all", "50 failed attempts in a row")
     found = await repo.subscribed(["order.status_changed", "order.*"], {"seller-2"})
     assert [e.webhook_id for e in found] == ["theirs"]
+
+
+async def test_a_retry_on_a_disabled_endpoint_is_refused(client: Client, auth: Any) -> None:
+    seller = auth("seller")
+    endpoint = await (await create(client, seller)).json()
+    path = f"/v1/webhooks/{endpoint['webhookId']}"
+    # The delivery log as the webhooks agent writes it (no agent runs in this tier).
+    await client.server.app[DELIVERIES].record("d1", {
+        "deliveryId": "d1", "webhookId": endpoint["webhookId"], "eventId": "e1",
+        "type": "order.placed", "body": '{"type": "order.placed"}', "status": "failed",
+        "attempts": 5, "createdAt": format_time(utcnow()), "version": 1,
+    })
+    assert (await client.patch(path, headers=seller, json={"enabled": False})).status == 200
+    refused = await client.post(path + "/deliveries/d1/retry", headers=seller)
+    assert refused.status == 409
+    assert (await refused.json())["code"] == "WEBHOOK_DISABLED"
+    assert (await client.patch(path, headers=seller, json={"enabled": True})).status == 200
+    assert (await client.post(path + "/deliveries/d1/retry", headers=seller)).status == 202
+    (row,) = (await (await client.get(path + "/deliveries", headers=seller)).json())["data"]
+    assert row["status"] == "failed"
+    assert "body" not in row

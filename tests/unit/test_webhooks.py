@@ -20,7 +20,12 @@ from config import Settings
 from stores.webhooks import DeliveryLog, Endpoint, WebhookRepository
 from streams.envelope import new_event
 from streams.errors import InvalidInput
-from streams.events.webhooks import DeliveryAttempted, DeliveryRequested, RetryRequested
+from streams.events.webhooks import (
+    DeliveryAttempted,
+    DeliveryRequested,
+    RetryRequested,
+    WebhookChanged,
+)
 from tests.support.recording import RecordingEffects
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -174,7 +179,11 @@ class FakeLog:
         self.docs: dict[str, dict[str, Any]] = {}
 
     async def record(self, delivery_id: str, state: dict[str, Any]) -> None:
-        self.docs[delivery_id] = dict(state)
+        self.docs[delivery_id] = {"body": state.get("body"), **self.docs.get(delivery_id, {}),
+                                  **{k: v for k, v in state.items() if k != "body"}}
+
+    async def forget(self, webhook_id: str) -> None:
+        self.docs = {k: v for k, v in self.docs.items() if v["webhookId"] != webhook_id}
 
 
 class FakeEndpoints:
@@ -195,7 +204,7 @@ def decider(disable_after: int = 3) -> tuple[DeliveriesDecider, dict[str, Any], 
     effects = RecordingEffects(repos={DeliveryLog: FakeLog(), WebhookRepository: FakeEndpoints()})
     noted: list[dict[str, Any]] = []
     return DeliveriesDecider(table, effects, disable_after=disable_after,
-                             on_change=noted.append), table, effects
+                             on_change=noted.append, on_delete=lambda _: ()), table, effects
 
 
 def requested(delivery_id: str = "d1") -> bytes:
@@ -229,12 +238,19 @@ async def test_a_delivery_is_requested_once_and_delivered_after_failed_attempts(
     assert table[endpoint_key("w1")]["failures"] == 0
 
 
+def retried(effects: RecordingEffects, at: datetime = AT) -> bytes:
+    """A manual retry as the gateway sends it: with the body the delivery log kept."""
+    body = effects.repos["DeliveryLog"].docs["d1"]["body"]
+    return new_event(RetryRequested(webhook_id="w1", delivery_id="d1", at=at, body=body),
+                     key="w1", source="test").encode()
+
+
 async def test_a_delivery_out_of_retries_fails_and_a_manual_retry_reopens_it() -> None:
-    agent, table, _ = decider(disable_after=10)
+    agent, table, effects = decider(disable_after=10)
     await agent.handle(requested())
     assert await agent.handle(attempted(1, ok=False, retry=False)) == "failed"
-    retry = new_event(RetryRequested(webhook_id="w1", delivery_id="d1", at=AT), key="w1",
-                      source="test").encode()
+    assert "body" not in table[delivery_key("d1")]  # final: the log keeps it, not the table
+    retry = retried(effects)
     assert await agent.handle(retry) == "retrying"
     state = table[delivery_key("d1")]
     assert (state["status"], state["retryBase"]) == ("pending", 1)
@@ -242,19 +258,17 @@ async def test_a_delivery_out_of_retries_fails_and_a_manual_retry_reopens_it() -
 
 
 async def test_a_manual_retry_processed_again_does_not_reopen_its_delivery() -> None:
-    agent, table, _ = decider(disable_after=10)
+    agent, table, effects = decider(disable_after=10)
     await agent.handle(requested())
     await agent.handle(attempted(1, ok=False, retry=False))
-    retry = new_event(RetryRequested(webhook_id="w1", delivery_id="d1", at=AT), key="w1",
-                      source="test").encode()
+    retry = retried(effects)
     assert await agent.handle(retry) == "retrying"
     assert await agent.handle(attempted(2, ok=True)) == "delivered"
     # After a crash or a rewind of the group the same retry (and any older one) comes again.
     assert await agent.handle(retry) == "stale"
     assert table[delivery_key("d1")]["status"] == "delivered"
-    later = new_event(RetryRequested(webhook_id="w1", delivery_id="d1",
-                                     at=AT + timedelta(minutes=1)), key="w1", source="test")
-    assert await agent.handle(later.encode()) == "retrying"
+    assert await agent.handle(retried(effects, AT + timedelta(minutes=1))) == "retrying"
+    assert table[delivery_key("d1")]["body"] == effects.repos["DeliveryLog"].docs["d1"]["body"]
 
 
 async def test_an_endpoint_failing_too_often_in_a_row_is_disabled_and_its_owner_told() -> None:
@@ -290,7 +304,8 @@ def dispatcher(url: str, **changes: Any) -> tuple[Dispatcher, dict[str, Any], Re
 
 async def pending(table: dict[str, Any], dispatch: Dispatcher, ident: str, webhook: str) -> None:
     agent = DeliveriesDecider(table, RecordingEffects(repos={DeliveryLog: FakeLog()}),
-                              disable_after=10, on_change=dispatch.note)
+                              disable_after=10, on_change=dispatch.note,
+                              on_delete=dispatch.forget)
     raw = orjson.loads(requested(ident))
     raw["data"]["webhookId"] = webhook
     await agent.handle(orjson.dumps(raw))
@@ -329,6 +344,75 @@ async def test_one_endpoints_slots_bound_its_attempts_and_not_the_others() -> No
     assert await dispatch.tick(AT + timedelta(seconds=1)) == 0  # nothing made twice
     blocked.set()
     await dispatch.aclose()
+
+
+class CountedTable(dict[str, Any]):
+    """A table that counts its full scans."""
+
+    scans = 0
+
+    def items(self) -> Any:
+        self.scans += 1
+        return super().items()
+
+
+async def test_the_index_is_built_once_and_an_attempt_reported_is_not_made_again() -> None:
+    settings = Settings(jwt_secret="x" * 48, webhook_retry_schedule="1", webhook_timeout=0.01)
+    table = CountedTable()
+    effects = RecordingEffects(repos={WebhookRepository: OneEndpoint("http://127.0.0.1:9/x")})
+    dispatch = Dispatcher(table, effects, settings)
+    await pending(table, dispatch, "d1", "w1")
+    for _ in range(3):
+        await dispatch.tick(AT + timedelta(seconds=1))
+        await asyncio.gather(*list(dispatch._tasks))
+    assert table.scans == 1  # at the first tick; afterwards only the agent's changes
+    # Reported, the agent lagging: the attempt is not made again, however late it is.
+    assert len(effects.of("webhook.delivery_attempted")) == 1
+    dispatch.reassigned()
+    await dispatch.tick(AT + timedelta(hours=1))
+    assert table.scans == 2
+    assert len(effects.of("webhook.delivery_attempted")) == 1
+    await dispatch.aclose()
+
+
+async def test_a_deleted_endpoints_deliveries_leave_the_table_and_the_log() -> None:
+    settings = Settings(jwt_secret="x" * 48)
+    table: dict[str, Any] = {}
+    log = FakeLog()
+    dispatch = Dispatcher(table, RecordingEffects(), settings)
+    agent = DeliveriesDecider(table, RecordingEffects(repos={DeliveryLog: log}),
+                              disable_after=10, on_change=dispatch.note,
+                              on_delete=dispatch.forget)
+    await agent.handle(requested("d1"))
+    await agent.handle(requested("d2"))
+    deleted = new_event(WebhookChanged(webhook_id="w1", owner_id="seller-1", change="deleted",
+                                       enabled=False, at=AT), key="w1", source="test")
+    assert await agent.handle(deleted.encode()) == "deleted"
+    assert table == {}
+    assert log.docs == {}
+    assert await dispatch.tick(AT + timedelta(days=1)) == 0
+
+
+def test_an_ip_literal_is_checked_before_a_request_and_a_name_is_left_to_the_resolver() -> None:
+    with pytest.raises(addresses.UrlRefused):
+        addresses.checked_literal("127.0.0.1", allow_private=False)
+    with pytest.raises(addresses.UrlRefused):
+        addresses.checked_literal("::1", allow_private=False)
+    addresses.checked_literal("127.0.0.1", allow_private=True)
+    addresses.checked_literal("hooks.example", allow_private=False)
+
+
+async def test_a_resolver_that_does_not_answer_is_a_timeout_with_its_own_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def silent(*_: Any, **__: Any) -> Any:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(addresses, "RESOLVE_SECONDS", 0.05)
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", silent)
+    with pytest.raises(addresses.ResolveTimeout) as timeout:
+        await addresses.check("https://hooks.example/x", allow_private=False)
+    assert timeout.value.code == "WEBHOOK_DNS_TIMEOUT"
 
 
 # The router.
