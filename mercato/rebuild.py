@@ -34,6 +34,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from config import Settings
 from mercato.backups.errors import BackupError
 from mercato.backups.progress import Progress
+from mercato.backups.topics import partition_offsets
 from stores import (
     analytics,
     audit,
@@ -92,15 +93,14 @@ async def _group(settings: Settings) -> tuple[str, int, dict[TopicPartition, int
     return state, members, {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
 
 
-async def _bounds(settings: Settings, tps: list[TopicPartition]) -> tuple[
-        dict[TopicPartition, int], dict[TopicPartition, int]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
+async def _starts(settings: Settings, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    bounds = await partition_offsets(settings, tps, client="rebuild")
+    return {tp: start for tp, (start, _) in bounds.items()}
+
+
+async def _ends(settings: Settings, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    bounds = await partition_offsets(settings, tps, client="rebuild")
+    return {tp: end for tp, (_, end) in bounds.items()}
 
 
 async def _rewind(settings: Settings, starts: dict[TopicPartition, int]) -> None:
@@ -155,7 +155,7 @@ async def rebuild_read_models(settings: Settings, *, stream: TextIO | None = Non
     if not committed:
         raise BackupError(f"the worker group {settings.app_id} has read nothing yet: "
                           "there is nothing to replay")
-    starts, _ = await _bounds(settings, sorted(committed))
+    starts = await _starts(settings, sorted(committed))
     client = mongo_client(settings, app_name=f"{settings.app_id}-rebuild")
     try:
         db = database(client, settings)
@@ -185,7 +185,7 @@ async def _replay(settings: Settings, tps: list[TopicPartition], stream: TextIO 
     log = settings.data_dir / "rebuild-worker.log"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + within
-    _, target = await _bounds(settings, tps)
+    target = await _ends(settings, tps)
     progress = Progress(sum(target.values()), label="rebuild", stream=stream)
     rounds = 0
     async with _worker(settings, log) as proc:
@@ -204,7 +204,7 @@ async def _replay(settings: Settings, tps: list[TopicPartition], stream: TextIO 
             progress.advance(done - progress.done, "replaying")
             if not behind:
                 rounds += 1
-                _, target = await _bounds(settings, tps)
+                target = await _ends(settings, tps)
                 progress.total = sum(target.values())
         counts = await filled()  # the worker still running: its timers write some of them
     progress.finish()

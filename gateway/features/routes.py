@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 from aiohttp import web
 from pydantic import Field, RootModel
@@ -15,6 +15,7 @@ from gateway.http.validation import Body, parse_body
 from gateway.identity.auth import Principal, authenticate, bearer_token, require_scope
 from streams.errors import FieldError, InvalidInput
 from streams.events.config import FlagRule
+from streams.events.users import Role
 from streams.flags.rules import NAME_PATTERN, Flag, valid_name
 
 routes = web.RouteTableDef()
@@ -30,8 +31,10 @@ class FeatureBody(Body):
     rollout_percent: int | None = Field(
         default=None, ge=0, le=100, description="On for this share of users, stable per user."
     )
-    roles: list[Literal["buyer", "seller", "admin"]] | None = Field(
-        default=None, min_length=1, max_length=3,
+    # FlagRule's fields, but validated as a request body (strict, unknown fields refused)
+    # where the event tolerates what a newer producer adds.
+    roles: list[Role] | None = Field(
+        default=None, min_length=1, max_length=len(get_args(Role)),
         description="On only for users holding one of these roles.",
     )
 

@@ -23,7 +23,7 @@ from mercato.backups import content, documents, manifest
 from mercato.backups.errors import BackupError
 from mercato.backups.progress import Listener, Progress
 from mercato.backups.records import Record
-from mercato.backups.topics import belongs
+from mercato.backups.topics import Offsets, belongs, partition_offsets
 from stores.mongo import database, mongo_client
 from streams.envelope import format_time, utcnow
 
@@ -32,8 +32,6 @@ FETCH_MS = 1000
 # unreadable (records deleted by retention while we read, or a broker away): refuse.
 STALLED_FETCHES = 30
 TOPICS = "topics"
-
-Offsets = dict[TopicPartition, tuple[int, int]]
 
 
 async def snapshot_offsets(settings: Settings) -> Offsets:
@@ -48,14 +46,7 @@ async def snapshot_offsets(settings: Settings) -> Offsets:
         await admin.close()
     partitions = [TopicPartition(t["topic"], p["partition"])
                   for t in described for p in t["partitions"]]
-    consumer = _consumer(settings)
-    await consumer.start()
-    try:
-        starts = await consumer.beginning_offsets(partitions) if partitions else {}
-        ends = await consumer.end_offsets(partitions) if partitions else {}
-    finally:
-        await consumer.stop()
-    return {tp: (starts[tp], ends[tp]) for tp in sorted(partitions)}
+    return await partition_offsets(settings, partitions, client="backup")
 
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:

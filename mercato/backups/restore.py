@@ -16,7 +16,7 @@ import gzip
 from pathlib import Path
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from config import Settings
@@ -24,7 +24,7 @@ from mercato.backups import content, documents, manifest
 from mercato.backups.errors import BackupError
 from mercato.backups.progress import Progress
 from mercato.backups.records import Record
-from mercato.backups.topics import configs, renamed
+from mercato.backups.topics import configs, partition_offsets, renamed
 from stores.file_content import FILES
 from stores.mongo import database, mongo_client
 from streams.topics import BY_NAME, partitions
@@ -114,17 +114,8 @@ async def _create_topics(settings: Settings, counts: dict[str, int]) -> None:
 
 async def _with_records(settings: Settings, have: dict[str, int]) -> list[str]:
     partitions = [TopicPartition(t, p) for t, n in have.items() for p in range(n)]
-    if not partitions:
-        return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        starts = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    return sorted({tp.topic for tp in partitions if ends[tp] > starts[tp]})
+    bounds = await partition_offsets(settings, partitions, client="restore")
+    return sorted({tp.topic for tp, (start, end) in bounds.items() if end > start})
 
 
 async def _produce(settings: Settings, directory: Path, document: dict[str, Any],

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from config import Settings
 from streams.topics import BY_NAME
 
 CHANGELOG_SUFFIX = "-changelog"
+
+Offsets = dict[TopicPartition, tuple[int, int]]
+
+
+async def partition_offsets(settings: Settings, partitions: list[TopicPartition], *,
+                  client: str) -> Offsets:
+    """``(start, end)`` offset of every partition of ``partitions``, read now, in order.
+
+    The backup, the restore's emptiness check and the rebuild all need them; ``client``
+    names who asks (in the broker's client id).
+    """
+    if not partitions:
+        return {}
+    # No group: nothing is assigned or committed, only offsets are asked for.
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                enable_auto_commit=False,
+                                client_id=f"{settings.app_id}-{client}")
+    await consumer.start()
+    try:
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {tp: (starts[tp], ends[tp]) for tp in sorted(partitions)}
 
 
 def belongs(settings: Settings, topic: str) -> bool:
