@@ -10,9 +10,11 @@ up their first word's prefix and keep the products one of whose name *phrases*
 
 The catalog agent re-indexes a product from its stored read model after every
 change (``index``), so a redelivered or older command only rewrites the current
-state. A category's document holds the ids of its active products, added and
-removed in the same atomic update that counts them, so its popularity is the
-number of active products in it, whichever agent partition writes.
+state. A category's popularity is the number of active products in it: a counter
+per (prefix, category) document, moved by one ``$inc`` when a product joins or
+leaves, whichever agent partition writes. Which category a product counts in is
+its membership document, ``m|<product id>``; the documents hold no member ids, so
+none grows with its category.
 
 A product's popularity is ``ORDER_WEIGHT`` per order plus one per view, summed
 over the marketplace's closed hour windows of the analytics agent, so it lags
@@ -33,6 +35,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from stores.applied import push_applied
 from stores.products import Product, category_key
 
 COLLECTION = "suggestions"
@@ -42,7 +45,6 @@ INDEXES = {
         IndexModel([("prefix", ASCENDING), ("kind", ASCENDING), ("popularity", DESCENDING),
                     ("_id", ASCENDING)], name="suggest_prefix"),
         IndexModel([("productId", ASCENDING)], name="suggest_product"),
-        IndexModel([("members", ASCENDING)], name="suggest_category_members"),
     ],
 }
 # Prefixes up to this length are indexed; a longer query is looked up by its first
@@ -103,6 +105,11 @@ def _category_id(prefix: str, key: str) -> str:
     return f"c|{prefix}|{key}"
 
 
+def _membership_id(product_id: str) -> str:
+    # No productId field: index() finds a product's prefix documents by it.
+    return f"m|{product_id}"
+
+
 class SuggestionRepository:
     """The suggestion index and the product popularity it ranks by."""
 
@@ -137,25 +144,50 @@ class SuggestionRepository:
             # A concurrent redelivery may have inserted some: the others still go in.
             with contextlib.suppress(BulkWriteError):
                 await self._index.insert_many(docs, ordered=False)
-        await self._categorise(pid, product.category if active else None)
+        await self._categorise(product, product.category if active else None)
 
-    async def _categorise(self, product_id: str, category: str | None) -> None:
-        key = category_key(category) if category else ""
-        wanted = [_category_id(p, key) for p in prefixes(category)] if category else []
-        # Membership and count change in one update, and only where it is (or is not) held.
-        await self._index.update_many(
-            {"members": product_id, "_id": {"$nin": wanted}},
-            {"$pull": {"members": product_id}, "$inc": {"popularity": -1}},
+    async def _categorise(self, product: Product, category: str | None) -> None:
+        """Count ``product`` in ``category`` (None: in none) instead of where it counted."""
+        membership = _membership_id(product.product_id)
+        held = await self._index.find_one({"_id": membership}, {"category": 1})
+        before: str | None = None if held is None else held.get("category")
+        if (category_key(before) if before else None) == (
+            category_key(category) if category else None
+        ):
+            return
+        # The membership is written last: a crash before it repeats the whole move on
+        # redelivery, and each counter's guard (the move's id among its newest applied,
+        # stores.applied) lets only the ones not yet moved move. Another partition's moves
+        # share a category's window: only a category that more than EVENT_WINDOW products
+        # joined or left between a crash and its redelivery could count this one twice.
+        move = f"{product.product_id}@{product.version}"
+        if before:
+            leaving = [_category_id(p, category_key(before)) for p in prefixes(before)]
+            await self._index.update_many(
+                {"_id": {"$in": leaving}, "events": {"$ne": move}},
+                {"$inc": {"popularity": -1}, "$push": push_applied(move)},
+            )
+        if category:
+            key = category_key(category)
+            for doc_id in (_category_id(p, key) for p in prefixes(category)):
+                await self._join(doc_id, move, text=category, key=key)
+        await self._index.replace_one(
+            {"_id": membership}, {"kind": "membership", "category": category}, upsert=True
         )
-        for doc_id in wanted:
-            with contextlib.suppress(DuplicateKeyError):  # a member already
-                await self._index.update_one(
-                    {"_id": doc_id, "members": {"$ne": product_id}},
-                    {"$addToSet": {"members": product_id}, "$inc": {"popularity": 1},
-                     "$setOnInsert": {"prefix": doc_id.split("|")[1], "kind": "category",
-                                      "text": category, "categoryKey": key}},
-                    upsert=True,
-                )
+
+    async def _join(self, doc_id: str, move: str, *, text: str, key: str) -> None:
+        query = {"_id": doc_id, "events": {"$ne": move}}
+        update = {"$inc": {"popularity": 1}, "$push": push_applied(move),
+                  "$setOnInsert": {"prefix": doc_id.split("|")[1], "kind": "category",
+                                   "text": text, "categoryKey": key}}
+        # A duplicate key is either another product's concurrent first insert (then the
+        # document exists and the second try counts this one) or the move already counted.
+        for _ in range(2):
+            try:
+                await self._index.update_one(query, update, upsert=True)
+            except DuplicateKeyError:
+                continue
+            return
 
     async def _score(self, product_id: str) -> int:
         doc = await self._popularity.find_one({"_id": product_id}, {"score": 1})
@@ -226,7 +258,7 @@ class SuggestionRepository:
         found: list[Suggestion] = []
         async for doc in cursor:
             text = str(doc["text"])
-            # A category's phrases are computed here: its documents hold member ids.
+            # A category's phrases are computed here, not stored on each of its prefixes.
             said = doc.get("phrases") if kind == "product" else phrases(text)
             if exact or any(p.startswith(phrase) for p in said or ()):
                 found.append(Suggestion(text, kind, doc.get("productId")))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
-from stores.suggestions import SuggestionRepository
+from stores.products import Product, category_key
+from stores.suggestions import COLLECTION, SuggestionRepository
 from tests.integration.catalog.conftest import People
 from tests.support.catalog import Client, new_product
 from tests.support.files import mongo
@@ -19,12 +23,17 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def suggestions(env: Settings) -> AsyncIterator[SuggestionRepository]:
-    """The suggestion index of the package's database, to record popularity as analytics do."""
+async def database(env: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    """The package's database."""
     client, db = mongo(env)
-    database: AsyncDatabase[dict[str, Any]] = db
-    yield SuggestionRepository(database)
+    yield db
     await client.close()
+
+
+@pytest.fixture
+def suggestions(database: AsyncDatabase[dict[str, Any]]) -> SuggestionRepository:
+    """The suggestion index of the package's database, to record popularity as analytics do."""
+    return SuggestionRepository(database)
 
 
 async def suggest(client: Client, q: str, **query: str) -> list[dict[str, Any]]:
@@ -118,3 +127,48 @@ async def test_recording_popularity_remembers_one_hour_per_product(
     # The latest window emitted again changes nothing; a revised older one is set again.
     assert await suggestions.record_popularity(hour + 4 * 3_600_000, {a: {"views": 4}}) == 0
     assert await suggestions.record_popularity(hour, {a: {"views": 7}}) == 1
+
+
+def _product(category: str, *, version: int, status: str = "active") -> Product:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    return Product(
+        product_id=f"p-{uuid.uuid4().hex}", seller_id="u-s", name="Vole Lamp",
+        description="", category=category, price="1.00", currency="EUR", stock=0,
+        status=status, file_ids=(), rating_average=0.0, rating_count=0, created_at=at,
+        updated_at=at, version=version,
+    )
+
+
+async def test_a_category_counts_its_active_products_in_a_bounded_document(
+    database: AsyncDatabase[dict[str, Any]], suggestions: SuggestionRepository,
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    a, b, c = (f"Vole {name} {tag}" for name in ("Attic", "Barn", "Cellar"))
+
+    async def counted(category: str) -> int:
+        doc = await database[COLLECTION].find_one({"_id": f"c|v|{category_key(category)}"})
+        assert doc is None or "members" not in doc  # a counter, not a list of products
+        return 0 if doc is None else int(doc["popularity"])
+
+    lamp, rug = _product(a, version=1), _product(a, version=1)
+    for product in (lamp, lamp, rug):  # the lamp's index redelivered: counted once
+        await suggestions.index(product)
+    assert (await counted(a), await counted(b)) == (2, 0)
+    lamp = dataclasses.replace(lamp, category=b, version=2)
+    await suggestions.index(lamp)
+    await suggestions.index(lamp)
+    assert (await counted(a), await counted(b)) == (1, 1)
+    await suggestions.index(dataclasses.replace(rug, status="archived", version=2))
+    assert await counted(a) == 0
+    # A crash after the counters moved but before the membership was written: the
+    # redelivered move finds its id on the counters and moves nothing twice.
+    membership = await database[COLLECTION].find_one({"_id": f"m|{lamp.product_id}"})
+    lamp = dataclasses.replace(lamp, category=c, version=3)
+    await suggestions.index(lamp)
+    await database[COLLECTION].replace_one({"_id": f"m|{lamp.product_id}"}, membership or {})
+    await suggestions.index(lamp)
+    assert (await counted(b), await counted(c)) == (0, 1)
+    # Products indexed at once into a category none created yet: each counts.
+    d = f"Vole Den {tag}"
+    await asyncio.gather(*(suggestions.index(_product(d, version=1)) for _ in range(8)))
+    assert await counted(d) == 8
