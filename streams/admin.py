@@ -28,15 +28,14 @@ class TopicMismatch(RuntimeError):
             f"topics have another partition count than MERCATO_TOPIC_PARTITIONS gives them: "
             f"{listed}. {done}.\n"
             "  A key's partition picks the worker that holds its table state, and adding "
-            "partitions in place (Kafka can) moves keys away from their state, so migrate:\n"
-            "  - production: new topics with the new count under a new MERCATO_TOPIC_PREFIX "
-            "and MERCATO_APP_ID (fresh consumer group and changelogs), the records copied "
-            "over from the old ones (`mercato backup` with the old settings, restored with "
-            "the new), then the workers and gateways moved over: the steps are in "
-            'docs/production.md, "Partitions";\n'
+            "partitions in place (Kafka can) moves keys away from their state. There is no "
+            "supported way to change the count of a deployment that holds data: a backup "
+            "restores every record to its partition and refuses another count, and the "
+            'reasons are in docs/production.md, "Partitions". So:\n'
+            "  - production: keep the count the topics have (below);\n"
             "  - dev: start over (`mercato dev --reset`) or use a new MERCATO_TOPIC_PREFIX "
-            "and MERCATO_APP_ID;\n"
-            f"  - or keep these topics: MERCATO_TOPIC_PARTITIONS={keep}."
+            "and MERCATO_APP_ID (new, empty topics beside the old ones);\n"
+            f"  - to keep these topics: MERCATO_TOPIC_PARTITIONS={keep}."
         )
 
 
