@@ -173,6 +173,8 @@ async def ready(request: web.Request) -> web.Response:
 
     While any worker recovers its tables, ``checks.worker.recovering`` holds
     ``{workerId: {table: {restored, toRestore}}}``; it is 503 until one worker processes.
+    ``checks.flags`` fails once the flag book stopped following ``config`` and, while its
+    fetches fail and are retried, holds ``failures`` and ``lastError``.
     """
     is_ready, checks = await request.app[READINESS].check(request.app)
     body = {"status": "ready" if is_ready else "unavailable", "checks": checks}
