@@ -56,10 +56,8 @@ class WebhookRouter:
         occurred = datetime.fromisoformat(envelope.occurred_at)
         # A replay (a rebuild, a restore) reads old events again: an endpoint subscribed
         # after one occurred must not be sent it, for the first time, as if it were new.
-        endpoints = [
-            endpoint for endpoint in await repo.subscribed(selectors(envelope.type), owners)
-            if occurred >= endpoint.since
-        ]
+        subscribed = await repo.subscribed(selectors(envelope.type, envelope.data), owners)
+        endpoints = [endpoint for endpoint in subscribed if occurred >= endpoint.since]
         body = raw.decode()
         for endpoint in endpoints:
             await caused.emit(

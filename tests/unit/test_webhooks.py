@@ -164,6 +164,16 @@ def test_a_wildcard_matches_its_family_only() -> None:
     assert catalogue.matches(["payment.captured"], "payment.captured")
 
 
+def test_the_contracts_names_stock_and_order_status_are_subscriptions() -> None:
+    assert catalogue.checked(["order.completed", "stock.*"]) == ["order.completed", "stock.*"]
+    assert catalogue.matches(["stock.*"], "inventory.stock_changed")
+    completed = {"status": "completed", "previous": "delivered"}
+    assert catalogue.matches(["order.completed"], "order.status_changed", completed)
+    assert not catalogue.matches(["order.completed"], "order.status_changed", {"status": "paid"})
+    assert not catalogue.matches(["order.completed"], "order.placed")
+    assert "order.completed" in catalogue.selectors("order.status_changed", completed)
+
+
 def test_unknown_subscriptions_are_named_in_the_error() -> None:
     with pytest.raises(InvalidInput) as invalid:
         catalogue.checked(["order.*", "order.shipped", "*"])
