@@ -21,9 +21,9 @@ from typing import Any
 
 from agents.runtime import caused
 from agents.runtime.effects import Effects
+from agents.runtime.messages import request_message
 from stores.webhooks import DeliveryLog, WebhookRepository
-from streams.envelope import Envelope, derived_id, format_time
-from streams.events.notifications import MessageRequested
+from streams.envelope import Envelope, format_time
 from streams.events.webhooks import (
     DeliveryAttempted,
     DeliveryRequested,
@@ -196,16 +196,10 @@ class DeliveriesDecider:
             ),
             cause=envelope, source=SOURCE,
         )
-        await caused.emit(
-            self._effects,
-            MessageRequested(
-                message_id=derived_id(envelope.id, "webhook-disabled"),
-                user_id=endpoint.owner_id,
-                template="webhook_disabled",
-                params={"webhookId": endpoint.webhook_id, "url": endpoint.url,
-                        "failures": failures},
-            ),
-            cause=envelope, source=SOURCE,
+        await request_message(
+            self._effects, envelope, user_id=endpoint.owner_id, template="webhook_disabled",
+            params={"webhookId": endpoint.webhook_id, "url": endpoint.url, "failures": failures},
+            source=SOURCE,
         )
         log.warning("webhook %s disabled after %d failed attempts", attempt.webhook_id, failures)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -13,10 +12,10 @@ from gateway.files.keys import FILES
 from gateway.files.schemas import FileListOut, FileOut, VariantsOut
 from gateway.files.sniff import MAX_NAME
 from gateway.http import fields
-from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
+from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response, time_position
 from stores.files import variant_json
 from streams.envelope import utcnow
-from streams.errors import FieldError, InvalidCursor, InvalidInput
+from streams.errors import FieldError, InvalidInput
 from streams.events.files import FileDeleted
 
 routes = web.RouteTableDef()
@@ -54,11 +53,8 @@ async def list_files(request: web.Request) -> web.Response:
         ])
     names = fields.requested(request, FileOut)
     page = page_request(request, arity=2)
-    after = (page.after[0], str(page.after[1])) if page.after is not None else None
-    if after is not None and not isinstance(after[0], datetime):
-        raise InvalidCursor("the cursor is not valid; start again without one")
     rows = await request.app[FILES].owned_by(
-        principal.user_id, limit=page.fetch, after=after, name_contains=q
+        principal.user_id, limit=page.fetch, after=time_position(page.after), name_contains=q
     )
     body = page_response(
         rows, page, position=lambda meta: (meta.created_at, meta.file_id),

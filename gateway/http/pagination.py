@@ -100,6 +100,16 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
+def time_position(after: tuple[Any, ...] | None) -> tuple[datetime, str] | None:
+    """A ``(createdAt, id)`` cursor's position; ``InvalidCursor`` if it holds no time there."""
+    if after is None:
+        return None
+    if not isinstance(after[0], datetime):
+        # Well-formed but not one of ours for this listing (decoded with the right arity).
+        raise InvalidCursor("the cursor is not valid; start again without one")
+    return after[0], str(after[1])
+
+
 def page_response(
     rows: Sequence[T],
     page: PageRequest,

@@ -9,7 +9,6 @@ sees only their own endpoints: another's is a 404, as if it did not exist.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +17,7 @@ from pydantic import BaseModel
 from agents.webhooks import addresses, catalogue, signing
 from gateway import keys
 from gateway.docs.openapi import LOCATION_HEADER, operation
-from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
+from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response, time_position
 from gateway.http.validation import parse_body
 from gateway.identity.auth import Principal, require_scope
 from gateway.runtime import commands
@@ -34,7 +33,7 @@ from gateway.webhooks.schemas import (
 )
 from stores.webhooks import Endpoint, delivery_json
 from streams.envelope import derived_id, new_event, utcnow
-from streams.errors import Conflict, InvalidCursor, NotFound
+from streams.errors import Conflict, NotFound
 from streams.events.webhooks import DeliveryRequested, RetryRequested, WebhookChanged, WebhookPing
 
 routes = web.RouteTableDef()
@@ -141,7 +140,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
     principal = require_scope(request, SCOPE)
     page = page_request(request, arity=2)
     rows = await request.app[WEBHOOKS].page(
-        principal.user_id, limit=page.fetch, after=_position(page.after)
+        principal.user_id, limit=page.fetch, after=time_position(page.after)
     )
     return web.json_response(page_response(
         rows, page, position=lambda e: (e.created_at, e.webhook_id), render=Endpoint.to_json,
@@ -225,7 +224,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     endpoint = await _owned(request, principal)
     page = page_request(request, arity=2)
     rows = await request.app[DELIVERIES].page(
-        endpoint.webhook_id, limit=page.fetch, after=_position(page.after)
+        endpoint.webhook_id, limit=page.fetch, after=time_position(page.after)
     )
     return web.json_response(page_response(
         rows, page, position=lambda d: (d["createdAt"], d["_id"]), render=delivery_json,
@@ -286,10 +285,3 @@ async def test_webhook(request: web.Request) -> web.Response:
     ))
     return web.json_response({"deliveryId": delivery_id}, status=202)
 
-
-def _position(after: tuple[Any, ...] | None) -> tuple[datetime, str] | None:
-    if after is None:
-        return None
-    if not isinstance(after[0], datetime):
-        raise InvalidCursor("the cursor is not valid; start again without one")
-    return after[0], str(after[1])

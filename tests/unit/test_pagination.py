@@ -17,6 +17,7 @@ from gateway.http.pagination import (
     encode_cursor,
     page_request,
     page_response,
+    time_position,
 )
 from streams.errors import InvalidCursor, InvalidInput
 
@@ -72,3 +73,10 @@ def test_cursors_are_held_to_their_published_shape() -> None:
     assert schema == {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": MAX_CURSOR}
     assert re.fullmatch(CURSOR_PATTERN.strip("^$"), valid)
     assert len(encode_cursor(AT, "\u0001" * 200, "x" * 200, 10**18, "id")) <= MAX_CURSOR
+
+
+def test_a_time_position_needs_a_time_first() -> None:
+    assert time_position(None) is None
+    assert time_position((AT, 7)) == (AT, "7")
+    with pytest.raises(InvalidCursor):
+        time_position(("not a time", "x"))
