@@ -186,7 +186,7 @@ class FileRepository:
     async def _guarded(self, file_id: str, event_id: str, update: dict[str, Any]) -> Applied:
         result = await self._files.update_one(
             {"_id": file_id, "events": {"$ne": event_id}},
-            {**update, "$inc": {"version": 1}, "$push": {"events": event_id}},
+            {**update, "$inc": {"version": 1}, "$push": push_applied(event_id)},
         )
         if result.matched_count:
             return "applied"
@@ -230,7 +230,7 @@ class FileRepository:
         try:
             result = await self._grants.update_one(
                 {"_id": _grant_id(grant.file_id, grant.user_id), "events": {"$ne": event_id}},
-                {"$set": fields, "$push": {"events": event_id}},
+                {"$set": fields, "$push": push_applied(event_id)},
                 upsert=True,
             )
         except DuplicateKeyError:
@@ -241,7 +241,7 @@ class FileRepository:
         """Deactivate a grant once; returns whether this call changed anything."""
         result = await self._grants.update_one(
             {"_id": _grant_id(file_id, user_id), "events": {"$ne": event_id}},
-            {"$set": {"active": False, "revokedAt": at}, "$push": {"events": event_id}},
+            {"$set": {"active": False, "revokedAt": at}, "$push": push_applied(event_id)},
         )
         return bool(result.modified_count)
 
