@@ -84,7 +84,8 @@ class Dispatcher:
         return ids
 
     def reassigned(self) -> None:
-        """Partitions moved and the table recovered them: build the index again."""
+        """Partitions moved: forget the index and build it again from the table."""
+        self._due, self._by_webhook = {}, {}
         self._stale = True
 
     def rescan(self) -> None:

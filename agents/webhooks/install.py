@@ -37,14 +37,16 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
     async def close_dispatcher(sender: Any, **_: Any) -> None:
         await dispatcher.aclose()
 
-    async def reindex(sender: Any, **_: Any) -> None:
-        # Sent once the table has recovered the partitions assigned (Faust's recovery).
+    async def reindex(sender: Any, *_: Any, **__: Any) -> None:
+        # Revoked: the deliveries of partitions gone elsewhere are not this worker's to make.
+        # Rebalance complete: sent once the table has recovered the partitions assigned.
         dispatcher.reassigned()
 
     # Faust's decorators are untyped; register through Any rather than silence each line.
     faust_app: Any = app
     faust_app.timer(interval=settings.webhook_tick)(webhook_deliveries)
     faust_app.on_before_shutdown.connect(close_dispatcher)
+    faust_app.on_partitions_revoked.connect(reindex)
     faust_app.on_rebalance_complete.connect(reindex)
     agents: Agents = {
         "webhooks": guarded_agent(
