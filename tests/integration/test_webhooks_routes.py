@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from config import Settings
 from gateway.identity.auth import TokenService
 from gateway.webhooks.keys import DELIVERIES
+from stores.webhooks import DELIVERIES as DELIVERIES_COLLECTION
 from stores.webhooks import Endpoint, WebhookRepository
 from streams.envelope import format_time, utcnow
 from tests.support.http import gateway_client
@@ -176,7 +177,7 @@ async def test_a_retry_on_a_disabled_endpoint_is_refused(client: Client, auth: A
     endpoint = await (await create(client, seller)).json()
     path = f"/v1/webhooks/{endpoint['webhookId']}"
     # The delivery log as the webhooks agent writes it (no agent runs in this tier).
-    await client.server.app[DELIVERIES].record("d1", {
+    await client.app[DELIVERIES].record("d1", {
         "deliveryId": "d1", "webhookId": endpoint["webhookId"], "eventId": "e1",
         "type": "order.placed", "body": '{"type": "order.placed"}', "status": "failed",
         "attempts": 5, "createdAt": format_time(utcnow()), "version": 1,
@@ -190,3 +191,10 @@ async def test_a_retry_on_a_disabled_endpoint_is_refused(client: Client, auth: A
     (row,) = (await (await client.get(path + "/deliveries", headers=seller)).json())["data"]
     assert row["status"] == "failed"
     assert "body" not in row
+
+
+async def test_the_delivery_log_expires_after_a_month(db: AsyncDatabase[dict[str, Any]]) -> None:
+    indexes = await (await db[DELIVERIES_COLLECTION].list_indexes()).to_list()
+    (ttl,) = [index for index in indexes if "expireAfterSeconds" in index]
+    assert dict(ttl["key"]) == {"createdAt": 1}
+    assert ttl["expireAfterSeconds"] == 30 * 24 * 3600
