@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -198,3 +199,20 @@ async def test_the_delivery_log_expires_after_a_month(db: AsyncDatabase[dict[str
     (ttl,) = [index for index in indexes if "expireAfterSeconds" in index]
     assert dict(ttl["key"]) == {"createdAt": 1}
     assert ttl["expireAfterSeconds"] == 30 * 24 * 3600
+
+
+async def test_changing_events_moves_the_time_events_are_routed_from(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    repo = WebhookRepository(db)
+    created = utcnow().replace(microsecond=0) - timedelta(minutes=1)
+    await repo.create(Endpoint(
+        webhook_id="w-since", owner_id="seller-1", admin=False, url=HOOK, events=["order.*"],
+        description=None, secret="whsec_x", enabled=True, created_at=created,
+    ))
+    renamed = await repo.update("seller-1", "w-since", {"description": "ERP"})
+    assert renamed is not None
+    assert renamed.since == created
+    changed = await repo.update("seller-1", "w-since", {"events": ["payment.*"]})
+    assert changed is not None
+    assert changed.since > created
