@@ -161,6 +161,8 @@ async def world(env: Settings, tmp_path_factory: pytest.TempPathFactory
         hooked = await client.post("/v1/webhooks", headers=seller, json={
             "url": "https://hooks.example.com/mercato", "events": ["order.placed"]})
         assert hooked.status == 201, await hooked.text()
+        grouped = await client.post("/v1/groups", headers=buyer, json={"name": "Friends"})
+        assert grouped.status == 201, await grouped.text()  # a record on ``groups``
         token = TokenService(env).issue_access(uuid.uuid4().hex, ["admin"])
         yield World(env, client, {"Authorization": f"Bearer {token}"}, agents)
 
