@@ -163,6 +163,9 @@ async def _measure(
                 await spy.wait()
         # CPU the server itself spent per request: unlike req/s, barely moved by the other
         # processes sharing the 2 cores (load generator, MongoDB, Redis, broker, other runs).
+        if result.events == 0:
+            raise BenchError(f"{name}: no request of {url} completed in {args.seconds:.0f} s "
+                             "(each took longer than the load generator's timeout)")
         CPU_US[name] = (_cpu_seconds(pid) - cpu_before) / result.events * 1e6
         return result
 

@@ -183,8 +183,15 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
             port = free_port()
             variant = dataclasses.replace(settings, http_port=port, response_cache=cached)
             env = {**base_env, **variant.to_env()}
-            results.append(await _measure(name, gateway, env, port, token, args, scratch,
-                                          path=path))
+            try:
+                results.append(await _measure(name, gateway, env, port, token, args, scratch,
+                                              path=path))
+            except BenchError as exc:
+                if name != "search":
+                    raise
+                # On the embedded server a search of many products can outlast the load
+                # generator's timeout: the baseline is then missing, not the suggestions.
+                print(f"baseline left out: {exc}")
         port = free_port()
         variant = dataclasses.replace(settings, http_port=port, response_cache=False)
         results.append(await sample_latency(
@@ -194,8 +201,9 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         await asyncio.to_thread(stack.stop)
     by = {r.name: r for r in results}
     print_table(results)
-    pairs = [(by["suggest-word"], by["search"]), (by["suggest-word"], by["bare"]),
-             (by["suggest-cached"], by["suggest-word"])]
+    pairs = [(by["suggest-word"], by["bare"]), (by["suggest-cached"], by["suggest-word"])]
+    if "search" in by:
+        pairs.insert(0, (by["suggest-word"], by["search"]))
     lines = [added_line(a, b, CPU_US) for a, b in pairs]
     print("\n".join(lines))
     return {
