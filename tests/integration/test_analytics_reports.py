@@ -26,6 +26,7 @@ from gateway.identity.auth import TokenService
 from mercato.embedded import Endpoints
 from stores.analytics import WINDOWS, AnalyticsRepository
 from stores.mongo import ensure_indexes
+from stores.suggestions import SuggestionRepository
 from streams.admin import ensure_topics
 from streams.envelope import Envelope, new_event
 from streams.events.analytics import AnalyticsTick, ProductViewed
@@ -58,11 +59,15 @@ class StoreEffects(RecordingEffects):
     """The decider's effects: windows into the real store; published records dropped
     (these tests read MongoDB only)."""
 
-    def __init__(self, repo: AnalyticsRepository) -> None:
+    def __init__(self, repo: AnalyticsRepository, db: Db) -> None:
         super().__init__()
         self.store = repo
+        # The decider also projects product popularity for suggestions, in the same database.
+        self.suggestions = SuggestionRepository(db)
 
     def repo(self, cls: type[R]) -> R:
+        if cls is SuggestionRepository:
+            return cast(R, self.suggestions)
         assert cls is AnalyticsRepository
         return cast(R, self.store)
 
@@ -105,9 +110,10 @@ def view(n: int, at: datetime) -> Envelope:
 class Feed:
     """The facts stage and the windows stage (the real decider) over dict tables."""
 
-    def __init__(self, repo: AnalyticsRepository) -> None:
+    def __init__(self, db: Db) -> None:
         self.mapper = FactMapper({})
-        self.decider = AnalyticsDecider({}, StoreEffects(repo), grace=GRACE)
+        self.decider = AnalyticsDecider({}, StoreEffects(AnalyticsRepository(db), db),
+                                        grace=GRACE)
         self.offset = 0
 
     async def records(self, *sources: Envelope) -> None:
@@ -133,10 +139,10 @@ async def trade(feed: Feed, at: datetime, stop: datetime, n: int) -> int:
     return n
 
 
-async def three_days(repo: AnalyticsRepository) -> None:
+async def three_days(db: Db) -> None:
     """Three days and a half of trade, a straggler and a late event at midnight, and a
     seller whose first sale is today."""
-    feed = Feed(repo)
+    feed = Feed(db)
     # As the worker's timer does before any facts: a partition whose first record spans
     # minutes never closes the minutes behind that record's clock (its hour and day do).
     await feed.tick(FIRST)
@@ -175,7 +181,7 @@ async def db(env: Settings) -> AsyncIterator[Db]:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env.mongo_url, tz_aware=True)
     database = mongo[env.mongo_database]
     await ensure_indexes(database)
-    await three_days(AnalyticsRepository(database))
+    await three_days(database)
     try:
         yield database
     finally:
