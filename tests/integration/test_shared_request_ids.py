@@ -328,6 +328,35 @@ async def test_notification_changes(client: Client) -> None:
     assert [status for status, _ in read_all] == [204] * N
 
 
+@covers(
+    "POST /v1/groups",
+    "POST /v1/groups/{id}/members",
+    "DELETE /v1/groups/{id}/members/{userId}",
+)
+async def test_groups_and_their_members(client: Client) -> None:
+    owners, members = await accounts(client), await accounts(client)
+    created = await at_once(*(
+        client.post("/v1/groups", json={"name": f"group {i}"}, headers=shared(headers))
+        for i, (_, headers) in enumerate(owners)
+    ))
+    assert [(status, body["name"], body["ownerId"]) for status, body in created] == [
+        (201, f"group {i}", owner_id) for i, (owner_id, _) in enumerate(owners)]
+    groups = [body["groupId"] for _, body in created]
+    added = await at_once(*(
+        client.post(f"/v1/groups/{group_id}/members", json={"userId": member_id},
+                    headers=shared(headers))
+        for group_id, (_, headers), (member_id, _) in zip(groups, owners, members, strict=True)
+    ))
+    assert [(status, body["groupId"], member_id in body["members"])
+            for (status, body), (member_id, _) in zip(added, members, strict=True)] == [
+        (201, group_id, True) for group_id in groups]
+    removed = await at_once(*(
+        client.delete(f"/v1/groups/{group_id}/members/{member_id}", headers=shared(headers))
+        for group_id, (_, headers), (member_id, _) in zip(groups, owners, members, strict=True)
+    ))
+    assert [status for status, _ in removed] == [204] * N
+
+
 async def test_every_command_endpoint_is_covered_here(env: Settings) -> None:
     # Every command endpoint needs a test like the ones above, declared with ``@covers``
     # (tests/support/shared_request_ids.py) in this module or the domain's own. They are the
