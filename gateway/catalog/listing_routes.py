@@ -10,10 +10,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway import keys
-from gateway.cache.keys import RESPONSE_CACHE
-from gateway.cache.store import LISTINGS, pack, unpack
 from gateway.catalog.keys import PRODUCTS
+from gateway.catalog.listing_cache import listing_answer
 from gateway.catalog.schemas import PRICE_BOUND_PATTERN, ProductOut, ProductPageAnswer
 from gateway.docs.openapi import comma_list_pattern, operation
 from gateway.http import fields
@@ -21,9 +19,6 @@ from gateway.http.caching import (
     IF_NONE_MATCH,
     NOT_MODIFIED,
     PUBLIC_HEADERS,
-    body_etag,
-    cache_control,
-    public_answer,
     public_read,
 )
 from gateway.http.pagination import PAGE_PARAMETERS, page_request, page_response
@@ -143,22 +138,13 @@ async def list_products(request: web.Request) -> web.Response:
             raise InvalidCursor("the cursor belongs to another sort or query; start again")
         listing = dataclasses.replace(listing, after=page.after)
 
-    async def load() -> bytes:
+    async def render() -> bytes:
         rows = await request.app[PRODUCTS].page(listing)
         body = page_response(
             rows, page, position=listing.position, render=lambda doc: product(doc).to_json()
         )
-        raw = orjson.dumps(fields.select_page(body, names))
-        return pack(body_etag(raw), raw)
+        return orjson.dumps(fields.select_page(body, names))
 
-    cache = request.app.get(RESPONSE_CACHE)
-    if cache is None:
-        entry = await load()
-    else:
-        # The query string as sent is the key: every parameter shapes the page.
-        key = hashlib.sha256(request.query_string.encode()).hexdigest()
-        entry = await cache.fetch(LISTINGS, key, load)
-    tag, raw = unpack(entry)
-    settings = request.app[keys.SETTINGS]
-    control = cache_control(settings.cache_listing_max_age, settings.cache_stale_while_revalidate)
-    return public_answer(request, raw, control=control, etag=tag)
+    # The query string as sent is the key: every parameter shapes the page.
+    key = hashlib.sha256(request.query_string.encode()).hexdigest()
+    return await listing_answer(request, key, render)

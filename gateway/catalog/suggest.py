@@ -13,18 +13,13 @@ import hashlib
 import orjson
 from aiohttp import web
 
-from gateway import keys
-from gateway.cache.keys import RESPONSE_CACHE
-from gateway.cache.store import LISTINGS, pack, unpack
 from gateway.catalog.keys import SUGGESTIONS
+from gateway.catalog.listing_cache import listing_answer
 from gateway.docs.openapi import operation
 from gateway.http.caching import (
     IF_NONE_MATCH,
     NOT_MODIFIED,
     PUBLIC_HEADERS,
-    body_etag,
-    cache_control,
-    public_answer,
     public_read,
 )
 from gateway.http.responses import Out
@@ -95,19 +90,10 @@ async def suggest(request: web.Request) -> web.Response:
     """The suggestions for ``q``, through the response cache; ETag of their bytes."""
     q, limit = _query(request)
 
-    async def load() -> bytes:
+    async def render() -> bytes:
         found = await request.app[SUGGESTIONS].suggest(q, limit=limit)
-        raw = orjson.dumps({"suggestions": [s.to_json() for s in found]})
-        return pack(body_etag(raw), raw)
+        return orjson.dumps({"suggestions": [s.to_json() for s in found]})
 
-    cache = request.app.get(RESPONSE_CACHE)
-    if cache is None:
-        entry = await load()
-    else:
-        # The raw q and limit: two spellings of one query are two entries, never a wrong one.
-        key = "suggest:" + hashlib.sha256(f"{limit}|{q}".encode()).hexdigest()
-        entry = await cache.fetch(LISTINGS, key, load)
-    tag, raw = unpack(entry)
-    settings = request.app[keys.SETTINGS]
-    control = cache_control(settings.cache_listing_max_age, settings.cache_stale_while_revalidate)
-    return public_answer(request, raw, control=control, etag=tag)
+    # The raw q and limit: two spellings of one query are two entries, never a wrong one.
+    key = "suggest:" + hashlib.sha256(f"{limit}|{q}".encode()).hexdigest()
+    return await listing_answer(request, key, render)
