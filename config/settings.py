@@ -348,6 +348,15 @@ class Settings:
         300.0, env="MERCATO_SAGA_REFUND_MAX_BACKOFF",
         help="The longest wait between two re-sends of a failed refund, in seconds.",
     )
+    # Longer than any record can wait for its order: Kafka keeps a record up to retention.ms
+    # + segment.ms (7 + 7 days by default) and an Idempotency-Key names its order for 24 h.
+    # See docs/reliability.md, "Finished orders are forgotten".
+    saga_retention: int = setting(
+        14 * 24 * 60 * 60, env="MERCATO_SAGA_RETENTION",
+        help="Seconds after an order's last change (once it has ended) before the saga and "
+        "the inventory delete what they keep for it (14 days); a completed order can be "
+        "cancelled (refunded) until then.",
+    )
     stock_low_threshold: int = setting(
         5, env="MERCATO_STOCK_LOW_THRESHOLD", zero_ok=True,
         help="A seller is told when a product's stock falls below this (0: never); a "
