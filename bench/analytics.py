@@ -69,7 +69,7 @@ from bench.common import (
 )
 from bench.naive import run_naive
 from bench.order_stack import Running, running_stack, seed_users
-from bench.orders import _products as create_products
+from bench.orders import create_products
 from config import Settings
 from gateway.identity.auth import TokenService
 from mercato.embedded import EmbeddedStack

@@ -85,7 +85,8 @@ async def _process(kind: str, settings: Settings, log: Path) -> AsyncIterator[in
                 await proc.wait()
 
 
-async def _ready(session: aiohttp.ClientSession, base: str, limit: float) -> None:
+async def gateway_ready(session: aiohttp.ClientSession, base: str, limit: float) -> None:
+    """Wait until the gateway at ``base`` answers ``/health/ready`` with 200."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
@@ -98,7 +99,10 @@ async def _ready(session: aiohttp.ClientSession, base: str, limit: float) -> Non
     raise BenchError(f"the gateway at {base} was not ready within {limit:.0f}s")
 
 
-async def _warm_up(session: aiohttp.ClientSession, base: str, token: str, limit: float) -> None:
+async def uploads_warm_up(
+    session: aiohttp.ClientSession, base: str, token: str, limit: float
+) -> None:
+    """Upload until the files agent confirms one: the soak and this bench start measuring then."""
     # Ready means the worker's group is Stable; the files agent may still be assigning.
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -185,8 +189,8 @@ async def _run(endpoints: Endpoints, args: argparse.Namespace, scratch: Path) ->
         _process("gateway", settings, scratch / "gateway.log") as gateway_pid,
         aiohttp.ClientSession(timeout=timeout) as session,
     ):
-        await _ready(session, base, 60)
-        await _warm_up(session, base, token, 60)
+        await gateway_ready(session, base, 60)
+        await uploads_warm_up(session, base, token, 60)
         up, down = await _through_gateway(session, base, token, blobs)
         rss = pid_peak_rss_mb(gateway_pid)
     direct_up, direct_down = await _direct(settings.mongo_url, settings.mongo_database, blobs)

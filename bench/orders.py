@@ -103,7 +103,7 @@ async def _end_offsets(settings: Settings) -> int:
         await consumer.stop()
 
 
-async def _products(session: aiohttp.ClientSession, base: str, count: int) -> list[str]:
+async def create_products(session: aiohttp.ClientSession, base: str, count: int) -> list[str]:
     """Products with ample stock, created through the API once the worker answers."""
     ids = []
     for i in range(count):
@@ -221,14 +221,14 @@ class World:
     admin: str
 
 
-async def _world(stack: Running, args: argparse.Namespace) -> World:
+async def build_world(stack: Running, args: argparse.Namespace) -> World:
     settings = stack.settings
     buyers = [f"bench-buyer-{i}" for i in range(args.buyers)]
     await seed_users(settings, [*buyers, SELLER])
     issuer = TokenService(settings)
     seller = {"Authorization": f"Bearer {issuer.issue_access(SELLER, ['seller'])}"}
     async with aiohttp.ClientSession(headers=seller) as seller_session:
-        products = await _products(seller_session, stack.base, args.products)
+        products = await create_products(seller_session, stack.base, args.products)
     # One client follows many buyers' channels, so it needs the admin's view.
     return World(tokens={b: issuer.issue_access(b, ["buyer"]) for b in buyers},
                  products=products, admin=issuer.issue_access("bench-admin", ["admin"]))
@@ -295,7 +295,7 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     with services as endpoints:
         async with running_stack(endpoints, scratch) as stack:
             measured = await _orders_phase(
-                stack, services.pids, args, await _world(stack, args))
+                stack, services.pids, args, await build_world(stack, args))
         naive, _ = await run_naive(
             endpoints.kafka_url, run_id=uuid.uuid4().hex[:8], datadir=scratch / "naive",
             events=args.naive_events, partitions=4, payload=256, limit=args.timeout)
@@ -333,7 +333,7 @@ async def _find_ceiling(args: argparse.Namespace, scratch: Path) -> list[Step]:
     services = EmbeddedStack(scratch / "stack", startup_timeout=60.0)
     with services as endpoints:
         async with running_stack(endpoints, scratch) as stack:
-            world = await _world(stack, args)
+            world = await build_world(stack, args)
             for rate in rates(args.max_rate):
                 # A step whose orders have not all ended well after its offer has failed
                 # already; waiting out a saturated backlog would only delay the answer.

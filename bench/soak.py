@@ -43,9 +43,9 @@ from typing import Any
 import aiohttp
 
 from bench.common import BenchError, CpuMeter, machine_note, percentiles_ms, write_json
-from bench.files import _ready, _warm_up
+from bench.files import gateway_ready, uploads_warm_up
 from bench.order_stack import START_SECONDS, Running, running_stack
-from bench.orders import CHANNELS_PER_SOCKET, Watch, World, _world
+from bench.orders import CHANNELS_PER_SOCKET, Watch, World, build_world
 from bench.soak_load import MixedLoad
 from bench.soak_stats import after_warmup, growth_mb_per_minute, missed, summary_line
 from mercato.embedded import EmbeddedStack
@@ -153,8 +153,8 @@ async def _soak(stack: Running, services: dict[str, int], args: argparse.Namespa
                 as session):
         # Ready, and the files agent confirming uploads, before the clock starts: a 503
         # while the worker is still taking its partitions is start-up, not the soak.
-        await _ready(session, stack.base, START_SECONDS)
-        await _warm_up(session, stack.base, next(iter(world.tokens.values())), START_SECONDS)
+        await gateway_ready(session, stack.base, START_SECONDS)
+        await uploads_warm_up(session, stack.base, next(iter(world.tokens.values())), START_SECONDS)
         followers = await _follow(streams, stack.base, world, watch)
         rss = RssSamples(pids)
         sampler = asyncio.create_task(rss.run(args.sample))
@@ -222,7 +222,7 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         services = EmbeddedStack(scratch / "stack", startup_timeout=60.0)
         with services as endpoints:
             async with running_stack(endpoints, scratch) as stack:
-                world = await _world(stack, argparse.Namespace(buyers=args.buyers,
+                world = await build_world(stack, argparse.Namespace(buyers=args.buyers,
                                                                products=args.products))
                 measured = await _soak(stack, services.pids, args, world)
     _print(measured, args.warmup)
