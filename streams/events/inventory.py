@@ -32,6 +32,17 @@ class ReleaseRequested(Payload):
     reason: str
 
 
+@event("inventory.forget_requested", topic=COMMANDS, key="productId",
+       summary="Delete a reservation's record: its order ended longer ago than "
+               "MERCATO_SAGA_RETENTION; idempotent per reservationId.")
+class ForgetRequested(Payload):
+    """Saga → inventory; the stock is left as it is (a sold unit stays sold)."""
+
+    reservation_id: str
+    order_id: str
+    product_id: str
+
+
 @event("inventory.adjust_requested", topic=COMMANDS, key="productId",
        summary="A seller or admin changes a product's stock (PATCH /v1/products/{id}/stock).",
        answers=STOCK)

@@ -165,5 +165,8 @@ class StepTimedOut(Payload):
 
     order_id: str
     # *_retry: the time to send again a charge or refund the provider could not take.
-    step: Literal["reserve", "charge", "deliver", "refund", "charge_retry", "refund_retry"]
+    # expire: the order ended longer ago than the retention (agents.saga.retention).
+    step: Literal[
+        "reserve", "charge", "deliver", "refund", "charge_retry", "refund_retry", "expire"
+    ]
     deadline: Timestamp
