@@ -21,6 +21,11 @@ generator, for the same time, over the same keep-alive connections:
   vocabulary and two-word queries: what one typing user waits for, with p95 (wrk
   reports p50 and p99 only).
 
+Before the runs, the ``write cost`` lines: the embedded server's CPU (``/proc``) per
+``SuggestionRepository`` write while loading (a new product), recording the
+popularity, renaming and re-saving (a new price, the name unchanged) ``--products //
+50`` products: what the index costs the catalog and analytics agents per change.
+
 The lines to read: p95 of ``suggest-mix`` (issue #16's target: under 20 ms on
 10,000 products), the p50/p99 of the ``suggest-*`` runs under load, and
 ``suggest-word/search`` (how much cheaper than searching).
@@ -47,6 +52,7 @@ import aiohttp
 from bench.common import (
     BenchError,
     BenchResult,
+    CpuMeter,
     machine_note,
     percentiles_ms,
     print_table,
@@ -85,13 +91,52 @@ def _path(q: str) -> str:
     return f"/v1/search/suggest?q={quote(q)}&limit=8"
 
 
-async def load_products(settings: Settings, count: int) -> None:
-    """``count`` products indexed as the catalog agent indexes them, a third of them popular."""
+@dataclasses.dataclass
+class WriteCost:
+    """The embedded server's CPU per suggestion-index write, by kind of product change."""
+
+    cases: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+
+    def add(self, name: str, changes: int, cpu_s: float) -> None:
+        """``changes`` writes of kind ``name`` cost ``cpu_s`` seconds of server CPU."""
+        self.cases[name] = (changes, cpu_s)
+
+    def lines(self) -> list[str]:
+        """One line per case: writes and server CPU per write."""
+        return [f"write cost {name}: {n} writes, {cpu * 1000 / n:.2f} ms server CPU each"
+                for name, (n, cpu) in self.cases.items()]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The cases for the JSON report, in ms of server CPU per write."""
+        return {name: {"writes": n, "server_cpu_ms_each": round(cpu * 1000 / n, 3)}
+                for name, (n, cpu) in self.cases.items()}
+
+
+def _facts(i: int, name: str, category: str, version: int, now: str) -> dict[str, Any]:
+    return {
+        "productId": f"bench-product-{i}", "sellerId": "bench-seller", "name": name,
+        "description": f"{name}, for the bench", "category": category,
+        "price": str(Decimal(10 + i % 90 + version - 1)), "currency": "USD",
+        "status": "active", "fileIds": [], "createdAt": now, "updatedAt": now,
+        "version": version,
+    }
+
+
+async def load_products(settings: Settings, count: int, mongo_pid: int) -> WriteCost:
+    """``count`` products indexed as the catalog agent indexes them, a third of them popular.
+
+    Each product is first projected (``ProductRepository.project``), then indexed
+    (``SuggestionRepository.index``), as the agent does; only the indexing is metered
+    (the server's CPU, from ``/proc``), for three kinds of change: a new product, a
+    third of the products given popularity, and renames and re-saves (a new price, the
+    name unchanged) of ``count // 50`` products.
+    """
     from stores.mongo import database, ensure_indexes, mongo_client
-    from stores.products import ProductRepository
+    from stores.products import Product, ProductRepository
     from stores.suggestions import SuggestionRepository
 
     rng = random.Random(16)
+    cost = WriteCost()
     client = mongo_client(settings, app_name="mercato-bench")
     try:
         db = database(client, settings)
@@ -99,29 +144,50 @@ async def load_products(settings: Settings, count: int) -> None:
         products, suggestions = ProductRepository(db), SuggestionRepository(db)
         now = datetime.datetime.now(datetime.UTC).isoformat()
 
-        async def one(i: int) -> None:
-            pid = f"bench-product-{i}"
-            name = f"{rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS).title()} {i}"
-            await products.project({
-                "productId": pid, "sellerId": "bench-seller", "name": name,
-                "description": f"{name}, for the bench", "category": rng.choice(CATEGORIES),
-                "price": str(Decimal(10 + i % 90)), "currency": "USD", "status": "active",
-                "fileIds": [], "createdAt": now, "updatedAt": now, "version": 1,
-            })
-            stored = await products.get(pid)
-            if stored is None:
-                raise BenchError(f"{pid} was not projected")
-            await suggestions.index(stored)
+        async def projected(facts: list[dict[str, Any]]) -> list[Product]:
+            stored: list[Product] = []
+            for start in range(0, len(facts), BATCH):
+                batch = facts[start:start + BATCH]
+                await asyncio.gather(*(products.project(f) for f in batch))
+                for f in batch:
+                    got = await products.get(f["productId"])
+                    if got is None:
+                        raise BenchError(f"{f['productId']} was not projected")
+                    stored.append(got)
+            return stored
 
-        for start in range(0, count, BATCH):
-            await asyncio.gather(*(one(i) for i in range(start, min(start + BATCH, count))))
+        async def metered(stored: list[Product]) -> float:
+            meter = CpuMeter({"mongo": mongo_pid})
+            meter.start()
+            for start in range(0, len(stored), BATCH):
+                await asyncio.gather(*(suggestions.index(p) for p in stored[start:start + BATCH]))
+            return meter.stop()["mongo"]
+
+        names = [f"{rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS).title()} {i}"
+                 for i in range(count)]
+        categories = [rng.choice(CATEGORIES) for _ in range(count)]
+        cost.add("new product", count, await metered(await projected(
+            [_facts(i, names[i], categories[i], 1, now) for i in range(count)])))
         popular = {
             f"bench-product-{i}": {"orders": rng.randrange(20), "views": rng.randrange(500)}
             for i in range(0, count, 3)
         }
-        await suggestions.record_popularity(3_600_000 * 480_000, popular)
+        meter = CpuMeter({"mongo": mongo_pid})
+        meter.start()
+        changed = await suggestions.record_popularity(3_600_000 * 480_000, popular)
+        cost.add("popularity", max(changed, 1), meter.stop()["mongo"])
+        # Renamed and re-saved products are put back as they were, so every run reads the
+        # same index: the renames' second write is itself a rename.
+        some = range(1, count, 50)
+        renamed = await projected(
+            [_facts(i, f"Renamed {names[i]}", categories[i], 2, now) for i in some])
+        back = await projected([_facts(i, names[i], categories[i], 3, now) for i in some])
+        cost.add("rename", 2 * len(some), await metered(renamed) + await metered(back))
+        cost.add("re-save", len(some), await metered(await projected(
+            [_facts(i, names[i], categories[i], 4, now) for i in some])))
     finally:
         await client.close()
+    return cost
 
 
 def mixed_queries() -> list[str]:
@@ -167,9 +233,10 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         settings = bench_settings(endpoints, scratch)
         token = await seed(settings)
         started = datetime.datetime.now(datetime.UTC)
-        await load_products(settings, args.products)
+        cost = await load_products(settings, args.products, stack.pids["mongo"])
         loaded_s = (datetime.datetime.now(datetime.UTC) - started).total_seconds()
         print(f"loaded {args.products} products in {loaded_s:.1f} s")
+        print("\n".join(cost.lines()))
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
         results: list[BenchResult] = []
         port = free_port()
@@ -218,6 +285,7 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "load_seconds": loaded_s,
         "results": [r.as_dict() for r in results],
         "ratio_lines": lines,
+        "write_cost": cost.as_dict(),
         "server_cpu_us_per_request": dict(CPU_US),
     }
 
