@@ -1,20 +1,28 @@
-"""The search-suggestion index: one document per (prefix, product) and per (prefix, category).
+"""Search suggestions: a card per product, a list per name prefix, a counter per category prefix.
 
-Suggestions answer on every keystroke, so a lookup is one equality on an indexed
-prefix, already sorted by popularity: ``{prefix, kind}`` then ``popularity``
-descending. Each word of a product's name (normalised: casefolded, accents
-stripped) contributes its prefixes of 1 to ``MAX_PREFIX`` characters, so "lap"
-finds "Gaming Laptop" by its second word; longer and several-word queries look
-up their first word's prefix and keep the products one of whose name *phrases*
-(the name from one of its words on) starts with the whole query.
+Suggestions answer on every keystroke, so a product lookup is one point read of its
+prefix's list of most popular products (``stores.suggestion_tops``). What a query may
+start is one of a product's name *phrases* (the name from one of its words on,
+normalised: casefolded, accents stripped), so "lap" finds "Gaming Laptop" by its
+second word and "gaming lap" by its first; every phrase's prefixes of 1 to
+``MAX_PREFIX`` characters have a list. A longer query reads the cards under its first
+``MAX_PREFIX`` characters (few products share a 12-character prefix) and keeps those
+one of whose phrases starts with the whole query.
 
-The catalog agent re-indexes a product from its stored read model after every
-change (``index``), so a redelivered or older command only rewrites the current
-state. A category's popularity is the number of active products in it: a counter
+A product's card (``p|<product id>``: its name, phrases, prefixes and popularity) is
+the source its lists are kept from. The catalog agent re-indexes a product from its
+stored read model after every change (``index``), so a redelivered or older command
+only rewrites the current state; a change that moves no prefix (a new price) costs one
+point read. A card carries the prefixes whose lists are still to be moved
+(``pending``) until they all are, so a crash between the two is finished on
+redelivery.
+
+A category's popularity is the number of active products in it: a counter
 per (prefix, category) document, moved by one ``$inc`` when a product joins or
 leaves, whichever agent partition writes. Which category a product counts in is
 its membership document, ``m|<product id>``; the documents hold no member ids, so
-none grows with its category.
+none grows with its category. Categories are few per prefix, so they are looked up
+by an indexed range read of their first word's prefix.
 
 A product's popularity is ``ORDER_WEIGHT`` per order plus one per view, summed
 over the marketplace's closed hour windows of the analytics agent, so it lags
@@ -24,7 +32,6 @@ so a re-emitted window counts once).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
 import unicodedata
@@ -33,10 +40,11 @@ from typing import Any, Literal
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from stores.applied import push_applied
 from stores.products import Product, category_key
+from stores.suggestion_tops import TOP, TOPS, TopLists
 
 COLLECTION = "suggestions"
 POPULARITY = "product_popularity"
@@ -44,10 +52,13 @@ INDEXES = {
     COLLECTION: [
         IndexModel([("prefix", ASCENDING), ("kind", ASCENDING), ("popularity", DESCENDING),
                     ("_id", ASCENDING)], name="suggest_prefix"),
-        IndexModel([("productId", ASCENDING)], name="suggest_product"),
+        # A product's card by any prefix of its phrases: a list's refill, a long query.
+        IndexModel([("prefixes", ASCENDING)], name="suggest_card_prefixes"),
     ],
 }
-# Prefixes up to this length are indexed; a longer query is looked up by its first
+# The per-(prefix, product) rows the cards replaced were found by product.
+RETIRED_INDEXES = {COLLECTION: ["suggest_product"]}
+# Prefixes up to this length have a list; a longer query is looked up by its first
 # MAX_PREFIX characters and filtered (few products share a 12-character prefix).
 MAX_PREFIX = 12
 ORDER_WEIGHT = 10
@@ -90,15 +101,24 @@ def phrases(text: str) -> list[str]:
 
 
 def prefixes(text: str) -> list[str]:
-    """The indexed prefixes of every word of ``text``."""
+    """The prefixes of every word of ``text``: where a category is counted."""
     out: set[str] = set()
     for word in normalised_words(text):
         out.update(word[:size] for size in range(1, min(len(word), MAX_PREFIX) + 1))
     return sorted(out)
 
 
-def _product_id(prefix: str, product_id: str) -> str:
-    return f"p|{prefix}|{product_id}"
+def phrase_prefixes(text: str) -> list[str]:
+    """The prefixes of every phrase of ``text`` that have a list (none ends in a space)."""
+    out: set[str] = set()
+    for phrase in phrases(text):
+        out.update(phrase[:size] for size in range(1, min(len(phrase), MAX_PREFIX) + 1)
+                   if phrase[size - 1] != " ")
+    return sorted(out)
+
+
+def _card_id(product_id: str) -> str:
+    return f"p|{product_id}"
 
 
 def _category_id(prefix: str, key: str) -> str:
@@ -106,7 +126,6 @@ def _category_id(prefix: str, key: str) -> str:
 
 
 def _membership_id(product_id: str) -> str:
-    # No productId field: index() finds a product's prefix documents by it.
     return f"m|{product_id}"
 
 
@@ -115,6 +134,7 @@ class SuggestionRepository:
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._index = db[COLLECTION]
+        self._tops = TopLists(db[TOPS], self._index)
         self._popularity = db[POPULARITY]
         # product -> the (hour, score) last recorded by this process: a window re-emitted
         # every second writes only the products whose figures changed. One entry per
@@ -125,26 +145,41 @@ class SuggestionRepository:
     async def index(self, product: Product) -> None:
         """Make the index hold ``product`` as it is now (nothing, once archived)."""
         pid = product.product_id
+        card_id = _card_id(pid)
         active = product.status == "active"
-        names = prefixes(product.name) if active else []
-        wanted = {_product_id(p, pid) for p in names}
-        held = {doc["_id"] async for doc in self._index.find({"productId": pid}, {"_id": 1})}
-        if stale := held - wanted:
-            await self._index.delete_many({"_id": {"$in": sorted(stale)}})
-        shown = {"text": product.name, "phrases": phrases(product.name)}
-        if held & wanted:
-            await self._index.update_many({"productId": pid}, {"$set": shown})
-        if missing := wanted - held:
-            score = await self._score(pid)
-            docs = [
-                {"_id": _product_id(p, pid), "prefix": p, "kind": "product", "productId": pid,
-                 "popularity": score, **shown}
-                for p in names if _product_id(p, pid) in missing
-            ]
-            # A concurrent redelivery may have inserted some: the others still go in.
-            with contextlib.suppress(BulkWriteError):
-                await self._index.insert_many(docs, ordered=False)
+        wanted = ({"text": product.name, "phrases": phrases(product.name),
+                   "prefixes": phrase_prefixes(product.name)} if active else None)
+        held = await self._index.find_one({"_id": card_id})
+        if held is not None or wanted is not None:
+            await self._recard(card_id, pid, held, wanted)
         await self._categorise(product, product.category if active else None)
+
+    async def _recard(self, card_id: str, pid: str, held: dict[str, Any] | None,
+                      wanted: dict[str, Any] | None) -> None:
+        """Write the card ``wanted`` (None: none), then move the lists it left or joined."""
+        pending = set(held.get("pending", ())) if held is not None else set()
+        if (held is not None and wanted is not None and not pending
+                and all(held.get(k) == v for k, v in wanted.items())):
+            return
+        # Every prefix of the card before and after, kept on the card until each list is
+        # moved: a crash in between leaves them to the redelivery.
+        touched = sorted(pending | set(held["prefixes"] if held else ()) |
+                         set(wanted["prefixes"] if wanted else ()))
+        if wanted is not None:
+            await self._index.update_one(
+                {"_id": card_id},
+                {"$set": {**wanted, "pending": touched},
+                 "$setOnInsert": {"kind": "product", "productId": pid,
+                                  "popularity": await self._score(pid)}},
+                upsert=True)
+        else:
+            await self._index.update_one(
+                {"_id": card_id}, {"$set": {"prefixes": [], "pending": touched}})
+        await self._tops.retop(card_id, pid, touched)
+        if wanted is not None:
+            await self._index.update_one({"_id": card_id}, {"$unset": {"pending": ""}})
+        else:
+            await self._index.delete_one({"_id": card_id})
 
     async def _categorise(self, product: Product, category: str | None) -> None:
         """Count ``product`` in ``category`` (None: in none) instead of where it counted."""
@@ -216,9 +251,13 @@ class SuggestionRepository:
             await self._popularity.replace_one(
                 {"_id": product_id}, {"hours": hours, "score": total}, upsert=True
             )
-            await self._index.update_many(
-                {"productId": product_id}, {"$set": {"popularity": total}}
-            )
+            # The card first, then its lists (stores.suggestion_tops: why that order).
+            card_id = _card_id(product_id)
+            before = await self._index.find_one_and_update(
+                {"_id": card_id}, {"$set": {"popularity": total}},
+                {"popularity": 1, "prefixes": 1})
+            if before is not None and before.get("popularity") != total:
+                await self._tops.retop(card_id, product_id, before.get("prefixes", ()))
             self._recorded[product_id] = (hour_ms, score)
             changed += 1
         return changed
@@ -227,31 +266,51 @@ class SuggestionRepository:
         """Categories, then products, whose names start ``q`` (a word of it), most popular first.
 
         Categories take at most a quarter of ``limit`` (rounded down: none below 4), so
-        products, what people mostly look for, fill the rest.
+        products, what people mostly look for, fill the rest (at most ``TOP``).
         """
         words = normalised_words(q)
         if not words:
             return []
         phrase = " ".join(words)
-        key = words[0][:MAX_PREFIX]
-        exact = len(words) == 1 and len(words[0]) <= MAX_PREFIX
-        categories = await self._lookup(key, "category", phrase, exact,
-                                        limit=limit // 4)
-        products = await self._lookup(key, "product", phrase, exact,
-                                      limit=limit - len(categories))
+        categories = await self._categories(words[0][:MAX_PREFIX], phrase,
+                                            len(words) == 1 and len(words[0]) <= MAX_PREFIX,
+                                            limit=limit // 4)
+        room = min(limit - len(categories), TOP)
+        if room <= 0:
+            return categories
+        if len(phrase) <= MAX_PREFIX:
+            top = await self._tops.read(phrase)
+            products = [Suggestion(e["text"], "product", e["productId"])
+                        for e in top.entries[:room]]
+        else:
+            products = await self._long(phrase, limit=room)
         return [*categories, *products]
 
-    async def _lookup(
-        self, key: str, kind: Kind, phrase: str, exact: bool, *, limit: int
+    async def _long(self, phrase: str, *, limit: int) -> list[Suggestion]:
+        """Products one of whose phrases starts ``phrase``, longer than any listed prefix."""
+        cursor = (
+            self._index.find({"prefixes": phrase[:MAX_PREFIX].rstrip()},
+                             {"text": 1, "productId": 1, "phrases": 1})
+            .sort([("popularity", DESCENDING), ("_id", ASCENDING)])
+            .limit(MAX_SCAN)
+        )
+        found: list[Suggestion] = []
+        async for doc in cursor:
+            if any(p.startswith(phrase) for p in doc["phrases"]):
+                found.append(Suggestion(str(doc["text"]), "product", doc["productId"]))
+                if len(found) == limit:
+                    break
+        return found
+
+    async def _categories(
+        self, key: str, phrase: str, exact: bool, *, limit: int
     ) -> list[Suggestion]:
         if limit <= 0:
             return []
-        projection = {"text": 1, "productId": 1, "phrases": 1}
-        query: dict[str, Any] = {"prefix": key, "kind": kind}
-        if kind == "category":
-            query["popularity"] = {"$gt": 0}  # a category whose products are all archived
+        # popularity > 0: a category whose products are all archived is not suggested.
         cursor = (
-            self._index.find(query, projection)
+            self._index.find({"prefix": key, "kind": "category", "popularity": {"$gt": 0}},
+                             {"text": 1})
             .sort([("popularity", DESCENDING), ("_id", ASCENDING)])
             .limit(limit if exact else MAX_SCAN)
         )
@@ -259,9 +318,8 @@ class SuggestionRepository:
         async for doc in cursor:
             text = str(doc["text"])
             # A category's phrases are computed here, not stored on each of its prefixes.
-            said = doc.get("phrases") if kind == "product" else phrases(text)
-            if exact or any(p.startswith(phrase) for p in said or ()):
-                found.append(Suggestion(text, kind, doc.get("productId")))
+            if exact or any(p.startswith(phrase) for p in phrases(text)):
+                found.append(Suggestion(text, "category"))
                 if len(found) == limit:
                     break
         return found
