@@ -166,12 +166,15 @@ class SuggestionRepository:
         touched = sorted(pending | set(held["prefixes"] if held else ()) |
                          set(wanted["prefixes"] if wanted else ()))
         if wanted is not None:
-            await self._index.update_one(
+            made = await self._index.update_one(
                 {"_id": card_id},
                 {"$set": {**wanted, "pending": touched},
-                 "$setOnInsert": {"kind": "product", "productId": pid,
-                                  "popularity": await self._score(pid)}},
+                 "$setOnInsert": {"kind": "product", "productId": pid, "popularity": 0}},
                 upsert=True)
+            # The score read once the card exists: record_popularity, which sets the card's,
+            # found none if it scored the product before.
+            if made.upserted_id is not None and (score := await self._score(pid)):
+                await self._index.update_one({"_id": card_id}, {"$set": {"popularity": score}})
         else:
             await self._index.update_one(
                 {"_id": card_id}, {"$set": {"prefixes": [], "pending": touched}})
