@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import random
 import socket
 import uuid
@@ -26,6 +27,7 @@ from gateway.push.keys import PUSH_HUB
 from gateway.push.replay import KafkaReplayer
 from streams.envelope import Envelope
 from streams.errors import Forbidden, InvalidInput, MercatoError, Unauthenticated
+from tests.support.files import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -374,3 +376,33 @@ async def test_a_reconnect_storm_reads_each_partition_once_for_every_resuming_cl
         assert not result.truncated
     assert replayer.requests == 1000
     assert replayer.passes == len(on)  # one read of each partition served every client
+
+
+def _none(count: int) -> bool:
+    return count == 0
+
+
+async def _server_websockets() -> int:
+    """Server-side WebSockets still alive (a handler ends a little after its close)."""
+    # type(), not isinstance(): a dead weak proxy among the objects raises on the latter.
+    return sum(type(o) is web.WebSocketResponse for o in gc.get_objects())
+
+
+async def test_a_closed_websocket_is_freed_without_the_cycle_collector(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    # The gateway freezes long-lived objects (gateway.runtime.gc_policy): a closed
+    # connection caught in a reference cycle would stay until a full collection.
+    gc.collect()
+    gc.disable()
+    try:
+        async with client.ws_connect("/v1/ws", headers=bearer(client, "U1")) as ws:
+            assert (await send(ws, type="subscribe", channel="user:U1"))["type"] == "subscribed"
+        await eventually(_server_websockets, "the closed WebSocket freed", STEP, ok=_none)
+        # A client that just drops the socket: aiohttp records the reset it meets.
+        _reader, writer = await _stalled_ws(client, "product:P1")
+        writer.close()
+        await writer.wait_closed()
+        await eventually(_server_websockets, "the dropped WebSocket freed", STEP, ok=_none)
+    finally:
+        gc.enable()
