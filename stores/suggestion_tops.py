@@ -22,6 +22,8 @@ holds no revision counter a replay would count differently); a list another writ
 moved meanwhile is tried again with a fresh card. Whichever writer replaces a list
 last has read the card after every card write that preceded it, so the lists converge
 on the cards however the two interleave, and a redelivered change rewrites nothing.
+Hazard: a list moved away and back to the very content read, by two changes of the same
+product within one attempt (a rename and its undoing), lets a stale attempt through.
 """
 
 from __future__ import annotations
