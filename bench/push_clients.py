@@ -14,7 +14,9 @@ Driven over stdin/stdout by ``bench.push_fanout``: it prints ``ready N`` once ev
 client is subscribed, then answers ``measure`` (reset counters, start recording),
 ``report`` (one JSON line), ``storm K GAP`` (WebSocket: the first K clients drop their
 connection, wait GAP seconds and reconnect all at once, each resuming after the last
-event id it saw; one JSON line when all are back) and ``exit``. ``--stalled K`` makes
+event id it saw; one JSON line when all are back), ``churn K`` (the first K clients
+close and K fresh ones subscribe in their place; one JSON line when all are back) and
+``exit``. ``--stalled K`` makes
 the first K clients stop reading once subscribed (they should be evicted with 1013;
 the others should not notice).
 """
@@ -297,6 +299,14 @@ class Fleet:
                 "gaps": self.stats.gaps - before[0],
                 "duplicates": self.stats.duplicates - before[1]}
 
+    async def churn(self, count: int) -> dict[str, Any]:
+        """Close ``count`` clients and open as many fresh ones (no resume) in their place."""
+        began = time.perf_counter()
+        for client in self.clients[:count]:
+            client.stop()
+        self.clients[:count] = await asyncio.gather(*(self.open(i) for i in range(count)))
+        return {"churned": count, "seconds": time.perf_counter() - began}
+
     async def _reopen(self, index: int, old: Client) -> Client:
         client = await self.open(index, after=old.last_id or "earliest")
         client.last_seq = old.last_seq
@@ -337,6 +347,8 @@ async def _main(args: argparse.Namespace, tokens: list[str]) -> None:
             print(json.dumps(_report(stats, time.perf_counter() - started)), flush=True)
         elif command == "storm":
             print(json.dumps(await fleet.storm(int(rest[0]), float(rest[1]))), flush=True)
+        elif command == "churn":
+            print(json.dumps(await fleet.churn(int(rest[0]))), flush=True)
         elif command == "exit":
             break
     for client in fleet.clients:

@@ -1,7 +1,8 @@
 """Push fan-out at scale: one gateway, 10,000 connections, events through the ``push`` topic.
 
     python -m bench.push_fanout [--connections 10000] [--channels 1000] [--rate 2000]
-        [--seconds 20] [--warmup 5] [--transport ws|sse] [--stalled 0]
+        [--seconds 20] [--warmup 5] [--transport ws|sse] [--stalled 0] [--churn 0]
+        [--no-gc-freeze]
 
 Two servers, the same clients, the same frames, in one run:
 
@@ -18,6 +19,14 @@ from opening the connections / their number), the server's CPU per 1,000 deliver
 (``/proc``), and deliveries per second of server CPU: the ratio gateway/bare of that last
 figure is the one that carries over to another machine. ``--stalled K`` makes K clients
 stop reading: they must be closed with 1013 and nobody else may be.
+
+The gateway's full garbage collections (``gateway.runtime.gc_policy``, read from its
+``/metrics``) are reported with its figures: how many ran over the whole run, their
+seconds, and the longest (as its histogram bucket). ``--churn R`` then closes and reopens
+every connection R times and prints the gateway's RSS after each round (frozen reference
+cycles of closed connections are only freed by the policy's full collections) and the
+pause of each of those collections (from its log). ``--no-gc-freeze`` runs the gateway
+with ``MERCATO_GC_FREEZE=false``: CPython's own collection schedule, the figures before.
 """
 
 from __future__ import annotations
@@ -60,6 +69,8 @@ READY_TIMEOUT = 300.0
 IDLE_SECONDS = 3.0
 UNLIMITED_STREAMS = "stream=1000000000/60:1000000000"
 TICK = 0.005
+REPLAY_COUNTERS = ("replay_requests", "replay_passes", "evicted")
+GC_BUCKET = 'mercato_gc_full_pause_seconds_bucket{le="'
 
 
 @dataclasses.dataclass(slots=True)
@@ -121,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
                         "each resuming from its last event id (gateway only)")
     parser.add_argument("--storm-gap", type=float, default=2.0,
                         help="seconds the storm's clients stay away")
+    parser.add_argument("--churn", type=int, default=0,
+                        help="then close and reopen every connection this many times, "
+                        "printing the gateway's RSS after each round (gateway only)")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="run the gateway with MERCATO_GC_FREEZE=false (the figures before)")
     parser.add_argument("--only", choices=("bare", "gateway"), default=None)
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep the servers' and clients' logs in this directory")
@@ -281,29 +297,35 @@ async def _gateway(args: argparse.Namespace, settings: Settings, env: dict[str, 
     port = free_port()
     # Every bench user opens many streams at once: the stream policy must not refuse them.
     variant = dataclasses.replace(settings, http_port=port,
-                                  rate_limits=f"{settings.rate_limits},{UNLIMITED_STREAMS}")
+                                  rate_limits=f"{settings.rate_limits},{UNLIMITED_STREAMS}",
+                                  gc_freeze=not args.no_gc_freeze)
+    log = _logs(args, scratch) / "gateway.log"
     argv = [sys.executable, "-m", "mercato", "gateway"]
     base = f"http://127.0.0.1:{port}"
     publisher: list[Any] = []
     async with server_process(argv, {**env, **variant.to_env()}, base,
-                              _logs(args, scratch) / "gateway.log", probe="/health/live") as pid:
+                              log, probe="/health/live") as pid:
 
         async def start() -> Callable[[], int]:
             task, count, producer = await _kafka_publisher(settings, args)
             publisher.extend((task, producer))
             return count
 
-        async def storm(clients: Clients) -> dict[str, Any]:
+        async def after(clients: Clients) -> dict[str, Any]:
+            counters = await _push_counters(base)
+            extra: dict[str, Any] = {"evicted": counters["evicted"], "gc": _gc_figures(counters)}
+            if args.churn:
+                extra["churn"] = await _churn(clients, pid, args, base, log)
             if not args.storm:
-                return {"evicted": (await _push_counters(base))["evicted"]}
+                return extra
             before = await _push_counters(base)
             await clients.say(f"storm {args.storm} {args.storm_gap}")
             result: dict[str, Any] = json.loads(await asyncio.wait_for(clients.line(), 600))
-            after = await _push_counters(base)
-            return {**result, **{k: after[k] - before[k] for k in after}}
+            done = await _push_counters(base)
+            return {**extra, **result, **{k: done[k] - before[k] for k in REPLAY_COUNTERS}}
 
         try:
-            return await _measure("gateway", pid, port, args, tokens, scratch, start, storm)
+            return await _measure("gateway", pid, port, args, tokens, scratch, start, after)
         finally:
             if publisher:
                 publisher[0].cancel()
@@ -316,19 +338,63 @@ def _logs(args: argparse.Namespace, scratch: Path) -> Path:
     return args.logs if args.logs is not None else scratch
 
 
-async def _push_counters(base: str) -> dict[str, int]:
-    """The gateway's push counters from ``/metrics`` (replays, evictions)."""
+async def _push_counters(base: str) -> dict[str, float]:
+    """The gateway's push and GC counters from ``/metrics`` (replays, evictions, pauses)."""
     async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as answer:
         text = await answer.text()
     wanted = {"mercato_push_replay_requests_total": "replay_requests",
               "mercato_push_replay_passes_total": "replay_passes",
-              "mercato_push_evicted_total": "evicted"}
-    found = {}
+              "mercato_push_evicted_total": "evicted",
+              "mercato_gc_full_pause_seconds_count": "gc_count",
+              "mercato_gc_full_pause_seconds_sum": "gc_seconds"}
+    found: dict[str, float] = {}
     for line in text.splitlines():
         name, _, value = line.partition(" ")
         if name in wanted:
-            found[wanted[name]] = int(float(value))
+            found[wanted[name]] = float(value)
+        elif name.startswith(GC_BUCKET):
+            # Cumulative buckets: the longest pause is in the first that holds them all.
+            bound = name[len(GC_BUCKET):].split('"')[0]
+            found[f"le {bound}"] = float(value)
     return found
+
+
+def _gc_figures(counters: dict[str, float]) -> dict[str, Any]:
+    """Full collections so far: how many, their seconds, the bucket of the longest."""
+    count = counters.get("gc_count", 0.0)
+    longest = next((k[3:] for k, v in counters.items() if k.startswith("le ") and v >= count),
+                   None)
+    return {"count": int(count), "seconds": counters.get("gc_seconds", 0.0),
+            "longest_at_most_s": longest}
+
+
+async def _churn(clients: Clients, pid: int, args: argparse.Namespace, base: str,
+                 log: Path) -> dict[str, Any]:
+    """Turn every connection over ``--churn`` times; the gateway's RSS after each round."""
+    logged = _log_size(log)
+    rss = [pid_rss_mb(pid) or 0.0]
+    for _ in range(args.churn):
+        await clients.say(f"churn {args.connections}")
+        json.loads(await asyncio.wait_for(clients.line(), 600))
+        # A few policy ticks, so a full collection due after this round has run.
+        await asyncio.sleep(3.0)
+        rss.append(pid_rss_mb(pid) or 0.0)
+    return {"rounds": args.churn, "rss_mb": rss, "policy_pauses_ms": _policy_pauses(log, logged),
+            "gc": _gc_figures(await _push_counters(base))}
+
+
+def _log_size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def _policy_pauses(log: Path, offset: int) -> list[float]:
+    """The pauses the gateway logged for the policy's full collections after ``offset``."""
+    if not log.exists():
+        return []
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        return [orjson.loads(line).get("pause_ms") for line in lines
+                if b"full garbage collection" in line]
 
 
 def _print(runs: list[Run], args: argparse.Namespace) -> list[str]:
@@ -355,6 +421,17 @@ def _print(runs: list[Run], args: argparse.Namespace) -> list[str]:
             f"{g.cpu_ms_per_1000:.1f} ms per 1000 deliveries; closed slow {g.slow_closed} "
             f"dropped {g.dropped} gaps {g.gaps} duplicates {g.duplicates}"
         )
+    if g is not None and "gc" in g.storm:
+        gcs = g.storm["gc"]
+        lines.append(f"gc: {gcs['count']} full collections in the gateway's run, "
+                     f"{gcs['seconds']:.2f} s in all, the longest <= {gcs['longest_at_most_s']} s")
+    if g is not None and args.churn:
+        ch = g.storm["churn"]
+        lines.append(
+            f"churn: {ch['rounds']} rounds of {g.connections} closed and reopened; gateway RSS "
+            f"MB after each {' '.join(f'{m:.0f}' for m in ch['rss_mb'])}; policy's full "
+            f"collections' pauses ms {ch['policy_pauses_ms']}; "
+            f"all full collections by then {ch['gc']['count']}")
     if g is not None and args.stalled:
         lines.append(f"stalled: {args.stalled} clients stopped reading; the gateway evicted "
                      f"{g.storm.get('evicted', 0)} (1013)")
@@ -412,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.connections < 1 or args.channels < 1 or args.rate <= 0 or args.seconds <= 0:
         _parser().error("--connections, --channels, --rate and --seconds must be positive")
+    if args.churn < 0:
+        _parser().error("--churn must not be negative")
     if args.storm and (args.transport != "ws" or args.storm > args.connections):
         _parser().error("--storm needs --transport ws and at most --connections clients")
     with tempfile.TemporaryDirectory(prefix="mercato-bench-push-") as scratch:
