@@ -255,6 +255,21 @@ class Settings:
         60, env="MERCATO_RESPONSE_CACHE_TTL",
         help="Seconds an entry of the response cache lives at most; events drop it sooner.",
     )
+    response_cache_local_entries: int = setting(
+        10_000, env="MERCATO_RESPONSE_CACHE_LOCAL_ENTRIES", zero_ok=True,
+        help="Entries of the response cache each gateway also keeps in its own memory "
+        "(least recently used out first; 0: none). A copy answers only after a Redis read "
+        "of its scope's generation, shared by concurrent reads, says it is current.",
+    )
+    response_cache_local_bytes: int = setting(
+        64 << 20, env="MERCATO_RESPONSE_CACHE_LOCAL_BYTES",
+        help="Bytes of answers those in-memory copies hold at most, per gateway.",
+    )
+    response_cache_local_ttl: int = setting(
+        10, env="MERCATO_RESPONSE_CACHE_LOCAL_TTL",
+        help="Seconds an in-memory copy lives at most (at most MERCATO_RESPONSE_CACHE_TTL): "
+        "the backstop for a generation counter that restarted with Redis's data.",
+    )
     # Feature flags (the `config` topic, docs/features.md).
     maintenance_retry_after: int = setting(
         30, env="MERCATO_MAINTENANCE_RETRY_AFTER",
