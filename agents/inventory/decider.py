@@ -23,6 +23,13 @@ lives. A redelivered reserve or release therefore changes nothing twice and repe
 same events: ids derive from the reservation id, times and levels come from the record.
 Adjustments are not naturally idempotent, so they are deduplicated by the command's
 envelope id in ``applied``.
+
+Once its order has ended and the retention has passed (``agents.saga.retention``), the
+saga sends ``inventory.forget_requested`` and the reservation's record is deleted (its
+key, or its place in ``recent``); the stock stays as it is. Every reserve and release of
+that order was sent before its last change, so once the record may be gone each is older
+than the retention: such a command finding no record is ignored (logged), never decided
+anew, so a late copy neither holds stock again nor leaves a record behind.
 """
 
 from __future__ import annotations
@@ -30,14 +37,19 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import MutableMapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from agents.inventory.announcer import Announcer
 from agents.runtime.effects import Effects
 from agents.runtime.replies import record_expired
 from streams.envelope import Envelope, format_time, utcnow
-from streams.events.inventory import AdjustRequested, ReleaseRequested, ReserveRequested
+from streams.events.inventory import (
+    AdjustRequested,
+    ForgetRequested,
+    ReleaseRequested,
+    ReserveRequested,
+)
 
 log = logging.getLogger(__name__)
 # Redelivery happens within seconds; these are plenty to recognise it.
@@ -61,10 +73,13 @@ def empty_entry() -> Entry:
 class InventoryDecider:
     """Decides one inventory command against the product's stock and carries it out."""
 
-    def __init__(self, table: MutableMapping[str, Any], effects: Effects) -> None:
+    def __init__(
+        self, table: MutableMapping[str, Any], effects: Effects, *, retention: float,
+    ) -> None:
         self._table = table
         self._effects = effects
         self._announce = Announcer(effects)
+        self._retention = timedelta(seconds=retention)
 
     async def handle(self, raw: bytes, *, now: datetime | None = None) -> str:
         """Process one record; returns what happened (for logs and tests)."""
@@ -74,6 +89,8 @@ class InventoryDecider:
             return await self._reserve(envelope, envelope.payload(ReserveRequested), now)
         if envelope.type == "inventory.release_requested":
             return await self._release(envelope, envelope.payload(ReleaseRequested), now)
+        if envelope.type == "inventory.forget_requested":
+            return self._forget(envelope.payload(ForgetRequested))
         if envelope.type == "inventory.adjust_requested":
             return await self._adjust(envelope, envelope.payload(AdjustRequested), now)
         log.warning("inventory agent ignores %s", envelope.type)
@@ -116,6 +133,8 @@ class InventoryDecider:
             raise ValueError(f"reservation {command.reservation_id} has quantity <= 0")
         entry = self._entry(command.product_id)
         record = self._record(entry, command.reservation_id)
+        if record is None and self._outlived(envelope, now):
+            return "late"
         if record is None:
             record = _decide_reserve(entry, command, now)
             if record["status"] == "reserved":
@@ -133,6 +152,8 @@ class InventoryDecider:
     async def _release(self, envelope: Envelope, command: ReleaseRequested, now: datetime) -> str:
         entry = self._entry(command.product_id)
         record = self._record(entry, command.reservation_id)
+        if record is None and self._outlived(envelope, now):
+            return "late"
         if record is None or "releasedAt" not in record:
             record = dict(record or {"orderId": command.order_id, "status": "released"})
             record["releasedAt"] = format_time(now)
@@ -145,6 +166,28 @@ class InventoryDecider:
             self._store(command.product_id, entry, command.reservation_id, record)
         await self._announce.release(envelope, command, record)
         return "released" if record["released"] else "noop"
+
+    def _forget(self, command: ForgetRequested) -> str:
+        rid = command.reservation_id
+        if reservation_key(rid) in self._table:
+            del self._table[reservation_key(rid)]
+        entry = self._entry(command.product_id)
+        held_here = rid in entry["recent"] or rid in entry.get("reservations", {})
+        if held_here:
+            entry["recent"].pop(rid, None)
+            entry.get("reservations", {}).pop(rid, None)
+            self._table[command.product_id] = entry
+        return "forgotten"
+
+    def _outlived(self, envelope: Envelope, now: datetime) -> bool:
+        """Whether a reservation command is older than the retention: its record may be gone."""
+        sent = datetime.fromisoformat(envelope.occurred_at)
+        if now - sent < self._retention:
+            return False
+        log.warning("%s for reservation of order %s ignored: sent %s, longer ago than the "
+                    "retention, and no record of it is kept", envelope.type,
+                    envelope.data.get("orderId"), envelope.occurred_at)
+        return True
 
     async def _adjust(self, envelope: Envelope, command: AdjustRequested, now: datetime) -> str:
         entry = self._entry(command.product_id)

@@ -18,7 +18,7 @@ def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
         app, settings, TABLE, topic="inventory-commands",
         help="product id -> {stock, created, reservations, applied}: the stock's source of truth",
     )
-    decider = InventoryDecider(table, effects)
+    decider = InventoryDecider(table, effects, retention=settings.saga_retention)
 
     agent = guarded_agent(
         app,

@@ -18,7 +18,7 @@ import orjson
 
 from agents.runtime.effects import Effects
 from agents.runtime.replies import record_expired, reply
-from agents.saga import recovery, steps
+from agents.saga import recovery, retention, steps
 from agents.saga.plan import SOURCE, Plan, carry_out
 from agents.saga.state import TERMINAL, State, new_state, product_ids
 from agents.saga.steps import Deadlines
@@ -83,6 +83,11 @@ class OrderSaga:
                 await carry_out(self._effects, state, last)
                 return "repeated"
             return "duplicate"
+        if envelope.type == "saga.step_timed_out" and envelope.data.get("step") == "expire":
+            return await self._expire(envelope, state, now)
+        if state is not None and "retired" in state:
+            # Its reservations are being forgotten and it is deleted next: it takes nothing more.
+            return await self._unknown(envelope, now)
         if envelope.type == "order.requested":
             return await self._requested(envelope, state, now)
         step = self._steps.get(envelope.type)
@@ -135,12 +140,46 @@ class OrderSaga:
         await self._commit(plan)
         return "pending"
 
+    async def _expire(self, envelope: Envelope, state: State | None, now: datetime) -> str:
+        """One step of forgetting an ended order (``agents.saga.retention``)."""
+        if state is None:
+            return "gone"  # forgotten already: a repeated signal
+        order_id = str(state["orderId"])
+        if "retired" in state:
+            # The retire step's commands are on the broker: this key's messages are handled
+            # one at a time, each only once the previous one's effects were acknowledged.
+            del self._table[order_id]
+            log.info("order %s forgotten (%s, last changed %s)", order_id, state["status"],
+                     state["updatedAt"])
+            return "forgotten"
+        due = retention.expires_at(state, self._deadlines.retention)
+        if due is None or due > now:
+            return "stale"  # changed since the signal was sent
+        plan = Plan(state, envelope, now)
+        steps.forget_all(plan)
+        # Recorded like any plan, so a redelivery repeats it; not a change of the order
+        # (version and updatedAt stay: the read model keeps the order as it ended).
+        state["retired"] = format_time(now)
+        state["applied"].append(envelope.id)
+        state["last"] = plan.record()
+        self._table[order_id] = state
+        if self._on_commit is not None:
+            self._on_commit(state)
+        await carry_out(self._effects, state, state["last"])
+        return "retired"
+
     async def _unknown(self, envelope: Envelope, now: datetime) -> str:
-        if envelope.type in ("order.cancel_requested", "order.retry_requested"):
-            command: OrderCancelRequested | OrderRetryRequested = (
-                envelope.payload(OrderCancelRequested)
-                if envelope.type == "order.cancel_requested"
-                else envelope.payload(OrderRetryRequested))
+        if envelope.type == "order.cancel_requested":
+            # The gateway asks only about orders in the read model, which the saga wrote:
+            # an order it no longer holds ended longer ago than the retention.
+            cancel = envelope.payload(OrderCancelRequested)
+            await reply(self._effects, envelope, reply_to=cancel.reply_to, source=SOURCE,
+                        outcome="rejected", code="ORDER_NOT_CANCELLABLE",
+                        detail="the order ended longer ago than it can be cancelled or "
+                               "refunded")
+            return "unknown"
+        if envelope.type == "order.retry_requested":
+            command = envelope.payload(OrderRetryRequested)
             await reply(self._effects, envelope, reply_to=command.reply_to, source=SOURCE,
                         outcome="rejected", code="NOT_FOUND", detail="no such order")
         else:

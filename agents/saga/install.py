@@ -1,4 +1,4 @@
-"""Wiring of the order saga on a Faust app: its table, orchestrator and deadline timer."""
+"""Wiring of the order saga on a Faust app: its table, orchestrator and the timers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from agents.runtime.declare import KEYS_IN_FLIGHT, Agents, guarded_agent, source
 from agents.runtime.effects import Effects
 from agents.saga.deadlines import DeadlineWatch
 from agents.saga.decider import OrderSaga
+from agents.saga.retention import RetentionWatch
 from agents.saga.steps import Deadlines
 from config import Settings
 
@@ -17,16 +18,24 @@ TABLE = "order-sagas"
 
 
 def install(app: faust.App, settings: Settings, effects: Effects) -> Agents:
-    """Declare the saga table, the orchestrator agent and the deadline timer on ``app``."""
+    """Declare the saga table, the orchestrator agent and its deadline and expiry timer."""
     table = source_table(
         app, settings, TABLE, topic="order-saga",
         help="order id -> saga state (status, lines, reservations, payment, history, ...)",
     )
+    deadlines = Deadlines.from_settings(settings)
     watch = DeadlineWatch(table, effects)
-    saga = OrderSaga(table, effects, Deadlines.from_settings(settings), on_commit=watch.note)
+    expiry = RetentionWatch(table, effects, deadlines.retention)
+
+    def noted(state: dict[str, Any]) -> None:
+        watch.note(state)
+        expiry.note(state)
+
+    saga = OrderSaga(table, effects, deadlines, on_commit=noted)
 
     async def order_deadlines() -> None:
         await watch.tick()
+        await expiry.tick()
 
     # Faust's decorators are untyped; register through Any rather than silence each line.
     faust_app: Any = app

@@ -18,7 +18,7 @@ from config import Settings
 from stores.product_lookup import ProductView
 from streams.envelope import derived_id, format_time
 from streams.events.files import FilePermissionGranted, FilePermissionRevoked
-from streams.events.inventory import ReleaseRequested, ReserveRequested
+from streams.events.inventory import ForgetRequested, ReleaseRequested, ReserveRequested
 from streams.events.notifications import MessageRequested, Template
 from streams.events.payments import ChargeRequested, RefundRequested
 
@@ -38,13 +38,16 @@ class Deadlines:
     # A failed refund is sent again after refund_backoff * 2^(failures - 1), capped.
     refund_backoff: float = 1.0
     refund_max_backoff: float = 300.0
+    # An ended order is forgotten this long after its last change (agents.saga.retention).
+    retention: float = 14 * 24 * 60 * 60.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Deadlines:
         """The deadlines configured in ``settings``."""
         return cls(settings.saga_reserve_timeout, settings.saga_charge_timeout,
                    settings.saga_refund_timeout, settings.saga_charge_retry,
-                   settings.saga_refund_backoff, settings.saga_refund_max_backoff)
+                   settings.saga_refund_backoff, settings.saga_refund_max_backoff,
+                   settings.saga_retention)
 
     def refund_delay(self, failures: int) -> float:
         """The pause before re-sending a refund that failed ``failures`` times in a row."""
@@ -85,6 +88,15 @@ def send_release(plan: Plan, product_id: str, reason: str) -> None:
         reservation_id=reservation_id(plan.order_id, product_id), order_id=plan.order_id,
         product_id=product_id, reason=reason,
     ), key=product_id, name=f"release:{product_id}")
+
+
+def forget_all(plan: Plan) -> None:
+    """Tell the inventory to drop every line's reservation record (the order expires)."""
+    for pid in product_ids(plan.state):
+        plan.send("inventory-commands", ForgetRequested(
+            reservation_id=reservation_id(plan.order_id, pid), order_id=plan.order_id,
+            product_id=pid,
+        ), key=pid, name=f"forget:{pid}")
 
 
 def charge(plan: Plan, deadlines: Deadlines) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from streams.envelope import Envelope, derived_id, new_event
 from streams.events.commands import CommandAnswered
 from streams.events.inventory import (
     AdjustRequested,
+    ForgetRequested,
     ReleaseRequested,
     ReserveRequested,
     StockChanged,
@@ -26,10 +28,13 @@ from tests.support.recording import RecordingEffects, close_unstarted_consumer_l
 
 NOW = datetime(2024, 5, 17, 12, 0, 0, 250000, tzinfo=UTC)
 P = "p-lamp"
+RETENTION = 3600.0
 
 
-def raw(payload: BaseModel, *, key: str = P, event_id: str | None = None) -> bytes:
-    return new_event(payload, key=key, source="tests", event_id=event_id).encode()
+def raw(payload: BaseModel, *, key: str = P, event_id: str | None = None,
+        at: datetime | None = None) -> bytes:
+    return new_event(payload, key=key, source="tests", event_id=event_id,
+                     occurred_at=at).encode()
 
 
 def adjust(change: int, *, reply_to: str = "gw-1", deadline: datetime | None = None) -> bytes:
@@ -41,22 +46,31 @@ def adjust(change: int, *, reply_to: str = "gw-1", deadline: datetime | None = N
     )
 
 
-def reserve(order: str, quantity: int, *, product: str = P) -> bytes:
+def reserve(
+    order: str, quantity: int, *, product: str = P, at: datetime | None = None
+) -> bytes:
     return raw(
         ReserveRequested(
             reservation_id=f"{order}:{product}", order_id=order, product_id=product,
             quantity=quantity,
         ),
-        key=product,
+        key=product, at=at,
     )
 
 
-def release(order: str, *, product: str = P) -> bytes:
+def release(order: str, *, product: str = P, at: datetime | None = None) -> bytes:
     return raw(
         ReleaseRequested(
             reservation_id=f"{order}:{product}", order_id=order, product_id=product,
             reason="payment failed",
         ),
+        key=product, at=at,
+    )
+
+
+def forget(order: str, *, product: str = P) -> bytes:
+    return raw(
+        ForgetRequested(reservation_id=f"{order}:{product}", order_id=order, product_id=product),
         key=product,
     )
 
@@ -73,7 +87,7 @@ def table() -> dict[str, Any]:
 
 @pytest.fixture
 def decider(table: dict[str, Any], effects: RecordingEffects) -> InventoryDecider:
-    return InventoryDecider(table, effects)
+    return InventoryDecider(table, effects, retention=RETENTION)
 
 
 async def stocked(decider: InventoryDecider, effects: RecordingEffects, units: int) -> None:
@@ -394,3 +408,43 @@ async def test_stock_changes_are_numbered_as_decided_and_a_repeat_keeps_its_numb
                if e.type == "inventory.stock_changed"]
     # (The initial stock of 10 was change 1.)
     assert [(c.current_stock, c.sequence) for c in changes] == [(9, 2), (8, 3), (9, 4), (8, 3)]
+
+
+# --- forgetting an expired order's reservations ---------------------------------------------
+
+
+async def test_forgetting_deletes_the_record_wherever_it_is_and_keeps_the_stock(
+    decider: InventoryDecider, effects: RecordingEffects, table: dict[str, Any]
+) -> None:
+    await stocked(decider, effects, KEEP_RECENT + 2)
+    for n in range(KEEP_RECENT + 1):
+        await decider.handle(reserve(f"o-{n}", 1), now=NOW)
+    assert reservation_key("o-0:p-lamp") in table  # moved out of the entry
+    effects.clear()
+
+    assert await decider.handle(forget("o-0"), now=NOW) == "forgotten"
+    assert await decider.handle(forget("o-5"), now=NOW) == "forgotten"  # still in "recent"
+    assert reservation_key("o-0:p-lamp") not in table
+    assert "o-5:p-lamp" not in table[P]["recent"]
+    assert table[P]["stock"] == 1  # sold units stay sold
+    before = copy.deepcopy(table)
+    assert await decider.handle(forget("o-0"), now=NOW) == "forgotten"  # redelivered
+    assert await decider.handle(forget("o-missing"), now=NOW) == "forgotten"
+    assert table == before
+    assert effects.emitted == []
+
+
+async def test_a_command_older_than_the_retention_with_no_record_is_ignored(
+    decider: InventoryDecider, effects: RecordingEffects, table: dict[str, Any]
+) -> None:
+    await stocked(decider, effects, 5)
+    sent = NOW - timedelta(seconds=RETENTION)
+    assert await decider.handle(reserve("o-1", 2, at=sent), now=NOW) == "late"
+    assert await decider.handle(release("o-1", at=sent), now=NOW) == "late"
+    assert table[P]["stock"] == 5
+    assert table[P]["recent"] == {}
+    assert effects.emitted == []
+    # One the inventory still holds is carried out whatever its age (a refund's release).
+    await decider.handle(reserve("o-2", 2), now=NOW)
+    assert await decider.handle(release("o-2", at=sent), now=NOW) == "released"
+    assert table[P]["stock"] == 5

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from agents.saga.deadlines import DeadlineWatch
 from agents.saga.decider import OrderSaga
+from agents.saga.retention import RetentionWatch
 from agents.saga.steps import Deadlines
 from stores.orders import OrderRepository
 from stores.product_lookup import ProductLookup, ProductView
@@ -36,6 +37,7 @@ R = TypeVar("R")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ORDER = "ord-1"
 BUYER = "buyer-1"
+RETENTION = 3600.0
 
 
 class FakeOrders(OrderRepository):
@@ -102,9 +104,14 @@ class World:
         self.table: dict[str, Any] = {}
         self.effects = SagaEffects()
         self.watch = DeadlineWatch(self.table, self.effects)
-        self.saga = OrderSaga(self.table, self.effects, Deadlines(reserve=5, charge=5, refund=5),
-                              on_commit=self.watch.note)
+        self.expiry = RetentionWatch(self.table, self.effects, RETENTION)
+        deadlines = Deadlines(reserve=5, charge=5, refund=5, retention=RETENTION)
+        self.saga = OrderSaga(self.table, self.effects, deadlines, on_commit=self.noted)
         self.inbox: list[bytes] = []
+
+    def noted(self, state: dict[str, Any]) -> None:
+        self.watch.note(state)
+        self.expiry.note(state)
 
     async def send(self, payload: BaseModel, *, at: datetime = NOW) -> str:
         raw = new_event(payload, key=ORDER, source="test").encode()
