@@ -135,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--churn", type=int, default=0,
                         help="then close and reopen every connection this many times, "
                         "printing the gateway's RSS after each round (gateway only)")
+    parser.add_argument("--gc-collect-after-closed", type=int, default=None,
+                        help="the gateway's MERCATO_GC_COLLECT_AFTER_CLOSED (default: its own)")
     parser.add_argument("--no-gc-freeze", action="store_true",
                         help="run the gateway with MERCATO_GC_FREEZE=false (the figures before)")
     parser.add_argument("--only", choices=("bare", "gateway"), default=None)
@@ -298,7 +300,9 @@ async def _gateway(args: argparse.Namespace, settings: Settings, env: dict[str, 
     # Every bench user opens many streams at once: the stream policy must not refuse them.
     variant = dataclasses.replace(settings, http_port=port,
                                   rate_limits=f"{settings.rate_limits},{UNLIMITED_STREAMS}",
-                                  gc_freeze=not args.no_gc_freeze)
+                                  gc_freeze=not args.no_gc_freeze,
+                                  gc_collect_after_closed=args.gc_collect_after_closed
+                                  or settings.gc_collect_after_closed)
     log = _logs(args, scratch) / "gateway.log"
     argv = [sys.executable, "-m", "mercato", "gateway"]
     base = f"http://127.0.0.1:{port}"
