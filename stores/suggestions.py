@@ -1,13 +1,14 @@
 """Search suggestions: a card per product, a list per name prefix, a counter per category prefix.
 
-Suggestions answer on every keystroke, so a product lookup is one point read of its
-prefix's list of most popular products (``stores.suggestion_tops``). What a query may
-start is one of a product's name *phrases* (the name from one of its words on,
-normalised: casefolded, accents stripped), so "lap" finds "Gaming Laptop" by its
-second word and "gaming lap" by its first; every phrase's prefixes of 1 to
-``MAX_PREFIX`` characters have a list. A longer query reads the cards under its first
-``MAX_PREFIX`` characters (few products share a 12-character prefix) and keeps those
-one of whose phrases starts with the whole query.
+What a query may start is one of a product's name *phrases* (the name from one of its
+words on, normalised: casefolded, accents stripped), so "lap" finds "Gaming Laptop" by
+its second word and "gaming lap" by its first. Suggestions answer on every keystroke,
+so a one-word query is one point read of its prefix's list of most popular products
+(``stores.suggestion_tops``), whatever the prefix's width; every word's prefixes of 1
+to ``MAX_PREFIX`` characters have a list. A several-word query is narrow (two words in
+a row), so it reads the cards under it by their index of every phrase's prefixes (up
+to ``MAX_PREFIX`` characters; a longer query keeps those one of whose phrases starts
+with the whole query).
 
 A product's card (``p|<product id>``: its name, phrases, prefixes and popularity) is
 the source its lists are kept from. The catalog agent re-indexes a product from its
@@ -35,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -109,12 +110,20 @@ def prefixes(text: str) -> list[str]:
 
 
 def phrase_prefixes(text: str) -> list[str]:
-    """The prefixes of every phrase of ``text`` that have a list (none ends in a space)."""
+    """The prefixes of every phrase of ``text`` a query may be (none ends in a space)."""
     out: set[str] = set()
     for phrase in phrases(text):
         out.update(phrase[:size] for size in range(1, min(len(phrase), MAX_PREFIX) + 1)
                    if phrase[size - 1] != " ")
     return sorted(out)
+
+
+def _listed(card_prefixes: Iterable[str]) -> set[str]:
+    # One word's prefixes have a list: a query of one word is as wide as a catalog's
+    # common words. A several-word one is narrow (two words in a row), and a list per
+    # two-word prefix would be written for nearly every product (measured: docs/
+    # performance.md), so those read the cards.
+    return {p for p in card_prefixes if " " not in p}
 
 
 def _card_id(product_id: str) -> str:
@@ -163,8 +172,8 @@ class SuggestionRepository:
             return
         # Every prefix of the card before and after, kept on the card until each list is
         # moved: a crash in between leaves them to the redelivery.
-        touched = sorted(pending | set(held["prefixes"] if held else ()) |
-                         set(wanted["prefixes"] if wanted else ()))
+        touched = sorted(pending | _listed(held["prefixes"] if held else ()) |
+                         _listed(wanted["prefixes"] if wanted else ()))
         if wanted is not None:
             made = await self._index.update_one(
                 {"_id": card_id},
@@ -260,7 +269,8 @@ class SuggestionRepository:
                 {"_id": card_id}, {"$set": {"popularity": total}},
                 {"popularity": 1, "prefixes": 1})
             if before is not None and before.get("popularity") != total:
-                await self._tops.retop(card_id, product_id, before.get("prefixes", ()))
+                await self._tops.retop(card_id, product_id,
+                                       _listed(before.get("prefixes", ())))
             self._recorded[product_id] = (hour_ms, score)
             changed += 1
         return changed
@@ -281,7 +291,7 @@ class SuggestionRepository:
         room = min(limit - len(categories), TOP)
         if room <= 0:
             return categories
-        if len(phrase) <= MAX_PREFIX:
+        if len(phrase) <= MAX_PREFIX and len(words) == 1:
             top = await self._tops.read(phrase)
             products = [Suggestion(e["text"], "product", e["productId"])
                         for e in top.entries[:room]]
@@ -290,7 +300,7 @@ class SuggestionRepository:
         return [*categories, *products]
 
     async def _long(self, phrase: str, *, limit: int) -> list[Suggestion]:
-        """Products one of whose phrases starts ``phrase``, longer than any listed prefix."""
+        """Products one of whose phrases starts ``phrase``: several words, or a long one."""
         cursor = (
             self._index.find({"prefixes": phrase[:MAX_PREFIX].rstrip()},
                              {"text": 1, "productId": 1, "phrases": 1})
