@@ -56,8 +56,16 @@ e2e: $(STAMP) browser
 chaos: $(STAMP)
 	@$(call pytest_tier,tests/chaos)
 
+# The unit, integration and e2e tiers run in PYTEST_WORKERS processes (pytest-xdist), a
+# test module at a time per process so a module's worker and gateway serve all its tests:
+# most of their wall time is spent waiting on real servers and on Faust's timers, not on
+# the CPU, so two processes nearly halve it on two cores. Each process starts its own
+# embedded stack. The chaos tier runs after them, alone: it kills processes under a load
+# it makes itself, and its bounds assume nothing else competes for the machine.
+PYTEST_WORKERS ?= 2
 test: lint typecheck browser
-	@$(call pytest_tier,tests)
+	@$(call pytest_tier,-n $(PYTEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e)
+	@$(call pytest_tier,tests/chaos)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.baseline
