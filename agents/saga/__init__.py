@@ -30,6 +30,9 @@ backoff (``saga_refund_backoff`` .. ``saga_refund_max_backoff``) until it
 succeeds; one refused for good is left to an operator. A charge or reservation
 that succeeds after the saga gave up is undone (refund / release).
 
+Expiry (``agents.saga.retention``): an ended order is forgotten ``saga_retention``
+seconds after its last change: its reservations are dropped, then its entry deleted.
+
 Stuck orders (``agents.saga.recovery``): past an armed deadline, or with a
 failed refund; an admin's ``order.retry_requested`` re-drives them. A second
 cancel of an order whose refund is under way sends the refund again now.
