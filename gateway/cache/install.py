@@ -16,10 +16,12 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from prometheus_client import Gauge
 from redis.exceptions import RedisError
 
 from gateway import keys
 from gateway.cache.keys import RESPONSE_CACHE
+from gateway.cache.local import LocalEntries
 from gateway.cache.store import LISTINGS, ResponseCache, product_scope
 from gateway.push.keys import PUSH_HUB
 
@@ -42,8 +44,15 @@ async def response_cache_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.response_cache:
         yield
         return
+    local = LocalEntries(
+        entries=settings.response_cache_local_entries,
+        max_bytes=settings.response_cache_local_bytes,
+        # A copy never outlives the shared entry it mirrors (see gateway.cache.local).
+        ttl=min(settings.response_cache_local_ttl, settings.response_cache_ttl),
+    )
     cache = ResponseCache(
-        app[keys.REDIS], prefix=f"{settings.app_id}:rc:", ttl=settings.response_cache_ttl
+        app[keys.REDIS], prefix=f"{settings.app_id}:rc:", ttl=settings.response_cache_ttl,
+        local=local,
     )
 
     async def on_push(channels: frozenset[str]) -> None:
@@ -61,11 +70,35 @@ async def response_cache_ctx(app: web.Application) -> AsyncIterator[None]:
     if hub is not None:
         hub.listeners.append(on_push)
     app[RESPONSE_CACHE] = cache
+    _observe(app, cache, local)
     try:
         yield
     finally:
         if hub is not None:
             hub.listeners.remove(on_push)
+        await cache.aclose()
+
+
+def _observe(app: web.Application, cache: ResponseCache, local: LocalEntries) -> None:
+    # Plain counters read at scrape time: a hit pays no instrument of its own.
+    registry = app[keys.METRICS].registry
+    answers = Gauge("mercato_response_cache_answers_total",
+                    "Public reads by where the response cache found them (miss: filled or "
+                    "read through)", ["source"], registry=registry)
+    checks = Gauge("mercato_response_cache_generation_reads_total",
+                   "Redis round trips reading scope generations (each shared by the "
+                   "public reads that queued for it)", registry=registry)
+    held = Gauge("mercato_response_cache_local_bytes",
+                 "Bytes of answers this gateway holds in memory", registry=registry)
+
+    async def refresh() -> None:
+        answers.labels(source="local").set(cache.local_hits)
+        answers.labels(source="redis").set(cache.hits - cache.local_hits)
+        answers.labels(source="miss").set(cache.misses)
+        checks.set(cache.generation_reads)
+        held.set(local.size)
+
+    app[keys.METRICS].refreshers.append(refresh)
 
 
 async def changed(request: web.Request, product_id: str) -> None:

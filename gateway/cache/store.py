@@ -9,6 +9,14 @@ it can never bring back the old version once the change has dropped the scope.
 Concurrent misses of one entry on one gateway share a single read of the read model
 (``SingleFlight``); each gateway fills at most once per entry and generation.
 
+A read first learns its scope's generation from a read sent after it arrived, shared by
+the reads that queued meanwhile (``gateway.cache.generations``); a copy this gateway
+holds of that generation (``gateway.cache.local``) answers it with no further round
+trip, else the entry is read from Redis (or filled) under that generation. The bound is
+the shared cache's: once a change's drop has completed (before the writing gateway
+answers; before any gateway pushes the change's event), no read that arrives later, on
+any gateway, is answered with the old version.
+
 Redis down is not an outage of public reads: a failed cache call logs and the read model
 answers (the outage shows in readiness and the other Redis users).
 """
@@ -23,6 +31,8 @@ from typing import Any, TypeVar, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.cache.generations import GenerationReads
+from gateway.cache.local import LocalEntries
 from gateway.runtime.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
@@ -31,11 +41,6 @@ log = logging.getLogger(__name__)
 # key that expires (and restarts at 0) finds no entry of the old generation 0 alive.
 GENERATION_SECONDS = 86_400
 LISTINGS = "l"
-# One round trip per read: the scope's generation, then the entry under it.
-_READ = """
-local g = redis.call('GET', KEYS[1]) or '0'
-return {g, redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])}
-"""
 # A drop is one command however many scopes a push batch touched (it runs per batch).
 _DROP = """
 for _, name in ipairs(KEYS) do
@@ -66,34 +71,44 @@ def unpack(entry: bytes) -> tuple[str, bytes]:
     return tag.decode(), body
 
 
-def _keep_nothing(_: bytes | None) -> None:
-    # The fill writes Redis itself; nothing is kept in the process.
-    return None
-
-
 class ResponseCache:
     """Entries by scope and key, each generation of a scope dropped at once."""
 
-    def __init__(self, redis: Redis, *, prefix: str, ttl: int) -> None:
+    def __init__(
+        self, redis: Redis, *, prefix: str, ttl: int, local: LocalEntries | None = None
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl
-        self._read = redis.register_script(_READ)
         self._drop = redis.register_script(_DROP)
+        self._generations = GenerationReads(self._mget)
+        # Without one given, a small layer (tests and tools); the gateway sizes it from settings.
+        self._local = local or LocalEntries(entries=1_000, max_bytes=8 << 20, ttl=ttl)
         self._flights: SingleFlight[tuple[str, bytes, str], Any] = SingleFlight()
         # Scopes whose drop failed here (Redis slow or away), read through until their
         # entries have expired: otherwise a change could be hidden for a whole ttl.
         self._distrusted: dict[str, float] = {}
-        # For /metrics-style inspection and the tests: answers served, missed, read through.
+        # For /metrics and the tests: answers served (local_hits of them by this
+        # process's copy), missed, read through.
         self.hits = 0
+        self.local_hits = 0
         self.misses = 0
         self.fills = 0
+
+    @property
+    def generation_reads(self) -> int:
+        """Round trips that read generations, each shared by the reads queued for it."""
+        return self._generations.sent
+
+    async def _mget(self, names: list[str]) -> list[bytes | None]:
+        # The client answers bytes (no decode_responses): the entries are JSON bytes.
+        return cast(list[bytes | None], await self._redis.mget(names))
 
     def _generation(self, scope: str) -> str:
         return f"{self._prefix}g:{scope}"
 
-    def _entries(self, scope: str) -> str:
-        return f"{self._prefix}e:{scope}:"
+    def _entry(self, scope: str, generation: bytes, key: str) -> str:
+        return f"{self._prefix}e:{scope}:{generation.decode()}:{key}"
 
     async def fetch(self, scope: str, key: str, load: Callable[[], Awaitable[E]]) -> E:
         """The entry ``key`` of ``scope``, filled by ``load()`` on a miss (None: not kept)."""
@@ -103,20 +118,28 @@ class ResponseCache:
                 return await load()
             del self._distrusted[scope]
         try:
-            generation, entry = await self._read(
-                keys=[self._generation(scope)], args=[self._entries(scope), key]
-            )
+            generation = await self._generations.current(self._generation(scope))
+            copy = self._local.get(scope, key, generation)
+            if copy is not None:
+                self.hits += 1
+                self.local_hits += 1
+                return cast(E, copy)
+            entry = cast(bytes | None, await self._redis.get(self._entry(scope, generation, key)))
         except RedisError as exc:
             log.warning("response cache unavailable; reading through", extra={"error": repr(exc)})
             return await load()
         if entry is not None:
             self.hits += 1
-            return cast(E, bytes(entry))
+            self._local.put(scope, key, generation, entry)
+            return cast(E, entry)
         self.misses += 1
+
+        def keep(filled: bytes | None) -> None:
+            if filled is not None:
+                self._local.put(scope, key, generation, filled)
+
         filled: E = await self._flights.load(
-            (scope, generation, key),
-            lambda: self._fill(scope, generation, key, load),
-            _keep_nothing,
+            (scope, generation, key), lambda: self._fill(scope, generation, key, load), keep
         )
         return filled
 
@@ -126,9 +149,8 @@ class ResponseCache:
         self.fills += 1
         entry = await load()
         if entry is not None:
-            name = f"{self._entries(scope)}{generation.decode()}:{key}"
             try:
-                await self._redis.set(name, entry, ex=self._ttl)
+                await self._redis.set(self._entry(scope, generation, key), entry, ex=self._ttl)
             except RedisError as exc:
                 log.warning("response cache fill failed", extra={"error": repr(exc)})
         return entry
@@ -138,12 +160,21 @@ class ResponseCache:
 
         Twice the ttl: a fill under way when the drop failed writes its entry a little later.
         """
+        scopes = set(scopes)
         until = time.monotonic() + 2 * self._ttl
         for scope in scopes:
             self._distrusted[scope] = until
+        self._local.drop(scopes)
 
     async def drop(self, scopes: Iterable[str]) -> None:
         """Make every entry of ``scopes`` unreachable (one round trip for all of them)."""
-        names = [self._generation(scope) for scope in set(scopes)]
+        scopes = set(scopes)
+        # Before the round trip: a copy is of no use once the drop may have landed.
+        self._local.drop(scopes)
+        names = [self._generation(scope) for scope in scopes]
         if names:
             await self._drop(keys=names, args=[GENERATION_SECONDS])
+
+    async def aclose(self) -> None:
+        """Stop the generation read under way (shutdown)."""
+        await self._generations.aclose()

@@ -138,3 +138,66 @@ async def test_a_scope_whose_drop_failed_is_read_through_here_until_its_entries_
 
 async def load_other() -> bytes:
     return b"o"
+
+
+async def test_a_copy_in_memory_answers_only_while_redis_says_its_generation_is_current(
+    redis: Redis, settings: Settings
+) -> None:
+    here = _cache(redis, settings)
+    elsewhere = _cache(redis, settings)  # another gateway: its own memory, the same Redis
+    versions = iter([b"v1", b"v2"])
+
+    async def load() -> bytes:
+        return next(versions)
+
+    scope = product_scope("p-local")
+    assert await here.fetch(scope, "k", load) == b"v1"
+    assert await here.fetch(scope, "k", load) == b"v1"
+    assert (here.hits, here.local_hits) == (1, 1)
+    # The other gateway drops (its PATCH): no push record reached this one, yet the very
+    # next read here checks the generation first and so misses its own copy.
+    await elsewhere.drop({scope})
+    assert await here.fetch(scope, "k", load) == b"v2"
+    assert (here.hits, here.fills) == (1, 2)
+    # The other gateway reads the entry this one filled, then from its own memory.
+    assert await elsewhere.fetch(scope, "k", load) == b"v2"
+    assert await elsewhere.fetch(scope, "k", load) == b"v2"
+    assert (elsewhere.hits, elsewhere.local_hits, elsewhere.fills) == (2, 1, 0)
+
+
+async def test_concurrent_hits_share_one_generation_read(
+    redis: Redis, settings: Settings
+) -> None:
+    cache = _cache(redis, settings)
+
+    async def load() -> bytes:
+        return b"v"
+
+    scope = product_scope("p-busy")
+    assert await cache.fetch(scope, "k", load) == b"v"
+    before = cache.generation_reads
+    answers = await asyncio.gather(*(cache.fetch(scope, "k", load) for _ in range(50)))
+    assert answers == [b"v"] * 50
+    assert cache.local_hits == 50
+    assert cache.generation_reads == before + 1  # one round trip for all fifty
+
+
+async def test_redis_away_serves_no_copy(settings: Settings) -> None:
+    away = redis_client(
+        dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"),
+        socket_timeout=0.5,
+    )
+    try:
+        cache = _cache(away, settings)
+        reads = 0
+
+        async def load() -> bytes:
+            nonlocal reads
+            reads += 1
+            return b"from the read model"
+
+        for _ in range(2):  # nothing could say a copy is current: both read through
+            assert await cache.fetch(LISTINGS, "k", load) == b"from the read model"
+        assert (reads, cache.local_hits) == (2, 0)
+    finally:
+        await away.aclose()
