@@ -1,6 +1,7 @@
 """Public reads with the response cache on vs off, against ``bench.gateway_auth``'s bare baseline.
 
     python -m bench.response_cache [--seconds 5] [--connections 32] [--products 100]
+                                   [--cached-only] [--profile DIR]
 
 Starts an embedded stack, projects ``--products`` products straight into the read model,
 then, one at a time and each as its own process served like ``mercato gateway``: the
@@ -45,8 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--products", type=int, default=100, help="products in the read model")
-    # Read by bench.gateway_auth's _measure, whose runs these are; not offered here.
-    parser.add_argument("--profile", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--cached-only", action="store_true",
+                        help="skip the uncached runs (and their ratios): the cost of a hit only")
+    # Read by bench.gateway_auth's _measure, whose runs these are.
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write py-spy raw stacks of each server here (needs py-spy)")
     return parser
 
 
@@ -91,7 +95,7 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         bare = [sys.executable, "-m", "bench.bare_http", "--port", str(port)]
         results.append(await _measure("bare", bare, base_env, port, token, args, scratch))
         gateway = [sys.executable, "-m", "mercato", "gateway"]
-        for cached in (True, False):
+        for cached in (True,) if args.cached_only else (True, False):
             suffix = "cached" if cached else "uncached"
             for kind, path in (("product", f"/v1/products/{PRODUCT_ID}"), ("search", SEARCH)):
                 port = free_port()
@@ -104,11 +108,12 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         await asyncio.to_thread(stack.stop)
     by = {r.name: r for r in results}
     print_table(results)
-    pairs = [
-        (by["product-cached"], by["bare"]), (by["search-cached"], by["bare"]),
-        (by["product-cached"], by["product-uncached"]),
-        (by["search-cached"], by["search-uncached"]),
-    ]
+    pairs = [(by["product-cached"], by["bare"]), (by["search-cached"], by["bare"])]
+    if not args.cached_only:
+        pairs += [
+            (by["product-cached"], by["product-uncached"]),
+            (by["search-cached"], by["search-uncached"]),
+        ]
     lines = [added_line(a, b, CPU_US) for a, b in pairs]
     print("\n".join(lines))
     return {
@@ -118,7 +123,8 @@ async def _run(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         "command": " ".join(["python -m bench.response_cache", *sys.argv[1:]]),
         "load_generator": "wrk -t1" if wrk_available() else "aiohttp client",
         "params": {"seconds": args.seconds, "warmup": args.warmup,
-                   "connections": args.connections, "products": args.products},
+                   "connections": args.connections, "products": args.products,
+                   "cached_only": args.cached_only, "profiled": args.profile is not None},
         "results": [r.as_dict() for r in results],
         "ratio_lines": lines,
         "server_cpu_us_per_request": dict(CPU_US),
