@@ -16,6 +16,7 @@ from config import Settings
 from gateway.cache.keys import RESPONSE_CACHE
 from tests.integration.catalog.conftest import People
 from tests.support.catalog import Client, completed_order, get_product, new_product
+from tests.support.contract import unchecked
 from tests.support.files import eventually
 from tests.support.http import gateway_client
 
@@ -237,3 +238,15 @@ async def _included(client: Client, pid: str) -> dict[str, Any]:
     assert response.headers["Cache-Control"] == PRODUCT_CONTROL
     body: dict[str, Any] = await response.json()
     return body
+
+
+async def test_metrics_count_where_hits_were_found(client: Client, people: People) -> None:
+    pid = (await new_product(client, people["seller"][1], "Counted Vase"))["productId"]
+    for _ in range(3):  # a fill, then copies in this gateway's memory
+        assert (await client.get(f"/v1/products/{pid}")).status == 200
+    cache = client.app[RESPONSE_CACHE]
+    with unchecked("/metrics is Prometheus text, outside the OpenAPI document"):
+        text = await (await client.get("/metrics")).text()
+    assert f'mercato_response_cache_answers_total{{source="local"}} {cache.local_hits:.1f}' in text
+    assert cache.local_hits >= 2
+    assert "mercato_response_cache_generation_reads_total" in text
