@@ -81,6 +81,8 @@ class ResponseCache:
         self._prefix = prefix
         self._ttl = ttl
         self._drop = redis.register_script(_DROP)
+        pool = redis.connection_pool
+        self._reads = pool.connection_class(**pool.connection_kwargs)
         self._generations = GenerationReads(self._mget)
         # Without one given, a small layer (tests and tools); the gateway sizes it from settings.
         self._local = local or LocalEntries(entries=1_000, max_bytes=8 << 20, ttl=ttl)
@@ -101,8 +103,16 @@ class ResponseCache:
         return self._generations.sent
 
     async def _mget(self, names: list[str]) -> list[bytes | None]:
-        # The client answers bytes (no decode_responses): the entries are JSON bytes.
-        return cast(list[bytes | None], await self._redis.mget(names))
+        # Generation reads go one at a time (GenerationReads), so they have a connection
+        # of their own and skip the pool, its lock and the client's retry wrapper: a
+        # third of a hit's CPU before. Bytes: the pool's connections do not decode.
+        try:
+            await self._reads.send_command("MGET", *names)
+            return cast(list[bytes | None], await self._reads.read_response())
+        except BaseException:
+            # An answer left half read would be taken for the next read's: start afresh.
+            await self._reads.disconnect(nowait=True)
+            raise
 
     def _generation(self, scope: str) -> str:
         return f"{self._prefix}g:{scope}"
@@ -176,5 +186,6 @@ class ResponseCache:
             await self._drop(keys=names, args=[GENERATION_SECONDS])
 
     async def aclose(self) -> None:
-        """Stop the generation read under way (shutdown)."""
+        """Stop the generation read under way and close its connection (shutdown)."""
         await self._generations.aclose()
+        await self._reads.disconnect()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -28,14 +28,29 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
-def _cache(redis: Redis, settings: Settings) -> ResponseCache:
-    return ResponseCache(redis, prefix=f"{settings.app_id}:rc:", ttl=30)
+Make = Callable[[Redis], ResponseCache]
+
+
+@pytest.fixture
+async def make(settings: Settings) -> AsyncIterator[Make]:
+    """Caches under the test's app id, each closed (its own connection too) at the end."""
+    made: list[ResponseCache] = []
+
+    def cache(redis: Redis) -> ResponseCache:
+        made.append(ResponseCache(redis, prefix=f"{settings.app_id}:rc:", ttl=30))
+        return made[-1]
+
+    try:
+        yield cache
+    finally:
+        for one in made:
+            await one.aclose()
 
 
 async def test_an_entry_is_served_until_its_scope_is_dropped(
-    redis: Redis, settings: Settings
+    redis: Redis, make: Make
 ) -> None:
-    cache = _cache(redis, settings)
+    cache = make(redis)
     versions = iter([b"v1", b"v2"])
 
     async def load() -> bytes:
@@ -48,13 +63,13 @@ async def test_an_entry_is_served_until_its_scope_is_dropped(
     await cache.drop({scope})
     assert await cache.fetch(scope, "k", load) == b"v2"
     # Another gateway's cache: the same entries.
-    assert await _cache(redis, settings).fetch(scope, "k", load) == b"v2"
+    assert await make(redis).fetch(scope, "k", load) == b"v2"
 
 
 async def test_a_fill_that_raced_a_change_is_never_served_after_it(
-    redis: Redis, settings: Settings
+    redis: Redis, make: Make
 ) -> None:
-    cache = _cache(redis, settings)
+    cache = make(redis)
     scope = product_scope("p2")
     read_old = asyncio.Event()
     dropped = asyncio.Event()
@@ -76,8 +91,8 @@ async def test_a_fill_that_raced_a_change_is_never_served_after_it(
     assert await cache.fetch(scope, "k", slow_old_read) == b"new"
 
 
-async def test_nothing_kept_for_a_missing_answer(redis: Redis, settings: Settings) -> None:
-    cache = _cache(redis, settings)
+async def test_nothing_kept_for_a_missing_answer(redis: Redis, make: Make) -> None:
+    cache = make(redis)
     calls = 0
 
     async def missing() -> bytes | None:
@@ -90,13 +105,13 @@ async def test_nothing_kept_for_a_missing_answer(redis: Redis, settings: Setting
     assert calls == 2
 
 
-async def test_redis_away_reads_through(settings: Settings) -> None:
+async def test_redis_away_reads_through(settings: Settings, make: Make) -> None:
     away = redis_client(
         dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"),
         socket_timeout=0.5,
     )
     try:
-        cache = _cache(away, settings)
+        cache = make(away)
 
         async def load() -> bytes:
             return b"from the read model"
@@ -115,9 +130,9 @@ def test_entries_pack_their_etag_and_product_records_name_their_scopes() -> None
 
 
 async def test_a_scope_whose_drop_failed_is_read_through_here_until_its_entries_expired(
-    redis: Redis, settings: Settings
+    redis: Redis, make: Make
 ) -> None:
-    cache = _cache(redis, settings)
+    cache = make(redis)
     versions = iter([b"v1", b"v2", b"v3"])
 
     async def load() -> bytes:
@@ -141,10 +156,10 @@ async def load_other() -> bytes:
 
 
 async def test_a_copy_in_memory_answers_only_while_redis_says_its_generation_is_current(
-    redis: Redis, settings: Settings
+    redis: Redis, make: Make
 ) -> None:
-    here = _cache(redis, settings)
-    elsewhere = _cache(redis, settings)  # another gateway: its own memory, the same Redis
+    here = make(redis)
+    elsewhere = make(redis)  # another gateway: its own memory, the same Redis
     versions = iter([b"v1", b"v2"])
 
     async def load() -> bytes:
@@ -166,9 +181,9 @@ async def test_a_copy_in_memory_answers_only_while_redis_says_its_generation_is_
 
 
 async def test_concurrent_hits_share_one_generation_read(
-    redis: Redis, settings: Settings
+    redis: Redis, make: Make
 ) -> None:
-    cache = _cache(redis, settings)
+    cache = make(redis)
 
     async def load() -> bytes:
         return b"v"
@@ -182,13 +197,13 @@ async def test_concurrent_hits_share_one_generation_read(
     assert cache.generation_reads == before + 1  # one round trip for all fifty
 
 
-async def test_redis_away_serves_no_copy(settings: Settings) -> None:
+async def test_redis_away_serves_no_copy(settings: Settings, make: Make) -> None:
     away = redis_client(
         dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"),
         socket_timeout=0.5,
     )
     try:
-        cache = _cache(away, settings)
+        cache = make(away)
         reads = 0
 
         async def load() -> bytes:
