@@ -18,7 +18,7 @@ acyclic one). Such garbage comes from churn, above all connections closing
 (gateway.push.ws breaks the cycles aiohttp leaves in a closed WebSocket, so a closed
 one is freed at once; this is the backstop), so after enough closes, or an hour,
 (``GcLimits``) one full collection runs over everything (unfreeze, collect, freeze).
-That one does stall the loop, as long as the old full collections did (~0.1 s per
+That one does stall the loop, as long as the old full collections did (~0.085 s per
 1,000 open connections), but once per ``collect_after_closed`` closed connections or
 per hour, not every few seconds; ``GcPauses`` times every full collection for
 /metrics (``mercato_gc_full_pause_seconds``) so an operator sees what it costs.
