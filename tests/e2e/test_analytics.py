@@ -96,6 +96,91 @@ class Pushed:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
+# The late events first. Both tests wait for a minute to end (a window closes only then):
+# this one's setup is short, and the dashboard's longer one (accounts, products, orders)
+# then runs in the next minute, whose end it waits for anyway.
+async def test_late_events_revise_within_the_grace_and_are_counted_beyond_it(
+    client: Client, env: Settings,
+) -> None:
+    seller_id, seller = await account(client, "seller", patience=90)
+    product_id = await listed(client, seller, price="2.00", currency="USD")
+    scope = f"seller:{seller_id}"
+    # Backdated by a signed-in buyer: an anonymous caller's at is clamped to the last seconds.
+    _, buyer = await account(client)
+
+    async def view(session: str, at: datetime | None = None) -> None:
+        event: dict[str, Any] = {"type": "product.viewed", "sessionId": session,
+                                 "properties": {"productId": product_id}}
+        if at is not None:
+            event["at"] = at.isoformat()
+        response = await client.post("/v1/analytics/events", json={"events": [event]},
+                                     headers=buyer)
+        assert response.status == 202, await response.text()
+
+    async def published(metric: str) -> dict[tuple[str, int], Any]:
+        records = await read_all(env, ["analytics-windows"])
+        out: dict[tuple[str, int], Any] = {}
+        for _, key, value in records:
+            data = orjson.loads(value)["data"]
+            if key.decode().startswith(f"{scope}|{metric}|minute|"):
+                out[(data["start"], data["revision"])] = data["value"]
+        return out
+
+    async def report(by: str) -> list[dict[str, Any]]:
+        response = await client.get(f"/v1/analytics/reports?groupBy={by}", headers=seller)
+        assert response.status == 200, await response.text()
+        rows: list[dict[str, Any]] = (await response.json())["data"]
+        return rows
+
+    async def product_views() -> int:
+        rows = await report("product")
+        return int(rows[0]["productViews"]) if rows else 0
+
+    async def late_counted() -> bool:
+        rows = await report("day")
+        return sum(int(row["lateEvents"]) for row in rows) == 1
+
+    first = datetime.now(UTC)
+    await view("late-a", first)
+    # Beyond the grace of its source's newest event (the first view, same buyer): counted
+    # as late where the clock is now (the first view's minute, or the next), never applied.
+    # Sent at once, so that one minute's closing shows both.
+    await view("late-c", first - timedelta(seconds=GRACE + 120))
+    minute = first.replace(second=0, microsecond=0)
+    start = minute.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    async def closed(revision: int, value: int) -> bool:
+        return (await published("productViews")).get((start, revision)) == value
+
+    await eventually(lambda: closed(1, 1), within=CLOSE, what="the first view's window to close")
+    await eventually(late_counted, within=CLOSE, what="the late event to be counted")
+    assert await product_views() == 1
+    # Within the grace (5 minutes) though its minute closed: the window is revised.
+    await view("late-b", minute + timedelta(seconds=1))
+    await eventually(lambda: closed(2, 2), within=60, what="the window's second revision")
+    assert await product_views() == 2
+    assert await late_counted()
+
+    async def dashboard_views() -> int:
+        dashboard = await client.get("/v1/analytics/dashboard", headers=seller)
+        return int((await dashboard.json())["today"]["productViews"])
+
+    # The snapshot follows the revision within a snapshot interval.
+    await eventually(dashboard_views, ok=lambda views: views == 2, within=30,
+                     what="the dashboard to count both views")
+
+    # Redelivered (a crash before the offset commit): the client events and their facts.
+    again = [r for r in await read_all(env, ["analytics", "analytics-facts"])
+             if b"late-" in r[2] or scope.encode() == r[1]]
+    assert again
+    await produce(env, again)
+    await worker_caught_up(env, ["analytics", "analytics-facts"])
+    assert await product_views() == 2
+    assert sum(row["lateEvents"] for row in await report("day")) == 1
+    assert (await published("productViews")).get((start, 3)) is None
+    assert await dashboard_views() == 2
+
+
 async def test_dashboard_pushes_and_reports_agree_with_the_orders_placed(
     client: Client, env: Settings,
 ) -> None:
@@ -109,19 +194,24 @@ async def test_dashboard_pushes_and_reports_agree_with_the_orders_placed(
     market_push = Pushed(await subscribe(client, operator, "dashboard"))
     s1_push = Pushed(await subscribe(client, s1, f"dashboard:{s1_id}"))
 
-    usd1 = await listed(client, s1, price="10.00", currency="USD")
-    usd2 = await listed(client, s2, price="4.25", currency="USD")
-    eur1 = await listed(client, s1, price="7.50", currency="EUR")
-    eur2 = await listed(client, s2, price="3.10", currency="EUR")
+    # Concurrently: the numbers are the sums whatever order the sagas run in, and the
+    # report's wait (the last order's minute closing) starts sooner.
+    usd1, usd2, eur1, eur2 = await asyncio.gather(
+        listed(client, s1, price="10.00", currency="USD"),
+        listed(client, s2, price="4.25", currency="USD"),
+        listed(client, s1, price="7.50", currency="EUR"),
+        listed(client, s2, price="3.10", currency="EUR"))
     baskets = [[(usd1, 2)], [(usd1, 1), (usd2, 3)], [(eur1, 1)], [(eur1, 2), (eur2, 1)],
                [(usd2, 1)], [(eur2, 4)], [(usd1, 1), (usd2, 1)]]
-    ids = [await place(client, buyer, basket) for basket in baskets]
-    for order_id in ids:
-        await settled(client, buyer, order_id, until={"completed"})
-    for order_id in (ids[1], ids[3]):  # one refund in each currency
+    ids = await asyncio.gather(*(place(client, buyer, basket) for basket in baskets))
+    await asyncio.gather(*(settled(client, buyer, o, until={"completed"}) for o in ids))
+
+    async def refunded(order_id: str) -> None:
         cancel = await client.post(f"/v1/orders/{order_id}/cancel", headers=buyer)
         assert cancel.status == 202, await cancel.text()
         await settled(client, buyer, order_id, until={"refunded"})
+
+    await asyncio.gather(refunded(ids[1]), refunded(ids[3]))  # one refund in each currency
     orders = [await (await client.get(f"/v1/orders/{o}", headers=buyer)).json() for o in ids]
     want = expected(orders)
     assert set(want) == {None, s1_id, s2_id}
@@ -224,79 +314,3 @@ async def test_client_events_are_validated(client: Client) -> None:
     bad_time = await post({"events": [{"type": "checkout.started", "sessionId": "s",
                                        "at": "yesterday"}]})
     assert [e["field"] for e in (await bad_time.json())["errors"]] == ["events.0.at"]
-
-
-async def test_late_events_revise_within_the_grace_and_are_counted_beyond_it(
-    client: Client, env: Settings,
-) -> None:
-    seller_id, seller = await account(client, "seller", patience=90)
-    product_id = await listed(client, seller, price="2.00", currency="USD")
-    scope = f"seller:{seller_id}"
-    # Backdated by a signed-in buyer: an anonymous caller's at is clamped to the last seconds.
-    _, buyer = await account(client)
-
-    async def view(session: str, at: datetime | None = None) -> None:
-        event: dict[str, Any] = {"type": "product.viewed", "sessionId": session,
-                                 "properties": {"productId": product_id}}
-        if at is not None:
-            event["at"] = at.isoformat()
-        response = await client.post("/v1/analytics/events", json={"events": [event]},
-                                     headers=buyer)
-        assert response.status == 202, await response.text()
-
-    async def published(metric: str) -> dict[tuple[str, int], Any]:
-        records = await read_all(env, ["analytics-windows"])
-        out: dict[tuple[str, int], Any] = {}
-        for _, key, value in records:
-            data = orjson.loads(value)["data"]
-            if key.decode().startswith(f"{scope}|{metric}|minute|"):
-                out[(data["start"], data["revision"])] = data["value"]
-        return out
-
-    first = datetime.now(UTC)
-    await view("late-a", first)
-    minute = first.replace(second=0, microsecond=0)
-    start = minute.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-    async def closed(revision: int, value: int) -> bool:
-        return (await published("productViews")).get((start, revision)) == value
-
-    await eventually(lambda: closed(1, 1), within=CLOSE, what="the first view's window to close")
-    # Within the grace (5 minutes) though its minute closed: the window is revised.
-    await view("late-b", minute + timedelta(seconds=1))
-    await eventually(lambda: closed(2, 2), within=60, what="the window's second revision")
-
-    async def report(by: str) -> list[dict[str, Any]]:
-        response = await client.get(f"/v1/analytics/reports?groupBy={by}", headers=seller)
-        assert response.status == 200, await response.text()
-        rows: list[dict[str, Any]] = (await response.json())["data"]
-        return rows
-
-    async def product_views() -> int:
-        rows = await report("product")
-        return int(rows[0]["productViews"]) if rows else 0
-
-    assert await product_views() == 2
-    # Beyond the grace: counted as late where the clock is now, never applied.
-    await view("late-c", datetime.now(UTC) - timedelta(seconds=GRACE + 120))
-
-    async def late_counted() -> bool:
-        rows = await report("day")
-        return sum(int(row["lateEvents"]) for row in rows) == 1
-
-    await eventually(late_counted, within=CLOSE, what="the late event to be counted")
-    assert await product_views() == 2
-    dashboard = await client.get("/v1/analytics/dashboard", headers=seller)
-    assert (await dashboard.json())["today"]["productViews"] == 2
-
-    # Redelivered (a crash before the offset commit): the client events and their facts.
-    again = [r for r in await read_all(env, ["analytics", "analytics-facts"])
-             if b"late-" in r[2] or scope.encode() == r[1]]
-    assert again
-    await produce(env, again)
-    await worker_caught_up(env, ["analytics", "analytics-facts"])
-    assert await product_views() == 2
-    assert sum(row["lateEvents"] for row in await report("day")) == 1
-    assert (await published("productViews")).get((start, 3)) is None
-    dashboard = await client.get("/v1/analytics/dashboard", headers=seller)
-    assert (await dashboard.json())["today"]["productViews"] == 2
