@@ -61,11 +61,12 @@ chaos: $(STAMP)
 # most of their wall time is spent waiting on real servers and on Faust's timers, not on
 # the CPU, so two processes nearly halve it on two cores. Each process starts its own
 # embedded stack. The chaos tier runs after them, alone: it kills processes under a load
-# it makes itself, and its bounds assume nothing else competes for the machine.
+# it makes itself, and its bounds assume nothing else competes for the machine; so do the
+# tests marked `serial`, each of which runs a whole `mercato dev` stack.
 PYTEST_WORKERS ?= 2
 test: lint typecheck browser
-	@$(call pytest_tier,-n $(PYTEST_WORKERS) --dist loadfile tests/unit tests/integration tests/e2e)
-	@$(call pytest_tier,tests/chaos)
+	@$(call pytest_tier,-n $(PYTEST_WORKERS) --dist loadfile -m "not serial" tests/unit tests/integration tests/e2e)
+	@$(call pytest_tier,-m "serial or chaos" tests/e2e tests/chaos)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.baseline

@@ -21,7 +21,8 @@ import pytest
 
 from tests.e2e.test_platform import DevStack, start_dev, stop_dev
 
-pytestmark = pytest.mark.e2e
+# Alone after the parallel tiers (Makefile): each test runs a whole `mercato dev` stack.
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 CLI_TIMEOUT = 120.0
 BANNER_ROWS = ["API", "Docs", "Dashboard", "AsyncAPI", "Kafka", "MongoDB", "Redis", "Logs"]
 # CSI and other escape sequences, and the backspaces a spinner draws with.

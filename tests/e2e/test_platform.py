@@ -24,9 +24,16 @@ import websockets
 from aiokafka import AIOKafkaConsumer
 
 from mercato._procs import die_with_parent
+from mercato.devserver import CHILD_GRACE
+from mercato.embedded import STOP_GRACE
 
-pytestmark = pytest.mark.e2e
+# Alone after the parallel tiers (Makefile): each test runs a whole `mercato dev` stack.
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 READY_TIMEOUT = 90.0
+# The longest an orderly stop may take: each child (gateway, worker) its grace, then each
+# service (broker, MongoDB, Redis) its grace, before SIGKILL; and some slack for a
+# loaded machine. A stop that outlasts every grace is a defect, not a slow machine.
+STOP_TIMEOUT = 2 * CHILD_GRACE + 3 * STOP_GRACE + 15.0
 
 
 @dataclass
@@ -79,10 +86,12 @@ def stop_dev(dev: DevStack) -> int:
     """Ctrl-C, as a user would; the exit code."""
     dev.proc.send_signal(signal.SIGINT)
     try:
-        return dev.proc.wait(45)
+        return dev.proc.wait(STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         dev.proc.kill()
-        raise
+        said = "\n".join(dev.lines[-40:])
+        raise AssertionError(
+            f"mercato dev did not stop within {STOP_TIMEOUT:g}s:\n{said}") from None
 
 
 @pytest.fixture(scope="module")
