@@ -75,15 +75,16 @@ def placed(held: Top, product_id: str, entry: Entry | None) -> Top | None:
     """``held`` with ``product_id`` as ``entry`` (None: not under this prefix any more).
 
     None when only the cards can tell: the product was among an incomplete list's best
-    and no longer ranks above the rest of them, so the next best is outside the list.
+    and now ranks below its last, so the next best may be outside the list.
     """
     rest = [e for e in held.entries if e["productId"] != product_id]
     if held.complete:
         ranked = sorted([*rest, entry] if entry is not None else rest, key=_rank)
         return Top(tuple(ranked[:TOP]), len(ranked) <= TOP)
     outside = len(rest) == len(held.entries)
-    if entry is None or not rest or _rank(entry) >= _rank(rest[-1]):
-        # Outside, it stays out (the rest outrank it); inside, the next best is unknown.
+    # Every product outside ranks below the list's last entry (it may be this one).
+    if entry is None or _rank(entry) > _rank(held.entries[-1]):
+        # Outside, it stays out; inside, it fell below the last: the next best is unknown.
         return held if outside else None
     return Top(tuple(sorted([*rest, entry], key=_rank)[:TOP]), False)
 

@@ -54,4 +54,12 @@ def test_an_incomplete_list_moves_by_its_last_entry() -> None:
     assert moved.entries[0] == entry(3, 200)
     assert placed(top, "p003", entry(3, 1)) is None
     assert placed(top, "p003", None) is None
-    assert placed(top, f"p{TOP - 1:03}", entry(TOP - 1, 0)) is None
+    last = f"p{TOP - 1:03}"
+    assert placed(top, last, entry(TOP - 1, 0)) is None
+    # The last one more popular, still below the one before it: the rest rank below it.
+    raised = placed(top, last, entry(TOP - 1, 100 - TOP + 2))
+    assert raised is not None
+    assert raised.entries[-1] == entry(TOP - 1, 100 - TOP + 2)
+    renamed = placed(top, last, entry(TOP - 1, 100 - TOP + 1) | {"text": "Renamed"})
+    assert renamed is not None
+    assert renamed.entries[-1]["text"] == "Renamed"
