@@ -46,7 +46,6 @@ from stores import (
     products,
     reviews,
     stock,
-    suggestion_tops,
     suggestions,
     users,
 )
@@ -58,7 +57,6 @@ READ_MODELS: tuple[str, ...] = (
     orders.COLLECTION, notifications.COLLECTION, audit.COLLECTION, files.COLLECTION,
     files.GRANTS, files.GROUP_GRANTS, file_usage.COLLECTION, groups.COLLECTION,
     analytics.WINDOWS, analytics.SNAPSHOTS, suggestions.COLLECTION, suggestions.POPULARITY,
-    suggestion_tops.TOPS,
 )
 # Kept as they are, each for its reason: what no topic holds, or what stops a replay from
 # repeating an effect outside the stack.

@@ -1,29 +1,20 @@
-"""Search suggestions: a card per product, a list per name prefix, a counter per category prefix.
+"""The search-suggestion index: one document per (prefix, product) and per (prefix, category).
 
-What a query may start is one of a product's name *phrases* (the name from one of its
-words on, normalised: casefolded, accents stripped), so "lap" finds "Gaming Laptop" by
-its second word and "gaming lap" by its first. Suggestions answer on every keystroke,
-so a one-word query is one point read of its prefix's list of most popular products
-(``stores.suggestion_tops``), whatever the prefix's width; every word's prefixes of 1
-to ``MAX_PREFIX`` characters have a list. A several-word query is narrow (two words in
-a row), so it reads the cards under it by their index of every phrase's prefixes (up
-to ``MAX_PREFIX`` characters; a longer query keeps those one of whose phrases starts
-with the whole query).
+Suggestions answer on every keystroke, so a lookup is one equality on an indexed
+prefix, already sorted by popularity: ``{prefix, kind}`` then ``popularity``
+descending. Each word of a product's name (normalised: casefolded, accents
+stripped) contributes its prefixes of 1 to ``MAX_PREFIX`` characters, so "lap"
+finds "Gaming Laptop" by its second word; longer and several-word queries look
+up their first word's prefix and keep the products one of whose name *phrases*
+(the name from one of its words on) starts with the whole query.
 
-A product's card (``p|<product id>``: its name, phrases, prefixes and popularity) is
-the source its lists are kept from. The catalog agent re-indexes a product from its
-stored read model after every change (``index``), so a redelivered or older command
-only rewrites the current state; a change that moves no prefix (a new price) costs one
-point read. A card carries the prefixes whose lists are still to be moved
-(``pending``) until they all are, so a crash between the two is finished on
-redelivery.
-
-A category's popularity is the number of active products in it: a counter
+The catalog agent re-indexes a product from its stored read model after every
+change (``index``), so a redelivered or older command only rewrites the current
+state. A category's popularity is the number of active products in it: a counter
 per (prefix, category) document, moved by one ``$inc`` when a product joins or
 leaves, whichever agent partition writes. Which category a product counts in is
 its membership document, ``m|<product id>``; the documents hold no member ids, so
-none grows with its category. Categories are few per prefix, so they are looked up
-by an indexed range read of their first word's prefix.
+none grows with its category.
 
 A product's popularity is ``ORDER_WEIGHT`` per order plus one per view, summed
 over the marketplace's closed hour windows of the analytics agent, so it lags
@@ -33,19 +24,19 @@ so a re-emitted window counts once).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from stores.applied import push_applied
 from stores.products import Product, category_key
-from stores.suggestion_tops import TOP, TOPS, TopLists
 
 COLLECTION = "suggestions"
 POPULARITY = "product_popularity"
@@ -53,13 +44,10 @@ INDEXES = {
     COLLECTION: [
         IndexModel([("prefix", ASCENDING), ("kind", ASCENDING), ("popularity", DESCENDING),
                     ("_id", ASCENDING)], name="suggest_prefix"),
-        # A product's card by any prefix of its phrases: a list's refill, a long query.
-        IndexModel([("prefixes", ASCENDING)], name="suggest_card_prefixes"),
+        IndexModel([("productId", ASCENDING)], name="suggest_product"),
     ],
 }
-# The per-(prefix, product) rows the cards replaced were found by product.
-RETIRED_INDEXES = {COLLECTION: ["suggest_product"]}
-# Prefixes up to this length have a list; a longer query is looked up by its first
+# Prefixes up to this length are indexed; a longer query is looked up by its first
 # MAX_PREFIX characters and filtered (few products share a 12-character prefix).
 MAX_PREFIX = 12
 ORDER_WEIGHT = 10
@@ -102,32 +90,15 @@ def phrases(text: str) -> list[str]:
 
 
 def prefixes(text: str) -> list[str]:
-    """The prefixes of every word of ``text``: where a category is counted."""
+    """The indexed prefixes of every word of ``text``."""
     out: set[str] = set()
     for word in normalised_words(text):
         out.update(word[:size] for size in range(1, min(len(word), MAX_PREFIX) + 1))
     return sorted(out)
 
 
-def phrase_prefixes(text: str) -> list[str]:
-    """The prefixes of every phrase of ``text`` a query may be (none ends in a space)."""
-    out: set[str] = set()
-    for phrase in phrases(text):
-        out.update(phrase[:size] for size in range(1, min(len(phrase), MAX_PREFIX) + 1)
-                   if phrase[size - 1] != " ")
-    return sorted(out)
-
-
-def _listed(card_prefixes: Iterable[str]) -> set[str]:
-    # One word's prefixes have a list: a query of one word is as wide as a catalog's
-    # common words. A several-word one is narrow (two words in a row), and a list per
-    # two-word prefix would be written for nearly every product (measured: docs/
-    # performance.md), so those read the cards.
-    return {p for p in card_prefixes if " " not in p}
-
-
-def _card_id(product_id: str) -> str:
-    return f"p|{product_id}"
+def _product_id(prefix: str, product_id: str) -> str:
+    return f"p|{prefix}|{product_id}"
 
 
 def _category_id(prefix: str, key: str) -> str:
@@ -135,6 +106,7 @@ def _category_id(prefix: str, key: str) -> str:
 
 
 def _membership_id(product_id: str) -> str:
+    # No productId field: index() finds a product's prefix documents by it.
     return f"m|{product_id}"
 
 
@@ -143,7 +115,6 @@ class SuggestionRepository:
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._index = db[COLLECTION]
-        self._tops = TopLists(db[TOPS], self._index)
         self._popularity = db[POPULARITY]
         # product -> the (hour, score) last recorded by this process: a window re-emitted
         # every second writes only the products whose figures changed. One entry per
@@ -154,44 +125,26 @@ class SuggestionRepository:
     async def index(self, product: Product) -> None:
         """Make the index hold ``product`` as it is now (nothing, once archived)."""
         pid = product.product_id
-        card_id = _card_id(pid)
         active = product.status == "active"
-        wanted = ({"text": product.name, "phrases": phrases(product.name),
-                   "prefixes": phrase_prefixes(product.name)} if active else None)
-        held = await self._index.find_one({"_id": card_id})
-        if held is not None or wanted is not None:
-            await self._recard(card_id, pid, held, wanted)
+        names = prefixes(product.name) if active else []
+        wanted = {_product_id(p, pid) for p in names}
+        held = {doc["_id"] async for doc in self._index.find({"productId": pid}, {"_id": 1})}
+        if stale := held - wanted:
+            await self._index.delete_many({"_id": {"$in": sorted(stale)}})
+        shown = {"text": product.name, "phrases": phrases(product.name)}
+        if held & wanted:
+            await self._index.update_many({"productId": pid}, {"$set": shown})
+        if missing := wanted - held:
+            score = await self._score(pid)
+            docs = [
+                {"_id": _product_id(p, pid), "prefix": p, "kind": "product", "productId": pid,
+                 "popularity": score, **shown}
+                for p in names if _product_id(p, pid) in missing
+            ]
+            # A concurrent redelivery may have inserted some: the others still go in.
+            with contextlib.suppress(BulkWriteError):
+                await self._index.insert_many(docs, ordered=False)
         await self._categorise(product, product.category if active else None)
-
-    async def _recard(self, card_id: str, pid: str, held: dict[str, Any] | None,
-                      wanted: dict[str, Any] | None) -> None:
-        """Write the card ``wanted`` (None: none), then move the lists it left or joined."""
-        pending = set(held.get("pending", ())) if held is not None else set()
-        if (held is not None and wanted is not None and not pending
-                and all(held.get(k) == v for k, v in wanted.items())):
-            return
-        # Every prefix of the card before and after, kept on the card until each list is
-        # moved: a crash in between leaves them to the redelivery.
-        touched = sorted(pending | _listed(held["prefixes"] if held else ()) |
-                         _listed(wanted["prefixes"] if wanted else ()))
-        if wanted is not None:
-            made = await self._index.update_one(
-                {"_id": card_id},
-                {"$set": {**wanted, "pending": touched},
-                 "$setOnInsert": {"kind": "product", "productId": pid, "popularity": 0}},
-                upsert=True)
-            # The score read once the card exists: record_popularity, which sets the card's,
-            # found none if it scored the product before.
-            if made.upserted_id is not None and (score := await self._score(pid)):
-                await self._index.update_one({"_id": card_id}, {"$set": {"popularity": score}})
-        else:
-            await self._index.update_one(
-                {"_id": card_id}, {"$set": {"prefixes": [], "pending": touched}})
-        await self._tops.retop(card_id, pid, touched)
-        if wanted is not None:
-            await self._index.update_one({"_id": card_id}, {"$unset": {"pending": ""}})
-        else:
-            await self._index.delete_one({"_id": card_id})
 
     async def _categorise(self, product: Product, category: str | None) -> None:
         """Count ``product`` in ``category`` (None: in none) instead of where it counted."""
@@ -263,14 +216,9 @@ class SuggestionRepository:
             await self._popularity.replace_one(
                 {"_id": product_id}, {"hours": hours, "score": total}, upsert=True
             )
-            # The card first, then its lists (stores.suggestion_tops: why that order).
-            card_id = _card_id(product_id)
-            before = await self._index.find_one_and_update(
-                {"_id": card_id}, {"$set": {"popularity": total}},
-                {"popularity": 1, "prefixes": 1})
-            if before is not None and before.get("popularity") != total:
-                await self._tops.retop(card_id, product_id,
-                                       _listed(before.get("prefixes", ())))
+            await self._index.update_many(
+                {"productId": product_id}, {"$set": {"popularity": total}}
+            )
             self._recorded[product_id] = (hour_ms, score)
             changed += 1
         return changed
@@ -279,51 +227,31 @@ class SuggestionRepository:
         """Categories, then products, whose names start ``q`` (a word of it), most popular first.
 
         Categories take at most a quarter of ``limit`` (rounded down: none below 4), so
-        products, what people mostly look for, fill the rest (at most ``TOP``).
+        products, what people mostly look for, fill the rest.
         """
         words = normalised_words(q)
         if not words:
             return []
         phrase = " ".join(words)
-        categories = await self._categories(words[0][:MAX_PREFIX], phrase,
-                                            len(words) == 1 and len(words[0]) <= MAX_PREFIX,
-                                            limit=limit // 4)
-        room = min(limit - len(categories), TOP)
-        if room <= 0:
-            return categories
-        if len(phrase) <= MAX_PREFIX and len(words) == 1:
-            top = await self._tops.read(phrase)
-            products = [Suggestion(e["text"], "product", e["productId"])
-                        for e in top.entries[:room]]
-        else:
-            products = await self._long(phrase, limit=room)
+        key = words[0][:MAX_PREFIX]
+        exact = len(words) == 1 and len(words[0]) <= MAX_PREFIX
+        categories = await self._lookup(key, "category", phrase, exact,
+                                        limit=limit // 4)
+        products = await self._lookup(key, "product", phrase, exact,
+                                      limit=limit - len(categories))
         return [*categories, *products]
 
-    async def _long(self, phrase: str, *, limit: int) -> list[Suggestion]:
-        """Products one of whose phrases starts ``phrase``: several words, or a long one."""
-        cursor = (
-            self._index.find({"prefixes": phrase[:MAX_PREFIX].rstrip()},
-                             {"text": 1, "productId": 1, "phrases": 1})
-            .sort([("popularity", DESCENDING), ("_id", ASCENDING)])
-            .limit(MAX_SCAN)
-        )
-        found: list[Suggestion] = []
-        async for doc in cursor:
-            if any(p.startswith(phrase) for p in doc["phrases"]):
-                found.append(Suggestion(str(doc["text"]), "product", doc["productId"]))
-                if len(found) == limit:
-                    break
-        return found
-
-    async def _categories(
-        self, key: str, phrase: str, exact: bool, *, limit: int
+    async def _lookup(
+        self, key: str, kind: Kind, phrase: str, exact: bool, *, limit: int
     ) -> list[Suggestion]:
         if limit <= 0:
             return []
-        # popularity > 0: a category whose products are all archived is not suggested.
+        projection = {"text": 1, "productId": 1, "phrases": 1}
+        query: dict[str, Any] = {"prefix": key, "kind": kind}
+        if kind == "category":
+            query["popularity"] = {"$gt": 0}  # a category whose products are all archived
         cursor = (
-            self._index.find({"prefix": key, "kind": "category", "popularity": {"$gt": 0}},
-                             {"text": 1})
+            self._index.find(query, projection)
             .sort([("popularity", DESCENDING), ("_id", ASCENDING)])
             .limit(limit if exact else MAX_SCAN)
         )
@@ -331,8 +259,9 @@ class SuggestionRepository:
         async for doc in cursor:
             text = str(doc["text"])
             # A category's phrases are computed here, not stored on each of its prefixes.
-            if exact or any(p.startswith(phrase) for p in phrases(text)):
-                found.append(Suggestion(text, "category"))
+            said = doc.get("phrases") if kind == "product" else phrases(text)
+            if exact or any(p.startswith(phrase) for p in said or ()):
+                found.append(Suggestion(text, kind, doc.get("productId")))
                 if len(found) == limit:
                     break
         return found

@@ -1,7 +1,6 @@
 """GET /v1/search/suggest: prefix suggestions for a search box, most popular first.
 
-One point read of ``stores.suggestions`` per answer (a prefix's list of its most
-popular products; categories are one narrow range read), through the response
+One indexed lookup of ``stores.suggestions`` per answer, through the response
 cache in the listings' scope: any product change drops the cached answers, and
 popularity, which moves without a product change, is at most the cache's TTL
 (and ``Cache-Control`` max-age) old.
@@ -24,13 +23,12 @@ from gateway.http.caching import (
     public_read,
 )
 from gateway.http.responses import Out
-from stores.suggestion_tops import TOP
 from streams.errors import FieldError, InvalidInput
 
 routes = web.RouteTableDef()
 MAX_QUERY = 64
 DEFAULT_LIMIT = 8
-MAX_LIMIT = TOP  # what each prefix's list holds
+MAX_LIMIT = 20
 
 
 class SuggestionOut(Out):

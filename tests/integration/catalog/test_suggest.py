@@ -14,14 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from config import Settings
 from stores.products import Product, category_key
-from stores.suggestion_tops import TOP, TOPS, Top, card_entry, refilled
-from stores.suggestions import (
-    COLLECTION,
-    SuggestionRepository,
-    phrase_prefixes,
-    phrases,
-    prefixes,
-)
+from stores.suggestions import COLLECTION, SuggestionRepository
 from tests.integration.catalog.conftest import People
 from tests.support.catalog import Client, new_product
 from tests.support.files import mongo
@@ -136,11 +129,10 @@ async def test_recording_popularity_remembers_one_hour_per_product(
     assert await suggestions.record_popularity(hour, {a: {"views": 7}}) == 1
 
 
-def _product(category: str, *, version: int, status: str = "active",
-             name: str = "Vole Lamp") -> Product:
+def _product(category: str, *, version: int, status: str = "active") -> Product:
     at = datetime(2026, 12, 1, tzinfo=UTC)
     return Product(
-        product_id=f"p-{uuid.uuid4().hex}", seller_id="u-s", name=name,
+        product_id=f"p-{uuid.uuid4().hex}", seller_id="u-s", name="Vole Lamp",
         description="", category=category, price="1.00", currency="EUR", stock=0,
         status=status, file_ids=(), rating_average=0.0, rating_count=0, created_at=at,
         updated_at=at, version=version,
@@ -180,95 +172,3 @@ async def test_a_category_counts_its_active_products_in_a_bounded_document(
     d = f"Vole Den {tag}"
     await asyncio.gather(*(suggestions.index(_product(d, version=1)) for _ in range(8)))
     assert await counted(d) == 8
-
-
-async def lists_agree_with_cards(db: AsyncDatabase[dict[str, Any]], start: str) -> int:
-    """Every list of a prefix beginning ``start`` is what its cards rank; how many there are."""
-    cards = await db[COLLECTION].find({"kind": "product", "prefixes": {"$regex": f"^{start}"}}
-                                      ).to_list()
-    # A list per word prefix; several words read the cards.
-    listed = {p for c in cards for p in c["prefixes"] if p.startswith(start) and " " not in p}
-    stored = {d["_id"]: Top.of(d) async for d in db[TOPS].find(
-        {"_id": {"$regex": f"^{start}"}})}
-    assert all("pending" not in c for c in cards)
-    wanted = {p: refilled(e for c in cards if (e := card_entry(c, p)) is not None)
-              for p in listed}
-    assert stored == wanted
-    return len(stored)
-
-
-async def test_a_prefix_wider_than_its_list_stays_exact_as_its_best_leave(
-    database: AsyncDatabase[dict[str, Any]], suggestions: SuggestionRepository,
-) -> None:
-    word = f"zq{uuid.uuid4().hex[:8]}"
-    made = [_product("Zq", version=1, name=f"{word} Lamp {n}") for n in range(TOP + 5)]
-    for product in made:
-        await suggestions.index(product)
-    await suggestions.record_popularity(3_600_000 * 700_000, {
-        p.product_id: {"views": n} for n, p in enumerate(made)})
-    top = Top.of(await database[TOPS].find_one({"_id": word}))
-    assert not top.complete
-    assert [e["productId"] for e in top.entries] == [p.product_id for p in made[::-1][:TOP]]
-    # The best ones archived and renamed away: the next best come up from the cards.
-    for p in made[-3:]:
-        await suggestions.index(dataclasses.replace(p, status="archived", version=2))
-    await suggestions.index(dataclasses.replace(made[-4], name="Elsewhere", version=2))
-    found = await suggestions.suggest(word, limit=TOP)
-    assert [s.product_id for s in found] == [p.product_id for p in made[-5::-1][:TOP]]
-    # Less popular than the next one outside the list (its hour revised): it leaves it too.
-    await suggestions.record_popularity(3_600_000 * 700_000, {made[-5].product_id: {}})
-    found = await suggestions.suggest(word, limit=TOP)
-    assert found[0].product_id == made[-6].product_id
-    assert await lists_agree_with_cards(database, "zq") > 2
-
-
-async def test_a_query_longer_than_the_listed_prefixes_reads_the_cards(
-    suggestions: SuggestionRepository,
-) -> None:
-    word = f"zq{uuid.uuid4().hex[:10]}"  # the query's first 12 characters: this word
-    lamp, lantern = (_product("Zq", version=1, name=f"{word} {noun}")
-                     for noun in ("Lamp", "Lantern"))
-    for product in (lamp, lantern):
-        await suggestions.index(product)
-    assert [s.text for s in await suggestions.suggest(f"{word} lant", limit=8)] == [
-        lantern.name]
-    assert len(await suggestions.suggest(word, limit=8)) == 2
-
-
-async def test_a_crash_between_the_card_and_its_lists_is_finished_on_redelivery(
-    database: AsyncDatabase[dict[str, Any]], suggestions: SuggestionRepository,
-) -> None:
-    word = f"zq{uuid.uuid4().hex[:8]}"
-    product = _product("Zq", version=1, name=f"{word}a Lamp")
-    await suggestions.index(product)
-    renamed = dataclasses.replace(product, name=f"{word}b Lamp", version=2)
-    # What index() writes before it moves the lists, then a crash: the lists still old.
-    card = await database[COLLECTION].find_one({"_id": f"p|{product.product_id}"})
-    assert card is not None
-    await database[COLLECTION].update_one({"_id": card["_id"]}, {"$set": {
-        "text": renamed.name, "phrases": phrases(renamed.name),
-        "prefixes": phrase_prefixes(renamed.name),
-        "pending": sorted({*prefixes(product.name), *prefixes(renamed.name)})}})
-    assert await suggestions.suggest(f"{word}b", limit=8) == []
-    await suggestions.index(renamed)
-    assert [s.text for s in await suggestions.suggest(f"{word}b", limit=8)] == [renamed.name]
-    assert await suggestions.suggest(f"{word}a", limit=8) == []
-    assert await lists_agree_with_cards(database, "zq") > 2
-
-
-async def test_names_and_popularity_written_at_once_leave_the_lists_as_the_cards_rank(
-    database: AsyncDatabase[dict[str, Any]], suggestions: SuggestionRepository,
-) -> None:
-    word = f"zq{uuid.uuid4().hex[:8]}"
-    made = [_product("Zq", version=1, name=f"{word} Lamp {n}") for n in range(TOP + 4)]
-    await asyncio.gather(*(suggestions.index(p) for p in made))
-    # The catalog agent renames while the analytics agent ranks: other processes, other
-    # connections (a repository each), every list shared.
-    analytics = SuggestionRepository(database)
-    await asyncio.gather(
-        *(suggestions.index(dataclasses.replace(p, name=f"{word} Mug {n}", version=2))
-          for n, p in enumerate(made[::2])),
-        analytics.record_popularity(3_600_000 * 700_000, {
-            p.product_id: {"views": n % 7} for n, p in enumerate(made)}),
-    )
-    assert await lists_agree_with_cards(database, "zq") > 2
