@@ -42,9 +42,10 @@ worker that owns the data dir repairs it, when it is assigned those partitions a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ CLEAN_EXIT_FILE = "worker-clean-exit"
 TABLES_DIR = "worker"
 # Let the producer drain now and then: a large table must not sit in its buffer whole.
 FLUSH_EVERY = 1000
+# A repair that failed to send is tried again after this long, doubling up to the maximum.
+RETRY_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 _REPAIRS: weakref.WeakKeyDictionary[Any, Repair] = weakref.WeakKeyDictionary()
 
 
@@ -122,11 +126,42 @@ class Repair:
 
 
 async def _acked(app: Any, pending: list[Any]) -> None:
-    """Send what the producer holds and wait until the broker has every one of ``pending``."""
+    """Send what the producer holds and wait until the broker has every one of ``pending``.
+
+    Raises the first failure, once every record has been answered one way or the other.
+    """
     await app.producer.flush()
     if pending:
-        await asyncio.gather(*pending)
+        results = await asyncio.gather(*pending, return_exceptions=True)
         pending.clear()
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+async def resend_until_taken(
+    repair: Repair, table: Any, partitions: Iterable[int],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """``repair.resend`` until the broker has taken every record, however long that takes.
+
+    Faust runs a table's recovery hook and then starts its agents whatever the hook did (it
+    never looks at the hook's result), so a repair must not return, or raise, before it is
+    done: a broker restarting during recovery (the chaos tier restarts it under load) would
+    otherwise start the agents on an unrepaired partition, the very loss a repair prevents.
+    So a failure is waited out like any outage; a partition is re-sent whole, which is
+    harmless (the changelog keeps the last record of each key).
+    """
+    wanted = sorted(partitions)
+    for attempt in itertools.count():
+        try:
+            await repair.resend(table, wanted)
+            return
+        except Exception as exc:  # any failure to send is waited out (see above)
+            delay = min(RETRY_MAX_SECONDS, RETRY_SECONDS * 2**attempt)
+            log.error("changelog repair of %s failed (%r); trying again in %gs",
+                      table.name, exc, delay)
+            await sleep(delay)
 
 
 def arm(app: faust.App) -> Repair:
@@ -176,7 +211,7 @@ class RepairingTable(faust.Table[Any, Any]):
         await super().on_recovery_completed(active_tps, standby_tps)
         repair = _REPAIRS.get(self.app)
         if repair is not None:
-            await repair.resend(self, (tp.partition for tp in active_tps))
+            await resend_until_taken(repair, self, (tp.partition for tp in active_tps))
             return
         # Faust's recovery service (not on the typed TableManager interface) keeps, per
         # changelog partition, the local store's offset and the topic's end it found.
@@ -190,7 +225,7 @@ class RepairingTable(faust.Table[Any, Any]):
                         self.name, lost)
             # A repair of its own: arming the app would re-send every partition of every
             # table at each later rebalance.
-            await Repair().resend(self, lost)
+            await resend_until_taken(Repair(), self, lost)
 
 
 def behind(

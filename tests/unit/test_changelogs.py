@@ -119,3 +119,36 @@ async def test_a_repair_returns_only_once_the_broker_has_every_record_it_sent() 
     await Repair().resend(table, [0, 1])
     assert len(table.futures) == 2501
     assert all(sent.done() for sent in table.futures)
+
+
+class FailingOnce(Producer):
+    """A broker that refuses the first flush's first record (restarting mid-recovery)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def flush(self) -> None:
+        if not self.failed and self.buffered:
+            self.failed = True
+            self.buffered.pop(0).set_exception(ConnectionError("broker restarting"))
+        await super().flush()
+
+
+async def test_a_repair_the_broker_refused_is_sent_again_until_taken() -> None:
+    from agents.runtime.changelogs import resend_until_taken
+
+    table = Table("t", Store({0: {b'"a"': b"1", b'"b"': b"2"}}))
+    table.app.producer = FailingOnce()
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    repair = Repair()
+    await resend_until_taken(repair, table, [0], sleep=sleep)
+    # The first attempt raised (after every record was answered), the second took both.
+    assert waits == [1.0]
+    assert [key for _, key, _, _ in table.sent] == [b'"a"', b'"b"', b'"a"', b'"b"']
+    assert all(sent.done() for sent in table.futures)
+    assert repair.done == {("t", 0)}
