@@ -49,6 +49,10 @@ class GenerationReads:
                 self.sent += 1
                 try:
                     values = await self._read(names)
+                    answers = {
+                        n: UNSET if v is None else v
+                        for n, v in zip(names, values, strict=True)
+                    }
                 except Exception as exc:  # the callers decide (a Redis error reads through)
                     for _, waiter in waiting:
                         if not waiter.done():
@@ -58,9 +62,6 @@ class GenerationReads:
                     for _, waiter in waiting:
                         waiter.cancel()
                     raise
-                answers = {
-                    n: UNSET if v is None else v for n, v in zip(names, values, strict=True)
-                }
                 for name, waiter in waiting:
                     if not waiter.done():  # its caller went away
                         waiter.set_result(answers[name])

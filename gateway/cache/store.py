@@ -42,8 +42,16 @@ log = logging.getLogger(__name__)
 GENERATION_SECONDS = 86_400
 LISTINGS = "l"
 # A drop is one command however many scopes a push batch touched (it runs per batch).
+# A generation key that is missing (never dropped, expired, or Redis flushed or restarted
+# empty) starts from the server's clock in microseconds, not from 0: counting again from
+# 0 would give old values anew, and a gateway's in-memory copy made under one of them
+# (gateway.cache.local) would pass for current after the change that dropped it.
 _DROP = """
 for _, name in ipairs(KEYS) do
+  if redis.call('EXISTS', name) == 0 then
+    local now = redis.call('TIME')
+    redis.call('SET', name, string.format('%d', now[1] * 1000000 + now[2]))
+  end
   redis.call('INCR', name)
   redis.call('EXPIRE', name, ARGV[1])
 end

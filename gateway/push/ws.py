@@ -85,8 +85,12 @@ class WsSink:
                 await self._ws.close(code=code, message=reason.encode())
         except (TimeoutError, ConnectionError):
             pass
-        # Here, not in the handler: aiohttp cancels the handler when the client is gone.
-        release(self._request, self._ws)
+        except Exception:  # a half torn-down transport; nobody reads this task's result
+            log.warning("closing a push WebSocket failed", exc_info=True)
+        finally:
+            # Here, not in the handler: aiohttp cancels the handler when the client is gone.
+            # Whatever the close did, or the cycles it leaves would be frozen for good.
+            release(self._request, self._ws)
         transport = self._transport
         if transport is not None and transport.get_write_buffer_size() > 0:
             # Bound what a peer that never reads again can hold: drop its buffer later.

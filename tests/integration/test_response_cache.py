@@ -180,6 +180,30 @@ async def test_a_copy_in_memory_answers_only_while_redis_says_its_generation_is_
     assert (elsewhere.hits, elsewhere.local_hits, elsewhere.fills) == (2, 1, 0)
 
 
+async def test_a_flushed_redis_never_makes_an_old_copy_in_memory_current_again(
+    redis: Redis, make: Make, settings: Settings
+) -> None:
+    here = make(redis)
+    elsewhere = make(redis)
+    versions = iter([b"v1", b"v2", b"v3"])
+
+    async def load() -> bytes:
+        return next(versions)
+
+    scope = product_scope("p-flushed")
+    assert await here.fetch(scope, "k", load) == b"v1"
+    await elsewhere.drop({scope})  # a change: the scope's first generation
+    assert await here.fetch(scope, "k", load) == b"v2"  # kept in memory here
+    # Redis loses everything (flushed, or restarted without its data); only this test's
+    # keys, since other tests share the server. Then the next change drops the scope.
+    keys = [key async for key in redis.scan_iter(match=f"{settings.app_id}:rc:*")]
+    assert keys
+    await redis.delete(*keys)
+    await elsewhere.drop({scope})
+    # A generation counted again from 0 would be the first one again and name v2 here.
+    assert await here.fetch(scope, "k", load) == b"v3"
+
+
 async def test_concurrent_hits_share_one_generation_read(
     redis: Redis, make: Make
 ) -> None:
