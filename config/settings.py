@@ -29,6 +29,8 @@ Env = Literal["dev", "prod"]
 # HS256 signs with MERCATO_JWT_SECRET; the others sign with MERCATO_JWT_PRIVATE_KEY and
 # publish their public keys at /.well-known/jwks.json (the gateway loads the keys at start).
 JWT_ALGORITHMS = ("HS256", "EdDSA", "ES256", "RS256")
+# The shortest saga retention prod accepts: the Idempotency-Key window (gateway.orders.idempotency).
+MIN_PROD_SAGA_RETENTION = 24 * 60 * 60
 # How to make a key each asymmetric algorithm accepts; quoted by configuration errors.
 JWT_KEYGEN: dict[str, str] = {
     "EdDSA": "openssl genpkey -algorithm ed25519 -out jwt-signing.pem",
@@ -382,7 +384,7 @@ class Settings:
         14 * 24 * 60 * 60, env="MERCATO_SAGA_RETENTION",
         help="Seconds after an order's last change (once it has ended) before the saga and "
         "the inventory delete what they keep for it (14 days); a completed order can be "
-        "cancelled (refunded) until then.",
+        "cancelled (refunded) until then. At least a day (86400) in prod.",
     )
     stock_low_threshold: int = setting(
         5, env="MERCATO_STOCK_LOW_THRESHOLD", zero_ok=True,
@@ -449,6 +451,13 @@ class Settings:
             raise ConfigError(
                 "MERCATO_JWT_SECRET must be set to at least 32 random characters in prod "
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if self.env == "prod" and self.saga_retention < MIN_PROD_SAGA_RETENTION:
+            # An Idempotency-Key names its order for a day: a client retrying after the
+            # saga forgot the order would place it again.
+            raise ConfigError(
+                f"MERCATO_SAGA_RETENTION must be at least {MIN_PROD_SAGA_RETENTION} seconds "
+                f"(a day) in prod, got {self.saga_retention} (default: 1209600, 14 days)"
             )
         self._check_jwt_algorithm()
         self._check_webhook_schedule()

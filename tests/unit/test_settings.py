@@ -88,6 +88,15 @@ def test_prod_accepts_a_strong_secret(tmp_path: Path) -> None:
     assert not (tmp_path / "jwt-secret").exists()
 
 
+def test_prod_keeps_ended_orders_at_least_as_long_as_an_idempotency_key(tmp_path: Path) -> None:
+    env = {"MERCATO_ENV": "prod", "MERCATO_JWT_SECRET": STRONG, "MERCATO_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="MERCATO_SAGA_RETENTION"):
+        Settings.from_env({**env, "MERCATO_SAGA_RETENTION": "3600"})
+    assert Settings.from_env({**env, "MERCATO_SAGA_RETENTION": "86400"}).saga_retention == 86400
+    # Dev and the tests may keep them for seconds.
+    assert Settings.from_env({"MERCATO_DATA_DIR": str(tmp_path), "MERCATO_SAGA_RETENTION": "4"})
+
+
 def test_dev_secret_is_generated_once_and_private(tmp_path: Path) -> None:
     env = {"MERCATO_DATA_DIR": str(tmp_path / "data")}
     first = Settings.from_env(env)
