@@ -23,6 +23,7 @@ answers (the outage shows in readiness and the other Redis users).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 # A generation outlives every entry written under it many times over, so a generation
 # key that expires (and restarts at 0) finds no entry of the old generation 0 alive.
 GENERATION_SECONDS = 86_400
+# The longest a read waits for the cache before it reads the read model instead.
+READ_SECONDS = 1.0
 LISTINGS = "l"
 # A drop is one command however many scopes a push batch touched (it runs per batch).
 # A generation key that is missing (never dropped, expired, or Redis flushed or restarted
@@ -136,14 +139,18 @@ class ResponseCache:
                 return await load()
             del self._distrusted[scope]
         try:
-            generation = await self._generations.current(self._generation(scope))
-            copy = self._local.get(scope, key, generation)
-            if copy is not None:
-                self.hits += 1
-                self.local_hits += 1
-                return cast(E, copy)
-            entry = cast(bytes | None, await self._redis.get(self._entry(scope, generation, key)))
-        except RedisError as exc:
+            # Bounded: a Redis that hangs rather than refuses (no socket timeout on the
+            # shared client) must not hold every public read of this gateway with it.
+            async with asyncio.timeout(READ_SECONDS):
+                generation = await self._generations.current(self._generation(scope))
+                copy = self._local.get(scope, key, generation)
+                if copy is not None:
+                    self.hits += 1
+                    self.local_hits += 1
+                    return cast(E, copy)
+                entry = cast(bytes | None,
+                             await self._redis.get(self._entry(scope, generation, key)))
+        except (RedisError, TimeoutError) as exc:
             log.warning("response cache unavailable; reading through", extra={"error": repr(exc)})
             return await load()
         if entry is not None:

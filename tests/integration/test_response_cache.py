@@ -11,7 +11,14 @@ from redis.asyncio import Redis
 
 from config import Settings
 from gateway.cache.install import scopes_of
-from gateway.cache.store import LISTINGS, ResponseCache, pack, product_scope, unpack
+from gateway.cache.store import (
+    LISTINGS,
+    READ_SECONDS,
+    ResponseCache,
+    pack,
+    product_scope,
+    unpack,
+)
 from mercato._procs import free_port
 from stores.redisdb import redis_client
 
@@ -119,6 +126,33 @@ async def test_redis_away_reads_through(settings: Settings, make: Make) -> None:
         assert await cache.fetch(LISTINGS, "k", load) == b"from the read model"
     finally:
         await away.aclose()
+
+
+async def test_a_redis_that_hangs_holds_a_read_no_longer_than_the_bound(
+    settings: Settings, make: Make
+) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accepts, reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    hung = redis_client(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{port}/0"))
+    try:
+        cache = make(hung)
+
+        async def load() -> bytes:
+            return b"from the read model"
+
+        # The outer bound only keeps a regression from hanging the suite.
+        async with asyncio.timeout(READ_SECONDS * 10):
+            assert await cache.fetch(LISTINGS, "k", load) == b"from the read model"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await hung.aclose()
 
 
 def test_entries_pack_their_etag_and_product_records_name_their_scopes() -> None:
