@@ -384,6 +384,9 @@ def _none(count: int) -> bool:
 
 async def _server_websockets() -> int:
     """Server-side WebSockets still alive (a handler ends a little after its close)."""
+    # gc.get_objects() does not list frozen objects: with the GC policy running here, a
+    # leaked WebSocket would be frozen and this count would pass while leaking.
+    assert gc.get_freeze_count() == 0, "the GC policy runs in this app: count with weakrefs"
     # type(), not isinstance(): a dead weak proxy among the objects raises on the latter.
     return sum(type(o) is web.WebSocketResponse for o in gc.get_objects())
 
