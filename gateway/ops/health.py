@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 
 import orjson
+import pymongo
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -23,6 +24,8 @@ from streams.topics import worker_sources
 
 log = logging.getLogger("mercato.gateway")
 CHECK_TIMEOUT = 2.0
+# A check with a deadline of its own is cancelled only if that deadline failed.
+BACKSTOP = 3.0
 CACHE_SECONDS = 1.0
 # Topics the worker's consumer group reads; their lag is reported (``TopicSpec.worker_source``).
 WORKER_SOURCES = worker_sources()
@@ -52,7 +55,7 @@ class Readiness:
             names = ("kafka", "mongo", "redis", "worker", "flags")
             results = await asyncio.gather(
                 _timed(self._kafka()),
-                _timed(app[keys.MONGO_DB].command("ping")),
+                _timed(_mongo_ping(app[keys.MONGO_DB]), within=CHECK_TIMEOUT + BACKSTOP),
                 _timed(app[keys.REDIS].ping()),
                 _timed(self._worker(WorkerHeartbeats(app[keys.REDIS], self._settings.app_id))),
                 _timed(_flags(app[keys.FLAGS])),
@@ -143,10 +146,20 @@ def _totals(recovering: Mapping[str, TableRecovery]) -> tuple[int, int]:
     )
 
 
-async def _timed(awaitable: Awaitable[Any]) -> dict[str, Any]:
+async def _mongo_ping(db: Any) -> None:
+    # pymongo's own deadline, not a cancellation: cancelling an operation of the async
+    # driver while it waits for a server (MongoDB down) can leave its topology lock
+    # unreleased; the next operation then fails with "RuntimeError: Lock is not acquired"
+    # and every later one hangs, so the gateway never recovers (seen once in the chaos
+    # tier's MongoDB restart, readiness polled four times a second meanwhile).
+    with pymongo.timeout(CHECK_TIMEOUT):
+        await db.command("ping")
+
+
+async def _timed(awaitable: Awaitable[Any], within: float = CHECK_TIMEOUT) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        extra = await asyncio.wait_for(awaitable, CHECK_TIMEOUT)
+        extra = await asyncio.wait_for(awaitable, within)
     except Exception as exc:
         found = exc.found if isinstance(exc, CheckFailed) else {}
         return {
