@@ -5,8 +5,9 @@ served only when a generation read *sent after the request arrived* names that s
 generation (``gateway.cache.generations``). So this layer never widens the staleness of
 the shared cache: it saves the entry's transfer and the round trip per read, not the
 check. Bounded by entries and bytes (least recently used out first) and by a short ttl,
-the backstop for a generation counter that restarted (Redis flushed, or its key expired)
-and so could name an old copy again.
+the backstop for a Redis that went back in time (restored from an older snapshot) and so
+names an old generation again; a flushed or expired generation key restarts from the
+server's clock instead (``gateway.cache.store``), so it never does.
 """
 
 from __future__ import annotations
